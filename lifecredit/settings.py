@@ -1,0 +1,79 @@
+"""All runtime settings in one typed object, overridable by ``LIFECREDIT_*`` variables.
+
+Relative paths resolve against the working directory at load time. A ``LIFECREDIT_*``
+variable that names no setting is an error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LIFECREDIT_"
+
+
+class Settings(BaseSettings):
+    """Where data, models, keys and the audit log live, and where the server listens."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(Path("data"), description="Root of runtime data (raw, validated, features).")
+    tracking_uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<mlruns_dir>/mlflow.db.")
+    mlruns_dir: Path = Field(Path("mlruns"), description="Embedded MLflow store: SQLite database and artifacts.")
+    var_dir: Path = Field(Path("var"), description="Service state: audit database, API keys.")
+    audit_url: str = Field("", description="Audit store; empty means sqlite:///<var_dir>/audit.db.")
+    api_keys_file: Path | None = Field(None, description="Salted API-key hashes; default <var_dir>/api_keys.json.")
+    model_name: str = Field("lifecredit-merchant-pd", description="Registered MLflow model name.")
+    host: str = Field("127.0.0.1", description="Address the scoring server binds.")
+    port: int = Field(3000, ge=1, le=65535, description="Port the scoring server binds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_env(cls, values: dict) -> dict:
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields}
+        unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return values
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> "Settings":
+        if not self.tracking_uri:
+            self.tracking_uri = f"sqlite:///{self.mlruns_dir.resolve() / 'mlflow.db'}"
+        if not self.audit_url:
+            self.audit_url = f"sqlite:///{self.var_dir.resolve() / 'audit.db'}"
+        if self.api_keys_file is None:
+            self.api_keys_file = self.var_dir / "api_keys.json"
+        return self
+
+    @property
+    def raw_dir(self) -> Path:
+        """Simulated or delivered raw tables (never rewritten)."""
+        return self.data_dir / "raw"
+
+    @property
+    def validated_dir(self) -> Path:
+        """Valid rows per table, with quarantine/ beside them."""
+        return self.data_dir / "validated"
+
+    @property
+    def features_dir(self) -> Path:
+        """Training panel and latest snapshot."""
+        return self.data_dir / "features"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where MLflow stores run artifacts for the embedded store."""
+        return self.mlruns_dir / "artifacts"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests call ``get_settings.cache_clear()``)."""
+    return Settings()
