@@ -1,1 +1,1 @@
-"""lifecredit simulation."""
+"""Synthetic life-service market with known true risk."""
