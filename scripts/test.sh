@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then run the whole test suite (unit, integration, e2e) on small simulated markets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_WAIT_POLICY=PASSIVE
+exec .venv/bin/python -m pytest "$@"
