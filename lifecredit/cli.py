@@ -91,6 +91,55 @@ def validate(
     stdout.print(table)
 
 
+keys_app = typer.Typer(help="API keys for banks, regulators and admins (only salted hashes are stored).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store():
+    from serving.keys import KeyStore
+
+    return KeyStore(get_settings().api_keys_file)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="bank, regulator or admin.")],
+    name: Annotated[str | None, typer.Option(help="Who holds the key (default: <role>-<id>).")] = None,
+) -> None:
+    """Create a key and print it once: it is not stored and cannot be shown again."""
+    try:
+        key = _key_store().create(role, name)
+    except ValueError as err:
+        stderr.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from err
+    stderr.print("New key (shown once; send it as 'Authorization: Bearer <key>'):")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: id, name, role, created, revoked. Never the keys themselves."""
+    table = Table(title=f"API keys ({get_settings().api_keys_file})")
+    for col in ("id", "name", "role", "created", "revoked"):
+        table.add_column(col)
+    for k in _key_store().list():
+        table.add_row(k.key_id, k.name, k.role, k.created_at, k.revoked_at or "-")
+    stdout.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="Key name or id, as `keys list` shows.")]) -> None:
+    """Revoke a key; a running server refuses it from its next request on."""
+    from serving.keys import UnknownKey
+
+    try:
+        key = _key_store().revoke(name_or_id)
+    except UnknownKey as err:
+        stderr.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from err
+    stdout.print(f"revoked {key.name} ({key.key_id}, role {key.role})")
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings (after LIFECREDIT_* overrides) as JSON."""

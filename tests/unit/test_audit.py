@@ -1,0 +1,41 @@
+"""Audit log: append-only, read back exactly, fails loudly when it cannot write."""
+
+import sqlite3
+
+import pytest
+
+from serving.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
+
+
+def test_record_round_trips_and_hash_is_canonical(tmp_path):
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    record = AuditRecord("decide", "bank-a", {"b": 1, "a": "x"}, {"decision": "approve"}, merchant_id="M00000001")
+    decision_id = log.append(record)
+    stored = log.get(decision_id)
+    assert stored["request"] == {"a": "x", "b": 1}
+    assert stored["outputs"] == {"decision": "approve"}
+    assert stored["request_hash"] == request_hash({"a": "x", "b": 1})
+    assert log.get("missing") is None
+    assert log.count() == 1 and log.count("score") == 0
+
+
+def test_updates_and_deletes_are_refused(tmp_path):
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    log.append(AuditRecord("score", "k", {}, {}))
+    conn = sqlite3.connect(tmp_path / "audit.db")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit_log SET outputs = '{}'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM audit_log")
+
+
+def test_wal_mode(tmp_path):
+    AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    assert sqlite3.connect(tmp_path / "audit.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unwritable_store_raises_audit_unavailable(tmp_path):
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    log._conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(AuditUnavailable):
+        log.append(AuditRecord("score", "k", {}, {}))
