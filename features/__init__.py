@@ -1,1 +1,33 @@
-"""lifecredit features."""
+"""Point-in-time features, labels and the feature catalogue.
+
+One row per (merchant_id, as_of); every feature sees only events strictly before ``as_of``.
+``build_features`` writes the training panel and the latest snapshot; ``compute_features`` /
+``features_for_spine`` are the same code for any spine (serving, tests).
+"""
+
+from features.catalog import Catalog, Feature, load_catalog
+from features.pipeline import build_features, compute_features, features_for_spine
+from features.spine import labels, monthly_as_of, training_spine
+from features.tables import FeatureInputError, RawTables
+
+_catalog = load_catalog()
+FEATURE_SET_NAME: str = _catalog.name
+FEATURE_SET_VERSION: str = _catalog.version
+FEATURE_NAMES: list[str] = _catalog.names
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FEATURE_SET_NAME",
+    "FEATURE_SET_VERSION",
+    "Catalog",
+    "Feature",
+    "FeatureInputError",
+    "RawTables",
+    "build_features",
+    "compute_features",
+    "features_for_spine",
+    "labels",
+    "load_catalog",
+    "monthly_as_of",
+    "training_spine",
+]

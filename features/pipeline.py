@@ -1,0 +1,163 @@
+"""Assemble the feature set for a spine of (merchant_id, as_of), and write panel + latest snapshot.
+
+The same ``compute_features`` builds the training panel and the serving snapshot, so there is
+one definition of every feature offline and online.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from features.catalog import CATALOG_PATH, Catalog, load_catalog
+from features.customers import customer_features, customer_rollup, segment_bounds
+from features.events import complaint_features, credit_features, profile_features, public_record_features
+from features.sales import daily_rollup, sales_features
+from features.spine import data_date_range, labels, monthly_as_of, observed_until, population, training_spine
+from features.tables import RawTables
+
+KEYS = ["merchant_id", "as_of"]
+PEER_GROUP = ["as_of", "sector", "province"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _peer_pct(col: str) -> pl.Expr:
+    """Share of merchants in the same sector x province at the same as_of at or below this value."""
+    return pl.col(col).rank("max").over(PEER_GROUP) / pl.col(col).count().over(PEER_GROUP)
+
+
+def compute_features(
+    tables: RawTables, as_of: list[date], *, catalog: Catalog | None = None, progress: ProgressFn | None = None
+) -> pl.DataFrame:
+    """Features of every merchant registered before each ``as_of`` (the peer population).
+
+    Every feature sees only events strictly before its row's ``as_of``. Columns: merchant_id,
+    as_of, then the catalogue's features in catalogue order and dtype.
+    """
+    catalog = catalog or load_catalog()
+    as_of = sorted(set(as_of))
+    if not as_of:
+        raise ValueError("no as_of dates given")
+    tick = progress or (lambda done, total: None)
+    tick(0, 3)
+    bounds = segment_bounds(as_of)
+    daily, cust = pl.collect_all(
+        [daily_rollup(tables.transactions), customer_rollup(tables.transactions, bounds)], engine="streaming"
+    )
+    tick(1, 3)
+    pop = population(tables, as_of).collect().lazy()
+    parts = [
+        sales_features(daily.lazy(), pop),
+        customer_features(cust.lazy(), pop, bounds, as_of),
+        complaint_features(tables.complaints, pop),
+        credit_features(tables.loans, tables.loan_performance, pop),
+        public_record_features(tables.public_records, pop),
+        profile_features(tables.merchants, pop),
+    ]
+    frame = pop
+    for part in parts:
+        frame = frame.join(part, on=KEYS, how="left")
+    rate = pl.when(pl.col("sale_count_365d") > 0).then(pl.col("complaints_365d") * 1000.0 / pl.col("sale_count_365d"))
+    frame = frame.with_columns(rate.alias("complaints_per_1k_txn_365d")).with_columns(
+        _peer_pct("sales_net_yuan_90d").alias("net_sales_90d_peer_pct"),
+        _peer_pct("complaints_per_1k_txn_365d").alias("complaint_rate_365d_peer_pct"),
+    )
+    schema = catalog.schema()
+    out = frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in schema.items())).sort(KEYS).collect()
+    tick(2, 3)
+    del daily, cust
+    tick(3, 3)
+    return out
+
+
+def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None) -> pl.DataFrame:
+    """Features for the given (merchant_id, as_of) rows, in spine order (the online/offline entry point).
+
+    Peer percentiles are taken over all merchants at each of the spine's dates, so a row's
+    features never depend on which other rows were asked for.
+    """
+    spine = spine.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).collect()
+    feats = compute_features(tables, spine["as_of"].unique().to_list(), catalog=catalog)
+    return spine.join(feats, on=KEYS, how="left", maintain_order="left")
+
+
+def build_features(
+    raw: Path,
+    out: Path,
+    *,
+    as_of: list[date] | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Build ``panel.parquet`` (training spine, with ``bad``), ``latest.parquet`` (every merchant at
+    the latest ``as_of``) and ``metadata.json`` from the validated tables in ``raw``.
+
+    ``as_of`` None means month starts covering the transactions (see ``monthly_as_of``).
+    Returns the metadata written.
+    """
+    catalog = load_catalog()
+    tables = RawTables.scan(Path(raw))
+    out = Path(out)
+    tick = progress or (lambda done, total: None)
+    total = 5
+    tick(0, total)
+    if as_of is None:
+        rng = data_date_range(tables)
+        if rng is None:
+            raise ValueError(f"no transactions in {raw}: cannot derive monthly as_of dates; pass as_of")
+        as_of = monthly_as_of(*rng)
+    as_of = sorted(set(as_of))
+    latest_as_of = as_of[-1]
+    tick(1, total)
+
+    feats = compute_features(tables, as_of, catalog=catalog)
+    tick(3, total)
+
+    spine = training_spine(tables, as_of)
+    observed = observed_until(tables)
+    labelled = labels(tables, spine.rows, observed).collect()
+    panel = labelled.join(feats, on=KEYS, how="inner").sort(KEYS)
+    dropped = labelled.height - panel.height  # spine rows of merchants unknown (or not yet registered)
+    latest = (
+        feats.filter(pl.col("as_of") == latest_as_of)
+        .with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
+        .select(*KEYS, "bad", *catalog.names)
+    )
+    tick(4, total)
+
+    out.mkdir(parents=True, exist_ok=True)
+    panel.write_parquet(out / "panel.parquet")
+    latest.write_parquet(out / "latest.parquet")
+    bad = panel["bad"]
+    n_lab = int(bad.is_not_null().sum())
+    n_bad = int(bad.sum() or 0)
+    meta = {
+        "feature_set": {"name": catalog.name, "version": catalog.version, "features": len(catalog.features)},
+        "catalog_sha256": hashlib.sha256(CATALOG_PATH.read_bytes()).hexdigest(),
+        "as_of": {"first": as_of[0].isoformat(), "last": latest_as_of.isoformat(), "count": len(as_of)},
+        "label": {
+            "definition": "bad=1: any loan of the merchant 90+ dpd, default or written off with as_of <= reported_on < as_of + 12 months",
+            "observed_until": observed.isoformat() if observed else None,
+        },
+        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feats.height},
+        "labels": {
+            "labelled": n_lab,
+            "bad": n_bad,
+            "good": n_lab - n_bad,
+            "unlabelled": panel.height - n_lab,
+            "bad_rate": (n_bad / n_lab) if n_lab else None,
+        },
+        "excluded_in_default": spine.excluded_in_default,
+        "dropped_unknown_merchant": dropped,
+        "thin_file_latest": int(latest["thin_file"].sum()),
+        "input_hashes": tables.file_hashes(),
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tick(total, total)
+    return meta

@@ -1,0 +1,136 @@
+"""Sales, refund and channel features: one merchant-day rollup, then windows by cumulative sums.
+
+The rollup is computed once from transactions (one streaming pass). Each window total is
+``cum(as_of) - cum(as_of - w)``, where ``cum(t)`` is the running total over days strictly
+before ``t`` (an as-of join without exact matches), so no event on or after ``as_of`` enters.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from features.tables import local_date
+
+CHANNELS = ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "digital_rmb", "other")
+SUM_WINDOWS = (30, 90, 180, 365)
+OFFSETS = (0, 30, 60, 90, 120, 150, 180, 365, 455)
+"""Days before ``as_of`` at which running totals are read (windows, trend buckets, growth bases)."""
+
+_COUNTS = ("sale_amt", "sale_cnt", "refund_amt", "refund_cnt", "active", "net", "wkd_amt", *(f"ch_{c}" for c in CHANNELS))
+_CUMS = (*_COUNTS, "net_sq")
+
+
+def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Merchant x local day: sale and refund amounts (fen) and counts, sale counts per channel."""
+    sale = pl.col("txn_type") == "sale"
+    amt = pl.col("amount_fen")
+    return (
+        transactions.select(
+            "merchant_id",
+            local_date("ts").alias("day"),
+            pl.when(sale).then(amt).otherwise(0).alias("sale_amt"),
+            sale.cast(pl.Int32).alias("sale_cnt"),
+            pl.when(sale).then(0).otherwise(amt).alias("refund_amt"),
+            (~sale).cast(pl.Int32).alias("refund_cnt"),
+            *((sale & (pl.col("channel") == c)).cast(pl.Int32).alias(f"ch_{c}") for c in CHANNELS),
+        )
+        .group_by("merchant_id", "day")
+        .agg(pl.all().sum())
+    )
+
+
+def _running_totals(daily: pl.LazyFrame) -> pl.LazyFrame:
+    """Per merchant and day, totals over all days up to and including that day."""
+    net = pl.col("sale_amt") - pl.col("refund_amt")
+    return (
+        daily.sort("merchant_id", "day")
+        .with_columns(
+            net.alias("net"),
+            (pl.col("sale_cnt") > 0).cast(pl.Int64).alias("active"),
+            pl.when(pl.col("day").dt.weekday() >= 6).then(pl.col("sale_amt")).otherwise(0).alias("wkd_amt"),
+            ((net / 100.0) ** 2).alias("net_sq"),
+        )
+        .select(
+            "merchant_id",
+            "day",
+            *(pl.col(c).cast(pl.Float64 if c == "net_sq" else pl.Int64).cum_sum().over("merchant_id").alias(c) for c in _CUMS),
+            pl.when(pl.col("sale_cnt") > 0).then(pl.col("day")).forward_fill().over("merchant_id").alias("last_sale_day"),
+        )
+    )
+
+
+def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
+    """Sales, refund, channel, trend and history features for every (merchant_id, as_of) of ``pop``."""
+    totals = _running_totals(daily)
+    first_sale = daily.filter(pl.col("sale_cnt") > 0).group_by("merchant_id").agg(pl.col("day").min().alias("first_sale_day"))
+    queries = (
+        pop.join(pl.LazyFrame({"off": list(OFFSETS)}, schema={"off": pl.Int32}), how="cross")
+        .with_columns(t=pl.col("as_of") - pl.duration(days=pl.col("off")))
+        .sort("merchant_id", "t")
+    )
+    read = queries.join_asof(
+        totals, left_on="t", right_on="day", by="merchant_id", strategy="backward", allow_exact_matches=False
+    )
+    wide = read.group_by("merchant_id", "as_of").agg(
+        *(
+            pl.col(c).filter(pl.col("off") == o).first().fill_null(0).alias(f"{c}@{o}")
+            for c in _CUMS
+            for o in OFFSETS
+        ),
+        pl.col("last_sale_day").filter(pl.col("off") == 0).first().alias("last_sale_day"),
+    )
+
+    def win(c: str, w: int, start: int = 0) -> pl.Expr:
+        """Total of ``c`` over [as_of - w - start, as_of - start)."""
+        return pl.col(f"{c}@{start}") - pl.col(f"{c}@{start + w}")
+
+    def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+        return pl.when(den > 0).then(num / den).otherwise(None)
+
+    history = (pl.col("as_of") - pl.col("first_sale_day")).dt.total_days()
+    history = pl.when(pl.col("first_sale_day") < pl.col("as_of")).then(history).otherwise(None)
+    out: list[pl.Expr] = []
+    for w in SUM_WINDOWS:
+        out += [
+            (win("sale_amt", w) / 100.0).alias(f"sales_gross_yuan_{w}d"),
+            (win("net", w) / 100.0).alias(f"sales_net_yuan_{w}d"),
+            win("sale_cnt", w).alias(f"sale_count_{w}d"),
+            win("active", w).alias(f"active_days_{w}d"),
+        ]
+    for w in (30, 90, 365):
+        out += [
+            ratio(win("sale_amt", w) / 100.0, win("sale_cnt", w)).alias(f"avg_ticket_yuan_{w}d"),
+            ratio(win("refund_cnt", w), win("sale_cnt", w)).alias(f"refund_rate_count_{w}d"),
+            ratio(win("refund_amt", w), win("sale_amt", w)).alias(f"refund_rate_amount_{w}d"),
+        ]
+    for w in (90, 365):
+        n = pl.min_horizontal(pl.lit(w), history.fill_null(0)).cast(pl.Float64)
+        mean = win("net", w) / 100.0 / n
+        var = (win("net_sq", w) / n - mean**2).clip(lower_bound=0.0)
+        out += [
+            pl.when((n >= 2) & (mean > 0)).then(var.sqrt() / mean).otherwise(None).alias(f"daily_sales_cv_{w}d"),
+            ratio(win("wkd_amt", w), win("sale_amt", w)).alias(f"weekend_share_{w}d"),
+            ratio(win("ch_digital_rmb", w), win("sale_cnt", w)).alias(f"digital_rmb_share_{w}d"),
+        ]
+    buckets = [win("net", 30, 30 * k) for k in range(6)]  # k = 0 is the latest 30 days
+    bucket_mean = pl.sum_horizontal(buckets) / 6.0
+    slope = pl.sum_horizontal([(2.5 - k) * b for k, b in enumerate(buckets)]) / 17.5
+    out += [
+        pl.when((history >= 180) & (bucket_mean > 0)).then(slope / bucket_mean).otherwise(None).alias("sales_trend_180d"),
+        pl.when(history >= 60).then(ratio(win("net", 30), win("net", 30, 30)) - 1.0).alias("sales_growth_mom"),
+        pl.when(history >= 455).then(ratio(win("net", 90), win("net", 90, 365)) - 1.0).alias("sales_growth_yoy"),
+        pl.when(history >= 90).then(ratio(win("sale_amt", 30), win("sale_amt", 90))).alias("sales_share_30d_in_90d"),
+        (pl.col("as_of") - pl.col("last_sale_day")).dt.total_days().alias("days_since_last_sale"),
+        history.alias("sales_history_days"),
+        history.fill_null(0).lt(90).alias("thin_file"),
+    ]
+    for c in ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "other"):
+        out.append(ratio(win(f"ch_{c}", 365), win("sale_cnt", 365)).alias(f"channel_share_{c}_365d"))
+    out.append(pl.sum_horizontal([(win(f"ch_{c}", 365) > 0).cast(pl.Int64) for c in CHANNELS]).alias("channels_used_365d"))
+
+    return (
+        pop.join(wide, on=["merchant_id", "as_of"], how="left")
+        .join(first_sale, on="merchant_id", how="left")
+        .with_columns(pl.col(f"{c}@{o}").fill_null(0) for c in _CUMS for o in OFFSETS)
+        .select("merchant_id", "as_of", *out)
+    )

@@ -1,0 +1,88 @@
+"""The validated raw tables a feature build reads, as lazy frames.
+
+Input is the output of ``data_contracts.validate_dir``: ``<table>.parquet`` per table, with the
+columns and dtypes of ``data_contracts/contracts/*.yaml``. Nothing here reads ``truth``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import polars as pl
+
+TZ = "Asia/Shanghai"
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "merchants": ("merchant_id", "sector", "region_code", "business_form", "registered_on", "registered_capital_fen"),
+    "transactions": ("merchant_id", "ts", "txn_type", "amount_fen", "channel", "customer_hash"),
+    "complaints": ("merchant_id", "received_at", "resolved_at", "category", "severity"),
+    "loans": ("loan_id", "merchant_id", "disbursed_on", "principal_fen"),
+    "loan_performance": ("loan_id", "merchant_id", "reported_on", "days_past_due", "outstanding_fen", "status"),
+    "public_records": ("record_id", "merchant_id", "record_type", "published_on", "penalty_fen"),
+}
+
+
+class FeatureInputError(ValueError):
+    """An input table is missing or lacks a column the feature build needs."""
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """The six validated tables as lazy frames; ``paths`` is set when they come from files."""
+
+    merchants: pl.LazyFrame
+    transactions: pl.LazyFrame
+    complaints: pl.LazyFrame
+    loans: pl.LazyFrame
+    loan_performance: pl.LazyFrame
+    public_records: pl.LazyFrame
+    paths: dict[str, Path] | None = None
+
+    @classmethod
+    def scan(cls, raw: Path) -> "RawTables":
+        """Scan ``raw/<table>.parquet`` for every table (lazily; nothing is read yet)."""
+        raw = Path(raw)
+        paths = {name: raw / f"{name}.parquet" for name in REQUIRED_COLUMNS}
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing:
+            raise FeatureInputError(f"missing validated table(s): {', '.join(missing)}")
+        tables = cls(**{n: pl.scan_parquet(p) for n, p in paths.items()}, paths=paths)
+        tables.check()
+        return tables
+
+    @classmethod
+    def from_frames(cls, **frames: pl.DataFrame | pl.LazyFrame) -> "RawTables":
+        """Wrap in-memory frames (tests, serving); every table must be given."""
+        tables = cls(**{n: f.lazy() for n, f in frames.items()})
+        tables.check()
+        return tables
+
+    def table_names(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "paths"]
+
+    def check(self) -> None:
+        """Fail early, naming table and column, when a needed column is absent (schema only, no data read)."""
+        for name, cols in REQUIRED_COLUMNS.items():
+            schema = getattr(self, name).collect_schema()
+            absent = [c for c in cols if c not in schema]
+            if absent:
+                raise FeatureInputError(f"{name}: missing column(s) {absent}; found {list(schema)}")
+
+    def file_hashes(self) -> dict[str, str]:
+        """SHA-256 of every input file (empty when the tables did not come from files)."""
+        out = {}
+        for name, path in (self.paths or {}).items():
+            with open(path, "rb") as fh:
+                out[name] = hashlib.file_digest(fh, "sha256").hexdigest()
+        return out
+
+
+def local_date(col: str) -> pl.Expr:
+    """Calendar date in Asia/Shanghai of a time-zone-aware timestamp column.
+
+    An event at a timestamp is visible to ``as_of`` iff it happened before ``as_of`` 00:00
+    Asia/Shanghai, i.e. iff this date is strictly before ``as_of``.
+    """
+    return pl.col(col).dt.convert_time_zone(TZ).dt.date()
