@@ -1,0 +1,112 @@
+"""Bring each raw column to its contract type: per-cell failures become row rules, impossible casts TableErrors.
+
+Every typed column is a "wide" value first (Int64 for integers, Float64, Date, the contract's
+Datetime), so range rules can still see a value that does not fit a narrow dtype such as Int8;
+valid output then casts the wide value to the contract dtype, which cannot fail for a valid row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from data_contracts.contract import Column
+from data_contracts.errors import TableError
+
+_TS_NORMALISE = (r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+_TS_AWARE = "%Y-%m-%dT%H:%M:%S%.f%#z"  # %.f: optional fraction; %#z: +08:00, +0800 or Z
+_TS_NAIVE = "%Y-%m-%dT%H:%M:%S%.f"
+
+
+@dataclass(frozen=True)
+class Typed:
+    """How one column becomes typed.
+
+    wide: expression over the raw column giving the typed value (null where it failed).
+    can_fail: whether a non-null raw value can come out null (so a `type` rule is needed).
+    naive: for timestamp strings, true where the cell is a valid time without a UTC offset.
+    """
+
+    column: Column
+    raw_dtype: pl.DataType
+    wide: pl.Expr
+    can_fail: bool
+    naive: pl.Expr | None = None
+
+    @property
+    def narrows(self) -> bool:
+        """True when the wide dtype is wider than the contract dtype (a second, narrowing cast)."""
+        return self.column.dtype.is_integer() and self.column.dtype != pl.Int64 and self.raw_dtype != self.column.dtype
+
+
+def typed(column: Column, raw_dtype: pl.DataType, file: Path | str) -> Typed:
+    """Plan the cast of one raw column, raising TableError when no cell of that dtype could ever fit."""
+    target = column.dtype
+    raw = pl.col(column.name)
+    if raw_dtype == target:
+        return Typed(column, raw_dtype, raw, can_fail=target.is_float())  # floats: NaN/inf are type breaks
+    if raw_dtype == pl.Null:
+        return Typed(column, raw_dtype, raw.cast(_wide_dtype(target)), can_fail=False)
+    if target == pl.String:
+        if raw_dtype.is_integer() or isinstance(raw_dtype, (pl.Categorical, pl.Enum)):
+            return Typed(column, raw_dtype, raw.cast(pl.String), can_fail=False)
+    elif target.is_integer():
+        if raw_dtype.is_integer():
+            return Typed(column, raw_dtype, raw.cast(pl.Int64, strict=False), can_fail=True)
+        if raw_dtype.is_float():
+            whole = raw.is_finite() & (raw == raw.floor())
+            return Typed(column, raw_dtype, pl.when(whole).then(raw.cast(pl.Int64, strict=False)), can_fail=True)
+        if raw_dtype == pl.String:
+            return Typed(column, raw_dtype, raw.cast(pl.Int64, strict=False), can_fail=True)
+    elif target.is_float():
+        if raw_dtype.is_numeric() and not isinstance(raw_dtype, pl.Decimal):
+            return Typed(column, raw_dtype, raw.cast(pl.Float64), can_fail=True)
+        if raw_dtype == pl.String:
+            return Typed(column, raw_dtype, raw.cast(pl.Float64, strict=False), can_fail=True)
+    elif target == pl.Date:
+        if raw_dtype == pl.String:
+            return Typed(column, raw_dtype, raw.str.to_date("%Y-%m-%d", strict=False), can_fail=True)
+    elif isinstance(target, pl.Datetime):
+        if isinstance(raw_dtype, pl.Datetime):
+            if raw_dtype.time_zone is None:
+                raise TableError(
+                    file,
+                    column.name,
+                    f"timestamps with a time zone ({target})",
+                    f"{raw_dtype}: naive timestamps with no time zone",
+                    "write the column as a time-zone-aware Datetime (e.g. Asia/Shanghai) or as ISO-8601 strings with an offset",
+                )
+            converted = raw.dt.convert_time_zone(target.time_zone).dt.cast_time_unit(target.time_unit)
+            return Typed(column, raw_dtype, converted, can_fail=False)
+        if raw_dtype == pl.String:
+            text = raw.str.replace(*_TS_NORMALISE)
+            aware = text.str.to_datetime(_TS_AWARE, strict=False, time_unit=target.time_unit)
+            naive = aware.is_null() & text.str.to_datetime(_TS_NAIVE, strict=False, time_unit=target.time_unit).is_not_null()
+            return Typed(column, raw_dtype, aware.dt.convert_time_zone(target.time_zone), can_fail=True, naive=naive)
+    raise TableError(
+        file,
+        column.name,
+        f"{column.physical_type} (or values castable to it)",
+        f"{raw_dtype}",
+        f"write {column.name} as {column.physical_type}",
+    )
+
+
+def _wide_dtype(target: pl.DataType) -> pl.DataType:
+    return pl.Int64 if target.is_integer() else target
+
+
+def plan_casts(columns: list[Column], schema: pl.Schema, file: Path | str) -> dict[str, Typed]:
+    """Typed plans for every contract column, after checking none is missing from `schema`."""
+    missing = [c.name for c in columns if c.name not in schema]
+    if missing:
+        raise TableError(
+            file,
+            ", ".join(missing),
+            f"columns {', '.join(c.name for c in columns)}",
+            f"columns {', '.join(schema.names()) or '(none)'}",
+            "add the missing column(s) or fix their header names",
+        )
+    return {c.name: typed(c, schema[c.name], file) for c in columns}

@@ -1,0 +1,209 @@
+"""Row rules generated from a contract as vectorised Polars expressions, packed into per-row bit masks.
+
+A rule is named ``<column>:<kind>`` (table-level rules by their own name, e.g.
+``resolved_after_received``; a composite primary key by its columns joined with ``+``).
+Each rule is a boolean expression that is true where a row breaks it. Rules look at the raw
+column (``pl.col(name)``: nullness) and at its typed value (``pl.col(TYPED + name)``); a cell
+that failed to cast breaks ``type`` only, since its value rules cannot be judged.
+
+Rows are flagged with one UInt64 bit mask per 64 rules rather than a list column, so valid
+rows cost a few integer operations and the rule names are spelt out only for rejected rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from data_contracts import uscc
+from data_contracts.cast import Typed
+from data_contracts.contract import Column, Contract
+
+TYPED = "__typed__"
+ROW = "__row__"
+MASK = "__mask{}__"
+REASONS = "rejection_reasons"
+
+KINDS = (
+    "type",
+    "timezone",
+    "required",
+    "range",
+    "length",
+    "pattern",
+    "allowed_values",
+    "credit_code_check",
+    "foreign_key",
+    "primary_key_unique",
+)
+"""Column rule kinds, in the order they are listed for a row."""
+
+_CUSTOM = {"credit_code_check": uscc.valid_expr}
+
+_OPS = {
+    ">=": pl.Expr.__ge__,
+    "<=": pl.Expr.__le__,
+    ">": pl.Expr.__gt__,
+    "<": pl.Expr.__lt__,
+    "==": pl.Expr.__eq__,
+    "!=": pl.Expr.__ne__,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named rule; `broken` is true (never null) where a row breaks it."""
+
+    name: str
+    broken: pl.Expr
+
+
+def key_rule_name(contract: Contract) -> str:
+    """``txn_id:primary_key_unique``, or ``loan_id+reported_on:primary_key_unique`` for a composite key."""
+    return "+".join(contract.primary_key) + ":primary_key_unique"
+
+
+def rule_names(contract: Contract) -> list[str]:
+    """Every rule the contract defines, as named in quarantine (type/timezone as for a CSV input)."""
+    names = []
+    for col in contract.fields:
+        kinds = _column_kinds(col, contract)
+        names += [f"{col.name}:{k}" for k in KINDS if k in kinds and k != "primary_key_unique"]
+    if contract.primary_key:
+        names.append(key_rule_name(contract))
+    names += [c.name for c in contract.comparisons]
+    return names
+
+
+def _column_kinds(col: Column, contract: Contract) -> set[str]:
+    opts = col.logical_type_options
+    kinds = set(col.custom_rules)
+    kinds |= {"type"} if col.dtype != pl.String else set()
+    kinds |= {"timezone"} if opts.timezone == "required" else set()
+    kinds |= {"required"} if col.required else set()
+    kinds |= {"range"} if opts.minimum is not None or opts.maximum is not None else set()
+    kinds |= {"length"} if opts.min_length is not None or opts.max_length is not None else set()
+    kinds |= {"pattern"} if opts.pattern else set()
+    kinds |= {"allowed_values"} if col.valid_values else set()
+    kinds |= {"foreign_key"} if col.name in contract.foreign_keys else set()
+    return kinds
+
+
+def _type_broken(t: Typed) -> pl.Expr | None:
+    raw, value = pl.col(t.column.name), pl.col(TYPED + t.column.name)
+    if t.naive is not None:  # a timestamp string: no offset is a timezone break, not a type break
+        return raw.is_not_null() & value.is_null() & ~pl.col(TYPED + t.column.name + "__naive")
+    broken = []
+    if t.can_fail:
+        broken.append(raw.is_not_null() & value.is_null())
+    if t.column.dtype.is_float():
+        broken.append(value.is_not_null() & ~value.is_finite())
+    if t.narrows:
+        broken.append(value.is_not_null() & value.cast(t.column.dtype, strict=False).is_null())
+    return pl.any_horizontal(broken) if broken else None
+
+
+def column_rules(t: Typed, contract: Contract, references: Mapping[str, pl.Series]) -> list[Rule]:
+    """The row rules of one column given how its raw dtype is cast (a Datetime column cannot break `timezone`)."""
+    col = t.column
+    raw, value = pl.col(col.name), pl.col(TYPED + col.name)
+    opts = col.logical_type_options
+    rules: dict[str, pl.Expr] = {}
+    if (broken := _type_broken(t)) is not None:
+        rules["type"] = broken
+    if t.naive is not None:
+        rules["timezone"] = pl.col(TYPED + col.name + "__naive")
+    if col.required:
+        rules["required"] = raw.is_null()
+    low, high = col.bounds
+    if low is not None or high is not None:
+        rules["range"] = _outside(value, low, high, col)
+    if opts.min_length is not None or opts.max_length is not None:
+        rules["length"] = _outside(value.str.len_chars(), opts.min_length, opts.max_length, col)
+    if opts.pattern:
+        rules["pattern"] = ~value.str.contains(opts.pattern)
+    if col.valid_values:
+        rules["allowed_values"] = ~value.is_in(pl.Series(col.valid_values, dtype=col.dtype).implode())
+    for name in col.custom_rules:
+        rules[name] = ~_CUSTOM[name](TYPED + col.name)
+    if (rel := contract.foreign_keys.get(col.name)) is not None:
+        rules["foreign_key"] = ~value.is_in(references[rel.to].cast(col.dtype).implode())
+    return [Rule(f"{col.name}:{kind}", rules[kind].fill_null(False)) for kind in KINDS if kind in rules]
+
+
+def _outside(value: pl.Expr, low, high, col: Column) -> pl.Expr:
+    if isinstance(col.dtype, pl.Datetime):  # compare instants, whatever offset the bound was written with
+        value = value.dt.epoch("us")
+        low = None if low is None else int(low.timestamp() * 1_000_000)
+        high = None if high is None else int(high.timestamp() * 1_000_000)
+    broken = pl.lit(False)
+    if low is not None:
+        broken = broken | (value < low)
+    if high is not None:
+        broken = broken | (value > high)
+    return broken
+
+
+def table_rules(contract: Contract, duplicate_rows: pl.Series | None) -> list[Rule]:
+    """Rules across columns: later occurrences of a primary key, and column comparisons."""
+    rules = []
+    if contract.primary_key:
+        rows = duplicate_rows if duplicate_rows is not None else pl.Series([], dtype=pl.get_index_type())
+        rules.append(Rule(key_rule_name(contract), pl.col(ROW).is_in(rows.implode())))
+    for c in contract.comparisons:
+        left, right = pl.col(TYPED + c.left), pl.col(TYPED + c.right)
+        rules.append(Rule(c.name, (~_OPS[c.op](left, right)).fill_null(False)))
+    return rules
+
+
+def typed_columns(casts: Mapping[str, Typed]) -> list[pl.Expr]:
+    """Expressions adding the typed value (and the naive-timestamp flag) of every contract column."""
+    exprs = []
+    for name, t in casts.items():
+        exprs.append(t.wide.alias(TYPED + name))
+        if t.naive is not None:
+            exprs.append(t.naive.alias(TYPED + name + "__naive"))
+    return exprs
+
+
+def mask_columns(rules: list[Rule]) -> list[pl.Expr]:
+    """One UInt64 bit mask per 64 rules: bit i of mask i // 64 is set where rule i is broken."""
+    masks = []
+    for start in range(0, len(rules), 64):
+        bits = [r.broken.cast(pl.UInt64) * pl.lit(1 << i, dtype=pl.UInt64) for i, r in enumerate(rules[start : start + 64])]
+        masks.append(pl.sum_horizontal(bits).alias(MASK.format(start // 64)))
+    return masks
+
+
+def mask_names(rules: list[Rule]) -> list[str]:
+    return [MASK.format(i) for i in range((len(rules) + 63) // 64)]
+
+
+def any_broken(rules: list[Rule]) -> pl.Expr:
+    """True where the row breaks at least one rule (after mask_columns)."""
+    return pl.any_horizontal([pl.col(m) != 0 for m in mask_names(rules)]) if rules else pl.lit(False)
+
+
+def reasons_column(rules: list[Rule]) -> pl.Expr:
+    """The list of broken rule names, built from the masks (meant for rejected rows only)."""
+    parts = [
+        pl.when((pl.col(MASK.format(i // 64)) & pl.lit(1 << (i % 64), dtype=pl.UInt64)) != 0).then(pl.lit(r.name))
+        for i, r in enumerate(rules)
+    ]
+    if not parts:
+        return pl.lit([], dtype=pl.List(pl.String)).alias(REASONS)
+    return pl.concat_list(parts).list.drop_nulls().alias(REASONS)
+
+
+def count_by_rule(masks: pl.DataFrame, rules: list[Rule]) -> dict[str, int]:
+    """Rejected rows per rule (a row breaking two rules counts under both); rules never broken are left out."""
+    if masks.height == 0:
+        return {}
+    exprs = [
+        ((pl.col(MASK.format(i // 64)) & pl.lit(1 << (i % 64), dtype=pl.UInt64)) != 0).sum().alias(str(i))
+        for i in range(len(rules))
+    ]
+    counts = masks.select(exprs).row(0)
+    return {r.name: int(n) for r, n in zip(rules, counts, strict=True) if n}
