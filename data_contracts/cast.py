@@ -45,8 +45,11 @@ def typed(column: Column, raw_dtype: pl.DataType, file: Path | str) -> Typed:
     """Plan the cast of one raw column, raising TableError when no cell of that dtype could ever fit."""
     target = column.dtype
     raw = pl.col(column.name)
+    if target.is_float() and (raw_dtype.is_numeric() and not isinstance(raw_dtype, pl.Decimal) or raw_dtype == pl.String):
+        number = raw.cast(pl.Float64, strict=False)
+        return Typed(column, raw_dtype, pl.when(number.is_finite()).then(number), can_fail=True)  # NaN, inf: type
     if raw_dtype == target:
-        return Typed(column, raw_dtype, raw, can_fail=target.is_float())  # floats: NaN/inf are type breaks
+        return Typed(column, raw_dtype, raw, can_fail=False)
     if raw_dtype == pl.Null:
         return Typed(column, raw_dtype, raw.cast(_wide_dtype(target)), can_fail=False)
     if target == pl.String:
@@ -60,11 +63,6 @@ def typed(column: Column, raw_dtype: pl.DataType, file: Path | str) -> Typed:
             return Typed(column, raw_dtype, pl.when(whole).then(raw.cast(pl.Int64, strict=False)), can_fail=True)
         if raw_dtype == pl.String:
             return Typed(column, raw_dtype, raw.cast(pl.Int64, strict=False), can_fail=True)
-    elif target.is_float():
-        if raw_dtype.is_numeric() and not isinstance(raw_dtype, pl.Decimal):
-            return Typed(column, raw_dtype, raw.cast(pl.Float64), can_fail=True)
-        if raw_dtype == pl.String:
-            return Typed(column, raw_dtype, raw.cast(pl.Float64, strict=False), can_fail=True)
     elif target == pl.Date:
         if raw_dtype == pl.String:
             return Typed(column, raw_dtype, raw.str.to_date("%Y-%m-%d", strict=False), can_fail=True)

@@ -84,6 +84,7 @@ def check_encoding(table: RawTable) -> None:
                 decoder.decode(chunk)
             except UnicodeDecodeError as err:
                 bad_at = offset + err.start
+                seen_non_ascii = seen_non_ascii or not chunk[: err.start].isascii()
                 break
             seen_non_ascii = seen_non_ascii or not chunk.isascii()
             offset += len(chunk)

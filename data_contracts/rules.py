@@ -98,8 +98,6 @@ def _type_broken(t: Typed) -> pl.Expr | None:
     broken = []
     if t.can_fail:
         broken.append(raw.is_not_null() & value.is_null())
-    if t.column.dtype.is_float():
-        broken.append(value.is_not_null() & ~value.is_finite())
     if t.narrows:
         broken.append(value.is_not_null() & value.cast(t.column.dtype, strict=False).is_null())
     return pl.any_horizontal(broken) if broken else None
