@@ -6,8 +6,9 @@ Each rule is a boolean expression that is true where a row breaks it. Rules look
 column (``pl.col(name)``: nullness) and at its typed value (``pl.col(TYPED + name)``); a cell
 that failed to cast breaks ``type`` only, since its value rules cannot be judged.
 
-Rows are flagged with one UInt64 bit mask per 64 rules rather than a list column, so valid
-rows cost a few integer operations and the rule names are spelt out only for rejected rows.
+Rejected rows are found with one OR across the rules; only they get one UInt64 bit mask per
+64 rules (cheap to keep for millions of rows), and rule names are spelt out from the masks
+only when the quarantine file is written.
 """
 
 from __future__ import annotations
@@ -175,13 +176,9 @@ def mask_columns(rules: list[Rule]) -> list[pl.Expr]:
     return masks
 
 
-def mask_names(rules: list[Rule]) -> list[str]:
-    return [MASK.format(i) for i in range((len(rules) + 63) // 64)]
-
-
 def any_broken(rules: list[Rule]) -> pl.Expr:
-    """True where the row breaks at least one rule (after mask_columns)."""
-    return pl.any_horizontal([pl.col(m) != 0 for m in mask_names(rules)]) if rules else pl.lit(False)
+    """True where the row breaks at least one rule: a cheap filter, so masks are built for rejected rows only."""
+    return pl.any_horizontal([r.broken for r in rules]) if rules else pl.lit(False)
 
 
 def reasons_column(rules: list[Rule]) -> pl.Expr:

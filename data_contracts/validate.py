@@ -38,7 +38,6 @@ from data_contracts.rules import (
     column_rules,
     count_by_rule,
     mask_columns,
-    mask_names,
     reasons_column,
     table_rules,
     typed_columns,
@@ -74,9 +73,13 @@ class TablePlan:
         rules = [r for t in self.casts.values() for r in column_rules(t, self.contract, references)]
         return rules + table_rules(self.contract, duplicate_rows)
 
-    def flag(self, raw: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
-        """Raw columns plus row number, typed values and rule masks."""
-        return raw.with_row_index(ROW).with_columns(typed_columns(self.casts)).with_columns(mask_columns(rules))
+    def typed(self, raw: pl.LazyFrame) -> pl.LazyFrame:
+        """Raw columns plus row number and the typed value of every contract column."""
+        return raw.with_row_index(ROW).with_columns(typed_columns(self.casts))
+
+    def rejected(self, raw: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
+        """Row number and rule masks of every row that breaks a rule."""
+        return self.typed(raw).filter(any_broken(rules)).select(ROW, *mask_columns(rules))
 
     def valid_columns(self) -> list[pl.Expr]:
         """Contract columns in contract order and dtype; the cast cannot fail for rows that broke no rule."""
@@ -130,16 +133,16 @@ def validate_table(
     raw = data.lazy()
     plan = TablePlan.build(contract, raw.collect_schema(), f"<{contract.name} frame>")
     rules = plan.rules(_references(contract, valid_merchant_ids), plan.duplicate_rows(raw))
-    flagged = plan.flag(raw, rules).collect()
-    bad = any_broken(rules)
-    valid = flagged.filter(~bad).select(plan.valid_columns())
-    rejected = flagged.filter(bad).select(*plan.schema.names(), reasons_column(rules))
+    typed = plan.typed(raw).with_columns(any_broken(rules).alias("__rejected__")).collect()
+    valid = typed.filter(~pl.col("__rejected__")).select(plan.valid_columns())
+    rejected = typed.filter(pl.col("__rejected__")).with_columns(mask_columns(rules))
     counts = {
-        "rows_in": flagged.height,
+        "rows_in": typed.height,
         "valid": valid.height,
         "rejected": rejected.height,
-        "rejected_by_rule": count_by_rule(flagged.filter(bad).select(mask_names(rules)), rules),
+        "rejected_by_rule": count_by_rule(rejected, rules),
     }
+    rejected = rejected.select(*plan.schema.names(), reasons_column(rules))
     return valid, rejected, counts
 
 
@@ -152,11 +155,7 @@ def _validate_file(
     raw = table.scan()
     duplicates = read_guard(table, lambda: plan.duplicate_rows(raw))
     rules = plan.rules(references, duplicates)
-    masks = mask_names(rules)
-    rejected = read_guard(
-        table,
-        lambda: plan.flag(raw, rules).filter(any_broken(rules)).select(ROW, *masks).collect(engine="streaming"),
-    )
+    rejected = read_guard(table, lambda: plan.rejected(raw, rules).collect(engine="streaming"))
     conforming = table.format == "parquet" and table.path.is_file() and plan.schema == plan.contract.polars_schema()
     if rejected.height == 0 and conforming:
         shutil.copyfile(table.path, valid_tmp)
