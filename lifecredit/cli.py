@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lifecredit.progress import progress_bar, stderr
@@ -80,7 +81,7 @@ def validate(
         with progress_bar("validating tables") as progress:
             summary = validate_dir(raw, out, progress=progress)
     except TableError as err:
-        stderr.print(f"[bold red]validation stopped:[/] {err}")
+        stderr.print(f"[bold red]validation stopped:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     table = Table(title=f"validation summary ({out / 'validation_summary.json'})")
     for col in ("table", "rows in", "valid", "rejected", "rejections by rule"):
