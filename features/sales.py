@@ -62,7 +62,10 @@ def _running_totals(daily: pl.LazyFrame) -> pl.LazyFrame:
 def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     """Sales, refund, channel, trend and history features for every (merchant_id, as_of) of ``pop``."""
     totals = _running_totals(daily)
-    first_sale = daily.filter(pl.col("sale_cnt") > 0).group_by("merchant_id").agg(pl.col("day").min().alias("first_sale_day"))
+    first_sale = daily.group_by("merchant_id").agg(
+        pl.col("day").filter(pl.col("sale_cnt") > 0).min().alias("first_sale_day"),
+        pl.col("day").min().alias("first_txn_day"),
+    )
     queries = (
         pop.join(pl.LazyFrame({"off": list(OFFSETS)}, schema={"off": pl.Int32}), how="cross")
         .with_columns(t=pl.col("as_of") - pl.duration(days=pl.col("off")))
@@ -103,8 +106,9 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
             ratio(win("refund_cnt", w), win("sale_cnt", w)).alias(f"refund_rate_count_{w}d"),
             ratio(win("refund_amt", w), win("sale_amt", w)).alias(f"refund_rate_amount_{w}d"),
         ]
+    txn_days = pl.when(pl.col("first_txn_day") < pl.col("as_of")).then((pl.col("as_of") - pl.col("first_txn_day")).dt.total_days())
     for w in (90, 365):
-        n = pl.min_horizontal(pl.lit(w), history.fill_null(0)).cast(pl.Float64)
+        n = pl.min_horizontal(pl.lit(w), txn_days.fill_null(0)).cast(pl.Float64)
         mean = win("net", w) / 100.0 / n
         var = (win("net_sq", w) / n - mean**2).clip(lower_bound=0.0)
         out += [
