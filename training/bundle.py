@@ -1,0 +1,259 @@
+"""The serving bundle: everything needed to turn feature rows into PD, score, grade, class and reasons.
+
+One definition, offline and online: training evaluates with it, the MLflow pyfunc wraps it,
+and serving loads it straight from the artefact directory without the pyfunc layer. It
+imports NumPy, pandas, LightGBM and PyYAML only (no MLflow, no scikit-learn).
+
+Layout of a bundle directory (``serving_bundle/`` in every training run)::
+
+    serving_bundle/
+      bundle.json         format version, model kind, feature list (name, dtype, categories,
+                          risk direction, reason texts en/zh), id columns, target, feature-set
+                          name and version, TreeSHAP baseline (expected margin and its PD)
+      model.txt           the LightGBM booster, native text format
+      calibrator.json     {"kind": "platt", "a", "b"} or {"kind": "isotonic", "x", "y"}:
+                          margin -> PD (see training.calibration)
+      master_scale.yaml   PD -> score -> grade -> class (see training.master_scale)
+      catalog.yaml        the feature catalogue the model was trained with (absent for
+                          bring-your-own tables)
+
+Inputs: a pandas (or Polars) frame with every feature column, in any order; extra columns
+are ignored; a missing feature column raises :class:`MissingFeatureError` naming it.
+Categorical features are matched by value against the categories seen in training; an
+unseen or null category is treated as missing.
+
+Outputs (one row per input row, same order and index): ``pd`` (float, 12-month PD after
+calibration and the scale's PD floor), ``score`` (int), ``grade`` (str), ``class`` (A-D), and
+``reason_{k}_code`` / ``reason_{k}_en`` / ``reason_{k}_zh`` for k = 1..4: the features that
+raised this merchant's risk most, by TreeSHAP contribution to the margin against the
+baseline (the model's expected margin over the training window), largest first. The code is
+the catalogue feature name; fewer than four risk-raising features leave the rest null. Flat
+columns rather than a list column: every bank API, CSV export and Parquet reader handles
+them without nesting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.master_scale import MasterScale
+
+FORMAT_VERSION = 1
+N_REASONS = 4
+REASON_COLUMNS = [f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("code", "en", "zh")]
+OUTPUT_COLUMNS = ["pd", "score", "grade", "class", *REASON_COLUMNS]
+PD_EPS = 1e-6
+
+
+class MissingFeatureError(KeyError):
+    """The input frame lacks feature columns the model needs."""
+
+    def __init__(self, missing: list[str]):
+        self.missing = missing
+        super().__init__(f"missing feature column(s): {', '.join(missing)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input as the bundle needs it."""
+
+    name: str
+    dtype: str = "float"  # float | int | bool | category
+    direction: int = 0  # +1 riskier as it grows, -1 safer, 0 unknown
+    categories: tuple[str, ...] = ()
+    reason_en: str = ""
+    reason_zh: str = ""
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.dtype == "category"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "direction": self.direction,
+                "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Feature":
+        return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
+                   categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
+                   reason_zh=d.get("reason_zh", ""))
+
+
+def encode(frame, features: list[Feature]) -> np.ndarray:
+    """Feature columns of ``frame`` as a float64 matrix in model order.
+
+    Numeric and boolean columns become floats (null -> NaN); a categorical column becomes the
+    index of its value among the feature's training categories (unseen or null -> NaN), which
+    LightGBM reads as a native categorical.
+    """
+    columns = set(frame.columns)
+    missing = [f.name for f in features if f.name not in columns]
+    if missing:
+        raise MissingFeatureError(missing)
+    out = np.empty((len(frame), len(features)), dtype=np.float64)
+    for j, f in enumerate(features):
+        values = frame[f.name]
+        values = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
+        if f.is_categorical:
+            codes = pd.Categorical(values.astype(object), categories=list(f.categories)).codes
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            try:
+                out[:, j] = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"feature column {f.name!r} must be numeric ({f.dtype}): {err}") from err
+    return out
+
+
+def apply_calibration(params: dict, margin) -> np.ndarray:
+    """Margin -> PD with a calibrator's parameters (``training.calibration`` fits them)."""
+    m = np.asarray(margin, dtype=np.float64)
+    if params["kind"] == "platt":
+        p = 1.0 / (1.0 + np.exp(-(params["a"] * m + params["b"])))
+    elif params["kind"] == "isotonic":
+        p = np.interp(m, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
+    else:
+        raise ValueError(f"unknown calibrator kind {params['kind']!r}; expected 'platt' or 'isotonic'")
+    return np.clip(p, PD_EPS, 1.0 - PD_EPS)
+
+
+@dataclass
+class ScoringBundle:
+    """Booster + calibrator + master scale + feature list: the model as serving sees it."""
+
+    booster: object  # lightgbm.Booster
+    calibrator: dict
+    scale: MasterScale
+    features: list[Feature]
+    id_columns: list[str] = field(default_factory=list)
+    target: str = "bad"
+    feature_set: dict = field(default_factory=dict)
+    kind: str = "lightgbm"
+    catalog_yaml: str | None = None
+    num_threads: int = 1
+    _baseline: float | None = None
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the bundle (layout in the module docstring); returns the directory."""
+        d = Path(directory)
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        self.booster.save_model(str(d / "model.txt"))
+        (d / "calibrator.json").write_text(json.dumps(self.calibrator), encoding="utf-8")
+        (d / "master_scale.yaml").write_text(self.scale.to_yaml(), encoding="utf-8")
+        if self.catalog_yaml is not None:
+            (d / "catalog.yaml").write_text(self.catalog_yaml, encoding="utf-8")
+        baseline = self.baseline
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "features": [f.to_dict() for f in self.features],
+            "id_columns": self.id_columns,
+            "target": self.target,
+            "feature_set": self.feature_set,
+            "baseline": {"margin": baseline, "pd": float(self.pd_from_margin(np.array([baseline]))[0]),
+                         "meaning": "TreeSHAP expected value: the mean model margin over the training window; "
+                                    "reason contributions are measured against it"},
+        }
+        (d / "bundle.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, *, num_threads: int = 1) -> "ScoringBundle":
+        """Read a bundle directory written by :meth:`save`."""
+        import lightgbm as lgb
+
+        d = Path(directory)
+        meta = json.loads((d / "bundle.json").read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{d}: bundle format {meta.get('format_version')} is not {FORMAT_VERSION}")
+        catalog = d / "catalog.yaml"
+        return cls(
+            booster=lgb.Booster(model_file=str(d / "model.txt")),
+            calibrator=json.loads((d / "calibrator.json").read_text(encoding="utf-8")),
+            scale=MasterScale.load(d / "master_scale.yaml"),
+            features=[Feature.from_dict(f) for f in meta["features"]],
+            id_columns=list(meta.get("id_columns", [])),
+            target=meta.get("target", "bad"),
+            feature_set=meta.get("feature_set", {}),
+            kind=meta.get("kind", "lightgbm"),
+            catalog_yaml=catalog.read_text(encoding="utf-8") if catalog.exists() else None,
+            num_threads=num_threads,
+            _baseline=meta.get("baseline", {}).get("margin"),
+        )
+
+    # -- scoring ----------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def baseline(self) -> float:
+        """TreeSHAP expected margin (the reasons' reference point)."""
+        if self._baseline is None:
+            probe = np.full((1, len(self.features)), np.nan)
+            self._baseline = float(self.booster.predict(probe, pred_contrib=True, num_threads=1)[0, -1])
+        return self._baseline
+
+    def encode(self, frame) -> np.ndarray:
+        return encode(frame, self.features)
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, raw_score=True, num_threads=self.num_threads)
+
+    def pd_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated PD of raw margins, floored by the master scale."""
+        return self.scale.floor(apply_calibration(self.calibrator, margin))
+
+    def predict(self, frame, *, reasons: bool = True) -> pd.DataFrame:
+        """PD, score, grade, class (and reason codes) for every row of ``frame``, in order."""
+        X = self.encode(frame)
+        p = self.pd_from_margin(self.margin(X))
+        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(p))
+        out = pd.DataFrame(
+            {"pd": p, "score": self.scale.score(p), "grade": self.scale.grade(p).astype(str),
+             "class": self.scale.risk_class(p).astype(str)},
+            index=index,
+        )
+        if reasons:
+            contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)[:, :-1]
+            for col, values in self.reasons(contrib).items():
+                out[col] = values
+        return out
+
+    def reasons(self, contrib: np.ndarray) -> dict[str, np.ndarray]:
+        """Top risk-raising features per row from TreeSHAP margin contributions."""
+        n = contrib.shape[0]
+        k = min(N_REASONS, contrib.shape[1])
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(contrib, order, axis=1)
+        names = np.array(self.feature_names, dtype=object)
+        texts = {"en": np.array([f.reason_en or f"{f.name} raised the risk" for f in self.features], dtype=object),
+                 "zh": np.array([f.reason_zh or f"{f.name} 提高了风险" for f in self.features], dtype=object)}
+        out: dict[str, np.ndarray] = {}
+        for r in range(N_REASONS):
+            raising = top[:, r] > 0 if r < k else np.zeros(n, dtype=bool)
+            idx = order[:, r] if r < k else np.zeros(n, dtype=int)
+            out[f"reason_{r + 1}_code"] = np.where(raising, names[idx], None)
+            for lang, text in texts.items():
+                out[f"reason_{r + 1}_{lang}"] = np.where(raising, text[idx], None)
+        return out
+
+
+def default_threads() -> int:
+    """Threads for batch scoring: all cores, at most 2 (serving uses 1 per request)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+

@@ -1,0 +1,270 @@
+"""Training tables and their splits: the feature panel (with its catalogue) or any table.
+
+A :class:`TrainingTable` is the labelled rows plus everything training must know about them:
+which columns are features (with dtype, risk direction and reason texts), which identify a
+row, which is the label, where it came from (path and SHA-256) and how it is split.
+
+Splits
+------
+* Out of time (the feature panel, or a table with ``--time-col``): whole time values (as_of
+  dates) are assigned to windows, oldest first. Working back from the latest labelled date,
+  dates go to the **test** window until it holds at least ``test_share`` of the labelled
+  rows, then to the **validation** window until it holds ``valid_share``; every earlier date is
+  **train**. The booster early-stops and the calibrator fits on validation; test is touched
+  only for evaluation. Rows are never split inside one date, so a window is a period.
+  Unlabelled rows (``bad`` null: 12 months not yet observed) are dropped before splitting.
+* Stratified random (a table without a time column): train / validation / test drawn with the
+  label's proportions kept, seeded.
+
+The bounds and counts of every window are returned by :meth:`Split.params` and logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import yaml
+
+from training.bundle import Feature
+
+LABEL = "bad"
+PANEL_IDS = ["merchant_id", "as_of"]
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "features" / "catalog.yaml"
+TEST_SHARE = 0.2
+VALID_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The feature catalogue: the feature set's name and version and one entry per feature."""
+
+    name: str
+    version: str
+    features: list[Feature]
+    text: str  # the YAML as read, logged with the model
+
+    @classmethod
+    def read(cls, path: str | Path | None = None) -> "Catalog":
+        """Parse ``features/catalog.yaml`` (or ``path``); dtype, direction and reason texts per feature."""
+        path = Path(path or DEFAULT_CATALOG)
+        text = path.read_text(encoding="utf-8")
+        doc = yaml.safe_load(text)
+        try:
+            features = [
+                Feature(name=f["name"], dtype=f.get("dtype", "float"), direction=int(f.get("risk_direction", 0)),
+                        reason_en=f.get("reason_en", ""), reason_zh=f.get("reason_zh", ""))
+                for f in doc["features"]
+            ]
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a feature catalogue ({err})") from err
+        bad_dir = [f.name for f in features if f.direction not in (-1, 0, 1)]
+        if bad_dir:
+            raise ValueError(f"{path}: risk_direction must be -1, 0 or 1 for {', '.join(bad_dir)}")
+        return cls(name=str(doc.get("name", "features")), version=str(doc.get("version", "0")),
+                   features=features, text=text)
+
+
+@dataclass
+class Split:
+    """Row positions of the train, validation and test windows and how they were drawn."""
+
+    kind: str  # "out_of_time" | "stratified_random"
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    bounds: dict[str, str] = field(default_factory=dict)
+
+    def params(self, y: np.ndarray) -> dict[str, object]:
+        out: dict[str, object] = {"split": self.kind, **self.bounds}
+        for name in ("train", "valid", "test"):
+            idx = getattr(self, name)
+            out[f"{name}_rows"] = int(len(idx))
+            out[f"{name}_bads"] = int(y[idx].sum())
+        return out
+
+
+@dataclass
+class TrainingTable:
+    """Labelled rows ready for training, with their features, ids, label, provenance and split."""
+
+    frame: pd.DataFrame
+    features: list[Feature]
+    id_columns: list[str]
+    target: str
+    source: Path
+    sha256: str
+    feature_set: dict[str, str]
+    split: Split
+    time_col: str | None = None
+    catalog_text: str | None = None
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[self.target].to_numpy(dtype=np.int8)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def time_split(times: np.ndarray, *, test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE) -> Split:
+    """Out-of-time split by whole time values (see the module docstring)."""
+    values, counts = np.unique(times, return_counts=True)
+    if len(values) < 3:
+        raise ValueError(f"an out-of-time split needs at least 3 distinct labelled dates, got {len(values)}")
+    n = counts.sum()
+    cum_from_end = np.cumsum(counts[::-1])
+    # number of latest dates in test: the fewest reaching test_share, leaving >= 2 dates
+    n_test = min(int(np.searchsorted(cum_from_end, test_share * n) + 1), len(values) - 2)
+    rest = np.cumsum(counts[::-1][n_test:])
+    n_valid = min(int(np.searchsorted(rest, valid_share * n) + 1), len(values) - n_test - 1)
+    test_from = values[len(values) - n_test]
+    valid_from = values[len(values) - n_test - n_valid]
+    pos = np.arange(len(times))
+    bounds_of = lambda lo, hi: (str(lo)[:10], str(hi)[:10])  # noqa: E731 - dates or timestamps
+    tr = pos[times < valid_from]
+    va = pos[(times >= valid_from) & (times < test_from)]
+    te = pos[times >= test_from]
+    bounds = {}
+    for name, idx in (("train", tr), ("valid", va), ("test", te)):
+        bounds[f"{name}_from"], bounds[f"{name}_to"] = bounds_of(times[idx].min(), times[idx].max())
+    return Split("out_of_time", tr, va, te, bounds)
+
+
+def stratified_split(y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE,
+                     valid_share: float = VALID_SHARE) -> Split:
+    """Stratified random train / validation / test positions."""
+    from sklearn.model_selection import train_test_split
+
+    pos = np.arange(len(y))
+    rest, te = train_test_split(pos, test_size=test_share, stratify=y, random_state=seed)
+    tr, va = train_test_split(rest, test_size=valid_share / (1 - test_share), stratify=y[rest], random_state=seed)
+    return Split("stratified_random", np.sort(tr), np.sort(va), np.sort(te), {"seed": str(seed)})
+
+
+def load_panel(features_dir: str | Path, catalog: str | Path | None = None) -> TrainingTable:
+    """The labelled rows of ``<features_dir>/panel.parquet`` with the catalogue's features.
+
+    The catalogue is ``catalog`` if given, else ``<features_dir>/catalog.yaml`` if the features
+    stage wrote one, else the package's ``features/catalog.yaml``. Every catalogue feature must
+    be a panel column (a missing one is an error naming it); panel columns outside the
+    catalogue are not used.
+    """
+    features_dir = Path(features_dir)
+    panel_path = features_dir / "panel.parquet"
+    if not panel_path.exists():
+        raise FileNotFoundError(f"{panel_path} not found: run `lifecredit features` first")
+    if catalog is None and (features_dir / "catalog.yaml").exists():
+        catalog = features_dir / "catalog.yaml"
+    cat = Catalog.read(catalog)
+    lazy = pl.scan_parquet(panel_path)
+    schema = lazy.collect_schema()
+    missing = [c for c in [*PANEL_IDS, LABEL] + [f.name for f in cat.features] if c not in schema]
+    if missing:
+        raise ValueError(f"{panel_path}: column(s) {', '.join(missing)} from the catalogue or spine are missing")
+    labelled = (
+        lazy.filter(pl.col(LABEL).is_not_null())
+        .select(*PANEL_IDS, LABEL, *[f.name for f in cat.features])
+        .sort(["as_of", "merchant_id"])
+        .collect()
+    )
+    features = _with_categories(cat.features, labelled)
+    frame = labelled.to_pandas()
+    return TrainingTable(
+        frame=frame,
+        features=features,
+        id_columns=list(PANEL_IDS),
+        target=LABEL,
+        source=panel_path.resolve(),
+        sha256=file_sha256(panel_path),
+        feature_set={"name": cat.name, "version": cat.version},
+        split=time_split(frame["as_of"].to_numpy()),
+        time_col="as_of",
+        catalog_text=cat.text,
+    )
+
+
+def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | None = None,
+               categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
+               seed: int = 7) -> TrainingTable:
+    """Any feature table (Parquet or CSV): every column but target, id and time is a feature.
+
+    String columns and those named in ``categorical`` are native categoricals; ``monotone``
+    gives risk directions (+1 riskier as it grows, -1 safer); rows with a null target are
+    dropped; the target must be 0/1.
+    """
+    path = Path(path)
+    frame = _read_any(path)
+    for col in [target, id_col, *([time_col] if time_col else [])]:
+        if col not in frame.columns:
+            raise ValueError(f"{path}: column {col!r} not found (columns: {', '.join(frame.columns)})")
+    frame = frame.filter(pl.col(target).is_not_null())
+    y_values = set(frame[target].unique().to_list())
+    if not y_values <= {0, 1, True, False} or len(y_values) < 2:
+        raise ValueError(f"{path}: target {target!r} must hold both 0 and 1, found {sorted(map(str, y_values))}")
+    frame = frame.with_columns(pl.col(target).cast(pl.Int8))
+    categorical = list(categorical or [])
+    monotone = dict(monotone or {})
+    unknown = [c for c in [*categorical, *monotone] if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"{path}: column(s) {', '.join(unknown)} named in --categorical/--monotone not found")
+    features = []
+    for name, dtype in frame.schema.items():
+        if name in (target, id_col, time_col):
+            continue
+        is_cat = name in categorical or dtype in (pl.String, pl.Categorical, pl.Enum)
+        if is_cat and monotone.get(name, 0):
+            raise ValueError(f"{name}: a categorical feature cannot carry a monotone direction")
+        kind = "category" if is_cat else ("bool" if dtype == pl.Boolean else "float")
+        features.append(Feature(name=name, dtype=kind, direction=int(monotone.get(name, 0))))
+    if not features:
+        raise ValueError(f"{path}: no feature columns besides {target!r}, {id_col!r}")
+    frame = frame.with_columns([pl.col(f.name).cast(pl.String) for f in features if f.is_categorical])
+    if time_col:
+        frame = frame.sort(time_col)
+    features = _with_categories(features, frame)
+    pdf = frame.to_pandas()
+    y = pdf[target].to_numpy()
+    split = time_split(pdf[time_col].to_numpy()) if time_col else stratified_split(y, seed=seed)
+    return TrainingTable(
+        frame=pdf, features=features, id_columns=[id_col], target=target, source=path.resolve(),
+        sha256=file_sha256(path), feature_set={"name": path.stem, "version": file_sha256(path)[:12]},
+        split=split, time_col=time_col,
+    )
+
+
+def _read_any(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pl.read_parquet(path)
+    if suffix in (".csv", ".txt"):
+        return pl.read_csv(path, infer_schema_length=10_000, try_parse_dates=True)
+    raise ValueError(f"{path}: expected a .parquet or .csv table")
+
+
+def _with_categories(features: list[Feature], frame: pl.DataFrame) -> list[Feature]:
+    """Fix each categorical feature's categories: sorted distinct non-null values in the frame."""
+    out = []
+    for f in features:
+        if f.is_categorical:
+            cats = frame[f.name].cast(pl.String).drop_nulls().unique().sort().to_list()
+            f = Feature(name=f.name, dtype=f.dtype, direction=0, categories=tuple(cats),
+                        reason_en=f.reason_en, reason_zh=f.reason_zh)
+        out.append(f)
+    return out
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A Parquet or CSV table as pandas (for ``lifecredit predict``)."""
+    return _read_any(Path(path)).to_pandas()
