@@ -1,0 +1,125 @@
+"""Complaints and public records: sparse events whose rates and outcomes follow latent health.
+
+Complaints per merchant-month are Poisson in ``sector rate x sqrt(size) x merchant propensity x
+exp(0.55 d)``; worse health means more serious complaints, more left unresolved and slower
+resolution (a complaint whose resolution would fall after the data window is unresolved).
+Public records: administrative penalties (Poisson, ``exp(0.5 d)``), the abnormal-operation list
+(listed more as health worsens and almost surely once a business has shut, removed as it
+recovers) and the serious-violation list (rare, removed after a year at the earliest).
+Complaints and records are not thinned by ``volume_scale``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from scipy.special import expit
+
+from simulation import sectors
+from simulation.arrow import SCHEMAS, ascii_rows, digits_ids, fixed_width, take
+from simulation.merchants import Merchants
+from simulation.sectors import COMPLAINT_CATEGORIES
+
+SOURCES = ("hotline_12315", "platform", "regulator_referral")
+RECORD_TYPES = ("administrative_penalty", "abnormal_operation_listed", "abnormal_operation_removed",
+                "serious_violation_listed", "serious_violation_removed")
+_PENALTY_RATE = {"catering": 0.010, "accommodation": 0.008, "beauty_hairdressing": 0.006, "convenience": 0.005}
+_UTC_OFFSET_S = 8 * 3600
+
+
+def complaints(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_first: np.ndarray,
+               month_days: np.ndarray, active_until_day: np.ndarray, window_end_s: int,
+               first_id: int) -> pa.Table:
+    """Complaints of a block; ``d`` is (n, months); times in epoch seconds are local + zone."""
+    n_m, months = d.shape
+    s = mer.sector
+    propensity = np.exp(0.4 * rng.standard_normal(n_m) - 0.08)
+    rate = (sectors.column("complaints_month")[s] * np.sqrt(mer.size) * propensity)[:, None] * np.exp(0.55 * d)
+    active = month_first[None, :] < active_until_day[:, None]
+    counts = rng.poisson(rate * active)
+    cell = np.repeat(np.arange(n_m * months), counts.ravel())
+    mi, m = cell // months, cell % months
+    n = len(cell)
+    dd = d[mi, m]
+    day = month_first[m] + (rng.random(n) * month_days[m]).astype(np.int64)
+    received_s = day * 86400 + rng.integers(8 * 3600, 22 * 3600, n) - _UTC_OFFSET_S
+    logits = np.stack([np.zeros(n), -0.8 + 0.3 * dd, -2.2 + 0.7 * dd], axis=1)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    severity = 1 + (rng.random(n)[:, None] > np.cumsum(p, axis=1)[:, :2]).sum(axis=1)
+    cat_cdf = sectors.complaint_category_cdf()[s[mi]]
+    category = np.minimum((rng.random(n)[:, None] > cat_cdf).sum(axis=1), cat_cdf.shape[1] - 1)
+    u = rng.random(n)
+    source = np.where(u < 0.05 + 0.10 * (severity == 3), 2, np.where(u < 0.55, 0, 1))
+    unresolved = rng.random(n) < expit(-2.6 + 0.8 * dd + 0.4 * (severity - 1))
+    delay_h = np.exp(np.log(48.0) + 0.45 * dd + 0.25 * (severity - 1) + 0.8 * rng.standard_normal(n))
+    resolved_s = received_s + np.maximum(np.rint(delay_h * 3600), 60).astype(np.int64)
+    resolved_ok = ~unresolved & (resolved_s <= window_end_s)
+    ids = ascii_rows(mer.ids)
+    order = np.lexsort((received_s, mi))
+    mi, received_s, resolved_s, resolved_ok = mi[order], received_s[order], resolved_s[order], resolved_ok[order]
+    category, severity, source = category[order], severity[order], source[order]
+    return pa.Table.from_arrays(
+        [
+            digits_ids("C", first_id + np.arange(n), 10),
+            fixed_width(ids[mi]),
+            _ts(received_s),
+            pa.array(resolved_s * 1_000_000, mask=~resolved_ok, type=pa.int64()).view(SCHEMAS["complaints"].field("resolved_at").type),
+            take(COMPLAINT_CATEGORIES, category),
+            pa.array(severity.astype(np.int8)),
+            take(SOURCES, source),
+        ],
+        schema=SCHEMAS["complaints"],
+    )
+
+
+def _ts(seconds: np.ndarray) -> pa.Array:
+    return pa.array(seconds * 1_000_000, type=pa.int64()).view(SCHEMAS["complaints"].field("received_at").type)
+
+
+def public_records(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_first: np.ndarray,
+                   month_days: np.ndarray, closed_month: np.ndarray, first_id: int) -> pa.Table:
+    """Penalties and list entries/removals of a block; ``closed_month``: month the business shut (or large)."""
+    n_m, months = d.shape
+    pen_rate = np.array([_PENALTY_RATE.get(name, 0.004) for name in sectors.NAMES])[mer.sector]
+    penalties = rng.poisson(pen_rate[:, None] * np.exp(0.5 * d))
+    events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (merchant, month, type)
+    cell = np.repeat(np.arange(n_m * months), penalties.ravel())
+    events.append((cell // months, cell % months, np.zeros(len(cell), dtype=np.int64)))
+    abnormal = np.zeros(n_m, dtype=bool)
+    serious = np.zeros(n_m, dtype=bool)
+    serious_since = np.zeros(n_m, dtype=np.int64)
+    for t in range(months):
+        shut = closed_month <= t
+        dt = d[:, t]
+        u = rng.random((4, n_m))
+        list_a = ~abnormal & (u[0] < 0.0015 * np.exp(0.9 * dt) + 0.25 * shut)
+        drop_a = abnormal & ~shut & (u[1] < 0.15 * expit(-dt))
+        list_s = ~serious & (u[2] < 0.0002 * np.exp(1.1 * dt) + 0.02 * shut)
+        drop_s = serious & (t - serious_since >= 12) & ~shut & (u[3] < 0.06)
+        for mask, code in ((list_a, 1), (drop_a, 2), (list_s, 3), (drop_s, 4)):
+            idx = np.flatnonzero(mask)
+            events.append((idx, np.full(len(idx), t), np.full(len(idx), code)))
+        abnormal = (abnormal | list_a) & ~drop_a
+        serious_since[list_s] = t
+        serious = (serious | list_s) & ~drop_s
+    mi = np.concatenate([e[0] for e in events])
+    m = np.concatenate([e[1] for e in events])
+    kind = np.concatenate([e[2] for e in events])
+    n = len(mi)
+    day = month_first[m] + (rng.random(n) * month_days[m]).astype(np.int64)
+    amount = np.rint(3000 * np.exp(0.9 * rng.standard_normal(n))).astype(np.int64) // 100 * 100 * 100
+    amount = np.maximum(amount, 10_000)
+    order = np.lexsort((kind, day, mi))
+    mi, day, kind, amount = mi[order], day[order], kind[order], amount[order]
+    ids = ascii_rows(mer.ids)
+    return pa.Table.from_arrays(
+        [
+            digits_ids("P", first_id + np.arange(n), 10),
+            fixed_width(ids[mi]),
+            take(RECORD_TYPES, kind),
+            pa.array(day.astype(np.int32), type=pa.int32()).view(pa.date32()),
+            pa.array(amount, mask=kind != 0, type=pa.int64()),
+        ],
+        schema=SCHEMAS["public_records"],
+    )

@@ -1,0 +1,257 @@
+"""``simulate_market``: the whole synthetic market, generated in blocks of merchants.
+
+Each block of ``BLOCK`` merchants draws from its own random streams (``SeedSequence([seed, 1,
+block])``, one child per component), and the market-wide shocks from ``SeedSequence([seed, 0])``,
+so the output depends only on the arguments, and memory only on the block (about 2 million
+transaction rows per block at full volume and 24 months). Ids are numbered in block order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from simulation import calendar, dynamics, events, loans, regions, sectors, truth
+from simulation.arrow import SCHEMAS, TABLES, TIMESTAMP_COLUMNS, ascii_rows, digits_ids, fixed_width, schema, take
+from simulation.defects import corrupt
+from simulation.merchants import REVENUE_BASED_SECTORS, Merchants, draw_merchants
+from simulation.sink import ParquetSink
+from simulation.transactions import VOLUME_NORM, Calendar, transactions
+
+BLOCK = 256
+SCENARIOS = ("baseline", "downturn")
+CLOSE_AFTER_DEFAULT = 0.6
+"""Chance that a merchant whose loan defaults shuts its business within three months."""
+
+
+@dataclass(frozen=True)
+class _Setup:
+    dyn: dynamics.Dynamics
+    truth: truth.TruthTables
+    shocks: dict[str, np.ndarray]
+    cal: Calendar
+    months: int
+    start: date
+    month_first: np.ndarray
+    month_days: np.ndarray
+    window_end_s: int
+    volume_scale: float
+    defect_rate: float
+    salt: str
+    entropy: int
+
+
+def simulate_market(
+    out: Path,
+    *,
+    merchants: int,
+    months: int,
+    seed: int,
+    defect_rate: float = 0.0,
+    scenario: str = "baseline",
+    volume_scale: float = 1.0,
+    start: date = date(2023, 1, 1),
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write the six raw tables and ``truth.parquet`` into ``out``; return row counts and timing.
+
+    ``defect_rate``: share of rows corrupted (0 for a clean market). ``scenario``: ``baseline`` or
+    ``downturn`` (a broad shock a little before mid-run). ``volume_scale`` thins recorded
+    transactions only (loan sizes still follow the unthinned business). ``start``: first day of
+    the first month.
+    """
+    if merchants < 1 or months < 1:
+        raise ValueError("merchants and months must be at least 1")
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {SCENARIOS}, not {scenario!r}")
+    if not 0.0 <= defect_rate <= 0.5:
+        raise ValueError("defect_rate must be between 0 and 0.5")
+    if volume_scale <= 0:
+        raise ValueError("volume_scale must be positive")
+    if start.day != 1:
+        raise ValueError(f"start must be the first day of a month, not {start}")
+    if merchants >= 90_000_000:
+        raise ValueError("at most 89,999,999 merchants (ids from M90000000 mark unknown merchants)")
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup = _setup(seed, months, scenario, volume_scale, start, defect_rate)
+    strings = defect_rate > 0
+    schemas = {name: schema(name, strings and name in TIMESTAMP_COLUMNS) for name in TABLES}
+    schemas["truth"] = SCHEMAS["truth"]
+    sink = ParquetSink(out, schemas)
+    counters = {"txn": 1, "complaint": 1, "record": 1}
+    defects = {name: {} for name in TABLES}
+    try:
+        for b, lo in enumerate(range(0, merchants, BLOCK)):
+            index = np.arange(lo, min(lo + BLOCK, merchants), dtype=np.int64)
+            tables = _block(setup, b, index, counters)
+            if defect_rate > 0:
+                rng = _rng(setup.entropy, 1, b, 99)
+                for name in TABLES:
+                    tables[name], counts = corrupt(name, tables[name], defect_rate, rng)
+                    for kind, k in counts.items():
+                        defects[name][kind] = defects[name].get(kind, 0) + k
+            for name, table in tables.items():
+                sink.put(name, table)
+            if progress is not None:
+                progress(int(index[-1]) + 1, merchants)
+        rows = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    summary = {"rows": rows, "seconds": time.perf_counter() - t0, "merchants": merchants, "months": months,
+               "seed": seed, "scenario": scenario, "volume_scale": volume_scale, "defect_rate": defect_rate}
+    if defect_rate > 0:
+        summary["defects"] = defects
+    return summary
+
+
+def _rng(entropy: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([entropy, *key])))
+
+
+def _setup(seed: int, months: int, scenario: str, volume_scale: float, start: date, defect_rate: float) -> _Setup:
+    dyn = dynamics.DEFAULT
+    entropy = int(seed) % 2**63
+    grid = calendar.month_grid(start, months)
+    n_days = int(grid["last"][-1] - grid["first"][0] + 1)
+    first_day = int(grid["first"][0])
+    cal = Calendar(
+        first_day=first_day,
+        day_month=np.repeat(np.arange(months), grid["days"]),
+        weekday=(first_day + np.arange(n_days) + 3) % 7,  # 1970-01-01 was a Thursday
+        yearly=calendar.yearly_multipliers(start, n_days),
+        weekly=sectors.weekly(),
+        months_since_2023=(grid["year"] - 2023) * 12 + grid["month"] - 1,
+        month_first_index=np.concatenate([[0], np.cumsum(grid["days"])[:-1]]),
+    )
+    return _Setup(
+        dyn=dyn, truth=truth.tables(dyn),
+        shocks=dynamics.common_shocks(dyn, _rng(entropy, 0), months, len(regions.CODES), scenario),
+        cal=cal, months=months, start=start, month_first=grid["first"], month_days=grid["days"],
+        window_end_s=int((grid["last"][-1] + 1) * 86400 - 8 * 3600 - 1),
+        volume_scale=volume_scale, defect_rate=defect_rate,
+        salt=hashlib.sha256(f"lifecredit-simulation:{seed}".encode()).hexdigest()[:16], entropy=entropy,
+    )
+
+
+def _block(setup: _Setup, b: int, index: np.ndarray, counters: dict[str, int]) -> dict[str, pa.Table]:
+    """Every table's rows for one block of merchants."""
+    dyn, months = setup.dyn, setup.months
+    r_merchants, r_latent, r_loans, r_txn, r_events = (_rng(setup.entropy, 1, b, k) for k in range(5))
+    mer = draw_merchants(dyn, r_merchants, index, int(setup.month_first[0]), setup.salt)
+    d = dynamics.latent_paths(dyn, r_latent, mer.d0, mer.sector, mer.region, setup.shocks)
+    group = dynamics.group_index(mer.sector, mer.enterprise, mer.rural)
+    x = dyn.group_offsets()[group][:, None] + d
+    s = mer.sector
+    monthly_sales = (sectors.column("daily_txns")[s] * mer.size * VOLUME_NORM * sectors.column("ticket_yuan")[s]
+                     * np.exp(0.5 * sectors.column("ticket_sigma")[s] ** 2) * 30.0)
+    revenue_ok = np.isin(s, [sectors.NAMES.index(n) for n in REVENUE_BASED_SECTORS])
+    book = loans.simulate_loans(dyn, r_loans, x, mer.borrower, monthly_sales, revenue_ok,
+                                np.datetime64(setup.start, "M"))
+    # a defaulted business often shuts within three months; a shut business records nothing more
+    shuts = (book.default_month >= 0) & (r_latent.random(len(index)) < CLOSE_AFTER_DEFAULT)
+    closed_month = np.where(shuts, book.default_month + r_latent.integers(0, 4, len(index)), 10**6)
+    first_ext = np.concatenate([setup.month_first, [setup.month_first[-1] + setup.month_days[-1]]])
+    active_until_day = np.where(closed_month < months, first_ext[np.minimum(closed_month, months)], 10**9)
+
+    tables = {
+        "merchants": _merchants_table(mer),
+        "transactions": transactions(r_txn, mer, d[:, 1:], active_until_day, setup.cal, setup.volume_scale,
+                                     counters["txn"]),
+        "complaints": events.complaints(r_events, mer, d[:, 1:], setup.month_first, setup.month_days,
+                                        active_until_day, setup.window_end_s, counters["complaint"]),
+        "loans": _loans_table(mer, book),
+        "loan_performance": _performance_table(mer, book),
+        "public_records": events.public_records(r_events, mer, d[:, 1:], setup.month_first, setup.month_days,
+                                                closed_month, counters["record"]),
+        "truth": _truth_table(setup, mer, d, group, book),
+    }
+    counters["txn"] += tables["transactions"].num_rows
+    counters["complaint"] += tables["complaints"].num_rows
+    counters["record"] += tables["public_records"].num_rows
+    return tables
+
+
+def _merchants_table(mer: Merchants) -> pa.Table:
+    return pa.Table.from_arrays(
+        [
+            fixed_width(ascii_rows(mer.ids)),
+            fixed_width(ascii_rows(mer.credit_code)),
+            pa.array(mer.name, type=pa.large_string()),
+            fixed_width(ascii_rows(mer.owner_hash)),
+            take(sectors.NAMES, mer.sector),
+            take(regions.CODES, mer.region),
+            take(("individual_business", "enterprise"), mer.enterprise.astype(np.int8)),
+            pa.array(mer.registered_day.astype(np.int32)).view(pa.date32()),
+            pa.array(mer.capital_fen, mask=mer.capital_fen < 0, type=pa.int64()),
+        ],
+        schema=SCHEMAS["merchants"],
+    )
+
+
+def _loan_ids(mer: Merchants, local: np.ndarray, seq: np.ndarray) -> pa.Array:
+    return digits_ids("L", (mer.index[local] + 1) * 100 + seq, 10)
+
+
+def _loans_table(mer: Merchants, book: loans.LoanBook) -> pa.Table:
+    order = np.lexsort((book.seq, book.merchant))
+    m = book.merchant[order]
+    return pa.Table.from_arrays(
+        [
+            _loan_ids(mer, m, book.seq[order]),
+            fixed_width(ascii_rows(mer.ids)[m]),
+            take(loans.PRODUCTS, book.product[order]),
+            pa.array(book.disbursed_day[order].astype(np.int32)).view(pa.date32()),
+            pa.array(book.principal_fen[order]),
+            pa.array(book.term[order].astype(np.int16)),
+            pa.array(book.rate[order]),
+            digits_ids("B", book.lender[order] + 1, 3),
+        ],
+        schema=SCHEMAS["loans"],
+    )
+
+
+def _performance_table(mer: Merchants, book: loans.LoanBook) -> pa.Table:
+    li = book.perf_loan
+    order = np.lexsort((book.perf_day, book.seq[li], book.merchant[li]))
+    li = li[order]
+    m = book.merchant[li]
+    return pa.Table.from_arrays(
+        [
+            _loan_ids(mer, m, book.seq[li]),
+            pa.array(book.perf_day[order].astype(np.int32)).view(pa.date32()),
+            fixed_width(ascii_rows(mer.ids)[m]),
+            pa.array(book.perf_dpd[order].astype(np.int32)),
+            pa.array(book.perf_outstanding[order]),
+            take(loans.STATUSES, book.perf_status[order]),
+        ],
+        schema=SCHEMAS["loan_performance"],
+    )
+
+
+def _truth_table(setup: _Setup, mer: Merchants, d: np.ndarray, group: np.ndarray, book: loans.LoanBook) -> pa.Table:
+    """True 12-month PD per merchant and month, from the state at the end of the previous month."""
+    n, months = d.shape[0], setup.months
+    before = book.state_before.astype(np.int64)
+    held = (before >= 0) & (before < loans.IN_DEFAULT)
+    state = np.where(held, truth.state_index(np.maximum(before, 0), book.remaining_before), -1)
+    pd = setup.truth.lookup(np.repeat(group[:, None], months, axis=1), d[:, :-1], state)
+    pd = np.where(before == loans.IN_DEFAULT, 1.0, np.clip(pd, 0.0, 1.0))
+    ids = ascii_rows(mer.ids)
+    return pa.Table.from_arrays(
+        [
+            fixed_width(np.repeat(ids, months)),
+            pa.array(np.tile(setup.month_first, n).astype(np.int32)).view(pa.date32()),
+            pa.array(pd.ravel()),
+        ],
+        schema=SCHEMAS["truth"],
+    )
