@@ -157,14 +157,18 @@ def table_rules(contract: Contract, duplicate_rows: pl.Series | None) -> list[Ru
     return rules
 
 
-def typed_columns(casts: Mapping[str, Typed]) -> list[pl.Expr]:
-    """Expressions adding the typed value (and the naive-timestamp flag) of every contract column."""
-    exprs = []
+def typed_stages(casts: Mapping[str, Typed]) -> list[list[pl.Expr]]:
+    """with_columns stages adding the typed value (and naive-timestamp flag) of every contract column."""
+    depth = max((len(t.stages) for t in casts.values()), default=0)
+    stages: list[list[pl.Expr]] = [[] for _ in range(depth)]
+    final = []
     for name, t in casts.items():
-        exprs.append(t.wide.alias(TYPED + name))
+        for i, stage in enumerate(t.stages):
+            stages[i] += stage
+        final.append(t.wide.alias(TYPED + name))
         if t.naive is not None:
-            exprs.append(t.naive.alias(TYPED + name + "__naive"))
-    return exprs
+            final.append(t.naive.alias(TYPED + name + "__naive"))
+    return [*stages, final]
 
 
 def mask_columns(rules: list[Rule]) -> list[pl.Expr]:

@@ -40,7 +40,7 @@ from data_contracts.rules import (
     mask_columns,
     reasons_column,
     table_rules,
-    typed_columns,
+    typed_stages,
 )
 
 SUMMARY_FILE = "validation_summary.json"
@@ -75,7 +75,10 @@ class TablePlan:
 
     def typed(self, raw: pl.LazyFrame) -> pl.LazyFrame:
         """Raw columns plus row number and the typed value of every contract column."""
-        return raw.with_row_index(ROW).with_columns(typed_columns(self.casts))
+        frame = raw.with_row_index(ROW)
+        for stage in typed_stages(self.casts):
+            frame = frame.with_columns(stage)
+        return frame
 
     def rejected(self, raw: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
         """Row number and rule masks of every row that breaks a rule."""
@@ -163,8 +166,8 @@ def _validate_file(
         output = "copied"
     else:
         base = raw.with_row_index(ROW)
-        valid = base.filter(~pl.col(ROW).is_in(rejected.get_column(ROW).implode()))
-        valid = valid.with_columns(typed_columns(plan.casts)).select(plan.valid_columns())
+        valid = plan.typed(raw).filter(~pl.col(ROW).is_in(rejected.get_column(ROW).implode()))
+        valid = valid.select(plan.valid_columns())
         quarantine = base.join(rejected.lazy(), on=ROW, how="inner", maintain_order="left")
         quarantine = quarantine.select(*plan.schema.names(), reasons_column(rules))
         sinks = [
