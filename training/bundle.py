@@ -63,6 +63,15 @@ class MissingFeatureError(KeyError):
         return self.args[0]
 
 
+def _category_keys(values: np.ndarray) -> np.ndarray:
+    """Category values as strings (null stays null), so codes read as numbers still match."""
+    series = pd.Series(values)
+    if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
+        series = series.astype("Int64")  # 310000.0 (an integer column with nulls) -> "310000"
+    keys = series.astype(object)
+    return keys.where(keys.isna(), keys.astype(str)).to_numpy()
+
+
 @dataclass(frozen=True)
 class Feature:
     """One model input as the bundle needs it."""
@@ -105,7 +114,7 @@ def encode(frame, features: list[Feature]) -> np.ndarray:
         values = frame[f.name]
         values = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
         if f.is_categorical:
-            codes = pd.Categorical(values.astype(object), categories=list(f.categories)).codes
+            codes = pd.Index(list(f.categories), dtype=object).get_indexer(_category_keys(values))
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             try:

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_X_y
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from training.bundle import PD_EPS, apply_calibration
 
@@ -44,6 +44,11 @@ def _margin(X) -> np.ndarray:
 class _Calibrator(ClassifierMixin, BaseEstimator):
     """Shared predict/predict_proba for the binary calibrators."""
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
     def _check_fit_input(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         X, y = check_X_y(X, y, ensure_2d=False)
         check_classification_targets(y)
@@ -55,13 +60,14 @@ class _Calibrator(ClassifierMixin, BaseEstimator):
 
     def _check_predict_input(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return _margin(X)
+        return _margin(check_array(X, ensure_2d=False))
 
     def predict_proba(self, X) -> np.ndarray:
         p = self.predict_pd(X)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
         return self.classes_[(self.predict_pd(X) >= 0.5).astype(int)]
 
 
@@ -83,7 +89,8 @@ class PlattCalibrator(_Calibrator):
         return self
 
     def predict_pd(self, X) -> np.ndarray:
-        return apply_calibration({"kind": "platt", "a": self.a_, "b": self.b_}, self._check_predict_input(X))
+        m = self._check_predict_input(X)
+        return apply_calibration({"kind": "platt", "a": self.a_, "b": self.b_}, m)
 
     def to_dict(self) -> dict:
         check_is_fitted(self)
@@ -109,7 +116,8 @@ class IsotonicCalibrator(_Calibrator):
         return self
 
     def predict_pd(self, X) -> np.ndarray:
-        return apply_calibration({"kind": "isotonic", "x": self.x_, "y": self.y_}, self._check_predict_input(X))
+        m = self._check_predict_input(X)
+        return apply_calibration({"kind": "isotonic", "x": self.x_, "y": self.y_}, m)
 
     def to_dict(self) -> dict:
         check_is_fitted(self)

@@ -196,7 +196,7 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None) -> T
 def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | None = None,
                categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
                seed: int = 7) -> TrainingTable:
-    """Any feature table (Parquet or CSV): every column but target, id and time is a feature.
+    """Any feature table (Parquet or CSV): every column but target, id and dates is a feature.
 
     String columns and those named in ``categorical`` are native categoricals; ``monotone``
     gives risk directions (+1 riskier as it grows, -1 safer); rows with a null target are
@@ -219,8 +219,8 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
         raise ValueError(f"{path}: column(s) {', '.join(unknown)} named in --categorical/--monotone not found")
     features = []
     for name, dtype in frame.schema.items():
-        if name in (target, id_col, time_col):
-            continue
+        if name in (target, id_col, time_col) or dtype.is_temporal():
+            continue  # dates are for splitting (--time-col), not model inputs
         is_cat = name in categorical or dtype in (pl.String, pl.Categorical, pl.Enum)
         if is_cat and monotone.get(name, 0):
             raise ValueError(f"{name}: a categorical feature cannot carry a monotone direction")

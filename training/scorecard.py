@@ -105,7 +105,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
                 bins[name] = self._fit_categorical(X[name], y)
             else:
                 bins[name] = self._fit_numeric(X[name], y, int(directions.get(name, 0)))
-        labels = pd.DataFrame({name: _assign(bins[name], X[name]) for name in X.columns}, index=X.index)
+        labels = pd.DataFrame({name: _assign(bins[name], X[name]) for name in X.columns}, index=X.index, dtype=object)
         n_events = max(int(y.sum()), 1)
         encoder = WoEEncoder(variables=list(X.columns), fill_value=0.5 / n_events)
         woe = encoder.fit_transform(labels, pd.Series(y, index=X.index))

@@ -179,7 +179,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
             dataset = mlflow.data.from_pandas(
                 data.frame, source=data.source.as_uri(), targets=data.target,
                 name=f"{data.feature_set['name']}@{data.feature_set['version']}", digest=data.sha256[:36])
-        mlflow.log_input(dataset, context="training")
+            mlflow.log_input(dataset, context="training")
         metrics = _flat_metrics(evaluation_lgb["metrics"], "test")
         metrics.update(_flat_metrics(evaluation_sc["metrics"], "challenger.test"))
         metrics["valid_auc"] = fit.valid_auc

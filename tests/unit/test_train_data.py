@@ -1,0 +1,104 @@
+"""Training tables: catalogue parsing, out-of-time and stratified splits, bring-your-own tables."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from training.data import Catalog, load_table, stratified_split, time_split
+
+
+def _months(n_months: int, per_month: int) -> np.ndarray:
+    dates = [np.datetime64(date(2023 + m // 12, 1 + m % 12, 1)) for m in range(n_months)]
+    return np.repeat(np.array(dates), per_month)
+
+
+def test_time_split_keeps_whole_dates_in_time_order():
+    times = _months(18, 100)
+    s = time_split(times)
+    assert times[s.train].max() < times[s.valid].min() <= times[s.valid].max() < times[s.test].min()
+    assert len(s.train) + len(s.valid) + len(s.test) == len(times)
+    assert len(s.test) >= 0.2 * len(times) and len(s.valid) >= 0.2 * len(times)
+    assert s.bounds["test_to"] == "2024-06-01" and s.bounds["train_from"] == "2023-01-01"
+    params = s.params(np.zeros(len(times), dtype=int))
+    assert params["split"] == "out_of_time" and params["test_rows"] == len(s.test)
+
+
+def test_time_split_with_few_dates_still_has_three_windows():
+    s = time_split(_months(3, 10))
+    assert len(s.train) == len(s.valid) == len(s.test) == 10
+    with pytest.raises(ValueError, match="at least 3"):
+        time_split(_months(2, 10))
+
+
+def test_stratified_split_keeps_the_default_rate():
+    y = (np.arange(10_000) % 20 == 0).astype(int)
+    s = stratified_split(y, seed=3)
+    for idx in (s.train, s.valid, s.test):
+        assert y[idx].mean() == pytest.approx(0.05, abs=0.002)
+    assert len(np.intersect1d(s.train, s.test)) == 0
+    np.testing.assert_array_equal(stratified_split(y, seed=3).test, s.test)
+
+
+def test_catalog_reads_directions_dtypes_and_reasons(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(
+        "name: t\nversion: 2.0.0\nfeatures:\n"
+        "- {name: a, dtype: float, risk_direction: 1, reason_en: A high, reason_zh: A高}\n"
+        "- {name: s, dtype: category, risk_direction: 0}\n", encoding="utf-8")
+    cat = Catalog.read(path)
+    assert (cat.name, cat.version) == ("t", "2.0.0")
+    assert [(f.name, f.dtype, f.direction) for f in cat.features] == [("a", "float", 1), ("s", "category", 0)]
+    assert cat.features[0].reason_zh == "A高"
+    path.write_text("name: t\nfeatures:\n- {name: a, risk_direction: 2}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="risk_direction"):
+        Catalog.read(path)
+
+
+def test_package_catalogue_parses():
+    cat = Catalog.read()
+    assert cat.features and all(f.direction in (-1, 0, 1) for f in cat.features)
+
+
+def _table(tmp_path, fmt="csv"):
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pl.DataFrame({
+        "loan_id": [f"L{i}" for i in range(n)],
+        "month": pl.Series([date(2024, 1 + i % 6, 1) for i in range(n)]),
+        "income": rng.normal(5, 1, n),
+        "region": rng.choice(["north", "south"], n),
+        "branch": rng.integers(1, 4, n),
+        "target": (rng.random(n) < 0.2).astype(int),
+    })
+    path = tmp_path / f"t.{fmt}"
+    frame.write_csv(path) if fmt == "csv" else frame.write_parquet(path)
+    return path
+
+
+def test_load_table_infers_features_and_types(tmp_path):
+    t = load_table(_table(tmp_path), target="target", id_col="loan_id", categorical=["branch"],
+                   monotone={"income": -1})
+    kinds = {f.name: (f.dtype, f.direction) for f in t.features}
+    assert kinds == {"income": ("float", -1), "region": ("category", 0), "branch": ("category", 0)}
+    assert t.split.kind == "stratified_random" and t.id_columns == ["loan_id"]
+    assert next(f for f in t.features if f.name == "branch").categories == ("1", "2", "3")
+
+
+def test_load_table_with_time_column_splits_out_of_time(tmp_path):
+    t = load_table(_table(tmp_path, "parquet"), target="target", id_col="loan_id", time_col="month")
+    assert t.split.kind == "out_of_time" and "month" not in [f.name for f in t.features]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target="nope", id_col="loan_id"), "'nope' not found"),
+    (dict(target="income", id_col="loan_id"), "must hold both 0 and 1"),
+    (dict(target="target", id_col="loan_id", monotone={"region": 1}), "categorical feature cannot"),
+    (dict(target="target", id_col="loan_id", categorical=["colour"]), "colour"),
+])
+def test_load_table_errors_name_the_problem(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_table(_table(tmp_path), **kwargs)
