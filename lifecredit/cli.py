@@ -141,6 +141,157 @@ def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="Key name or id, 
     stdout.print(f"revoked {key.name} ({key.key_id}, role {key.role})")
 
 
+def _quiet_training_logs() -> None:
+    """LightGBM threads wait passively (set before lightgbm loads); MLflow's INFO chatter off."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+@app.command()
+def train(
+    features: Annotated[Path | None, typer.Option(help="Feature folder with panel.parquet (default: <data_dir>/features).")] = None,
+    table: Annotated[Path | None, typer.Option(help="Bring your own table (Parquet or CSV) instead of the feature panel.")] = None,
+    target: Annotated[str | None, typer.Option(help="With --table: the 0/1 label column.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id", help="With --table: the row id column.")] = None,
+    time_col: Annotated[str | None, typer.Option(help="With --table: split out of time on this column (default: stratified random).")] = None,
+    categorical: Annotated[str | None, typer.Option(help="With --table: categorical columns, A,B (string columns always are).")] = None,
+    monotone: Annotated[str | None, typer.Option(help="With --table: risk directions, COL=1,COL=-1 (+1 riskier as it grows).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lifecredit",
+    model_name: Annotated[str | None, typer.Option(help="Registered model (default: settings' model_name; byo-<table stem> with --table).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same metrics.")] = 7,
+    tune: Annotated[int, typer.Option(min=0, help="Optuna trials on the validation window before the final fit (0: fixed parameters).")] = 0,
+) -> None:
+    """Train, calibrate, evaluate, log and register a PD model (alias 'challenger').
+
+    Progress goes to stderr; the last stdout line is one JSON object: run_id, model_uri,
+    version and the test-window metrics.
+    """
+    _quiet_training_logs()
+    from training.train import train_from_features, train_from_table
+
+    say = lambda msg: stderr.print(f"[dim]train:[/] {escape(msg)}")  # noqa: E731
+    try:
+        if table is not None:
+            if not target or not id_col:
+                raise typer.BadParameter("--table needs --target and --id")
+            directions = {}
+            for item in _split_list(monotone):
+                col, _, value = item.partition("=")
+                if value.strip() not in ("1", "+1", "-1", "0"):
+                    raise typer.BadParameter(f"--monotone expects COL=1 or COL=-1, got {item!r}")
+                directions[col.strip()] = int(value)
+            result = train_from_table(
+                table, target=target, id_col=id_col, time_col=time_col, categorical=_split_list(categorical),
+                monotone=directions, experiment=experiment, model_name=model_name or f"byo-{table.stem}",
+                seed=seed, tune=tune, progress=say)
+        else:
+            if any(v is not None for v in (target, id_col, time_col, categorical, monotone)):
+                raise typer.BadParameter("--target/--id/--time-col/--categorical/--monotone go with --table")
+            result = train_from_features(features or get_settings().features_dir, experiment=experiment,
+                                         model_name=model_name, seed=seed, tune=tune, progress=say)
+    except (FileNotFoundError, ValueError) as err:
+        stderr.print(f"[bold red]train stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    m = result["metrics"]
+    stderr.print(f"test window: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
+                 f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}")
+    print(json.dumps({k: result[k] for k in ("run_id", "model_uri", "version", "metrics", "challenger_metrics")}))
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Option(min=1, help="Registered version to promote to 'champion'.")],
+    model_name: Annotated[str | None, typer.Option(help="Registered model (default: settings' model_name).")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if a check fails (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded; required with --force).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who promotes (recorded; default: the OS user).")] = None,
+) -> None:
+    """Move alias 'champion' to VERSION if it passes the gate against the current champion.
+
+    Checks (on VERSION's test window): no class rejected by the Jeffreys test at 1%; score PSI
+    train->test < 0.25; with a champion, AUC not lower by more than 0.01 and score PSI against
+    the champion < 0.25. Every decision is appended to the promotion history.
+    """
+    _quiet_training_logs()
+    from training.registry import PromotionRefused
+    from training.registry import promote as run_gate
+
+    if force and not reason:
+        stderr.print("[bold red]error:[/] --force needs --reason")
+        raise typer.Exit(code=2)
+    try:
+        record = run_gate(version, model_name=model_name, force=force, reason=reason, by=by)
+    except PromotionRefused as refused:
+        for check in refused.record["checks"]:
+            colour = "green" if check["passed"] else "bold red"
+            stderr.print(f"[{colour}]{'pass' if check['passed'] else 'FAIL'}[/] {check['name']}: {escape(check['detail'])}")
+        stderr.print(f"[bold red]not promoted:[/] version {version} stays 'challenger'; champion is still "
+                     f"{refused.record['from_version'] or 'unset'}")
+        print(json.dumps({k: refused.record[k] for k in ("model_name", "from_version", "to_version", "promoted", "checks")}))
+        raise typer.Exit(code=1) from refused
+    except Exception as err:  # unknown model or version, unreadable run
+        stderr.print(f"[bold red]promote stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    for check in record["checks"]:
+        colour = "green" if check["passed"] else "yellow"
+        stderr.print(f"[{colour}]{'pass' if check['passed'] else 'fail'}[/] {check['name']}: {escape(check['detail'])}")
+    note = " (forced: " + escape(reason or "") + ")" if record["forced"] else ""
+    stderr.print(f"champion: version {version} (was {record['from_version'] or 'unset'}){note}")
+    print(json.dumps({k: record[k] for k in ("model_name", "from_version", "to_version", "promoted", "forced", "checks")}))
+
+
+@app.command()
+def predict(
+    table: Annotated[Path, typer.Option(help="Rows to score (Parquet or CSV) with the model's feature columns.")],
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+    model: Annotated[str | None, typer.Option(help="Model URI (default: models:/<model_name>@champion).")] = None,
+    keep: Annotated[str | None, typer.Option(help="Extra input columns to copy to the output, A,B.")] = None,
+    reasons: Annotated[bool, typer.Option(help="Also write the reason-code columns.")] = False,
+) -> None:
+    """Score a table: pd, score, grade and class beside the model's id columns (and --keep columns)."""
+    _quiet_training_logs()
+    import mlflow
+
+    from training.bundle import MissingFeatureError
+    from training.data import read_frame
+    from training.registry import client
+
+    uri = model or f"models:/{get_settings().model_name}@champion"
+    try:
+        client()
+        frame = read_frame(table)
+        loaded = mlflow.pyfunc.load_model(uri)
+        ids = list((loaded.metadata.metadata or {}).get("id_columns", []))
+        wanted = [*ids, *[c for c in _split_list(keep) if c not in ids]]
+        absent = [c for c in wanted if c not in frame.columns]
+        if absent:
+            raise ValueError(f"{table}: column(s) {', '.join(absent)} (id or --keep) not found")
+        scored = loaded.predict(frame)
+    except (FileNotFoundError, ValueError, MissingFeatureError) as err:
+        stderr.print(f"[bold red]predict stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    except mlflow.exceptions.MlflowException as err:
+        stderr.print(f"[bold red]predict stopped:[/] {escape(err.message)}")
+        raise typer.Exit(code=2) from err
+    columns = ["pd", "score", "grade", "class"] + ([c for c in scored.columns if c.startswith("reason_")] if reasons else [])
+    result = frame[wanted].reset_index(drop=True).join(scored[columns].reset_index(drop=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        result.to_csv(out, index=False)
+    else:
+        result.to_parquet(out, index=False)
+    counts = result["class"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0)
+    stderr.print(f"scored {len(result):,} rows with {uri}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(json.dumps({"model_uri": uri, "rows": len(result), "out": str(out), "classes": {k: int(v) for k, v in counts.items()}}))
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings (after LIFECREDIT_* overrides) as JSON."""
