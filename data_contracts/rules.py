@@ -1,4 +1,4 @@
-"""Row rules generated from a contract as vectorised Polars expressions, packed into per-row bit masks.
+"""Row rules generated from a contract as vectorised Polars expressions.
 
 A rule is named ``<column>:<kind>`` (table-level rules by their own name, e.g.
 ``resolved_after_received``; a composite primary key by its columns joined with ``+``).
@@ -6,9 +6,8 @@ Each rule is a boolean expression that is true where a row breaks it. Rules look
 column (``pl.col(name)``: nullness) and at its typed value (``pl.col(TYPED + name)``); a cell
 that failed to cast breaks ``type`` only, since its value rules cannot be judged.
 
-Rejected rows are found with one OR across the rules; only they get one UInt64 bit mask per
-64 rules (cheap to keep for millions of rows), and rule names are spelt out from the masks
-only when the quarantine file is written.
+Rows are split with one OR across the rules; the list of broken rule names is built only
+for the rejected rows.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from data_contracts.contract import Column, Contract
 
 TYPED = "__typed__"
 ROW = "__row__"
-MASK = "__mask{}__"
 REASONS = "rejection_reasons"
 
 KINDS = (
@@ -171,38 +169,21 @@ def typed_stages(casts: Mapping[str, Typed]) -> list[list[pl.Expr]]:
     return [*stages, final]
 
 
-def mask_columns(rules: list[Rule]) -> list[pl.Expr]:
-    """One UInt64 bit mask per 64 rules: bit i of mask i // 64 is set where rule i is broken."""
-    masks = []
-    for start in range(0, len(rules), 64):
-        bits = [r.broken.cast(pl.UInt64) * pl.lit(1 << i, dtype=pl.UInt64) for i, r in enumerate(rules[start : start + 64])]
-        masks.append(pl.sum_horizontal(bits).alias(MASK.format(start // 64)))
-    return masks
-
-
 def any_broken(rules: list[Rule]) -> pl.Expr:
-    """True where the row breaks at least one rule: a cheap filter, so masks are built for rejected rows only."""
+    """True where the row breaks at least one rule: one OR per row, so valid rows cost no more than that."""
     return pl.any_horizontal([r.broken for r in rules]) if rules else pl.lit(False)
 
 
 def reasons_column(rules: list[Rule]) -> pl.Expr:
-    """The list of broken rule names, built from the masks (meant for rejected rows only)."""
-    parts = [
-        pl.when((pl.col(MASK.format(i // 64)) & pl.lit(1 << (i % 64), dtype=pl.UInt64)) != 0).then(pl.lit(r.name))
-        for i, r in enumerate(rules)
-    ]
-    if not parts:
+    """``rejection_reasons``: the names of every rule the row breaks (meant for rejected rows only)."""
+    if not rules:
         return pl.lit([], dtype=pl.List(pl.String)).alias(REASONS)
-    return pl.concat_list(parts).list.drop_nulls().alias(REASONS)
+    return pl.concat_list([pl.when(r.broken).then(pl.lit(r.name)) for r in rules]).list.drop_nulls().alias(REASONS)
 
 
-def count_by_rule(masks: pl.DataFrame, rules: list[Rule]) -> dict[str, int]:
-    """Rejected rows per rule (a row breaking two rules counts under both); rules never broken are left out."""
-    if masks.height == 0:
-        return {}
-    exprs = [
-        ((pl.col(MASK.format(i // 64)) & pl.lit(1 << (i % 64), dtype=pl.UInt64)) != 0).sum().alias(str(i))
-        for i in range(len(rules))
-    ]
-    counts = masks.select(exprs).row(0)
-    return {r.name: int(n) for r, n in zip(rules, counts, strict=True) if n}
+def count_by_rule(quarantine: pl.LazyFrame, rules: list[Rule]) -> dict[str, int]:
+    """Rejected rows per rule, in rule order (a row breaking two rules counts under both; unbroken rules left out)."""
+    counts = dict(
+        quarantine.select(pl.col(REASONS).explode().drop_nulls()).group_by(REASONS).len().collect().iter_rows()
+    )
+    return {r.name: counts[r.name] for r in rules if r.name in counts}

@@ -1,11 +1,11 @@
 """Split raw tables into valid rows and quarantined rows under their contracts.
 
-Per table, up to three lazy passes keep memory bounded on hundreds of millions of rows:
-  0. the primary key alone (one typed column, ~8 bytes a row) finds later occurrences of a key;
-  1. a streaming pass evaluates every rule and keeps only (row number, bit masks) of rejected rows;
-  2. a streaming pass writes valid rows (cast to the contract types) and quarantined rows (raw
-     values plus ``rejection_reasons``). When pass 1 rejected nothing and a Parquet input already
-     has exactly the contract's schema, the valid output is a byte copy of the input instead.
+Per table, lazy passes keep memory bounded on hundreds of millions of rows:
+  1. the primary key alone (one typed column, ~8 bytes a row) finds later occurrences of a key;
+  2. one streaming pass evaluates every rule and writes valid rows (cast to the contract types)
+     and quarantined rows (raw values plus ``rejection_reasons``) side by side.
+A Parquet input that already has exactly the contract's schema is first only checked; when no
+row breaks a rule, the valid output is a byte copy of the input (no re-encoding).
 Outputs go to temporary names and are moved into place only when every table has passed, so a
 TableError or an interruption never leaves a table that looks validated.
 """
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from data_contracts.cast import Typed, plan_casts
@@ -37,13 +36,13 @@ from data_contracts.rules import (
     any_broken,
     column_rules,
     count_by_rule,
-    mask_columns,
     reasons_column,
     table_rules,
     typed_stages,
 )
 
 SUMMARY_FILE = "validation_summary.json"
+REJECTED = "__rejected__"
 QUARANTINE_DIR = "quarantine"
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1)
 """zstd level 1: close to level 3 in size, markedly faster to write."""
@@ -80,10 +79,6 @@ class TablePlan:
             frame = frame.with_columns(stage)
         return frame
 
-    def rejected(self, raw: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
-        """Row number and rule masks of every row that breaks a rule."""
-        return self.typed(raw).filter(any_broken(rules)).select(ROW, *mask_columns(rules))
-
     def valid_columns(self) -> list[pl.Expr]:
         """Contract columns in contract order and dtype; the cast cannot fail for rows that broke no rule."""
         return [pl.col(TYPED + c.name).cast(c.dtype).alias(c.name) for c in self.contract.fields]
@@ -91,25 +86,23 @@ class TablePlan:
     def duplicate_rows(self, raw: pl.LazyFrame) -> pl.Series | None:
         """Row numbers of every non-first occurrence of a (non-null) primary key; None without a key.
 
-        Reads the key columns only. A strictly increasing integer key (the usual case for
-        generated ids) is recognised in one comparison, without a hash table.
+        Reads the typed key columns only. For an integer key, only rows not above the running
+        maximum of the rows before them can repeat a key, and generated ids are nearly always
+        increasing, so the hash check runs on those few rows and the rows sharing their values.
         """
         key = self.contract.primary_key
         if not key:
             return None
-        keys = raw.select([self.casts[k].wide.alias(k) for k in key]).collect()
-        if len(key) == 1 and keys.schema[key[0]].is_integer() and keys.height > 0:
-            values = keys.to_series()
-            if values.null_count() == 0:
-                a = values.to_numpy()
-                if bool(np.all(a[1:] > a[:-1])):
-                    return pl.Series(ROW, [], dtype=pl.get_index_type())
+        frame = raw.select(key)
+        for stage in typed_stages({k: self.casts[k] for k in key}):
+            frame = frame.with_columns(stage)
+        keys = frame.select(pl.col(TYPED + k).alias(k) for k in key).collect().with_row_index(ROW)
+        if len(key) == 1 and keys.schema[key[0]].is_integer():
+            values = keys.get_column(key[0])
+            candidate = (values <= values.cum_max().forward_fill().shift(1)).fill_null(False)
+            keys = keys.filter(pl.col(key[0]).is_in(values.filter(candidate).unique().implode()))
         first = pl.col(key[0]).is_first_distinct() if len(key) == 1 else pl.struct(key).is_first_distinct()
-        return (
-            keys.with_row_index(ROW)
-            .filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key) & ~first)
-            .get_column(ROW)
-        )
+        return keys.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key) & ~first).get_column(ROW)
 
 
 def _references(contract: Contract, valid_merchant_ids: Iterable[str] | pl.Series | None) -> dict[str, pl.Series]:
@@ -136,16 +129,15 @@ def validate_table(
     raw = data.lazy()
     plan = TablePlan.build(contract, raw.collect_schema(), f"<{contract.name} frame>")
     rules = plan.rules(_references(contract, valid_merchant_ids), plan.duplicate_rows(raw))
-    typed = plan.typed(raw).with_columns(any_broken(rules).alias("__rejected__")).collect()
-    valid = typed.filter(~pl.col("__rejected__")).select(plan.valid_columns())
-    rejected = typed.filter(pl.col("__rejected__")).with_columns(mask_columns(rules))
+    typed = plan.typed(raw).with_columns(any_broken(rules).alias(REJECTED)).collect()
+    valid = typed.filter(~pl.col(REJECTED)).select(plan.valid_columns())
+    rejected = typed.filter(pl.col(REJECTED)).select(*plan.schema.names(), reasons_column(rules))
     counts = {
         "rows_in": typed.height,
         "valid": valid.height,
         "rejected": rejected.height,
-        "rejected_by_rule": count_by_rule(rejected, rules),
+        "rejected_by_rule": count_by_rule(rejected.lazy(), rules),
     }
-    rejected = rejected.select(*plan.schema.names(), reasons_column(rules))
     return valid, rejected, counts
 
 
@@ -156,20 +148,16 @@ def _validate_file(
     started = time.perf_counter()
     rows_in = table.count_rows()
     raw = table.scan()
-    duplicates = read_guard(table, lambda: plan.duplicate_rows(raw))
-    rules = plan.rules(references, duplicates)
-    rejected = read_guard(table, lambda: plan.rejected(raw, rules).collect(engine="streaming"))
+    rules = plan.rules(references, read_guard(table, lambda: plan.duplicate_rows(raw)))
     conforming = table.format == "parquet" and table.path.is_file() and plan.schema == plan.contract.polars_schema()
-    if rejected.height == 0 and conforming:
-        shutil.copyfile(table.path, valid_tmp)
+    if conforming and read_guard(table, lambda: _count_rejected(plan, raw, rules)) == 0:
+        shutil.copyfile(table.path, valid_tmp)  # already exactly valid output: no need to re-encode it
         pl.DataFrame(schema={**plan.schema, REASONS: pl.List(pl.String)}).write_parquet(quarantine_tmp)
         output = "copied"
     else:
-        base = raw.with_row_index(ROW)
-        valid = plan.typed(raw).filter(~pl.col(ROW).is_in(rejected.get_column(ROW).implode()))
-        valid = valid.select(plan.valid_columns())
-        quarantine = base.join(rejected.lazy(), on=ROW, how="inner", maintain_order="left")
-        quarantine = quarantine.select(*plan.schema.names(), reasons_column(rules))
+        flagged = plan.typed(raw).with_columns(any_broken(rules).alias(REJECTED)).cache()
+        valid = flagged.filter(~pl.col(REJECTED)).select(plan.valid_columns())
+        quarantine = flagged.filter(pl.col(REJECTED)).select(*plan.schema.names(), reasons_column(rules))
         sinks = [
             valid.sink_parquet(valid_tmp, lazy=True, **PARQUET_OPTIONS),
             quarantine.sink_parquet(quarantine_tmp, lazy=True, **PARQUET_OPTIONS),
@@ -177,13 +165,14 @@ def _validate_file(
         read_guard(table, lambda: pl.collect_all(sinks, engine="streaming"))
         output = "rewritten"
     valid_rows = pl.scan_parquet(valid_tmp).select(pl.len()).collect().item()
-    if valid_rows + rejected.height != rows_in:  # the promise: nothing dropped silently
-        raise RuntimeError(f"{table.path}: {rows_in} rows in but {valid_rows} valid + {rejected.height} rejected")
+    rejected_rows = pl.scan_parquet(quarantine_tmp).select(pl.len()).collect().item()
+    if valid_rows + rejected_rows != rows_in:  # the promise: nothing dropped silently
+        raise RuntimeError(f"{table.path}: {rows_in} rows in but {valid_rows} valid + {rejected_rows} rejected")
     return {
         "rows_in": rows_in,
         "valid": valid_rows,
-        "rejected": rejected.height,
-        "rejected_by_rule": count_by_rule(rejected, rules),
+        "rejected": rejected_rows,
+        "rejected_by_rule": count_by_rule(pl.scan_parquet(quarantine_tmp), rules),
         "file": str(table.path),
         "input": table.fingerprint(),
         "contract_version": plan.contract.version,
@@ -191,6 +180,10 @@ def _validate_file(
         "valid_output": output,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _count_rejected(plan: TablePlan, raw: pl.LazyFrame, rules: list[Rule]) -> int:
+    return plan.typed(raw).filter(any_broken(rules)).select(pl.len()).collect(engine="streaming").item()
 
 
 def validate_dir(raw: Path, out: Path, progress: Progress | None = None) -> dict:
