@@ -59,13 +59,16 @@ class FitResult:
     trials: list[dict]
 
 
-def _datasets(X_train, y_train, X_valid, y_valid, features: list[Feature]):
+def _datasets(X_train, y_train, X_valid, y_valid, features: list[Feature], *, tuning: bool = False):
     import lightgbm as lgb
 
     cats = [j for j, f in enumerate(features) if f.is_categorical]
     names = [f.name for f in features]
-    train = lgb.Dataset(X_train, label=y_train, feature_name=names, categorical_feature=cats, free_raw_data=False)
-    valid = lgb.Dataset(X_valid, label=y_valid, reference=train)
+    # a tuned min_data_in_leaf must not meet features pre-filtered for another value
+    params = {"feature_pre_filter": False} if tuning else None
+    train = lgb.Dataset(X_train, label=y_train, feature_name=names, categorical_feature=cats,
+                        free_raw_data=False, params=params)
+    valid = lgb.Dataset(X_valid, label=y_valid, reference=train, params=params)
     return train, valid
 
 
@@ -85,7 +88,7 @@ def fit(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: 
         features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
         progress: Callable[[int, int], None] | None = None) -> FitResult:
     """Fit the booster; with ``tune > 0``, first run that many Optuna (TPE) trials on validation AUC."""
-    train, valid = _datasets(X_train, y_train, X_valid, y_valid, features)
+    train, valid = _datasets(X_train, y_train, X_valid, y_valid, features, tuning=tune > 0)
     params = base_params(features, seed=seed, num_threads=num_threads)
     trials: list[dict] = []
     if tune > 0:

@@ -16,7 +16,7 @@
    register the LightGBM pyfunc with alias ``challenger``.
 
 It returns ``{"run_id", "model_uri", "version", "metrics", "challenger_metrics", ...}``; the
-CLI prints it as its last stdout line.
+CLI prints the first five as its last stdout line.
 
 Nothing here reads the simulator's truth: only the panel or table it is given.
 """
@@ -214,7 +214,8 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         model_meta = {"id_columns": data.id_columns, "target": data.target, "features": names,
                       "feature_set": data.feature_set, "master_scale": f"{scale.name}@{scale.version}"}
         info = pyfunc.log_model("model", {"serving_bundle": str(bundle_dir)}, {**model_meta, "kind": "lightgbm"})
-        pyfunc.log_model("challenger_model", {"scorecard": str(sc_model_dir)}, {**model_meta, "kind": "scorecard"})
+        sc_info = pyfunc.log_model("challenger_model", {"scorecard": str(sc_model_dir)},
+                                   {**model_meta, "kind": "scorecard"})
         lap("log_models")
         version = registry.register(c, info.model_uri, model_name, run_id=run_id, tags={
             "test_auc": f"{evaluation_lgb['metrics']['auc']:.4f}",
@@ -228,6 +229,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         "run_id": run_id,
         "model_uri": f"models:/{model_name}/{version}",
         "version": version,
+        "challenger_model_uri": sc_info.model_uri,
         "metrics": _flat_metrics(evaluation_lgb["metrics"], None),
         "challenger_metrics": _flat_metrics(evaluation_sc["metrics"], None),
         "calibrator": calibrator.to_dict()["kind"],
