@@ -61,7 +61,7 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
     n, months = x.shape[0], x.shape[1] - 1
     # the book at the end of month -1: borrowers hold a loan with a chance that rises with approval
     has0 = borrower & (rng.random(n) < 0.45 * expit(-(x[:, 0] - dyn.approve_centre) / dyn.approve_scale))
-    term0 = _draw_terms(rng, n, sector_revenue_ok)
+    term0 = _draw_terms(rng, sector_revenue_ok)
     age0 = 1 + (rng.random(n) * (term0[1] - 1)).astype(np.int64)
 
     loans: dict[str, list] = {k: [] for k in ("merchant", "seq", "product", "disb_month", "due", "principal",
@@ -80,11 +80,9 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             return
-        if product_term is None:
-            product, term = _draw_terms(rng, n, sector_revenue_ok)
-        else:
-            product, term = product_term
-        product, term = product[idx], term[idx]
+        product, term = _draw_terms(rng, sector_revenue_ok[idx]) if product_term is None else product_term
+        if product_term is not None:
+            product, term = product[idx], term[idx]
         disb = np.full(len(idx), month, dtype=np.int64) if age is None else month - age[idx]
         mult = rng.uniform(1.0, 3.0, len(idx)) * np.exp(-0.25 * xk[idx])
         principal = np.clip(np.round(monthly_sales_yuan[idx] * mult / 1000.0), 5, 3000) * 100_000
@@ -165,8 +163,9 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
     )
 
 
-def _draw_terms(rng: np.random.Generator, n: int, revenue_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _draw_terms(rng: np.random.Generator, revenue_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Product (0 term loan, 1 revenue-based) and term in months; every term is at least 12."""
+    n = len(revenue_ok)
     product = (revenue_ok & (rng.random(n) < 0.35)).astype(np.int64)
     term = np.where(product == 1, 12, np.array([12, 24, 36])[np.searchsorted([0.55, 0.85], rng.random(n))])
     return product, term

@@ -33,7 +33,6 @@ VOLUME_NORM = 0.72
 """Global factor that brings the market average to about 10 recorded transactions per merchant-day."""
 HEALTH_ON_VOLUME = 0.30
 _HOUR_TABLE_SIZE = 4096
-_CHANNEL_TABLE_SIZE = 1024
 _UTC_OFFSET_S = 8 * 3600
 
 
@@ -58,19 +57,10 @@ def _hour_table() -> np.ndarray:
     """(9, 4096) inverse CDF of the local hour, per sector."""
     cdf = sectors.hour_cdf()
     probs = (np.arange(_HOUR_TABLE_SIZE) + 0.5) / _HOUR_TABLE_SIZE
-    return np.stack([np.searchsorted(cdf[s], probs, side="right") for s in range(len(cdf))]).astype(np.int64)
+    return np.stack([np.searchsorted(cdf[s], probs, side="right") for s in range(len(cdf))]).astype(np.int32)
 
 
 HOUR_TABLE = _hour_table()
-
-
-def _channel_table(cdf: np.ndarray) -> np.ndarray:
-    """(rows, 1024) inverse CDF of the channel for each row of cumulative channel probabilities."""
-    q = (np.arange(_CHANNEL_TABLE_SIZE) + 0.5) / _CHANNEL_TABLE_SIZE
-    table = np.zeros((len(cdf), _CHANNEL_TABLE_SIZE), dtype=np.uint8)
-    for c in range(cdf.shape[1] - 1):
-        table += q[None, :] >= cdf[:, c, None]
-    return table
 
 
 def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active_until_day: np.ndarray,
@@ -104,10 +94,10 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     cdf = np.cumsum(mm_mix / mm_mix.sum(axis=2, keepdims=True), axis=2).reshape(-1, len(CHANNELS))
     # per merchant-day
     dm = cal.day_month
-    sd = day_sd[:, dm]
-    mu = (level[:, dm] * cal.weekly[s][:, cal.weekday] * cal.yearly[s]
-          * np.exp(sd * rng.standard_normal((n_m, n_days)) - 0.5 * sd * sd))
-    mu *= rng.random((n_m, n_days)) >= p_closed[:, dm]
+    sd = day_sd[:, dm].astype(np.float32)
+    noise = sd * rng.standard_normal((n_m, n_days), dtype=np.float32) - np.float32(0.5) * sd * sd
+    mu = (level[:, dm] * (cal.weekly[s][:, cal.weekday] * cal.yearly[s])).astype(np.float32) * np.exp(noise)
+    mu *= rng.random((n_m, n_days), dtype=np.float32) >= p_closed[:, dm].astype(np.float32)
     mu *= (cal.first_day + np.arange(n_days))[None, :] < active_until_day[:, None]
     counts = rng.poisson(mu)
     per_mm = np.add.reduceat(counts, cal.month_first_index, axis=1)
@@ -117,23 +107,23 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     rep_m = lambda v: np.repeat(v, per_merchant)  # noqa: E731
     rep_mm = lambda v: np.repeat(v.ravel(), per_mm.ravel())  # noqa: E731
     cell = np.repeat(np.arange(n_m * n_days, dtype=np.int64), counts.ravel())
-    u = rng.random((4, n), dtype=np.float32)
+    u = rng.random((6, n), dtype=np.float32)  # hour, refund, channel, customer, anonymous, whole-yuan price
     k = u[0] * np.float32(_HOUR_TABLE_SIZE)
-    kk = k.astype(np.int64)
+    kk = k.astype(np.int32)
     hour = HOUR_TABLE.ravel()[rep_m(s * _HOUR_TABLE_SIZE) + kk]
-    key = cell * 86400 + hour * 3600 + ((k - kk) * np.float32(3600)).astype(np.int64)
+    second = hour * 3600 + ((k - kk.astype(np.float32)) * np.float32(3600)).astype(np.int32)
+    key = cell * 86400 + second
     key.sort()  # rows keep their cell: only times move within a merchant-day
-    ts_us = (key - cell * 86400 + (cell % n_days + cal.first_day) * 86400 - _UTC_OFFSET_S) * 1_000_000
+    ts_us = (key - rep_m(np.arange(n_m) * (n_days * 86400)) + (cal.first_day * 86400 - _UTC_OFFSET_S)) * 1_000_000
     is_refund = u[1] < rep_mm(refund_rate.astype(np.float32))
-    whole = (u[1] * np.float32(64.0)) % np.float32(1.0) < np.float32(0.6)
     amount = np.exp(rep_mm((log_ticket[:, None] - 0.05 * d).astype(np.float32))
                     + rep_m(ticket_sd.astype(np.float32)) * rng.standard_normal(n, dtype=np.float32))
-    fen = np.where(whole & (amount >= 1), np.rint(amount) * 100, np.rint(amount * 100))
-    fen = np.clip(fen, 1, 1e10).astype(np.int64)
-    j = u[2] * np.float32(_CHANNEL_TABLE_SIZE)
-    jj = j.astype(np.int64)
-    channel = _channel_table(cdf).ravel()[rep_mm(np.arange(n_m * months) * _CHANNEL_TABLE_SIZE) + jj]
-    known = (j - jj) >= _NULL_CUSTOMER[channel]
+    grain = np.where((u[5] < np.float32(0.6)) & (amount >= 1), np.float32(100), np.float32(1))
+    fen = np.clip(np.rint(amount * (100 / grain)) * grain, 1, 1e10).astype(np.int64)
+    channel = np.zeros(n, dtype=np.int8)
+    for c in range(len(CHANNELS) - 1):
+        channel += u[2] >= rep_mm(cdf[:, c].astype(np.float32))
+    known = u[4] >= _NULL_CUSTOMER.astype(np.float32)[channel]
     pool = np.ceil(sectors.column("new_customer_share")[s] * per_merchant).astype(np.int64) + 5
     pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]])
     pick = (rep_m(pool.astype(np.float32)) * np.power(u[3], rep_mm(gamma.astype(np.float32)))).astype(np.int64)
