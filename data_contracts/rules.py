@@ -53,10 +53,15 @@ _OPS = {
 
 @dataclass(frozen=True)
 class Rule:
-    """One named rule; `broken` is true (never null) where a row breaks it."""
+    """One named rule; `broken` is true (never null) where a row breaks it.
+
+    A deferred rule can only break where another rule of the row already breaks, so it is
+    left out of the valid/rejected split and evaluated on rejected rows only.
+    """
 
     name: str
     broken: pl.Expr
+    deferred: bool = False
 
 
 def key_rule_name(contract: Contract) -> str:
@@ -122,12 +127,27 @@ def column_rules(t: Typed, contract: Contract, references: Mapping[str, pl.Serie
     if opts.pattern:
         rules["pattern"] = ~value.str.contains(opts.pattern)
     if col.valid_values:
-        rules["allowed_values"] = ~value.is_in(pl.Series(col.valid_values, dtype=col.dtype).implode())
+        rules["allowed_values"] = ~_is_in(value, col.valid_values, col.dtype)
     for name in col.custom_rules:
         rules[name] = ~_CUSTOM[name](TYPED + col.name)
+    deferred = set()
     if (rel := contract.foreign_keys.get(col.name)) is not None:
-        rules["foreign_key"] = ~value.is_in(references[rel.to].cast(col.dtype).implode())
-    return [Rule(f"{col.name}:{kind}", rules[kind].fill_null(False)) for kind in KINDS if kind in rules]
+        targets = references[rel.to].cast(col.dtype)
+        rules["foreign_key"] = ~value.is_in(targets.implode())
+        if opts.pattern and targets.str.contains(opts.pattern).all():
+            deferred.add("pattern")  # every allowed value matches, so a mismatch already breaks foreign_key
+    return [
+        Rule(f"{col.name}:{kind}", rules[kind].fill_null(False), deferred=kind in deferred)
+        for kind in KINDS
+        if kind in rules
+    ]
+
+
+def _is_in(value: pl.Expr, allowed: list, dtype: pl.DataType) -> pl.Expr:
+    """Membership in a short list as equalities (cheaper than hashing every string), else is_in."""
+    if len(allowed) <= 8:
+        return pl.any_horizontal([value == pl.lit(v, dtype=dtype) for v in allowed])
+    return value.is_in(pl.Series(allowed, dtype=dtype).implode())
 
 
 def _outside(value: pl.Expr, low, high, col: Column) -> pl.Expr:
@@ -171,7 +191,8 @@ def typed_stages(casts: Mapping[str, Typed]) -> list[list[pl.Expr]]:
 
 def any_broken(rules: list[Rule]) -> pl.Expr:
     """True where the row breaks at least one rule: one OR per row, so valid rows cost no more than that."""
-    return pl.any_horizontal([r.broken for r in rules]) if rules else pl.lit(False)
+    split = [r.broken for r in rules if not r.deferred]
+    return pl.any_horizontal(split) if split else pl.lit(False)
 
 
 def reasons_column(rules: list[Rule]) -> pl.Expr:

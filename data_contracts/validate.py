@@ -99,6 +99,8 @@ class TablePlan:
         keys = frame.select(pl.col(TYPED + k).alias(k) for k in key).collect().with_row_index(ROW)
         if len(key) == 1 and keys.schema[key[0]].is_integer():
             values = keys.get_column(key[0])
+            if values.null_count() == 0 and not (values.diff() <= 0).any():
+                return keys.get_column(ROW).clear()  # strictly increasing: no repeats
             candidate = (values <= values.cum_max().forward_fill().shift(1)).fill_null(False)
             keys = keys.filter(pl.col(key[0]).is_in(values.filter(candidate).unique().implode()))
         first = pl.col(key[0]).is_first_distinct() if len(key) == 1 else pl.struct(key).is_first_distinct()
