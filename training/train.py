@@ -96,7 +96,8 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
 
     say(f"LightGBM on {len(split.train):,} train rows, early stopping on {len(split.valid):,} validation rows"
         + (f", {tune} Optuna trials first" if tune else ""))
-    fit = lgbm.fit(X[split.train], y[split.train], X[split.valid], y[split.valid], features, seed=seed, tune=tune)
+    fit = lgbm.fit(X[split.train], y[split.train], X[split.valid], y[split.valid], features, seed=seed, tune=tune,
+                   progress=lambda done, total: say(f"Optuna trial {done}/{total} done"))
     lap("lightgbm")
 
     margin_valid = fit.booster.predict(X[split.valid], raw_score=True)
