@@ -3,8 +3,9 @@
 A rule is named ``<column>:<kind>`` (table-level rules by their own name, e.g.
 ``resolved_after_received``; a composite primary key by its columns joined with ``+``).
 Each rule is a boolean expression that is true where a row breaks it. Rules look at the raw
-column (``pl.col(name)``: nullness) and at its typed value (``pl.col(TYPED + name)``); a cell
-that failed to cast breaks ``type`` only, since its value rules cannot be judged.
+column (``pl.col(name)``: nullness) and at its typed value (``pl.col(TYPED + name)``). A cell
+that cannot be read as its type at all breaks ``type`` only, since its value rules cannot be
+judged; a number too large for a narrow dtype (300 for Int8) breaks ``type`` and ``range``.
 
 Rows are split with one OR across the rules; the list of broken rule names is built only
 for the rejected rows.
@@ -22,6 +23,7 @@ from data_contracts.cast import Typed
 from data_contracts.contract import Column, Contract
 
 TYPED = "__typed__"
+NAIVE = "__naive"
 ROW = "__row__"
 REASONS = "rejection_reasons"
 
@@ -98,7 +100,7 @@ def _column_kinds(col: Column, contract: Contract) -> set[str]:
 def _type_broken(t: Typed) -> pl.Expr | None:
     raw, value = pl.col(t.column.name), pl.col(TYPED + t.column.name)
     if t.naive is not None:  # a timestamp string: no offset is a timezone break, not a type break
-        return raw.is_not_null() & value.is_null() & ~pl.col(TYPED + t.column.name + "__naive")
+        return raw.is_not_null() & value.is_null() & ~pl.col(TYPED + t.column.name + NAIVE)
     broken = []
     if t.can_fail:
         broken.append(raw.is_not_null() & value.is_null())
@@ -116,7 +118,7 @@ def column_rules(t: Typed, contract: Contract, references: Mapping[str, pl.Serie
     if (broken := _type_broken(t)) is not None:
         rules["type"] = broken
     if t.naive is not None:
-        rules["timezone"] = pl.col(TYPED + col.name + "__naive")
+        rules["timezone"] = pl.col(TYPED + col.name + NAIVE)
     if col.required:
         rules["required"] = raw.is_null()
     low, high = col.bounds
@@ -185,7 +187,7 @@ def typed_stages(casts: Mapping[str, Typed]) -> list[list[pl.Expr]]:
             stages[i] += stage
         final.append(t.wide.alias(TYPED + name))
         if t.naive is not None:
-            final.append(t.naive.alias(TYPED + name + "__naive"))
+            final.append(t.naive.alias(TYPED + name + NAIVE))
     return [*stages, final]
 
 

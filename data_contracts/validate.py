@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.cast import Typed, plan_casts
-from data_contracts.contract import TABLES, Contract, load_contracts
+from data_contracts.contract import Contract, load_contracts
 from data_contracts.errors import TableError
 from data_contracts.read import RawTable, find_table, read_guard, read_schema
 from data_contracts.rules import (
@@ -72,12 +72,9 @@ class TablePlan:
         rules = [r for t in self.casts.values() for r in column_rules(t, self.contract, references)]
         return rules + table_rules(self.contract, duplicate_rows)
 
-    def typed(self, raw: pl.LazyFrame) -> pl.LazyFrame:
-        """Raw columns plus row number and the typed value of every contract column."""
-        frame = raw.with_row_index(ROW)
-        for stage in typed_stages(self.casts):
-            frame = frame.with_columns(stage)
-        return frame
+    def flagged(self, raw: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
+        """Raw columns plus row number, the typed value of every contract column and a rejected flag."""
+        return _with_typed(raw.with_row_index(ROW), self.casts).with_columns(any_broken(rules).alias(REJECTED))
 
     def valid_columns(self) -> list[pl.Expr]:
         """Contract columns in contract order and dtype; the cast cannot fail for rows that broke no rule."""
@@ -93,10 +90,8 @@ class TablePlan:
         key = self.contract.primary_key
         if not key:
             return None
-        frame = raw.select(key)
-        for stage in typed_stages({k: self.casts[k] for k in key}):
-            frame = frame.with_columns(stage)
-        keys = frame.select(pl.col(TYPED + k).alias(k) for k in key).collect().with_row_index(ROW)
+        keys = _with_typed(raw.select(key), {k: self.casts[k] for k in key})
+        keys = keys.select(pl.col(TYPED + k).alias(k) for k in key).collect().with_row_index(ROW)
         if len(key) == 1 and keys.schema[key[0]].is_integer():
             values = keys.get_column(key[0])
             if values.null_count() == 0 and not (values.diff() <= 0).any():
@@ -105,6 +100,12 @@ class TablePlan:
             keys = keys.filter(pl.col(key[0]).is_in(values.filter(candidate).unique().implode()))
         first = pl.col(key[0]).is_first_distinct() if len(key) == 1 else pl.struct(key).is_first_distinct()
         return keys.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in key) & ~first).get_column(ROW)
+
+
+def _with_typed(frame: pl.LazyFrame, casts: Mapping[str, Typed]) -> pl.LazyFrame:
+    for stage in typed_stages(casts):
+        frame = frame.with_columns(stage)
+    return frame
 
 
 def _references(contract: Contract, valid_merchant_ids: Iterable[str] | pl.Series | None) -> dict[str, pl.Series]:
@@ -131,7 +132,7 @@ def validate_table(
     raw = data.lazy()
     plan = TablePlan.build(contract, raw.collect_schema(), f"<{contract.name} frame>")
     rules = plan.rules(_references(contract, valid_merchant_ids), plan.duplicate_rows(raw))
-    typed = plan.typed(raw).with_columns(any_broken(rules).alias(REJECTED)).collect()
+    typed = plan.flagged(raw, rules).collect()
     valid = typed.filter(~pl.col(REJECTED)).select(plan.valid_columns())
     rejected = typed.filter(pl.col(REJECTED)).select(*plan.schema.names(), reasons_column(rules))
     counts = {
@@ -152,12 +153,12 @@ def _validate_file(
     raw = table.scan()
     rules = plan.rules(references, read_guard(table, lambda: plan.duplicate_rows(raw)))
     conforming = table.format == "parquet" and table.path.is_file() and plan.schema == plan.contract.polars_schema()
-    if conforming and read_guard(table, lambda: _count_rejected(plan, raw, rules)) == 0:
+    if conforming and read_guard(table, lambda: _count_rejected(plan.flagged(raw, rules))) == 0:
         shutil.copyfile(table.path, valid_tmp)  # already exactly valid output: no need to re-encode it
         pl.DataFrame(schema={**plan.schema, REASONS: pl.List(pl.String)}).write_parquet(quarantine_tmp)
         output = "copied"
     else:
-        flagged = plan.typed(raw).with_columns(any_broken(rules).alias(REJECTED)).cache()
+        flagged = plan.flagged(raw, rules).cache()  # one evaluation feeds both outputs
         valid = flagged.filter(~pl.col(REJECTED)).select(plan.valid_columns())
         quarantine = flagged.filter(pl.col(REJECTED)).select(*plan.schema.names(), reasons_column(rules))
         sinks = [
@@ -184,8 +185,8 @@ def _validate_file(
     }
 
 
-def _count_rejected(plan: TablePlan, raw: pl.LazyFrame, rules: list[Rule]) -> int:
-    return plan.typed(raw).filter(any_broken(rules)).select(pl.len()).collect(engine="streaming").item()
+def _count_rejected(flagged: pl.LazyFrame) -> int:
+    return flagged.filter(pl.col(REJECTED)).select(pl.len()).collect(engine="streaming").item()
 
 
 def validate_dir(raw: Path, out: Path, progress: Progress | None = None) -> dict:
@@ -240,7 +241,7 @@ def validate_dir(raw: Path, out: Path, progress: Progress | None = None) -> dict
         "out_dir": str(out),
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "tables": {name: entries[name] for name in TABLES if name in entries},
+        "tables": entries,
         "ignored_files": ignored_files,
     }
     tmp = summary_path.with_name(f".{SUMMARY_FILE}.{token}.tmp")

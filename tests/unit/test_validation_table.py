@@ -173,3 +173,24 @@ def test_valid_plus_rejected_is_always_the_input(rows):
         frame.join(rejected.drop(REASONS), on=frame.columns, how="semi", nulls_equal=True).sort(pl.all())
     )
     assert valid["txn_id"].is_unique().all() and valid.schema == contract.polars_schema()
+
+
+def test_pattern_of_a_foreign_key_is_still_checked_when_allowed_values_break_it():
+    # the pattern is only deferred to the foreign key when every allowed value matches it
+    frame = sample_frame("transactions", {"merchant_id": "legacy-7"})
+    _, rejected, _ = validate_table(frame, load_contract("transactions"), [MERCHANT_ID, "legacy-7"])
+    assert _reasons(rejected) == [["merchant_id:pattern"]]
+    _, rejected, _ = validate_table(frame, load_contract("transactions"), [MERCHANT_ID])
+    assert _reasons(rejected) == [["merchant_id:pattern", "merchant_id:foreign_key"]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 12)), max_size=40))
+def test_duplicate_keys_match_a_plain_first_occurrence_check(keys):
+    frame = pl.DataFrame({"txn_id": pl.Series(keys, dtype=pl.Int64)}).join(
+        sample_frame("transactions").drop("txn_id"), how="cross"
+    )
+    _, rejected, _ = validate_table(frame, load_contract("transactions"), IDS)
+    repeats = [k for i, k in enumerate(keys) if k is not None and k in keys[:i]]
+    flagged = rejected.filter(pl.col(REASONS).list.contains("txn_id:primary_key_unique"))
+    assert flagged["txn_id"].to_list() == repeats
