@@ -6,7 +6,7 @@ illegal character, a zone-less or malformed timestamp, a resolution before the c
 the rest are duplicate keys appended (half exact copies, half copies that disagree on a value).
 Timestamp columns of ``transactions`` and ``complaints`` are then written as ISO-8601 strings
 (a Parquet column carries one zone, so zone-less values need strings): good rows read like
-``2024-03-05T12:34:56+08:00``.
+``2024-03-05T12:34:56+08:00``. Only the faulty rows are touched row by row.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from simulation.arrow import TIMESTAMP_COLUMNS, schema
-
-ISO = "%Y-%m-%dT%H:%M:%S%:z"
-TZ = "Asia/Shanghai"
+from data_contracts.uscc import ALPHABET
+from simulation.arrow import TIMESTAMP_COLUMNS, fixed_width, schema
 
 # per table: kind -> share of the faulty rows (duplicates are appended, the rest corrupted in place)
 KINDS: dict[str, dict[str, float]] = {
@@ -33,89 +31,90 @@ KINDS: dict[str, dict[str, float]] = {
 }
 AMOUNT = {"transactions": "amount_fen", "loans": "principal_fen", "loan_performance": "outstanding_fen",
           "public_records": "penalty_fen"}
+CONFLICT = {"merchants": "name", "complaints": "severity"}
+"""Column that a conflicting duplicate changes, where the table has no amount."""
+_LOCAL_OFFSET_S = 8 * 3600
 
 
-def as_strings(df: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Timestamp columns of ``table`` as ISO-8601 strings with offset."""
-    cols = TIMESTAMP_COLUMNS.get(table, ())
-    return df.with_columns(pl.col(c).dt.convert_time_zone(TZ).dt.to_string(ISO) for c in cols)
+def iso_strings(ts: pa.Array) -> pa.Array:
+    """``YYYY-MM-DDTHH:MM:SS+08:00`` for a timestamp[us, Asia/Shanghai] array (nulls stay null)."""
+    ts = pa.array(ts)
+    valid = ~ts.is_null().to_numpy(zero_copy_only=False)
+    us = ts.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    local = np.where(valid, us // 1_000_000, 0) + _LOCAL_OFFSET_S
+    day = local // 86400
+    lo = int(day.min()) if len(day) else 0
+    n_days = int(day.max()) - lo + 1 if len(day) else 1
+    days = np.datetime_as_string(np.arange(lo, lo + n_days).astype("datetime64[D]")).astype("S10")
+    out = np.empty((len(us), 25), dtype=np.uint8)
+    out[:, :10] = days.view(np.uint8).reshape(-1, 10)[day - lo]
+    out[:, 10] = ord("T")
+    sod = local - day * 86400
+    for pos, value in ((11, sod // 3600), (14, sod // 60 % 60), (17, sod % 60)):
+        out[:, pos] = 48 + value // 10
+        out[:, pos + 1] = 48 + value % 10
+    out[:, 13] = out[:, 16] = ord(":")
+    out[:, 19:] = np.frombuffer(b"+08:00", dtype=np.uint8)
+    return fixed_width(out, valid=valid if not valid.all() else None)
 
 
 def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) -> tuple[pa.Table, dict[str, int]]:
     """Return the table with faults injected (and string timestamps where they apply), and counts per kind."""
-    df = pl.from_arrow(tbl)
-    assert isinstance(df, pl.DataFrame)
-    n = df.height
+    n = tbl.num_rows
     kinds = KINDS[table]
     names = list(kinds)
-    counts = dict.fromkeys(names, 0)
-    faulty = rng.random(n) < rate
-    kind = np.full(n, -1)
-    kind[faulty] = rng.choice(len(names), size=int(faulty.sum()), p=list(kinds.values()))
-    dup_code = names.index("duplicate_key")
-    dup_rows = np.flatnonzero(kind == dup_code)
-    kind[kind == dup_code] = -1  # duplicated rows stay intact; their copies are appended
-    u = rng.random(n)
+    faulty = np.flatnonzero(rng.random(n) < rate)
+    kind = rng.choice(len(names), size=len(faulty), p=list(kinds.values()))
+    rows = {name: faulty[kind == i] for i, name in enumerate(names)}
+    counts = {name: len(idx) for name, idx in rows.items()}
+    cols: dict[str, pl.Series] = {c: pl.from_arrow(tbl.column(c)) for c in tbl.column_names}  # type: ignore[misc]
 
-    def mask(name: str) -> pl.Series:
-        m = kind == names.index(name) if name in kinds else np.zeros(n, dtype=bool)
-        if name in kinds:
-            counts[name] = int(m.sum())
-        return pl.Series(m)
+    def edit(col: str, idx: np.ndarray, values) -> None:
+        if len(idx):
+            cols[col] = cols[col].scatter(idx, pl.Series(values, dtype=cols[col].dtype))
 
-    exprs = []
     amount = AMOUNT.get(table)
     if amount is not None:
-        neg, zero = mask("negative_amount"), mask("zero_amount")
-        exprs.append(pl.when(neg).then(-pl.col(amount).fill_null(100_00).abs().clip(lower_bound=1))
-                     .when(zero).then(pl.lit(0, dtype=pl.Int64)).otherwise(pl.col(amount)).alias(amount))
-    if "unknown_merchant" in kinds:
-        unknown = mask("unknown_merchant")
-        fake = pl.lit("M9") + pl.Series(rng.integers(0, 10**7, n)).cast(pl.String).str.zfill(7)
-        exprs.append(pl.when(unknown).then(fake).otherwise(pl.col("merchant_id")).alias("merchant_id"))
+        neg = rows.get("negative_amount", np.zeros(0, dtype=np.int64))
+        current = cols[amount].gather(neg).fill_null(10_000).abs().clip(lower_bound=1)
+        edit(amount, neg, -current)
+        edit(amount, rows.get("zero_amount", np.zeros(0, dtype=np.int64)), np.zeros(counts.get("zero_amount", 0), dtype=np.int64))
+    if "unknown_merchant" in rows:
+        idx = rows["unknown_merchant"]
+        edit("merchant_id", idx, [f"M9{v:07d}" for v in rng.integers(0, 10**7, len(idx))])
     if table == "merchants":
-        bad, malformed = mask("bad_credit_code"), mask("malformed_credit_code")
-        shift = pl.Series(1 + (u * 29).astype(np.int64))
-        alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-        lookup = {c: i for i, c in enumerate(alphabet)}
-        last = pl.col("credit_code").str.slice(17, 1).replace_strict(lookup, return_dtype=pl.Int64)
-        wrong = ((last + shift) % 31).replace_strict(dict(enumerate(alphabet)), return_dtype=pl.String)
-        exprs.append(
-            pl.when(bad).then(pl.col("credit_code").str.slice(0, 17) + wrong)
-            .when(malformed & pl.Series(u < 0.5)).then(pl.col("credit_code").str.slice(0, 17))
-            .when(malformed).then(pl.col("credit_code").str.slice(0, 10) + "O" + pl.col("credit_code").str.slice(11, 7))
-            .otherwise(pl.col("credit_code")).alias("credit_code")
-        )
+        idx = rows["bad_credit_code"]
+        codes = cols["credit_code"].gather(idx).to_list()
+        shift = rng.integers(1, len(ALPHABET), len(idx))
+        edit("credit_code", idx, [c[:17] + ALPHABET[(ALPHABET.index(c[17]) + k) % len(ALPHABET)]
+                                  for c, k in zip(codes, shift, strict=True)])
+        idx = rows["malformed_credit_code"]
+        codes = cols["credit_code"].gather(idx).to_list()
+        edit("credit_code", idx, [c[:17] if i % 2 else c[:10] + "O" + c[11:] for i, c in enumerate(codes)])
     if table == "complaints":
-        before = mask("resolved_before_received")
-        exprs.append(
-            pl.when(before).then(pl.col("received_at") - pl.duration(hours=pl.lit(1) + pl.Series(u * 72).cast(pl.Int64)))
-            .otherwise(pl.col("resolved_at")).alias("resolved_at")
-        )
-    if exprs:
-        df = df.with_columns(exprs)
+        idx = rows["resolved_before_received"]
+        hours = rng.integers(1, 73, len(idx))
+        received = cols["received_at"].gather(idx)
+        edit("resolved_at", idx, received - pl.Series(hours * 3_600_000_000, dtype=pl.Int64).cast(pl.Duration("us")))
     if table in TIMESTAMP_COLUMNS:
-        df = as_strings(df, table)
-        zoneless, malformed = mask("zoneless_timestamp"), mask("malformed_timestamp")
-        col = TIMESTAMP_COLUMNS[table][0]
-        iso = pl.col(col)
-        broken = pl.when(pl.Series(u < 0.5)).then(iso.str.slice(0, 4) + "-13-45 25:" + iso.str.slice(14, 5)) \
-            .otherwise(iso.str.slice(0, 19).str.replace_all("-", "/").str.replace("T", " "))
-        df = df.with_columns(
-            pl.when(zoneless).then(iso.str.slice(0, 19)).when(malformed).then(broken).otherwise(iso).alias(col)
-        )
-    if len(dup_rows):
-        dups = df[dup_rows]
-        conflict = pl.Series(rng.random(len(dup_rows)) < 0.5)
-        if amount is not None:
-            dups = dups.with_columns(
-                pl.when(conflict).then(pl.col(amount) + 100).otherwise(pl.col(amount)).alias(amount))
-        elif table == "merchants":
-            dups = dups.with_columns(pl.when(conflict).then(pl.col("name") + "分店").otherwise(pl.col("name")).alias("name"))
-        elif table == "complaints":
-            dups = dups.with_columns(
-                pl.when(conflict).then(pl.lit(3, dtype=pl.Int8)).otherwise(pl.col("severity")).alias("severity"))
-        df = pl.concat([df, dups])
-        counts["duplicate_key"] = len(dup_rows)
-    out = df.to_arrow().cast(schema(table, string_timestamps=table in TIMESTAMP_COLUMNS))
-    return out, counts
+        for c in TIMESTAMP_COLUMNS[table]:
+            cols[c] = pl.from_arrow(iso_strings(cols[c].to_arrow()))  # type: ignore[assignment]
+        first = TIMESTAMP_COLUMNS[table][0]
+        idx = rows["zoneless_timestamp"]
+        edit(first, idx, [s[:19] for s in cols[first].gather(idx).to_list()])
+        idx = rows["malformed_timestamp"]
+        edit(first, idx, [f"{s[:4]}-13-45 25:{s[14:19]}" if i % 2 else s[:19].replace("-", "/").replace("T", " ")
+                          for i, s in enumerate(cols[first].gather(idx).to_list())])
+    out = pl.DataFrame(cols)
+    dup = rows["duplicate_key"]
+    if len(dup):
+        copies = out[dup]
+        conflict = np.flatnonzero(rng.random(len(dup)) < 0.5)
+        target = amount or CONFLICT.get(table)
+        if target is not None and len(conflict):
+            changed = copies[target].gather(conflict)
+            changed = changed + "分店" if changed.dtype == pl.String else (changed + 100 if target == amount else changed * 0 + 3)
+            copies = copies.with_columns(copies[target].scatter(conflict, changed))
+        out = pl.concat([out, copies])
+    result = out.to_arrow().cast(schema(table, string_timestamps=table in TIMESTAMP_COLUMNS))
+    return result, counts

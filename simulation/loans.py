@@ -2,8 +2,8 @@
 
 Implements the loan chain of ``simulation.dynamics`` exactly as ``simulation.truth`` integrates
 it: at most one open loan per merchant; instalments fall due on the loan's due day (10th-27th)
-of each month after disbursement, so 1/2/3 months in arrears read as 1-21 / 31-52 / 61-82 days
-past due and 4+ months as 90+ (``default``); a defaulted loan is written off 3-9 months later.
+of each month after disbursement, so 1/2/3 months in arrears read as 1-21 / 32-52 / 62-82 days
+past due and 4 months as 92+ (``default``); a defaulted loan is written off 3-9 months later.
 Borrowers who already hold a loan when the window opens start current with a random age.
 """
 

@@ -79,7 +79,7 @@ def simulate_market(
         raise ValueError(f"start must be the first day of a month, not {start}")
     if merchants >= 90_000_000:
         raise ValueError("at most 89,999,999 merchants (ids from M90000000 mark unknown merchants)")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     setup = _setup(seed, months, scenario, volume_scale, start, defect_rate)
@@ -103,11 +103,14 @@ def simulate_market(
                 sink.put(name, table)
             if progress is not None:
                 progress(int(index[-1]) + 1, merchants)
+        generate_cpu = time.thread_time() - cpu0
         rows = sink.close()
     except BaseException:
         sink.abort()
         raise
-    summary = {"rows": rows, "seconds": time.perf_counter() - t0, "merchants": merchants, "months": months,
+    summary = {"rows": rows, "seconds": time.perf_counter() - t0,
+               "cpu_seconds": {"generate": generate_cpu, "write": sink.cpu_seconds},
+               "merchants": merchants, "months": months,
                "seed": seed, "scenario": scenario, "volume_scale": volume_scale, "defect_rate": defect_rate}
     if defect_rate > 0:
         summary["defects"] = defects

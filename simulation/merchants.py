@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from simulation.dynamics import Dynamics
 _ENTERPRISE = {"catering": 0.25, "retail": 0.30, "accommodation": 0.45, "housekeeping": 0.40,
                "laundry_dyeing": 0.15, "appliance_repair": 0.15, "portrait_photography": 0.30,
                "beauty_hairdressing": 0.20, "convenience": 0.30}
+_EARLIEST_REGISTRATION = 3652  # 1980-01-01 as an epoch day, the contract's lower bound
 # sectors where revenue-based loans (repaid from card-acquiring flow) are offered
 REVENUE_BASED_SECTORS = ("catering", "retail", "laundry_dyeing", "beauty_hairdressing", "convenience")
 
@@ -65,7 +67,7 @@ class Merchants:
     name: list[str]
     owner_hash: list[str]
 
-    @property
+    @cached_property
     def ids(self) -> list[str]:
         return [f"M{i + 1:08d}" for i in self.index]
 
@@ -80,7 +82,7 @@ def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, s
     p_ent = np.array([_ENTERPRISE[s] for s in sectors.NAMES])[sector] * np.where(rural, 0.6, 1.2)
     enterprise = rng.random(n) < p_ent
     tenure = np.clip(np.exp(np.log(np.where(enterprise, 6.0, 4.0)) + 0.8 * rng.standard_normal(n)), 0.1, 35.0)
-    registered_day = start_day - np.round(tenure * 365.25).astype(np.int64)
+    registered_day = np.maximum(start_day - np.round(tenure * 365.25).astype(np.int64), _EARLIEST_REGISTRATION)
     log_cap = rng.standard_normal(n)
     cap_yuan = np.where(enterprise, np.round(5e5 * np.exp(1.0 * log_cap), -4).clip(1e4, 1e9),
                         np.round(3e4 * np.exp(0.8 * log_cap), -3).clip(1e3, 1e7))

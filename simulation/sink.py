@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,6 +35,8 @@ class ParquetSink:
         self._buffers: dict[str, list[pa.Table]] = {name: [] for name in schemas}
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
+        self.cpu_seconds = 0.0
+        """CPU time the writer thread spent encoding and writing."""
         self._thread = threading.Thread(target=self._run, name="parquet-sink", daemon=True)
         self._thread.start()
 
@@ -48,6 +51,13 @@ class ParquetSink:
         self._queue.put((name, table))
 
     def _run(self) -> None:
+        start = time.thread_time()
+        try:
+            self._consume()
+        finally:
+            self.cpu_seconds = time.thread_time() - start
+
+    def _consume(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
@@ -78,6 +88,7 @@ class ParquetSink:
         """Flush everything, rename the files into place and return rows written per table."""
         self._queue.put(None)
         self._thread.join()
+        start = time.thread_time()
         if self._error is not None:
             self.abort()
             raise RuntimeError("writing Parquet failed") from self._error
@@ -88,6 +99,7 @@ class ParquetSink:
             self._writers[name].close()
         for name in self.schemas:
             self._tmp(name).replace(self.out / f"{name}.parquet")
+        self.cpu_seconds += time.thread_time() - start
         return dict(self.rows)
 
     def abort(self) -> None:

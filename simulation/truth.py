@@ -18,8 +18,9 @@ its group offset ``m``, its deviation ``d[t-1]`` and the state of its loan at th
 states x remaining term, including the chance that a loan closes and a new one is taken
 within the window), integrated over ``d`` on a grid of ``GRID_POINTS`` points with the true
 innovation mixture (cell probabilities from its CDF) and interpolated linearly in ``d``. There is
-no Monte Carlo error; the discretisation error is below 0.002 in absolute PD (checked against
-brute-force Monte Carlo of the continuous process in tests/unit/test_simulation_truth.py). Future
+no Monte Carlo error. The discretisation error is below 1e-4 in absolute PD (against a grid four
+times finer), and brute-force Monte Carlo of the continuous process (100,000 paths per state,
+tests/unit/test_simulation_truth.py) agrees within its standard error of about 0.001. Future
 sector, regional and broad shocks are integrated out, never peeked at.
 """
 
