@@ -64,7 +64,7 @@ def complaint_features(complaints: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFr
 def credit_features(loans: pl.LazyFrame, performance: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     """Prior loans, open balance and delinquency history as reported before ``as_of``."""
     ln = (
-        loans.select("loan_id", "merchant_id", "disbursed_on", "principal_fen")
+        loans.select("loan_id", "merchant_id", "disbursed_on", "principal_fen", "term_months")
         .join(pop, on="merchant_id", how="inner")
         .filter(pl.col("disbursed_on") < pl.col("as_of"))
     )
@@ -76,15 +76,19 @@ def credit_features(loans: pl.LazyFrame, performance: pl.LazyFrame, pop: pl.Lazy
     last = perf.group_by("loan_id", "as_of").agg(
         pl.col("status").sort_by("reported_on").last().alias("last_status"),
         pl.col("outstanding_fen").sort_by("reported_on").last().alias("last_outstanding"),
+        pl.col("days_past_due").sort_by("reported_on").last().alias("last_dpd"),
     )
     per_loan = ln.join(last, on=["loan_id", "as_of"], how="left").with_columns(
         open=pl.col("last_status").fill_null("current") != "closed",
         balance=pl.col("last_outstanding").fill_null(pl.col("principal_fen")),
+        maturity=pl.col("disbursed_on").dt.offset_by(pl.format("{}mo", pl.col("term_months"))),
     )
     loan_agg = per_loan.group_by("merchant_id", "as_of").agg(
         pl.len().cast(pl.Int64).alias("prior_loans"),
         pl.col("open").sum().cast(pl.Int64).alias("open_loans"),
         (pl.col("balance").filter(pl.col("open")).sum() / 100.0).alias("current_outstanding_yuan"),
+        pl.col("last_dpd").fill_null(0).filter(pl.col("open")).max().cast(pl.Int64).alias("current_dpd"),
+        pl.col("maturity").filter(pl.col("open")).max().alias("_maturity"),
     )
     y = _since("reported_on", 365)
     perf_agg = perf.group_by("merchant_id", "as_of").agg(
@@ -104,6 +108,8 @@ def credit_features(loans: pl.LazyFrame, performance: pl.LazyFrame, pop: pl.Lazy
             pl.col("prior_loans").fill_null(0),
             pl.col("open_loans").fill_null(0),
             pl.when(has).then(pl.col("current_outstanding_yuan").fill_null(0.0)).alias("current_outstanding_yuan"),
+            "current_dpd",
+            ((pl.col("_maturity") - pl.col("as_of")).dt.total_days() / DAYS_PER_MONTH).alias("months_to_maturity"),
             "worst_dpd_ever",
             "worst_dpd_365d",
             "delinquent_months_365d",

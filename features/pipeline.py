@@ -67,6 +67,8 @@ def compute_features(
     frame = frame.with_columns(rate.alias("complaints_per_1k_txn_365d")).with_columns(
         _peer_pct("sales_net_yuan_90d").alias("net_sales_90d_peer_pct"),
         _peer_pct("complaints_per_1k_txn_365d").alias("complaint_rate_365d_peer_pct"),
+        _peer_pct("refund_rate_count_365d").alias("refund_rate_365d_peer_pct"),
+        _peer_pct("repeat_customer_share_365d").alias("repeat_customer_share_365d_peer_pct"),
     )
     schema = catalog.schema()
     out = frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in schema.items())).sort(KEYS).collect()

@@ -124,6 +124,9 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
         pl.when(history >= 60).then(ratio(win("net", 30), win("net", 30, 30)) - 1.0).alias("sales_growth_mom"),
         pl.when(history >= 455).then(ratio(win("net", 90), win("net", 90, 365)) - 1.0).alias("sales_growth_yoy"),
         pl.when(history >= 90).then(ratio(win("sale_amt", 30), win("sale_amt", 90))).alias("sales_share_30d_in_90d"),
+        pl.when(history >= 90)
+        .then(ratio(win("sale_amt", 30) / 30.0, win("sale_amt", 365) / pl.min_horizontal(pl.lit(365), txn_days)))
+        .alias("sales_level_30d_vs_365d"),
         (pl.col("as_of") - pl.col("last_sale_day")).dt.total_days().alias("days_since_last_sale"),
         history.alias("sales_history_days"),
         history.fill_null(0).lt(90).alias("thin_file"),
