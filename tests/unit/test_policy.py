@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from serving.policy import DEFAULT_POLICY, decide, load_policy
 
 CLEAN = {"sales_net_yuan_180d": 600_000.0, "thin_file": False, "abnormal_operation_listed": False,
-         "serious_violation_listed": False, "current_max_dpd": 0}
+         "serious_violation_listed": False, "current_dpd": 0}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_clean_class_a_within_limit_is_approved_at_requested_amount(policy):
 @pytest.mark.parametrize("change, rule", [
     ({"abnormal_operation_listed": True}, "abnormal_operation_listed"),
     ({"serious_violation_listed": True}, "serious_violation_listed"),
-    ({"current_max_dpd": 95}, "loan_90_plus_days_past_due"),
+    ({"current_dpd": 95}, "loan_90_plus_days_past_due"),
 ])
 def test_hard_declines(policy, change, rule):
     out = decide(policy, "A", {**CLEAN, **change}, 1_000_000, 12, "term_loan")
@@ -35,7 +35,7 @@ def test_hard_declines(policy, change, rule):
 
 def test_class_d_is_declined_and_89_days_is_not(policy):
     assert decide(policy, "D", CLEAN, 1_000_000, 12, "term_loan")["decision"] == "decline"
-    assert decide(policy, "B", {**CLEAN, "current_max_dpd": 89}, 1_000_000, 12, "term_loan")["decision"] == "approve"
+    assert decide(policy, "B", {**CLEAN, "current_dpd": 89}, 1_000_000, 12, "term_loan")["decision"] == "approve"
 
 
 def test_thin_file_is_referred_with_indicative_limit(policy):
@@ -77,3 +77,10 @@ def test_typo_in_policy_is_an_error(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ValidationError, match="multiple_by_clas"):
         load_policy(path)
+
+
+def test_every_feature_the_policy_reads_is_in_the_catalogue(policy):
+    from features import load_catalog
+
+    names = {f.name for f in load_catalog().features}
+    assert policy.features <= names, policy.features - names
