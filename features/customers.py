@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from features.tables import local_date
+from features.tables import customer_key, local_date, merchant_key
 
 COUNT_WINDOWS = (90, 365)
 CONCENTRATION_WINDOW = 90
@@ -37,15 +37,15 @@ def customer_rollup(transactions: pl.LazyFrame, bounds: list[date]) -> pl.LazyFr
     b = pl.Series("b", bounds, dtype=pl.Date)
     return (
         transactions.filter((pl.col("txn_type") == "sale") & pl.col("customer_hash").is_not_null())
-        .select("merchant_id", "customer_hash", local_date("ts").alias("day"), "amount_fen")
+        .select(merchant_key(), customer_key(), local_date("ts").alias("day"), "amount_fen")
         .filter((pl.col("day") >= bounds[0]) & (pl.col("day") < bounds[-1]))
         .select(
-            "merchant_id",
-            "customer_hash",
+            "mkey",
+            "ckey",
             (pl.lit(b).search_sorted(pl.col("day"), side="right").cast(pl.Int32) - 1).alias("seg"),
             "amount_fen",
         )
-        .group_by("merchant_id", "customer_hash", "seg")
+        .group_by("mkey", "ckey", "seg")
         .agg(pl.len().cast(pl.Int32).alias("cnt"), pl.col("amount_fen").sum().alias("amt"))
     )
 
@@ -68,12 +68,14 @@ def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date
     as_of = sorted(set(as_of))
     n_as_of = len(as_of)
     segs = _segment_table(bounds, as_of)
+    same_next = (pl.col("mkey") == pl.col("mkey").shift(-1)) & (pl.col("ckey") == pl.col("ckey").shift(-1))
+    same_prev = (pl.col("mkey") == pl.col("mkey").shift(1)) & (pl.col("ckey") == pl.col("ckey").shift(1))
     pres = (
-        rollup.join(segs, on="seg", how="inner")
-        .sort("merchant_id", "customer_hash", "seg")
+        rollup.sort("mkey", "ckey", "seg")
+        .join(segs, on="seg", how="left", maintain_order="left")
         .with_columns(
-            pl.col("lo").shift(-1).over("merchant_id", "customer_hash").fill_null(n_as_of).alias("owner_hi"),
-            pl.col("start").shift(1).over("merchant_id", "customer_hash").alias("prev_start"),
+            pl.when(same_next).then(pl.col("lo").shift(-1)).otherwise(n_as_of).alias("owner_hi"),
+            pl.when(same_prev).then(pl.col("start").shift(1)).alias("prev_start"),
         )
     )
     # the second-latest sale's segment start: this segment when it holds two sales, else the previous one
@@ -84,37 +86,34 @@ def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date
         ends[f"dist_{w}"] = pl.min_horizontal("owner_hi", f"hi_{w}")
         rep_hi = pl.lit(a_days).search_sorted(t2 + w, side="right").cast(pl.Int64)
         ends[f"rep_{w}"] = pl.when(t2.is_not_null()).then(pl.min_horizontal(pl.col("owner_hi"), rep_hi)).otherwise(pl.col("lo"))
-    intervals = pres.select("merchant_id", "lo", *(e.alias(k) for k, e in ends.items()))
+    intervals = pres.select("mkey", "lo", *(e.alias(k) for k, e in ends.items()))
     keys = list(ends)
     starts = intervals.select(
-        "merchant_id", pl.col("lo").alias("idx"), *((pl.col(k) > pl.col("lo")).cast(pl.Int64).alias(k) for k in keys)
+        "mkey", pl.col("lo").alias("idx"), *((pl.col(k) > pl.col("lo")).cast(pl.Int64).alias(k) for k in keys)
     )
     stops = [
         intervals.filter((pl.col(k) > pl.col("lo")) & (pl.col(k) < n_as_of)).select(
-            "merchant_id", pl.col(k).alias("idx"), *(pl.lit(-1 if j == k else 0, dtype=pl.Int64).alias(j) for j in keys)
+            "mkey", pl.col(k).alias("idx"), *(pl.lit(-1 if j == k else 0, dtype=pl.Int64).alias(j) for j in keys)
         )
         for k in keys
     ]
-    deltas = pl.concat([starts, *stops]).group_by("merchant_id", "idx").agg(pl.col(keys).sum())
+    deltas = pl.concat([starts, *stops]).group_by("mkey", "idx").agg(pl.col(keys).sum())
     idx_map = pl.LazyFrame({"as_of": as_of, "idx": list(range(n_as_of))}, schema={"as_of": pl.Date, "idx": pl.Int64})
-    running = deltas.sort("merchant_id", "idx").select(
-        "merchant_id", "idx", *(pl.col(k).cum_sum().over("merchant_id") for k in keys)
-    )
+    running = deltas.sort("mkey", "idx").select("mkey", "idx", *(pl.col(k).cum_sum().over("mkey") for k in keys))
     counts = (
-        pop.join(idx_map, on="as_of")
-        .sort("merchant_id", "idx")
-        .join_asof(running, on="idx", by="merchant_id", strategy="backward")
-        .select("merchant_id", "as_of", *(pl.col(k).fill_null(0) for k in keys))
+        pop.join(idx_map, on="as_of", how="left", maintain_order="left")
+        .join_asof(running, on="idx", by="mkey", strategy="backward", check_sortedness=False)
+        .select("mkey", "as_of", *(pl.col(k).fill_null(0) for k in keys))
     )
     w = CONCENTRATION_WINDOW
     conc = (
         segs.filter(pl.col(f"hi_{w}") > pl.col("lo"))
         .select("seg", pl.int_ranges("lo", f"hi_{w}").alias("idx"))
         .explode("idx")
-        .join(rollup.select("merchant_id", "customer_hash", "seg", "amt"), on="seg")
-        .group_by("merchant_id", "idx", "customer_hash")
+        .join(rollup.select("mkey", "ckey", "seg", "amt"), on="seg")
+        .group_by("mkey", "idx", "ckey")
         .agg(pl.col("amt").sum())
-        .group_by("merchant_id", "idx")
+        .group_by("mkey", "idx")
         .agg(
             pl.col("amt").sum().alias("tot"),
             pl.col("amt").top_k(10).sum().alias("top10"),
@@ -122,7 +121,7 @@ def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date
         )
         .join(idx_map, on="idx")
         .select(
-            "merchant_id",
+            "mkey",
             "as_of",
             (pl.col("top10") / pl.col("tot")).alias(f"customer_top10_share_{w}d"),
             (pl.col("sq") / pl.col("tot").cast(pl.Float64) ** 2).alias(f"customer_hhi_{w}d"),
@@ -135,7 +134,7 @@ def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date
             pl.when(pl.col(f"dist_{w_}") > 0).then(pl.col(f"rep_{w_}") / pl.col(f"dist_{w_}")).alias(f"repeat_customer_share_{w_}d"),
         ]
     return (
-        pop.join(counts, on=["merchant_id", "as_of"], how="left")
-        .join(conc, on=["merchant_id", "as_of"], how="left")
+        pop.join(counts, on=["mkey", "as_of"], how="left")
+        .join(conc, on=["mkey", "as_of"], how="left")
         .select("merchant_id", "as_of", *out, f"customer_top10_share_{w}d", f"customer_hhi_{w}d")
     )

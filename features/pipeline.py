@@ -60,9 +60,9 @@ def compute_features(
         public_record_features(tables.public_records, pop),
         profile_features(tables.merchants, pop),
     ]
-    frame = pop
+    frame = pop.drop("mkey")
     for part in parts:
-        frame = frame.join(part, on=KEYS, how="left")
+        frame = frame.join(part.drop("mkey", strict=False), on=KEYS, how="left")
     rate = pl.when(pl.col("sale_count_365d") > 0).then(pl.col("complaints_365d") * 1000.0 / pl.col("sale_count_365d"))
     frame = frame.with_columns(rate.alias("complaints_per_1k_txn_365d")).with_columns(
         _peer_pct("sales_net_yuan_90d").alias("net_sales_90d_peer_pct"),

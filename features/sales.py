@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from features.tables import local_date
+from features.tables import local_date, merchant_key
 
 CHANNELS = ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "digital_rmb", "other")
 SUM_WINDOWS = (30, 90, 180, 365)
@@ -26,7 +26,7 @@ def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
     amt = pl.col("amount_fen")
     return (
         transactions.select(
-            "merchant_id",
+            merchant_key(),
             local_date("ts").alias("day"),
             pl.when(sale).then(amt).otherwise(0).alias("sale_amt"),
             sale.cast(pl.Int32).alias("sale_cnt"),
@@ -34,7 +34,7 @@ def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
             (~sale).cast(pl.Int32).alias("refund_cnt"),
             *((sale & (pl.col("channel") == c)).cast(pl.Int32).alias(f"ch_{c}") for c in CHANNELS),
         )
-        .group_by("merchant_id", "day")
+        .group_by("mkey", "day")
         .agg(pl.all().sum())
     )
 
@@ -43,7 +43,7 @@ def _running_totals(daily: pl.LazyFrame) -> pl.LazyFrame:
     """Per merchant and day, totals over all days up to and including that day."""
     net = pl.col("sale_amt") - pl.col("refund_amt")
     return (
-        daily.sort("merchant_id", "day")
+        daily.sort("mkey", "day")
         .with_columns(
             net.alias("net"),
             (pl.col("sale_cnt") > 0).cast(pl.Int64).alias("active"),
@@ -51,37 +51,36 @@ def _running_totals(daily: pl.LazyFrame) -> pl.LazyFrame:
             ((net / 100.0) ** 2).alias("net_sq"),
         )
         .select(
-            "merchant_id",
+            "mkey",
             "day",
-            *(pl.col(c).cast(pl.Float64 if c == "net_sq" else pl.Int64).cum_sum().over("merchant_id").alias(c) for c in _CUMS),
-            pl.when(pl.col("sale_cnt") > 0).then(pl.col("day")).forward_fill().over("merchant_id").alias("last_sale_day"),
+            *(pl.col(c).cast(pl.Float64 if c == "net_sq" else pl.Int64).cum_sum().over("mkey").alias(c) for c in _CUMS),
+            pl.when(pl.col("sale_cnt") > 0).then(pl.col("day")).forward_fill().over("mkey").alias("last_sale_day"),
         )
     )
 
 
 def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
-    """Sales, refund, channel, trend and history features for every (merchant_id, as_of) of ``pop``."""
+    """Sales, refund, channel, trend and history features for every (merchant_id, as_of) of ``pop``.
+
+    ``pop`` has merchant_id, as_of and mkey, sorted by (mkey, as_of).
+    """
     totals = _running_totals(daily)
-    first_sale = daily.group_by("merchant_id").agg(
+    first_sale = daily.group_by("mkey").agg(
         pl.col("day").filter(pl.col("sale_cnt") > 0).min().alias("first_sale_day"),
         pl.col("day").min().alias("first_txn_day"),
     )
-    queries = (
-        pop.join(pl.LazyFrame({"off": list(OFFSETS)}, schema={"off": pl.Int32}), how="cross")
-        .with_columns(t=pl.col("as_of") - pl.duration(days=pl.col("off")))
-        .sort("merchant_id", "t")
-    )
-    read = queries.join_asof(
-        totals, left_on="t", right_on="day", by="merchant_id", strategy="backward", allow_exact_matches=False
-    )
-    wide = read.group_by("merchant_id", "as_of").agg(
-        *(
-            pl.col(c).filter(pl.col("off") == o).first().fill_null(0).alias(f"{c}@{o}")
-            for c in _CUMS
-            for o in OFFSETS
-        ),
-        pl.col("last_sale_day").filter(pl.col("off") == 0).first().alias("last_sale_day"),
-    )
+    reads = []
+    for o in OFFSETS:
+        read = (
+            pop.select("mkey", (pl.col("as_of") - pl.duration(days=o)).alias("t"))
+            .join_asof(totals, left_on="t", right_on="day", by="mkey", strategy="backward",
+                       allow_exact_matches=False, check_sortedness=False)
+        )
+        cols = [pl.col(c).fill_null(0).alias(f"{c}@{o}") for c in _CUMS]
+        if o == 0:
+            cols.append(pl.col("last_sale_day"))
+        reads.append(read.select(cols))
+    wide = pl.concat([pop, *reads], how="horizontal")
 
     def win(c: str, w: int, start: int = 0) -> pl.Expr:
         """Total of ``c`` over [as_of - w - start, as_of - start)."""
@@ -135,9 +134,4 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
         out.append(ratio(win(f"ch_{c}", 365), win("sale_cnt", 365)).alias(f"channel_share_{c}_365d"))
     out.append(pl.sum_horizontal([(win(f"ch_{c}", 365) > 0).cast(pl.Int64) for c in CHANNELS]).alias("channels_used_365d"))
 
-    return (
-        pop.join(wide, on=["merchant_id", "as_of"], how="left")
-        .join(first_sale, on="merchant_id", how="left")
-        .with_columns(pl.col(f"{c}@{o}").fill_null(0) for c in _CUMS for o in OFFSETS)
-        .select("merchant_id", "as_of", *out)
-    )
+    return wide.join(first_sale, on="mkey", how="left", maintain_order="left").select("merchant_id", "as_of", *out)

@@ -10,11 +10,11 @@ before ``as_of`` (timestamps: before ``as_of`` 00:00 Asia/Shanghai; dated events
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
-from features.tables import RawTables, local_date
+from features.tables import RawTables, local_date, merchant_key
 
 LABEL_MONTHS = 12
 BAD_DPD = 90
@@ -62,7 +62,8 @@ def population(tables: RawTables, as_of: list[date]) -> pl.LazyFrame:
         tables.merchants.select("merchant_id", "registered_on")
         .join(as_of_frame(as_of), how="cross")
         .filter(pl.col("registered_on") < pl.col("as_of"))
-        .select("merchant_id", "as_of")
+        .select("merchant_id", "as_of", merchant_key())
+        .sort("mkey", "as_of")
     )
 
 
@@ -155,5 +156,3 @@ def labels(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, observed: date
     )
 
 
-def next_day(d: date) -> date:
-    return d + timedelta(days=1)

@@ -79,10 +79,26 @@ class RawTables:
         return out
 
 
+_UTC_OFFSET_US = 8 * 3600 * 1_000_000
+_DAY_US = 86_400 * 1_000_000
+
+
 def local_date(col: str) -> pl.Expr:
     """Calendar date in Asia/Shanghai of a time-zone-aware timestamp column.
 
     An event at a timestamp is visible to ``as_of`` iff it happened before ``as_of`` 00:00
-    Asia/Shanghai, i.e. iff this date is strictly before ``as_of``.
+    Asia/Shanghai, i.e. iff this date is strictly before ``as_of``. Asia/Shanghai has kept
+    UTC+8 without daylight saving since 1991 (contract timestamps start in 2000), so the date is
+    plain arithmetic on the UTC epoch, several times faster than a time-zone conversion.
     """
-    return pl.col(col).dt.convert_time_zone(TZ).dt.date()
+    return ((pl.col(col).dt.epoch("us") + _UTC_OFFSET_US) // _DAY_US).cast(pl.Int32).cast(pl.Date)
+
+
+def merchant_key(col: str = "merchant_id") -> pl.Expr:
+    """Integer key of a contract merchant id (``M`` + 8 digits) for fast joins and sorts."""
+    return pl.col(col).str.slice(1).cast(pl.UInt32, strict=True).alias("mkey")
+
+
+def customer_key(col: str = "customer_hash") -> pl.Expr:
+    """The 16-hex-digit customer hash as an unsigned 64-bit integer (same information, cheaper to group)."""
+    return pl.col(col).str.to_integer(base=16, dtype=pl.UInt64, strict=True).alias("ckey")
