@@ -28,45 +28,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
-import yaml
+from pydantic import ValidationError
 
 from training.bundle import Feature
 
 LABEL = "bad"
 PANEL_IDS = ["merchant_id", "as_of"]
-DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "features" / "catalog.yaml"
 TEST_SHARE = 0.2
 VALID_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """The feature catalogue: the feature set's name and version and one entry per feature."""
+    """The feature catalogue as training needs it: feature-set name and version, the features
+    (dtype, risk direction, reason texts) and the YAML text that is logged with the model."""
 
     name: str
     version: str
     features: list[Feature]
-    text: str  # the YAML as read, logged with the model
+    text: str
 
     @classmethod
     def read(cls, path: str | Path | None = None) -> "Catalog":
-        """Parse ``features/catalog.yaml`` (or ``path``); dtype, direction and reason texts per feature."""
-        path = Path(path or DEFAULT_CATALOG)
-        text = path.read_text(encoding="utf-8")
-        doc = yaml.safe_load(text)
+        """Read ``features/catalog.yaml`` (or ``path``), checked by :func:`features.load_catalog`."""
+        from features import load_catalog
+        from features.catalog import CATALOG_PATH
+
+        path = Path(path or CATALOG_PATH).resolve()
         try:
-            features = [
-                Feature(name=f["name"], dtype=f.get("dtype", "float"), direction=int(f.get("risk_direction", 0)),
-                        reason_en=f.get("reason_en", ""), reason_zh=f.get("reason_zh", ""))
-                for f in doc["features"]
-            ]
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"{path}: not a feature catalogue ({err})") from err
-        bad_dir = [f.name for f in features if f.direction not in (-1, 0, 1)]
-        if bad_dir:
-            raise ValueError(f"{path}: risk_direction must be -1, 0 or 1 for {', '.join(bad_dir)}")
-        return cls(name=str(doc.get("name", "features")), version=str(doc.get("version", "0")),
-                   features=features, text=text)
+            cat = load_catalog(path)
+        except ValidationError as err:
+            raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
+        features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction),
+                            reason_en=f.reason_en, reason_zh=f.reason_zh) for f in cat.features]
+        return cls(name=cat.name, version=cat.version, features=features, text=path.read_text(encoding="utf-8"))
 
 
 @dataclass

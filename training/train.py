@@ -49,9 +49,10 @@ def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_E
     """Train on ``<features_dir>/panel.parquet`` (labelled rows) with the feature catalogue."""
     say = progress or (lambda _msg: None)
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
+    started = time.perf_counter()
     table = load_panel(features_dir, catalog)
     return _train(table, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say)
+                  master_scale=master_scale, say=say, started=started)
 
 
 def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: str | None = None,
@@ -62,14 +63,15 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
     """Train the same pipeline on any feature table (Parquet or CSV); see :func:`training.data.load_table`."""
     say = progress or (lambda _msg: None)
     say(f"loading {table}")
+    started = time.perf_counter()
     data = load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
                       monotone=monotone, seed=seed)
     return _train(data, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say)
+                  master_scale=master_scale, say=say, started=started)
 
 
 def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed: int, tune: int,
-           master_scale: str | Path | None, say: Progress) -> dict:
+           master_scale: str | Path | None, say: Progress, started: float) -> dict:
     import mlflow
 
     from lifecredit.settings import get_settings
@@ -78,7 +80,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
     from training.calibration import choose_calibrator
     from training.scorecard import WoEScorecard, scorecard_predict
 
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"load": round(time.perf_counter() - started, 3)}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:

@@ -37,7 +37,7 @@ CATALOG = {
 }
 for _f in CATALOG["features"]:
     _f.update(description_en=_f["name"].replace("_", " "), description_zh=_f["name"],
-              source="synthetic", window_days=90,
+              source="transactions", window_days=90,
               reason_en=f"{_f['name'].replace('_', ' ')} points to higher risk", reason_zh=f"{_f['name']} 显示风险较高")
 
 SECTORS = ["catering", "retail", "beauty_hairdressing", "laundry_dyeing", "convenience"]

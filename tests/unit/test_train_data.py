@@ -44,18 +44,22 @@ def test_stratified_split_keeps_the_default_rate():
 
 
 def test_catalog_reads_directions_dtypes_and_reasons(tmp_path):
+    common = "description_en: x, description_zh: x, source: transactions, window_days: 30"
     path = tmp_path / "catalog.yaml"
     path.write_text(
         "name: t\nversion: 2.0.0\nfeatures:\n"
-        "- {name: a, dtype: float, risk_direction: 1, reason_en: A high, reason_zh: A高}\n"
-        "- {name: s, dtype: category, risk_direction: 0}\n", encoding="utf-8")
+        f"- {{name: a, dtype: float, risk_direction: 1, reason_en: A high, reason_zh: A高, {common}}}\n"
+        f"- {{name: s, dtype: category, risk_direction: 0, reason_en: S, reason_zh: S, {common}}}\n",
+        encoding="utf-8")
     cat = Catalog.read(path)
     assert (cat.name, cat.version) == ("t", "2.0.0")
     assert [(f.name, f.dtype, f.direction) for f in cat.features] == [("a", "float", 1), ("s", "category", 0)]
-    assert cat.features[0].reason_zh == "A高"
-    path.write_text("name: t\nfeatures:\n- {name: a, risk_direction: 2}\n", encoding="utf-8")
+    assert cat.features[0].reason_zh == "A高" and "A高" in cat.text
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(path.read_text(encoding="utf-8").replace("risk_direction: 1", "risk_direction: 2"),
+                      encoding="utf-8")
     with pytest.raises(ValueError, match="risk_direction"):
-        Catalog.read(path)
+        Catalog.read(broken)
 
 
 def test_package_catalogue_parses():

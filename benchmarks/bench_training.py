@@ -1,0 +1,192 @@
+"""Training benchmark: model quality against the simulator's truth, and the cost of the pipeline.
+
+    .venv/bin/python benchmarks/bench_training.py [--merchants 5000 --months 30 --volume-scale 0.05]
+
+1. Simulates a market (default 5,000 merchants x 30 months; transactions thinned with
+   ``--volume-scale`` because the panel's size, not the transaction count, is what training
+   sees), validates it and builds the feature panel (timed, for information).
+2. Runs the whole ``lifecredit train --features DIR`` as a subprocess against an MLflow store
+   that already exists (creating a fresh SQLite store runs ~100 migrations once, ~10 s; it is
+   timed separately) - interpreter start, imports, LightGBM, calibration, the scorecard
+   challenger, evaluation, plots and MLflow logging and registration all included.
+3. In this process, times a bare ``lightgbm.train`` on the same matrix (the pipeline's own
+   train/validation rows and encoding) with the same parameters and early stopping, repeated
+   and the median taken: the reference the pipeline is measured against.
+4. Reads ``truth.parquet`` (the benchmark may; ``training/`` never does) and computes the AUC
+   of ``true_pd_12m`` on exactly the test-window rows the model was evaluated on.
+
+Prints test AUC, truth AUC, challenger AUC, the Jeffreys verdict per class, the time ratio and
+the pipeline's own per-stage timings, then one JSON line with all of it.
+
+Goals (issue 4, section 9): test AUC >= truth AUC - 0.02; no class rejected by Jeffreys at 1%;
+challenger within 0.03 AUC of LightGBM; whole ``lifecredit train`` <= 2x bare ``lightgbm.train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before lightgbm loads (see STACK.md)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--merchants", type=int, default=5000)
+    ap.add_argument("--months", type=int, default=30)
+    ap.add_argument("--volume-scale", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3, help="bare lightgbm.train repetitions (median)")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "training")
+    ap.add_argument("--reuse", action="store_true", help="reuse the market and features already in --work")
+    args = ap.parse_args()
+
+    work = args.work
+    raw, validated, feats, mlruns = work / "raw", work / "validated", work / "features", work / "mlruns"
+    timings: dict[str, float] = {}
+    if not (args.reuse and (feats / "panel.parquet").exists()):
+        from data_contracts import validate_dir
+        from features import build_features
+        from simulation import simulate_market
+
+        shutil.rmtree(work, ignore_errors=True)
+        timings["simulate_s"] = _timed(lambda: simulate_market(
+            raw, merchants=args.merchants, months=args.months, seed=args.seed,
+            volume_scale=args.volume_scale, start=date(2023, 1, 1)))
+        timings["validate_s"] = _timed(lambda: validate_dir(raw, validated))
+        timings["features_s"] = _timed(lambda: build_features(validated, feats))
+    shutil.rmtree(mlruns, ignore_errors=True)
+    env = {**os.environ, "LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_DATA_DIR": str(work),
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    timings["mlflow_store_create_s"] = _timed(lambda: _create_store(mlruns))
+
+    print(f"training on {feats} ...", file=sys.stderr)
+    started = time.perf_counter()
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "lifecredit"), "train", "--features", str(feats)],
+                          env=env, capture_output=True, text=True, cwd=work)
+    train_s = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"lifecredit train failed ({proc.returncode}):\n{proc.stderr}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    bare_s, bare_auc, n_train = _bare_lightgbm(feats, args.repeat)
+    evidence = _evidence(mlruns, result["run_id"], raw / "truth.parquet")
+
+    m, c = result["metrics"], result["challenger_metrics"]
+    ratio = train_s / bare_s
+    goals = {
+        "auc_vs_truth": m["auc"] >= evidence["truth_auc"] - 0.02,
+        "no_class_rejected": not any(r["rejected"] for r in evidence["by_class"]),
+        "challenger_within_0.03": c["auc"] >= m["auc"] - 0.03,
+        "time_ratio_le_2": ratio <= 2.0,
+    }
+    rows = [
+        ("market", f"{args.merchants:,} merchants x {args.months} months, volume scale {args.volume_scale}"),
+        ("panel", f"{evidence['panel_rows']:,} labelled rows, {n_train:,} train; {m['n']:.0f} test rows, "
+                  f"{m['defaults']:.0f} defaults"),
+        ("test AUC (LightGBM, calibrated)", f"{m['auc']:.4f}"),
+        ("AUC of true_pd_12m, same rows", f"{evidence['truth_auc']:.4f}  (gap {m['auc'] - evidence['truth_auc']:+.4f}, "
+                                          f"goal >= -0.02)"),
+        ("challenger (scorecard) AUC", f"{c['auc']:.4f}  (gap {c['auc'] - m['auc']:+.4f}, goal >= -0.03)"),
+        ("Jeffreys per class (p, 1%)", ", ".join(
+            f"{r['group']}: {'n/a' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')}"
+            f"{' REJECTED' if r['rejected'] else ''} ({r['n']} rows, DR {_pct(r['default_rate'])} vs PD "
+            f"{_pct(r['mean_pd'])})" for r in evidence["by_class"])),
+        ("lifecredit train (subprocess)", f"{train_s:.1f} s"),
+        ("bare lightgbm.train (median)", f"{bare_s:.2f} s  (its test AUC {bare_auc:.4f})"),
+        ("time ratio", f"{ratio:.1f}x  (goal <= 2x)"),
+        ("pipeline stages (in-process)", ", ".join(f"{k} {v:.1f}s" for k, v in evidence["stage_s"].items())),
+        ("data preparation", ", ".join(f"{k} {v:.1f}" for k, v in timings.items())),
+        ("goals", ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in goals.items())),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print(json.dumps({"test_auc": m["auc"], "truth_auc": evidence["truth_auc"], "challenger_auc": c["auc"],
+                      "jeffreys": {r["group"]: r["jeffreys_p"] for r in evidence["by_class"]},
+                      "train_s": train_s, "bare_lightgbm_s": bare_s, "ratio": ratio, "goals": goals,
+                      "stage_s": evidence["stage_s"], **timings}))
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def _create_store(mlruns: Path) -> None:
+    from mlflow import MlflowClient
+
+    mlruns.mkdir(parents=True, exist_ok=True)
+    MlflowClient(f"sqlite:///{mlruns.resolve() / 'mlflow.db'}").search_experiments()
+
+
+def _bare_lightgbm(feats: Path, repeat: int) -> tuple[float, float, int]:
+    """Median seconds of lightgbm.train on the pipeline's matrix and parameters, and its test AUC."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
+
+    from training import lgbm
+    from training.bundle import encode
+    from training.data import load_panel
+
+    table = load_panel(feats)
+    X, y, s = encode(table.frame, table.features), table.y, table.split
+    params = lgbm.base_params(table.features, seed=7)
+    cats = [j for j, f in enumerate(table.features) if f.is_categorical]
+    names = [f.name for f in table.features]
+    times, booster = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        train = lgb.Dataset(X[s.train], label=y[s.train], feature_name=names, categorical_feature=cats)
+        valid = lgb.Dataset(X[s.valid], label=y[s.valid], reference=train)
+        booster = lgb.train(params, train, num_boost_round=lgbm.MAX_ROUNDS, valid_sets=[valid],
+                            callbacks=[lgb.early_stopping(lgbm.PATIENCE, first_metric_only=True, verbose=False)])
+        times.append(time.perf_counter() - started)
+    auc = roc_auc_score(y[s.test], booster.predict(X[s.test]))
+    return statistics.median(times), float(auc), len(s.train)
+
+
+def _evidence(mlruns: Path, run_id: str, truth_path: Path) -> dict:
+    """The run's test window joined to the truth; the run's per-class Jeffreys table and stage times."""
+    import mlflow
+    import polars as pl
+    from sklearn.metrics import roc_auc_score
+
+    mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve() / 'mlflow.db'}")
+    test = pl.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="evaluation/test_window.parquet"))
+    evaluation = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/evaluation.json"))
+    truth = pl.read_parquet(truth_path).select("merchant_id", "as_of", "true_pd_12m")
+    joined = test.select("merchant_id", pl.col("as_of").cast(pl.Date), "bad").join(
+        truth.with_columns(pl.col("as_of").cast(pl.Date)), on=["merchant_id", "as_of"], how="left")
+    if joined["true_pd_12m"].null_count():
+        raise SystemExit(f"{joined['true_pd_12m'].null_count()} test rows have no truth")
+    run = mlflow.MlflowClient().get_run(run_id)
+    stage_s = {k.removeprefix("time."): v for k, v in run.data.metrics.items() if k.startswith("time.")}
+    split = evaluation["split"]
+    return {
+        "truth_auc": float(roc_auc_score(joined["bad"].to_numpy(), joined["true_pd_12m"].to_numpy())),
+        "by_class": evaluation["lightgbm"]["by_class"],
+        "stage_s": stage_s,
+        "panel_rows": split["train_rows"] + split["valid_rows"] + split["test_rows"],
+    }
+
+
+if __name__ == "__main__":
+    main()
