@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -134,6 +135,7 @@ def build_features(
 
     out.mkdir(parents=True, exist_ok=True)
     panel.write_parquet(out / "panel.parquet")
+    shutil.copyfile(CATALOG_PATH, out / "catalog.yaml")  # the panel travels with the catalogue that defines it
     latest.write_parquet(out / "latest.parquet")
     bad = panel["bad"]
     n_lab = int(bad.is_not_null().sum())

@@ -292,6 +292,45 @@ def predict(
     print(json.dumps({"model_uri": uri, "rows": len(result), "out": str(out), "classes": {k: int(v) for k, v in counts.items()}}))
 
 
+@app.command()
+def features(
+    raw: Annotated[Path | None, typer.Option(help="Folder of validated tables (default: <data_dir>/validated).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/features).")] = None,
+    monthly: Annotated[bool, typer.Option("--monthly", help="as_of = month starts covering the data (the default).")] = False,
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable); replaces --monthly.")
+    ] = None,
+) -> None:
+    """Build point-in-time features: panel.parquet (training spine with `bad`), latest.parquet, metadata.json."""
+    from features import FeatureInputError, build_features
+
+    settings = get_settings()
+    raw = raw or settings.validated_dir
+    out = out or settings.features_dir
+    if monthly and as_of:
+        raise typer.BadParameter("give either --monthly or --as-of dates, not both", param_hint="--as-of")
+    try:
+        dates = sorted({date.fromisoformat(d) for d in as_of}) if as_of else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--as-of") from err
+    try:
+        with progress_bar("building features") as progress:
+            meta = build_features(raw, out, as_of=dates, progress=progress)
+    except (FeatureInputError, ValueError) as err:
+        stderr.print(f"[bold red]features stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    labels = meta["labels"]
+    table = Table(title=f"{meta['feature_set']['name']} {meta['feature_set']['version']} in {out}")
+    for col in ("output", "as_of", "rows", "labelled", "bad rate", "excluded (in default)"):
+        table.add_column(col, justify="left" if col in ("output", "as_of") else "right")
+    rate = f"{labels['bad_rate']:.2%}" if labels["bad_rate"] is not None else "-"
+    span = f"{meta['as_of']['first']} .. {meta['as_of']['last']} ({meta['as_of']['count']})"
+    table.add_row("panel.parquet", span, f"{meta['rows']['panel']:,}", f"{labels['labelled']:,}", rate,
+                  f"{meta['excluded_in_default']:,}")
+    table.add_row("latest.parquet", meta["as_of"]["last"], f"{meta['rows']['latest']:,}", "-", "-", "-")
+    stdout.print(table)
+
+
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective settings (after LIFECREDIT_* overrides) as JSON."""
