@@ -146,7 +146,7 @@ def labels(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, observed: date
     fully_observed = (
         pl.lit(False) if observed is None else (window_end - pl.duration(days=1)) <= pl.lit(observed)
     )
-    return spine.join(bad_events, on=["merchant_id", "as_of"], how="left").select(
+    return spine.join(bad_events, on=["merchant_id", "as_of"], how="left", maintain_order="left").select(
         "merchant_id",
         "as_of",
         pl.when(fully_observed)
