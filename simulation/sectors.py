@@ -29,8 +29,8 @@ class Sector:
     """Complaints per month for an average-sized, average-health merchant."""
     loyalty: float
     """Exponent of repeat-customer concentration (1: no regulars; higher: more regulars)."""
-    new_customer_share: float
-    """Customer pool size as a share of the merchant's transactions (tourists high, regulars low)."""
+    walk_in_share: float
+    """Share of transactions by occasional customers rather than regulars (tourists high, neighbours low)."""
     risk_offset: float
     """Added to the latent risk index: sectors with more failures sit higher."""
     downturn_exposure: float

@@ -7,7 +7,10 @@ health worsens, with unhealthy merchants closing more days. Counts are Poisson; 
 gets a time from the sector's intraday profile, an amount from the merchant's ticket
 distribution, a refund flag (refunds rise as health worsens), a channel from the merchant's
 channel mix (digital RMB spreads over time) and a customer from a per-merchant pool of salted
-hashes, drawn with a loyalty exponent so regulars recur and concentration is measurable.
+hashes: a regular (drawn with a loyalty exponent, so regulars recur and concentration is
+measurable) or, more often as health worsens, an occasional customer from a set that grows
+month by month. Pool sizes follow expected, never realised, volume: nothing in a month's rows
+depends on what happens later.
 Rows come out sorted by merchant, then time.
 """
 
@@ -29,10 +32,12 @@ _URBAN_MIX = np.array([0.46, 0.32, 0.07, 0.08, 0.02, 0.05])
 _RURAL_MIX = np.array([0.55, 0.20, 0.06, 0.05, 0.02, 0.12])
 _NULL_CUSTOMER = np.array([0.0, 0.0, 0.10, 0.0, 0.60, 1.0])
 """Per channel: share of rows without an identifiable customer."""
-VOLUME_NORM = 0.72
+VOLUME_NORM = 0.75
 """Global factor that brings the market average to about 10 recorded transactions per merchant-day."""
 HEALTH_ON_VOLUME = 0.30
 _HOUR_TABLE_SIZE = 4096
+_VISITS_PER_REGULAR = 3.0
+"""Visits a month by a typical regular customer."""
 _UTC_OFFSET_S = 8 * 3600
 
 
@@ -88,6 +93,17 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     p_closed = 0.015 + 0.10 * expit(2.5 * (d - 1.5))
     refund_rate = np.minimum(sectors.column("refund_rate")[s][:, None] * refund_factor[:, None] * np.exp(0.45 * d), 0.5)
     gamma = loyalty[:, None] * np.exp(-0.12 * d)
+    # customers: regulars (a fixed set, visited with Zipf-like concentration) and occasional
+    # customers (a set that grows month by month); both sized from the expected, not the
+    # realised, volume so that the future never shapes the past
+    expected_month = base * 30.4
+    walk_in_base = sectors.column("walk_in_share")[s]
+    walk_in = np.clip(walk_in_base[:, None] * np.exp(0.3 * d), 0.02, 0.98)
+    regulars = np.maximum(2, np.ceil(expected_month * (1 - walk_in_base) / _VISITS_PER_REGULAR)).astype(np.int64)
+    occasional = np.maximum(5, np.ceil(expected_month * walk_in_base * 0.8)[:, None]
+                            * np.arange(1, months + 1)[None, :]).astype(np.int64)  # seen by the end of each month
+    pool = regulars + occasional[:, -1]
+    pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]])
     drmb = np.clip(1.0 + 0.06 * cal.months_since_2023, 0.5, 5.0)
     mm_mix = mix[:, None, :] * np.ones((1, months, 1))
     mm_mix[:, :, 4] *= drmb[None, :]
@@ -107,7 +123,7 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     rep_m = lambda v: np.repeat(v, per_merchant)  # noqa: E731
     rep_mm = lambda v: np.repeat(v.ravel(), per_mm.ravel())  # noqa: E731
     cell = np.repeat(np.arange(n_m * n_days, dtype=np.int64), counts.ravel())
-    u = rng.random((6, n), dtype=np.float32)  # hour, refund, channel, customer, anonymous, whole-yuan price
+    u = rng.random((7, n), dtype=np.float32)  # hour, refund, channel, customer, anonymous, price, regular
     k = u[0] * np.float32(_HOUR_TABLE_SIZE)
     kk = k.astype(np.int32)
     hour = HOUR_TABLE.ravel()[rep_m(s * _HOUR_TABLE_SIZE) + kk]
@@ -124,10 +140,14 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     for c in range(len(CHANNELS) - 1):
         channel += u[2] >= rep_mm(cdf[:, c].astype(np.float32))
     known = u[4] >= _NULL_CUSTOMER.astype(np.float32)[channel]
-    pool = np.ceil(sectors.column("new_customer_share")[s] * per_merchant).astype(np.int64) + 5
-    pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]])
-    pick = (rep_m(pool.astype(np.float32)) * np.power(u[3], rep_mm(gamma.astype(np.float32)))).astype(np.int64)
-    cust = rep_m(pool_start) + np.minimum(pick, rep_m(pool - 1))
+    regular = u[6] >= rep_mm(walk_in.astype(np.float32))
+    which = np.where(
+        regular,
+        np.minimum((rep_m(regulars.astype(np.float32)) * np.power(u[3], rep_mm(gamma.astype(np.float32)))).astype(np.int64),
+                   rep_m(regulars - 1)),
+        rep_m(regulars) + (rep_mm(occasional.astype(np.float32)) * u[3]).astype(np.int64),
+    )
+    cust = rep_m(pool_start) + which
     hashes = hex16(rng.integers(0, np.iinfo(np.int64).max, int(pool.sum()), dtype=np.int64))
     return pa.Table.from_arrays(
         [
