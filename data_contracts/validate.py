@@ -198,6 +198,9 @@ def validate_dir(raw: Path, out: Path, progress: Progress | None = None) -> dict
     """
     raw, out = Path(raw), Path(out)
     started = datetime.now().astimezone()
+    if out.resolve() == raw.resolve():
+        raise TableError(out, None, "an output folder other than the raw folder", "the raw folder itself",
+                         "pass another --out (raw tables are never rewritten)")
     contracts = load_contracts()
     tables = {name: find_table(raw, name) for name in contracts}
     plans = {name: TablePlan.build(contracts[name], read_schema(t), t.path) for name, t in tables.items()}

@@ -90,6 +90,9 @@ def validate(
         rules = ", ".join(f"{rule}: {n:,}" for rule, n in s["rejected_by_rule"].items()) or "-"
         table.add_row(name, f"{s['rows_in']:,}", f"{s['valid']:,}", f"{s['rejected']:,}", rules)
     stdout.print(table)
+    for name, s in summary["tables"].items():
+        if s["ignored_columns"]:
+            stdout.print(f"{name}: columns not in the contract, left out of valid output: {', '.join(s['ignored_columns'])}")
 
 
 keys_app = typer.Typer(help="API keys for banks, regulators and admins (only salted hashes are stored).", no_args_is_help=True)

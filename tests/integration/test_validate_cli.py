@@ -24,11 +24,12 @@ def _flat(text: str) -> str:
 
 
 def test_validate_with_rejected_rows_exits_zero_and_prints_the_summary(tmp_path):
-    tx = sample_frame("transactions", {}, {"txn_id": "2", "amount_fen": "-3"})
+    tx = sample_frame("transactions", {}, {"txn_id": "2", "amount_fen": "-3"}).with_columns(note=pl.lit("x"))
     raw, out = _raw_csv(tmp_path / "raw", transactions=tx), tmp_path / "out"
     result = CliRunner().invoke(app, ["validate", "--raw", str(raw), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "transactions" in result.output and "amount_fen:range: 1" in _flat(result.output)
+    assert "transactions: columns not in the contract, left out of valid output: note" in _flat(result.output)
     summary = json.loads((out / "validation_summary.json").read_text())
     assert summary["tables"]["transactions"]["rejected_by_rule"] == {"amount_fen:range": 1}
     assert pl.read_parquet(out / "quarantine" / "transactions.parquet").height == 1

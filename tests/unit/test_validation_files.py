@@ -167,3 +167,22 @@ def test_rerun_replaces_previous_outputs(tmp_path):
     assert summary["tables"]["transactions"]["valid"] == 2
     assert pl.read_parquet(out / "transactions.parquet").height == 2
     assert pl.read_parquet(out / "quarantine" / "transactions.parquet")[REASONS].to_list() == [["channel:allowed_values"]]
+
+
+def test_folder_of_parquet_parts_is_one_table(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    (raw / "transactions.parquet").unlink()
+    parts = raw / "transactions.parquet"
+    parts.mkdir()
+    tx = _typed("transactions", sample_frame("transactions", {}, {"txn_id": "2"}))
+    tx[:1].write_parquet(parts / "part-0.parquet")
+    tx.write_parquet(parts / "part-1.parquet")  # repeats txn_id 1
+    summary = validate_dir(raw, tmp_path / "out")
+    entry = summary["tables"]["transactions"]
+    assert (entry["rows_in"], entry["valid"], entry["rejected_by_rule"]) == (3, 2, {"txn_id:primary_key_unique": 1})
+
+
+def test_output_folder_must_not_be_the_raw_folder(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    with pytest.raises(TableError, match="raw folder"):
+        validate_dir(raw, raw)
