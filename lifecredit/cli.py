@@ -335,9 +335,18 @@ def features(
 
 
 @app.command("settings")
-def show_settings() -> None:
-    """Print the effective settings (after LIFECREDIT_* overrides) as JSON."""
-    stdout.print_json(json.dumps(get_settings().model_dump(mode="json")))
+def show_settings(
+    field: Annotated[str | None, typer.Option(help="Print only this setting's value (e.g. tracking_uri).")] = None,
+) -> None:
+    """Print the effective settings (after LIFECREDIT_* overrides) as JSON, or one value."""
+    values = get_settings().model_dump(mode="json")
+    if field is None:
+        stdout.print_json(json.dumps(values))
+        return
+    if field not in values:
+        stderr.print(f"[bold red]error:[/] no setting {field!r}; known: {', '.join(values)}")
+        raise typer.Exit(code=2)
+    print(values[field])
 
 
 if __name__ == "__main__":
