@@ -145,7 +145,7 @@ def _bare_lightgbm(feats: Path, repeat: int) -> tuple[float, float, int]:
     from training.bundle import encode
     from training.data import load_panel
 
-    table = load_panel(feats)
+    table = load_panel(feats, seed=7)
     X, y, s = encode(table.frame, table.features), table.y, table.split
     params = lgbm.base_params(table.features, seed=7)
     cats = [j for j, f in enumerate(table.features) if f.is_categorical]

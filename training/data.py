@@ -6,13 +6,22 @@ row, which is the label, where it came from (path and SHA-256) and how it is spl
 
 Splits
 ------
-* Out of time (the feature panel, or a table with ``--time-col``): whole time values (as_of
-  dates) are assigned to windows, oldest first. Working back from the latest labelled date,
-  dates go to the **test** window until it holds at least ``test_share`` of the labelled
-  rows, then to the **validation** window until it holds ``valid_share``; every earlier date is
-  **train**. The booster early-stops and the calibrator fits on validation; test is touched
-  only for evaluation. Rows are never split inside one date, so a window is a period.
-  Unlabelled rows (``bad`` null: 12 months not yet observed) are dropped before splitting.
+* Out of time for the test, out of merchant for validation (the feature panel, or a table with
+  ``--time-col``). Working back from the latest labelled date, whole dates go to the **test**
+  window until it holds at least ``test_share`` of the labelled rows: the latest, fully
+  labelled period, never seen in fitting. The earlier rows are split **by merchant**: a seeded
+  ``valid_share`` of the merchants (drawn separately among merchants with and without a
+  default) form the **validation** set, where the booster early-stops and the calibrator fits;
+  the other merchants' rows are **train**.
+
+  Why not the "next window" for validation: a merchant appears in every month of the panel with
+  nearly the same features, and one default labels up to twelve consecutive months. A validation
+  window next to the training window is full of the same merchants and the same defaults, so it
+  rewards memorising merchants: on a 5,000-merchant market, early stopping on it ran to ~700 trees
+  with validation AUC 0.87 (above the AUC of the true PD, 0.79, on those rows) and test AUC 0.77;
+  on held-out merchants it stops at ~100 trees and reaches test AUC 0.80-0.85 (see the training
+  benchmark). Unlabelled rows (``bad`` null: 12 months not yet observed) are dropped first.
+  For a table, the ``--id`` column plays the merchant's part (row ids make it a random split).
 * Stratified random (a table without a time column): train / validation / test drawn with the
   label's proportions kept, seeded.
 
@@ -68,7 +77,7 @@ class Catalog:
 class Split:
     """Row positions of the train, validation and test windows and how they were drawn."""
 
-    kind: str  # "out_of_time" | "stratified_random"
+    kind: str  # "out_of_time" (test; validation on held-out merchants) | "stratified_random"
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
@@ -111,28 +120,34 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def time_split(times: np.ndarray, *, test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE) -> Split:
-    """Out-of-time split by whole time values (see the module docstring)."""
+def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int,
+               test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE) -> Split:
+    """Test window out of time; validation out of merchant (see the module docstring)."""
     values, counts = np.unique(times, return_counts=True)
-    if len(values) < 3:
-        raise ValueError(f"an out-of-time split needs at least 3 distinct labelled dates, got {len(values)}")
+    if len(values) < 2:
+        raise ValueError(f"an out-of-time split needs at least 2 distinct labelled dates, got {len(values)}")
     n = counts.sum()
-    cum_from_end = np.cumsum(counts[::-1])
-    # number of latest dates in test: the fewest reaching test_share, leaving >= 2 dates
-    n_test = min(int(np.searchsorted(cum_from_end, test_share * n) + 1), len(values) - 2)
-    rest = np.cumsum(counts[::-1][n_test:])
-    n_valid = min(int(np.searchsorted(rest, valid_share * n) + 1), len(values) - n_test - 1)
+    # the fewest latest dates holding test_share of the rows, leaving at least one date to fit on
+    n_test = min(int(np.searchsorted(np.cumsum(counts[::-1]), test_share * n) + 1), len(values) - 1)
     test_from = values[len(values) - n_test]
-    valid_from = values[len(values) - n_test - n_valid]
     pos = np.arange(len(times))
-    bounds_of = lambda lo, hi: (str(lo)[:10], str(hi)[:10])  # noqa: E731 - dates or timestamps
-    tr = pos[times < valid_from]
-    va = pos[(times >= valid_from) & (times < test_from)]
     te = pos[times >= test_from]
-    bounds = {}
-    for name, idx in (("train", tr), ("valid", va), ("test", te)):
-        bounds[f"{name}_from"], bounds[f"{name}_to"] = bounds_of(times[idx].min(), times[idx].max())
-    return Split("out_of_time", tr, va, te, bounds)
+    fit = pos[times < test_from]
+    # whole merchants to validation, drawn separately among those with and without a default
+    group_bad = pd.Series(y[fit]).groupby(groups[fit]).max()
+    rng = np.random.default_rng(seed)
+    held: list = []
+    for _, members in group_bad.groupby(group_bad):
+        ids = members.index.to_numpy()
+        held.extend(rng.choice(ids, size=max(1, int(round(valid_share * len(ids)))), replace=False))
+    in_valid = np.isin(groups[fit], np.asarray(held, dtype=groups.dtype))
+    tr, va = fit[~in_valid], fit[in_valid]
+    day = lambda v: str(v)[:10]  # noqa: E731 - dates or timestamps
+    bounds = {"train_from": day(times[fit].min()), "train_to": day(times[fit].max()),
+              "valid_from": day(times[fit].min()), "valid_to": day(times[fit].max()),
+              "test_from": day(test_from), "test_to": day(times[te].max()),
+              "valid_groups": str(len(held)), "train_groups": str(len(group_bad) - len(held))}
+    return Split("out_of_time", tr, va, te, {**bounds, "validation": "held-out merchants"})
 
 
 def stratified_split(y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE,
@@ -146,7 +161,7 @@ def stratified_split(y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE
     return Split("stratified_random", np.sort(tr), np.sort(va), np.sort(te), {"seed": str(seed)})
 
 
-def load_panel(features_dir: str | Path, catalog: str | Path | None = None) -> TrainingTable:
+def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, seed: int = 7) -> TrainingTable:
     """The labelled rows of ``<features_dir>/panel.parquet`` with the catalogue's features.
 
     The catalogue is ``catalog`` if given, else ``<features_dir>/catalog.yaml`` if the features
@@ -182,7 +197,8 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None) -> T
         source=panel_path.resolve(),
         sha256=file_sha256(panel_path),
         feature_set={"name": cat.name, "version": cat.version},
-        split=time_split(frame["as_of"].to_numpy()),
+        split=time_split(frame["as_of"].to_numpy(), frame["merchant_id"].to_numpy(), frame[LABEL].to_numpy(),
+                         seed=seed),
         time_col="as_of",
         catalog_text=cat.text,
     )
@@ -229,7 +245,8 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
     features = _with_categories(features, frame)
     pdf = frame.to_pandas()
     y = pdf[target].to_numpy()
-    split = time_split(pdf[time_col].to_numpy()) if time_col else stratified_split(y, seed=seed)
+    split = (time_split(pdf[time_col].to_numpy(), pdf[id_col].to_numpy(), y, seed=seed) if time_col
+             else stratified_split(y, seed=seed))
     return TrainingTable(
         frame=pdf, features=features, id_columns=[id_col], target=target, source=path.resolve(),
         sha256=file_sha256(path), feature_set={"name": path.stem, "version": file_sha256(path)[:12]},

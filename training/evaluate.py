@@ -191,9 +191,9 @@ def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_scor
 
 # -- plots ---------------------------------------------------------------------------------
 def _figure(width: float = 6.0, height: float = 4.2):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend state
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100)
 
 
 def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
@@ -256,6 +256,7 @@ def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
             if k:
                 ax.set_yticklabels([])
         fig.suptitle("feature importance (top 20 by mean |SHAP|)")
+        fig.subplots_adjust(left=0.32, right=0.97, wspace=0.08)
         paths.append(_save(fig, out / "feature_importance.png"))
     return paths
 

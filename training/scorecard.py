@@ -16,7 +16,8 @@ How each feature is binned:
 
 Bins are then encoded with feature-engine's ``WoEEncoder`` (WoE = ln(share of bads / share of
 goods): positive means riskier), features with information value under ``min_iv`` are dropped,
-and scikit-learn's ``LogisticRegression`` is fitted on the WoE columns. A feature whose
+so is the lower-IV one of two features whose WoE columns correlate beyond ``max_corr``, and
+scikit-learn's ``LogisticRegression`` is fitted on the remaining WoE columns. A feature whose
 coefficient comes out negative (collinearity turned its WoE against itself) is dropped and the
 model refitted, as scorecard practice requires.
 
@@ -62,6 +63,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         min_bin_share: smallest share of rows in a bin (and in a category of its own).
         min_bin_events: fewest bads in a bin, so every WoE is finite.
         min_iv: information value below which a feature is left out.
+        max_corr: of two features whose WoE columns correlate beyond this, the lower-IV one is left out.
         C: inverse L2 strength of the logistic regression.
         base_score, base_odds, pdo: the points scale (default: the master scale's).
 
@@ -72,7 +74,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def __init__(self, directions: dict[str, int] | None = None, categorical: list[str] | None = None,
                  max_bins: int = 6, undirected_bins: int = 5, min_bin_share: float = 0.05,
-                 min_bin_events: int = 5, min_iv: float = 0.02, C: float = 1.0,
+                 min_bin_events: int = 5, min_iv: float = 0.02, max_corr: float = 0.7, C: float = 1.0,
                  base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0):
         self.directions = directions
         self.categorical = categorical
@@ -81,6 +83,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.min_bin_share = min_bin_share
         self.min_bin_events = min_bin_events
         self.min_iv = min_iv
+        self.max_corr = max_corr
         self.C = C
         self.base_score = base_score
         self.base_odds = base_odds
@@ -111,7 +114,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         woe = encoder.fit_transform(labels, pd.Series(y, index=X.index))
         stats = _bin_stats(labels, y, encoder.encoder_dict_)
         iv = stats.groupby("feature", sort=False)["iv"].sum()
-        selected = [c for c in X.columns if iv.get(c, 0.0) >= self.min_iv]
+        selected = _decorrelate([c for c in X.columns if iv.get(c, 0.0) >= self.min_iv], iv, woe, self.max_corr)
         if not selected:  # keep the single strongest feature rather than an empty model
             selected = [iv.idxmax()]
         while True:
@@ -204,6 +207,20 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
+def _decorrelate(candidates: list[str], iv: pd.Series, woe: pd.DataFrame, max_corr: float) -> list[str]:
+    """Greedy by information value: keep a feature unless its WoE correlates beyond ``max_corr``
+    with one already kept (collinear WoE columns give unstable, sign-flipping coefficients)."""
+    order = sorted(candidates, key=lambda c: -iv[c])
+    if len(order) < 2:
+        return order
+    corr = np.nan_to_num(np.abs(np.corrcoef(woe[order].to_numpy(dtype=np.float64), rowvar=False)))
+    kept: list[int] = []
+    for j in range(len(order)):
+        if all(corr[j, k] <= max_corr for k in kept):
+            kept.append(j)
+    return [order[j] for j in kept]
+
+
 def _merge_thin(edges: list[float], x: np.ndarray, y: np.ndarray, min_events: int) -> list[float]:
     """Drop edges until every bin holds at least ``min_events`` bads (and one good)."""
     edges = list(edges)
@@ -235,15 +252,18 @@ def _assign(spec: dict, values) -> np.ndarray:
 
 
 def _bin_stats(labels: pd.DataFrame, y: np.ndarray, woe_dict: dict) -> pd.DataFrame:
+    """Rows, bads, event rate, WoE and IV contribution of every bin of every feature."""
     rows = []
     n_bad, n_good = max(y.sum(), 1), max(len(y) - y.sum(), 1)
     for name in labels.columns:
-        g = pd.DataFrame({"bin": labels[name].to_numpy(), "y": y}).groupby("bin")["y"].agg(["size", "sum"])
-        for label, (size, bads) in g.iterrows():
+        codes, uniques = pd.factorize(labels[name].to_numpy())
+        sizes = np.bincount(codes, minlength=len(uniques))
+        bads = np.bincount(codes, weights=y, minlength=len(uniques))
+        for label, size, bad in zip(uniques, sizes, bads):
             woe = float(woe_dict[name][label])
-            dist_bad, dist_good = bads / n_bad, (size - bads) / n_good
-            rows.append({"feature": name, "bin": str(label), "count": int(size), "bads": int(bads),
-                         "event_rate": float(bads / size), "woe": woe, "iv": float((dist_bad - dist_good) * woe)})
+            dist_bad, dist_good = bad / n_bad, (size - bad) / n_good
+            rows.append({"feature": name, "bin": str(label), "count": int(size), "bads": int(bad),
+                         "event_rate": float(bad / size), "woe": woe, "iv": float((dist_bad - dist_good) * woe)})
     return pd.DataFrame(rows)
 
 

@@ -16,8 +16,8 @@ def data():
     n = 6000
     health = rng.normal(0, 1, n)
     frame = pd.DataFrame({
-        "complaints": np.exp(-health + rng.normal(0, 0.5, n)),        # riskier as it grows
-        "sales": np.exp(10 + health + rng.normal(0, 0.5, n)),         # safer as it grows
+        "complaints": np.exp(-health + rng.normal(0, 1.0, n)),        # riskier as it grows
+        "sales": np.exp(10 + health + rng.normal(0, 1.0, n)),         # safer as it grows
         "channel_mix": rng.random(n),                                  # pure noise, direction unknown
         "sector": rng.choice(["catering", "retail", "laundry", "rare"], n, p=[0.4, 0.35, 0.24, 0.01]),
     })
@@ -87,3 +87,11 @@ def test_discriminates(fitted, data):
 
     frame, y = data
     assert roc_auc_score(y, fitted.predict_proba(frame)[:, 1]) > 0.75
+
+
+def test_collinear_copies_are_left_out(data):
+    frame, y = data
+    twin = frame.assign(complaints_copy=frame["complaints"] * 1.01)
+    sc = WoEScorecard(directions={"complaints": 1, "complaints_copy": 1, "sales": -1},
+                      categorical=["sector"]).fit(twin, y)
+    assert len({"complaints", "complaints_copy"} & set(sc.selected_)) == 1

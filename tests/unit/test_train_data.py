@@ -11,27 +11,38 @@ import pytest
 from training.data import Catalog, load_table, stratified_split, time_split
 
 
-def _months(n_months: int, per_month: int) -> np.ndarray:
+def _months(n_months: int, per_month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times, merchant ids (the same merchants every month) and labels (merchant 0..9 bad)."""
     dates = [np.datetime64(date(2023 + m // 12, 1 + m % 12, 1)) for m in range(n_months)]
-    return np.repeat(np.array(dates), per_month)
+    times = np.repeat(np.array(dates), per_month)
+    groups = np.tile(np.array([f"M{i:04d}" for i in range(per_month)], dtype=object), n_months)
+    y = np.tile((np.arange(per_month) < 10).astype(int), n_months)
+    return times, groups, y
 
 
-def test_time_split_keeps_whole_dates_in_time_order():
-    times = _months(18, 100)
-    s = time_split(times)
-    assert times[s.train].max() < times[s.valid].min() <= times[s.valid].max() < times[s.test].min()
+def test_test_window_is_out_of_time_and_validation_out_of_merchant():
+    times, groups, y = _months(18, 100)
+    s = time_split(times, groups, y, seed=1)
+    assert times[s.train].max() < times[s.test].min() and times[s.valid].max() < times[s.test].min()
+    assert len(np.intersect1d(groups[s.train], groups[s.valid])) == 0  # no merchant on both sides
     assert len(s.train) + len(s.valid) + len(s.test) == len(times)
-    assert len(s.test) >= 0.2 * len(times) and len(s.valid) >= 0.2 * len(times)
+    assert 0.2 <= len(s.test) / len(times) < 0.3
+    assert 0.15 <= len(s.valid) / (len(s.train) + len(s.valid)) <= 0.25
+    assert y[s.valid].sum() > 0 and y[s.train].sum() > 0  # merchants with defaults on both sides
     assert s.bounds["test_to"] == "2024-06-01" and s.bounds["train_from"] == "2023-01-01"
-    params = s.params(np.zeros(len(times), dtype=int))
+    params = s.params(y)
     assert params["split"] == "out_of_time" and params["test_rows"] == len(s.test)
+    again = time_split(times, groups, y, seed=1)
+    np.testing.assert_array_equal(again.valid, s.valid)
 
 
-def test_time_split_with_few_dates_still_has_three_windows():
-    s = time_split(_months(3, 10))
-    assert len(s.train) == len(s.valid) == len(s.test) == 10
-    with pytest.raises(ValueError, match="at least 3"):
-        time_split(_months(2, 10))
+def test_time_split_needs_two_dates():
+    times, groups, y = _months(2, 50)
+    s = time_split(times, groups, y, seed=0)
+    assert len(s.test) == 50 and len(s.train) + len(s.valid) == 50
+    times, groups, y = _months(1, 50)
+    with pytest.raises(ValueError, match="at least 2"):
+        time_split(times, groups, y, seed=0)
 
 
 def test_stratified_split_keeps_the_default_rate():
