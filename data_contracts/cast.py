@@ -76,8 +76,8 @@ def typed(column: Column, raw_dtype: pl.DataType, file: Path | str) -> Typed:
                 raise TableError(
                     file,
                     column.name,
-                    f"timestamps with a time zone ({target})",
-                    f"{raw_dtype}: naive timestamps with no time zone",
+                    f"timestamps with a time zone ({column.physical_type})",
+                    f"naive timestamps with no time zone ({raw_dtype})",
                     "write the column as a time-zone-aware Datetime (e.g. Asia/Shanghai) or as ISO-8601 strings with an offset",
                 )
             converted = raw.dt.convert_time_zone(target.time_zone).dt.cast_time_unit(target.time_unit)
