@@ -33,25 +33,16 @@ def _peer_pct(col: str) -> pl.Expr:
     return pl.col(col).rank("max").over(PEER_GROUP) / pl.col(col).count().over(PEER_GROUP)
 
 
-def compute_features(
-    tables: RawTables, as_of: list[date], *, catalog: Catalog | None = None, progress: ProgressFn | None = None
-) -> pl.DataFrame:
-    """Features of every merchant registered before each ``as_of`` (the peer population).
+BATCH_ROWS = 20_000_000
+"""Transactions per merchant batch: bounds memory whatever the market size (about 2-3 GB a batch)."""
 
-    Every feature sees only events strictly before its row's ``as_of``. Columns: merchant_id,
-    as_of, then the catalogue's features in catalogue order and dtype.
-    """
-    catalog = catalog or load_catalog()
-    as_of = sorted(set(as_of))
-    if not as_of:
-        raise ValueError("no as_of dates given")
-    tick = progress or (lambda done, total: None)
-    tick(0, 3)
+
+def _merchant_features(tables: RawTables, as_of: list[date]) -> pl.DataFrame:
+    """Every feature that depends on one merchant's own events, for its rows of the population."""
     bounds = segment_bounds(as_of)
     daily, cust = pl.collect_all(
         [daily_rollup(tables.transactions), customer_rollup(tables.transactions, bounds)], engine="streaming"
     )
-    tick(1, 3)
     pop = population(tables, as_of).collect().lazy()
     parts = [
         sales_features(daily.lazy(), pop),
@@ -65,18 +56,55 @@ def compute_features(
     for part in parts:
         frame = frame.join(part.drop("mkey", strict=False), on=KEYS, how="left")
     rate = pl.when(pl.col("sale_count_365d") > 0).then(pl.col("complaints_365d") * 1000.0 / pl.col("sale_count_365d"))
-    frame = frame.with_columns(rate.alias("complaints_per_1k_txn_365d")).with_columns(
+    return frame.with_columns(rate.alias("complaints_per_1k_txn_365d")).collect()
+
+
+def merchant_batches(tables: RawTables, batch_rows: int = BATCH_ROWS) -> list[tuple[str, str | None]]:
+    """Contiguous ``[first, next_first)`` merchant-id ranges holding about ``batch_rows`` transactions each.
+
+    Ranges (not hashes) so that a transactions file written in merchant order, as the simulator
+    and most warehouse exports write it, is pruned by row-group statistics and read once overall.
+    """
+    ids = tables.merchants.select(pl.col("merchant_id").unique().sort()).collect()["merchant_id"].to_list()
+    rows = tables.transaction_rows()
+    k = max(1, min(len(ids), -(-rows // batch_rows) if rows else 1))
+    cuts = [ids[i * len(ids) // k] for i in range(k)]
+    return [(lo, cuts[i + 1] if i + 1 < k else None) for i, lo in enumerate(cuts)]
+
+
+def compute_features(
+    tables: RawTables,
+    as_of: list[date],
+    *,
+    catalog: Catalog | None = None,
+    progress: ProgressFn | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> pl.DataFrame:
+    """Features of every merchant registered before each ``as_of`` (the peer population).
+
+    Every feature sees only events strictly before its row's ``as_of``. Merchants are processed
+    in batches of about ``batch_rows`` transactions; peer percentiles are taken over all of them
+    at the end. Columns: merchant_id, as_of, then the catalogue's features in catalogue order and dtype.
+    """
+    catalog = catalog or load_catalog()
+    as_of = sorted(set(as_of))
+    if not as_of:
+        raise ValueError("no as_of dates given")
+    tick = progress or (lambda done, total: None)
+    batches = merchant_batches(tables, batch_rows)
+    tick(0, len(batches))
+    parts = []
+    for i, (lo, hi) in enumerate(batches):
+        parts.append(_merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of))
+        tick(i + 1, len(batches))
+    frame = pl.concat(parts).lazy().with_columns(
         _peer_pct("sales_net_yuan_90d").alias("net_sales_90d_peer_pct"),
         _peer_pct("complaints_per_1k_txn_365d").alias("complaint_rate_365d_peer_pct"),
         _peer_pct("refund_rate_count_365d").alias("refund_rate_365d_peer_pct"),
         _peer_pct("repeat_customer_share_365d").alias("repeat_customer_share_365d_peer_pct"),
     )
     schema = catalog.schema()
-    out = frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in schema.items())).sort(KEYS).collect()
-    tick(2, 3)
-    del daily, cust
-    tick(3, 3)
-    return out
+    return frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in schema.items())).sort(KEYS).collect()
 
 
 def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None) -> pl.DataFrame:
@@ -118,7 +146,7 @@ def build_features(
     latest_as_of = as_of[-1]
     tick(1, total)
 
-    feats = compute_features(tables, as_of, catalog=catalog)
+    feats = compute_features(tables, as_of, catalog=catalog, progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total))
     tick(3, total)
 
     spine = training_spine(tables, as_of)

@@ -70,6 +70,18 @@ class RawTables:
             if absent:
                 raise FeatureInputError(f"{name}: missing column(s) {absent}; found {list(schema)}")
 
+    def merchant_range(self, first: str, stop: str | None) -> "RawTables":
+        """The same tables restricted to merchant ids in ``[first, stop)`` (``stop`` None: no upper end)."""
+        keep = pl.col("merchant_id") >= first
+        if stop is not None:
+            keep = keep & (pl.col("merchant_id") < stop)
+        frames = {n: getattr(self, n).filter(keep) for n in self.table_names()}
+        return RawTables(**frames, paths=self.paths)
+
+    def transaction_rows(self) -> int:
+        """Number of transaction rows (from Parquet metadata when scanned from a file)."""
+        return int(self.transactions.select(pl.len()).collect().item())
+
     def file_hashes(self) -> dict[str, str]:
         """SHA-256 of every input file (empty when the tables did not come from files)."""
         out = {}

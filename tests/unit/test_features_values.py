@@ -187,3 +187,16 @@ def test_peer_percentiles_rank_within_sector_and_province():
     f = compute_features(RawTables.from_frames(**market), [date(2024, 3, 1)])
     ranks = f.sort("sales_net_yuan_90d")["net_sales_90d_peer_pct"].to_list()
     assert ranks == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_merchant_batches_give_the_same_features():
+    """Batching bounds memory and changes nothing: peers are ranked over all batches together."""
+    from polars.testing import assert_frame_equal
+
+    from features.pipeline import merchant_batches
+
+    tables = RawTables.from_frames(**tiny_market(3, merchants=7, txns=3000))
+    assert len(merchant_batches(tables, batch_rows=500)) == 6
+    one = compute_features(tables, AS_OF)
+    many = compute_features(tables, AS_OF, batch_rows=500)
+    assert_frame_equal(many, one, check_exact=False, rel_tol=1e-12)
