@@ -162,7 +162,7 @@ def test_bad_arguments_are_refused(tmp_path):
 
 
 def test_volume_about_ten_per_merchant_day_with_sector_ordering(tmp_path):
-    simulate_market(tmp_path, merchants=600, months=2, seed=2, volume_scale=1.0, start=date(2023, 5, 1))
+    simulate_market(tmp_path, merchants=1500, months=2, seed=2, volume_scale=1.0, start=date(2023, 5, 1))
     days = 31 + 30
     t = _read(tmp_path, "transactions")
     m = _read(tmp_path, "merchants")
