@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     model_name: str = Field("lifecredit-merchant-pd", description="Registered MLflow model name.")
     host: str = Field("127.0.0.1", description="Address the scoring server binds.")
     port: int = Field(3000, ge=1, le=65535, description="Port the scoring server binds.")
+    snapshot_dir: Path | None = Field(None, description="Folder whose latest.parquet the server scores; default <data_dir>/features.")
+    policy_file: Path | None = Field(None, description="Decision policy YAML; default serving/policy.yaml.")
+    serve_workers: int = Field(1, ge=1, le=64, description="Scoring server worker processes (each loads the model).")
+    serve_access_log: bool = Field(False, description="BentoML access log (the audit log records every scoring call anyway).")
+    serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (costs ~10% throughput).")
+    serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body the server reads.")
 
     @model_validator(mode="before")
     @classmethod
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
     def features_dir(self) -> Path:
         """Training panel and latest snapshot."""
         return self.data_dir / "features"
+
+    @property
+    def serving_snapshot_dir(self) -> Path:
+        """Where the server finds latest.parquet (``snapshot_dir`` or the features folder)."""
+        return self.snapshot_dir or self.features_dir
 
     @property
     def artifact_root(self) -> Path:

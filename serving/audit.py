@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS audit_log (
     policy_version  TEXT,
     policy_hash     TEXT,
     request         TEXT NOT NULL,
-    outputs         TEXT NOT NULL
+    outputs         TEXT NOT NULL,
+    model_run_id    TEXT,
+    features_ref    TEXT,
+    features        TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_log_merchant ON audit_log (merchant_id, created_at);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
@@ -44,15 +47,25 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 COLUMNS = (
     "decision_id", "created_at", "endpoint", "key_name", "merchant_id", "request_hash", "model_name",
     "model_version", "features_as_of", "policy_version", "policy_hash", "request", "outputs",
+    "model_run_id", "features_ref", "features",
 )
+# Columns added after the first schema: an older database gets them with ALTER TABLE on open.
+ADDED_COLUMNS = ("model_run_id", "features_ref", "features")
+JSON_COLUMNS = ("request", "outputs", "features")
 
 
 class AuditUnavailable(RuntimeError):
     """The audit store cannot take a record; callers must fail closed (no decision without a record)."""
 
 
+class RawJSON(str):
+    """Text that is canonical JSON already (built once, e.g. per merchant at model load): stored as is."""
+
+
 def canonical_json(obj: Any) -> str:
     """Stable JSON (sorted keys, no spaces) so equal requests hash equally."""
+    if isinstance(obj, RawJSON):
+        return obj
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -63,7 +76,14 @@ def request_hash(body: Any) -> str:
 
 @dataclass
 class AuditRecord:
-    """What was asked, by whom, of which model, features and policy, and what was answered."""
+    """What was asked, by whom, of which model, features and policy, and what was answered.
+
+    ``features`` is the feature row a decision used (JSON object), ``features_ref`` the
+    SHA-256 of the snapshot file it came from (kept under ``<var_dir>/snapshots/``), so a
+    record replays exactly after the snapshot moves on. ``request``, ``outputs`` and
+    ``features`` may be :class:`RawJSON` (already canonical) to keep serialisation off the
+    request path.
+    """
 
     endpoint: str
     key_name: str
@@ -75,14 +95,19 @@ class AuditRecord:
     features_as_of: str | None = None
     policy_version: str | None = None
     policy_hash: str | None = None
+    model_run_id: str | None = None
+    features_ref: str | None = None
+    features: Any = None
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
 
     def row(self) -> tuple:
-        values = asdict(self)
-        values["request_hash"] = request_hash(self.request)
+        # a shallow copy: dataclasses.asdict deep-copies request and outputs (~10x the cost)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["request"] = canonical_json(self.request)
+        values["request_hash"] = hashlib.sha256(values["request"].encode()).hexdigest()
         values["outputs"] = canonical_json(self.outputs)
+        values["features"] = None if self.features is None else canonical_json(self.features)
         return tuple(values[c] for c in COLUMNS)
 
 
@@ -105,6 +130,10 @@ class AuditLog:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            present = {row[1] for row in self._conn.execute("PRAGMA table_info(audit_log)")}
+            for column in ADDED_COLUMNS:
+                if column not in present:
+                    self._conn.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
         except (sqlite3.Error, OSError) as err:
             raise AuditUnavailable(f"cannot open audit store {url}: {err}") from err
         self._lock = threading.Lock()
@@ -127,8 +156,9 @@ class AuditLog:
         if row is None:
             return None
         record = dict(zip(COLUMNS, row, strict=True))
-        record["request"] = json.loads(record["request"])
-        record["outputs"] = json.loads(record["outputs"])
+        for column in JSON_COLUMNS:
+            if record[column] is not None:
+                record[column] = json.loads(record[column])
         return record
 
     def count(self, endpoint: str | None = None) -> int:

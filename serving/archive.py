@@ -1,0 +1,71 @@
+"""Content-addressed copies of every policy text and feature snapshot a server has used.
+
+Audit records name a policy and a snapshot by SHA-256; these copies (``<var_dir>/policies/``
+and ``<var_dir>/snapshots/``) let ``lifecredit replay`` use exactly those bytes after the
+live files have moved on. Files are written once, atomically, and never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from lifecredit.settings import Settings
+from serving.policy import Policy, load_policy
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _keep(source: Path, target: Path) -> Path:
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    os.replace(tmp, target)
+    return target
+
+
+def policy_path(settings: Settings, sha256: str) -> Path:
+    return settings.var_dir / "policies" / f"{sha256}.yaml"
+
+
+def snapshot_path(settings: Settings, sha256: str) -> Path:
+    return settings.var_dir / "snapshots" / f"{sha256}.parquet"
+
+
+def keep_policy(settings: Settings, source: Path, policy: Policy) -> Path:
+    """Store the policy text under its hash (the hash ``load_policy`` computed from the same bytes)."""
+    return _keep(Path(source), policy_path(settings, policy.sha256))
+
+
+def keep_snapshot(settings: Settings, source: Path, sha256: str) -> Path:
+    return _keep(Path(source), snapshot_path(settings, sha256))
+
+
+def archived_policy(settings: Settings, sha256: str) -> Policy:
+    """The policy that carried this hash; FileNotFoundError names the missing copy."""
+    path = policy_path(settings, sha256)
+    if not path.exists():
+        raise FileNotFoundError(f"no copy of policy {sha256} at {path}")
+    policy = load_policy(path)
+    if policy.sha256 != sha256:
+        raise ValueError(f"{path} does not hash to {sha256} (found {policy.sha256}): the copy was altered")
+    return policy
+
+
+def archived_snapshot(settings: Settings, sha256: str) -> Path:
+    path = snapshot_path(settings, sha256)
+    if not path.exists():
+        raise FileNotFoundError(f"no copy of feature snapshot {sha256} at {path}")
+    return path

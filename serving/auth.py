@@ -1,0 +1,126 @@
+"""Authentication and request gatekeeping for the whole service, in one ASGI middleware.
+
+Every path needs a valid key except the probes, metrics and API docs (``PUBLIC``). Which
+role may call what is one table, :data:`ROLES_BY_PATH`. The middleware also turns away
+bodies the API cannot read (wrong content type, too large) before anything parses them.
+The verified key travels to the handlers in the ASGI scope (``request.state.api_key``);
+the key text itself is never stored, logged or echoed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lifecredit.settings import get_settings
+from serving.keys import ROLES, KeyStore
+
+PUBLIC = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json"})
+PUBLIC_PREFIXES = ("/static_content/", "/assets/")
+ROLES_BY_PATH: dict[str, frozenset[str]] = {
+    "/score": frozenset({"bank"}),
+    "/score_batch": frozenset({"bank"}),
+    "/decide": frozenset({"bank"}),
+    "/admin/reload": frozenset({"admin"}),
+    "/model": frozenset(ROLES),
+}
+ROLES_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/decisions/", frozenset({"bank", "admin"})),
+    ("/admin/", frozenset({"admin"})),
+)
+JSON_ROUTES = frozenset({"/score", "/score_batch", "/decide", "/admin/reload"})
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+def allowed_roles(path: str) -> frozenset[str] | None:
+    """Roles that may call ``path``; None for public paths. Unlisted paths take any valid key."""
+    if path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
+        return None
+    roles = ROLES_BY_PATH.get(path)
+    if roles is not None:
+        return roles
+    for prefix, roles in ROLES_BY_PREFIX:
+        if path.startswith(prefix):
+            return roles
+    return frozenset(ROLES)
+
+
+async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class AuthMiddleware:
+    """Bearer-key check by route (401 no or bad key, 403 wrong role), content type and body size."""
+
+    def __init__(self, app: Callable, keys_file: str | None = None, max_body_bytes: int | None = None):
+        settings = get_settings()
+        self.app = app
+        self.keys = KeyStore(keys_file or settings.api_keys_file)
+        self.max_body = max_body_bytes or settings.serve_max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        roles = allowed_roles(path)
+        if roles is None:
+            return await self.app(scope, receive, send)
+        authorization = content_type = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+        if not authorization:
+            return await _reply(send, 401, {"error": "missing API key: send the header 'Authorization: Bearer <key>'"},
+                                [(b"www-authenticate", b"Bearer")])
+        scheme, _, presented = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return await _reply(send, 401, {"error": "malformed Authorization header: expected 'Bearer <key>'"},
+                                [(b"www-authenticate", b"Bearer")])
+        key = self.keys.authenticate(presented.strip())
+        if key is None:
+            return await _reply(send, 401, {"error": "unknown or revoked API key"}, [(b"www-authenticate", b"Bearer")])
+        if key.role not in roles:
+            return await _reply(send, 403, {
+                "error": f"role '{key.role}' may not call {scope['method']} {path}; allowed: {', '.join(sorted(roles))}"})
+        if path in JSON_ROUTES and scope["method"] == "POST":
+            if content_type is not None and content_type.split(b";")[0].strip().lower() != b"application/json":
+                return await _reply(send, 415, {"error": "Content-Type must be application/json, got "
+                                                         f"{content_type.decode('latin-1')[:80]!r}"})
+            if content_length is not None:
+                try:
+                    too_big = int(content_length) > self.max_body
+                except ValueError:
+                    return await _reply(send, 400, {"error": "malformed Content-Length header"})
+                if too_big:
+                    return await _reply(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
+            else:
+                receive = _limited(receive, self.max_body)
+        scope.setdefault("state", {})["api_key"] = key
+        return await self.app(scope, receive, send)
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """A receive that stops a chunked body at ``limit`` bytes (the parser then sees invalid JSON)."""
+    seen = 0
+
+    async def wrapped() -> dict:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return {"type": "http.request", "body": b"\x00", "more_body": False}
+        return message
+
+    return wrapped

@@ -1,0 +1,293 @@
+"""What the service does, without BentoML: load and swap scorers, answer requests, audit them.
+
+:class:`Engine` holds the current :class:`serving.scorer.Scorer` behind one reference. A
+request reads the reference once and uses that scorer to the end, so a reload (which builds
+a new scorer beside the old one and then swaps the reference) never mixes two models in one
+answer, and a reload that fails leaves the old scorer serving.
+
+Every scoring or decision answer is committed to the audit log before it is returned; when
+the log cannot take the record the answer is a 503 and no decision exists (fail closed).
+Responses are starlette ``Response`` objects with JSON bodies built from the scorer's
+precomputed texts, so the hot path serialises almost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.responses import Response
+
+from lifecredit.settings import Settings
+from serving import archive
+from serving.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
+from serving.keys import ApiKey
+from serving.model_source import ModelHandle, ModelUnavailable, from_bentoml, from_mlflow
+from serving.policy import DEFAULT_POLICY
+from serving.scorer import InputError, Scorer, ScorerError, Snapshot
+
+logger = logging.getLogger("lifecredit.serving")
+JSON = "application/json"
+RELOAD_MARKER = "reload.json"
+
+
+def json_response(status: int, body: Any) -> Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Response(text.encode(), status_code=status, media_type=JSON)
+
+
+def error(status: int, message: str, **extra: Any) -> Response:
+    return json_response(status, {"error": message, **extra})
+
+
+class Engine:
+    """The scoring service's state and request logic (the BentoML class is a thin shell around it)."""
+
+    def __init__(self, settings: Settings, *, bento_model: str | None = None):
+        self.settings = settings
+        self.bento_model = bento_model
+        self._scorer: Scorer | None = None
+        self._state = "loading"
+        self._problem: str | None = None
+        self._reload_lock = threading.Lock()
+        self._marker_mtime: float | None = None
+        self.audit: AuditLog | None = None
+        try:
+            self.audit = AuditLog(settings.audit_url)
+        except AuditUnavailable as err:
+            self._audit_problem = str(err)
+            logger.error("%s: scoring answers 503 until the audit store opens", err)
+        else:
+            self._audit_problem = None
+
+    # -- loading ------------------------------------------------------------------------------
+    def build_scorer(self) -> Scorer:
+        """Resolve the champion, the newest snapshot and the policy, and build a scorer from them."""
+        s = self.settings
+        if self.bento_model:
+            handle, policy_file = from_bentoml(s, self.bento_model)
+        else:
+            handle: ModelHandle = from_mlflow(s)
+            policy_file = Path(s.policy_file or DEFAULT_POLICY)
+        snap_path = s.serving_snapshot_dir / "latest.parquet"
+        snapshot = Snapshot.load(snap_path)
+        scorer = Scorer.build(handle, snapshot, policy_file)
+        archive.keep_policy(s, policy_file, scorer.policy)
+        archive.keep_snapshot(s, snapshot.path, snapshot.sha256)
+        return scorer
+
+    def load(self) -> None:
+        """First load (run in a background thread by the service): readiness follows its outcome."""
+        try:
+            self.reload()
+        except (ModelUnavailable, ScorerError) as err:
+            logger.error("not ready: %s", err)
+        except Exception as err:  # noqa: BLE001 - keep the reason for /readyz and the API
+            self._state, self._problem = "failed", f"unexpected error while loading: {err!r}"
+            logger.exception("not ready")
+
+    def reload(self) -> dict:
+        """Build a new scorer and swap it in; on failure the old one keeps serving and this raises."""
+        with self._reload_lock:
+            started = time.perf_counter()
+            try:
+                scorer = self.build_scorer()
+            except (ModelUnavailable, ScorerError) as err:
+                if self._scorer is None:
+                    self._state, self._problem = "failed", str(err)
+                raise
+            old, self._scorer = self._scorer, scorer
+            self._state, self._problem = "ready", None
+            self._write_marker(scorer)
+            seconds = round(time.perf_counter() - started, 3)
+            logger.info("serving %s version %s, snapshot %s (%d merchants), policy %s; built in %.1f s",
+                        scorer.handle.name, scorer.handle.version, scorer.snapshot.latest_as_of,
+                        len(scorer.fragments), scorer.policy.version, seconds)
+            return {
+                "model_name": scorer.handle.name, "model_version": scorer.handle.version,
+                "previous_version": old.handle.version if old else None,
+                "features_as_of": scorer.snapshot.latest_as_of, "merchants": len(scorer.fragments),
+                "snapshot_sha256": scorer.snapshot.sha256, "policy_version": scorer.policy.version,
+                "policy_hash": scorer.policy.sha256, "seconds": seconds,
+            }
+
+    def _write_marker(self, scorer: Scorer) -> None:
+        """Tell the other workers of this server that a reload happened (they poll the marker)."""
+        path = self.settings.var_dir / RELOAD_MARKER
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"model_version": scorer.handle.version, "run_id": scorer.handle.run_id,
+                                       "snapshot_sha256": scorer.snapshot.sha256, "pid": os.getpid(),
+                                       "time": time.time()}), encoding="utf-8")
+            os.replace(tmp, path)
+            self._marker_mtime = path.stat().st_mtime
+        except OSError as err:
+            logger.warning("could not write reload marker %s: %s", path, err)
+
+    def poll_marker(self) -> None:
+        """Reload when another worker has reloaded since our last load (called every few seconds)."""
+        path = self.settings.var_dir / RELOAD_MARKER
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return
+        if self._marker_mtime is None:
+            self._marker_mtime = mtime
+        elif mtime > self._marker_mtime:
+            self._marker_mtime = mtime
+            try:
+                self.reload()
+            except Exception as err:  # noqa: BLE001 - the worker keeps its old model
+                logger.error("reload after another worker's reload failed: %s", err)
+
+    @property
+    def scorer(self) -> Scorer | None:
+        return self._scorer
+
+    def ready(self) -> bool:
+        return self._scorer is not None and self.audit is not None
+
+    def not_ready(self) -> Response:
+        if self.audit is None:
+            return error(503, "audit store unavailable: no score or decision without an audit record")
+        if self._state == "loading":
+            return error(503, "not ready: the model and feature snapshot are still loading; retry shortly",
+                         retry_after_seconds=5)
+        return error(503, f"not ready: {self._problem}")
+
+    # -- audit --------------------------------------------------------------------------------
+    def _record(self, endpoint: str, key: ApiKey, request: Any, outputs: Any, scorer: Scorer, *,
+                merchant_id: str | None = None, features: Any = None, decided: bool = False,
+                features_as_of: str | None = None, from_snapshot: bool = True) -> str:
+        record = AuditRecord(
+            endpoint=endpoint, key_name=key.name, request=request, outputs=outputs, merchant_id=merchant_id,
+            model_name=scorer.handle.name, model_version=scorer.handle.version, features_as_of=features_as_of,
+            policy_version=scorer.policy.version if decided else None,
+            policy_hash=scorer.policy.sha256 if decided else None,
+            model_run_id=scorer.handle.run_id, features_ref=scorer.snapshot.sha256 if from_snapshot else None,
+            features=features)
+        return self.audit.append(record)
+
+    def _audit_failed(self, err: AuditUnavailable) -> Response:
+        logger.error("audit append failed, answering 503: %s", err)
+        return error(503, "audit store unavailable: no score or decision without an audit record; retry later")
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def score_id(self, key: ApiKey, merchant_id: str) -> Response:
+        scorer = self._scorer
+        if scorer is None or self.audit is None:
+            return self.not_ready()
+        i = scorer.find(merchant_id)
+        if i is None:
+            return self._unknown(scorer, merchant_id)
+        fragment = scorer.fragments[i]
+        try:
+            decision_id = self._record("/score", key, {"merchant_id": merchant_id}, RawJSON(fragment), scorer,
+                                       merchant_id=merchant_id, features_as_of=scorer.snapshot.as_of[i])
+        except AuditUnavailable as err:
+            return self._audit_failed(err)
+        return Response(f'{{"decision_id":"{decision_id}",{fragment[1:]}'.encode(), media_type=JSON)
+
+    def score_features(self, key: ApiKey, features: dict[str, Any]) -> Response:
+        scorer = self._scorer
+        if scorer is None or self.audit is None:
+            return self.not_ready()
+        try:
+            result = scorer.score_row(features)
+        except InputError as err:
+            return error(422, str(err), detail=err.detail)
+        fragment = canonical_json(result)
+        try:
+            decision_id = self._record("/score", key, {"features": features}, RawJSON(fragment), scorer,
+                                       from_snapshot=False)
+        except AuditUnavailable as err:
+            return self._audit_failed(err)
+        return Response(f'{{"decision_id":"{decision_id}",{fragment[1:]}'.encode(), media_type=JSON)
+
+    def score_batch(self, key: ApiKey, merchant_ids: list[str]) -> Response:
+        scorer = self._scorer
+        if scorer is None or self.audit is None:
+            return self.not_ready()
+        parts, errors = [], 0
+        fragments, index = scorer.fragments, scorer.snapshot.index
+        for m in merchant_ids:
+            i = index.get(m)
+            if i is None:
+                errors += 1
+                parts.append(canonical_json({"merchant_id": m, "error": {
+                    "status": 404, "code": "unknown_merchant", "message": self._unknown_text(scorer, m)}}))
+            else:
+                parts.append(fragments[i])
+        results = "[" + ",".join(parts) + "]"
+        as_of = scorer.snapshot.latest_as_of
+        try:
+            decision_id = self._record("/score_batch", key, {"merchant_ids": merchant_ids},
+                                       RawJSON('{"results":' + results + "}"), scorer, features_as_of=as_of)
+        except AuditUnavailable as err:
+            return self._audit_failed(err)
+        head = canonical_json({"count": len(merchant_ids), "decision_id": decision_id, "errors": errors,
+                               "features_as_of": as_of, "model_name": scorer.handle.name,
+                               "model_version": scorer.handle.version})
+        return Response(f'{head[:-1]},"results":{results}}}'.encode(), media_type=JSON)
+
+    def decide(self, key: ApiKey, merchant_id: str, requested_amount_fen: int, term_months: int,
+               product: str) -> Response:
+        scorer = self._scorer
+        if scorer is None or self.audit is None:
+            return self.not_ready()
+        problem = scorer.term_problem(product, term_months)
+        if problem:
+            return error(422, problem, detail=[{"loc": ["term_months"], "msg": problem, "type": "out_of_range"}])
+        i = scorer.find(merchant_id)
+        if i is None:
+            return self._unknown(scorer, merchant_id)
+        request = {"merchant_id": merchant_id, "requested_amount_fen": requested_amount_fen,
+                   "term_months": term_months, "product": product}
+        outputs, row = scorer.decide(i, requested_amount_fen, term_months, product)
+        try:
+            decision_id = self._record("/decide", key, request, outputs, scorer, merchant_id=merchant_id,
+                                       features=row, decided=True, features_as_of=scorer.snapshot.as_of[i])
+        except AuditUnavailable as err:
+            return self._audit_failed(err)
+        return json_response(200, {"decision_id": decision_id, **outputs})
+
+    def decision(self, key: ApiKey, decision_id: str) -> Response:
+        """One audit record. A bank sees the records its own key name made; an admin sees all."""
+        if self.audit is None:
+            return self.not_ready()
+        try:
+            record = self.audit.get(decision_id)
+        except Exception as err:  # noqa: BLE001 - a broken store is a 503, not a 500
+            logger.error("audit read failed: %s", err)
+            return error(503, "audit store unavailable; retry later")
+        if record is None or (key.role != "admin" and record["key_name"] != key.name):
+            return error(404, f"no decision {decision_id!r} for this key")
+        return json_response(200, record)
+
+    def model_card(self) -> Response:
+        scorer = self._scorer
+        if scorer is None:
+            return self.not_ready()
+        return Response(scorer.card_json, media_type=JSON)
+
+    def admin_reload(self) -> Response:
+        try:
+            info = self.reload()
+        except Exception as err:  # noqa: BLE001 - any failure leaves the old scorer serving
+            current = self._scorer
+            return error(409, f"reload failed, still serving "
+                              f"{'version ' + current.handle.version if current else 'nothing'}: {err}",
+                         serving_version=current.handle.version if current else None)
+        return json_response(200, {"reloaded": True, **info})
+
+    def _unknown_text(self, scorer: Scorer, merchant_id: str) -> str:
+        return f"unknown merchant_id {merchant_id!r}: not in the feature snapshot as of {scorer.snapshot.latest_as_of}"
+
+    def _unknown(self, scorer: Scorer, merchant_id: str) -> Response:
+        return error(404, self._unknown_text(scorer, merchant_id), merchant_id=merchant_id)

@@ -1,0 +1,175 @@
+"""The BentoML service banks call: score, score in batch, decide, read an audit record, read the model card.
+
+Run it with ``lifecredit serve`` (or ``bentoml serve serving.service:LifeCredit``; both read
+the ``LIFECREDIT_*`` settings). The class is a thin shell: :class:`serving.engine.Engine`
+holds the model and answers, :class:`serving.auth.AuthMiddleware` checks keys and roles for
+every route in one place, and the two GET routes (``/model``, ``/decisions/{decision_id}``)
+live in a small FastAPI router mounted into the same service (BentoML API methods are
+POST-only), so they share the middleware and appear in the same OpenAPI document.
+
+Speed: handlers are ``async`` and return ready JSON bytes; answers by merchant id come from
+texts precomputed at load (see :mod:`serving.scorer`). BentoML's access log is off by
+default (the audit log records every call), tracing is excluded for the API routes (its
+sample rate is 0 anyway) and metrics can be turned off (``LIFECREDIT_SERVE_METRICS=false``);
+``benchmarks/bench_serving.py`` measures what each costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lifecredit.settings import Settings, get_settings
+from serving.auth import AuthMiddleware
+from serving.engine import Engine, error
+from serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    DecideRequest,
+    DecideResponse,
+    ModelCard,
+    ScoreRequest,
+    ScoreResponse,
+)
+
+logger = logging.getLogger("lifecredit.serving")
+API_ROUTES = ("/score", "/score_batch", "/decide", "/admin/reload", "/model", "/decisions")
+MARKER_POLL_SECONDS = 2.0
+
+
+def bentoml_config(settings: Settings) -> dict[str, Any]:
+    """BentoML service options from the lifecredit settings (what each costs: benchmarks/bench_serving.py)."""
+    return {
+        "workers": settings.serve_workers,
+        "logging": {"access": {"enabled": settings.serve_access_log}},
+        "metrics": {"enabled": settings.serve_metrics},
+        "tracing": {"excluded_urls": list(API_ROUTES)},
+        "traffic": {"timeout": 60},
+        "http": {"host": settings.host, "port": settings.port},
+    }
+
+
+read_api = FastAPI(title="lifecredit read API", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _engine() -> Engine:
+    return bentoml.get_current_service()._engine
+
+
+def _key(ctx: Any):
+    state = getattr(getattr(ctx, "request", None), "state", None)
+    return getattr(state, "api_key", None)
+
+
+def _reply(ctx: Any, response: Response) -> Response:
+    """Return ``response`` with its status: BentoML copies ``ctx.response.status_code`` over it otherwise."""
+    if ctx is not None and hasattr(ctx, "response"):
+        ctx.response.status_code = response.status_code
+    return response
+
+
+@read_api.get("/model", response_model=ModelCard, tags=["lifecredit"],
+              summary="Model card: version, windows, test metrics, feature set, policy (any valid key)")
+async def model_card() -> Response:
+    return _engine().model_card()
+
+
+@read_api.get("/decisions/{decision_id}", tags=["lifecredit"],
+              summary="One audit record (bank: its own records; admin: any)")
+async def decision(decision_id: str, request: Request) -> Response:
+    return _engine().decision(request.state.api_key, decision_id)
+
+
+@bentoml.service(name="lifecredit", **bentoml_config(get_settings()))
+@bentoml.asgi_app(read_api, path="/")
+class LifeCredit:
+    """Credit-risk scores and micro-loan decisions for small life-service merchants.
+
+    Authenticate with `Authorization: Bearer <key>`. Every score and decision is audited and
+    carries a `decision_id`. See docs/api.md for the guide.
+    """
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        bento_model = _packed_model()
+        self._engine = Engine(settings, bento_model=bento_model)
+        self._loader = threading.Thread(target=self._engine.load, name="lifecredit-load", daemon=True)
+        self._loader.start()
+        if settings.serve_workers > 1:
+            threading.Thread(target=self._watch_reloads, name="lifecredit-reload-watch", daemon=True).start()
+
+    def _watch_reloads(self) -> None:
+        while True:
+            time.sleep(MARKER_POLL_SECONDS)
+            if self._engine.scorer is not None:
+                self._engine.poll_marker()
+
+    def __is_ready__(self) -> bool:
+        return self._engine.ready()
+
+    @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
+    async def score(self, merchant_id: str | None = None, features: dict | None = None,
+                    ctx: bentoml.Context = None) -> Response:
+        """Score one merchant by `merchant_id` (latest snapshot) or from a full `features` row (role: bank)."""
+        key = _key(ctx)
+        if key is None:
+            return _reply(ctx, error(401, "missing API key"))
+        if merchant_id is not None:
+            return _reply(ctx, self._engine.score_id(key, merchant_id))
+        return _reply(ctx, await anyio.to_thread.run_sync(self._engine.score_features, key, features))
+
+    @bentoml.api(route="/score_batch", input_spec=BatchRequest, output_spec=BatchResponse)
+    async def score_batch(self, merchant_ids: list[str], ctx: bentoml.Context = None) -> Response:
+        """Score up to 10,000 merchants by id, results in request order; unknown ids get an error item (role: bank)."""
+        key = _key(ctx)
+        if key is None:
+            return _reply(ctx, error(401, "missing API key"))
+        return _reply(ctx, await anyio.to_thread.run_sync(self._engine.score_batch, key, merchant_ids))
+
+    @bentoml.api(route="/decide", input_spec=DecideRequest, output_spec=DecideResponse)
+    async def decide(self, merchant_id: str, requested_amount_fen: int, term_months: int, product: str,
+                     ctx: bentoml.Context = None) -> Response:
+        """Micro-loan decision: approve / refer / decline, limit, price and the policy rules that fired (role: bank)."""
+        key = _key(ctx)
+        if key is None:
+            return _reply(ctx, error(401, "missing API key"))
+        return _reply(ctx, self._engine.decide(key, merchant_id, requested_amount_fen, term_months, product))
+
+    @bentoml.api(route="/admin/reload")
+    async def admin_reload(self, ctx: bentoml.Context = None) -> dict:
+        """Load the current champion and the newest snapshot without a restart (role: admin).
+
+        In-flight requests finish on the old model; a broken version fails the reload (409) and
+        the old model keeps serving.
+        """
+        key = _key(ctx)
+        if key is None:
+            return _reply(ctx, error(401, "missing API key"))
+        return _reply(ctx, await anyio.to_thread.run_sync(self._engine.admin_reload))
+
+
+LifeCredit.add_asgi_middleware(AuthMiddleware)
+
+
+def _packed_model() -> str | None:
+    """The lifecredit model packed in the Bento this service was loaded from (None outside a Bento)."""
+    bento = LifeCredit.bento
+    if bento is None:
+        return None
+    for info in bento.info.models:
+        return str(info.tag)
+    raise RuntimeError(f"Bento {bento.tag} packs no model; rebuild it with `lifecredit bento build`")
+
+
+def direct_context(key) -> SimpleNamespace:
+    """A stand-in for ``bentoml.Context`` to call the API methods directly (tests, notebooks)."""
+    return SimpleNamespace(request=SimpleNamespace(state=SimpleNamespace(api_key=key)))
