@@ -49,6 +49,7 @@ def _card_from_run(client, name: str, version: str, run_id: str, source: str) ->
     params, metrics = run.data.params, run.data.metrics
     windows: dict[str, dict] = {}
     for key, value in params.items():
+        value = int(value) if value.isdigit() else value
         if key.startswith("window."):
             part, _, field = key.removeprefix("window.").partition("_")
             if part in ("train", "valid", "test") and field:
@@ -100,7 +101,7 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
     try:
         mv = c.get_model_version(name, version) if version else c.get_model_version_by_alias(name, CHAMPION)
     except MlflowException as err:
-        what = f"version {version}" if version else f"a version with alias '{CHAMPION}'"
+        what = f"version {version}" if version else f"version with alias '{CHAMPION}'"
         raise ModelUnavailable(
             f"model '{name}' has no {what} in the registry at {settings.tracking_uri}: train one with "
             f"`lifecredit train` and promote it with `lifecredit promote --version N`") from err

@@ -104,6 +104,53 @@ class _RowFrame:
         return self._columns[name]
 
 
+def _finite(v: float) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: bool = False) -> _RowFrame:
+    """Type-check a feature row against the model's features (every problem listed) and frame it for encode.
+
+    Numbers for numeric features, true/false for flags, strings (or integer codes) for
+    categories, null for missing; keys that are not model features are an error unless
+    ``ignore_extra`` (replay of a stored snapshot row, which carries ids and the label too).
+    """
+    detail: list[dict] = []
+    if not ignore_extra:
+        known = {f.name for f in bundle.features}
+        for name in sorted(set(features) - known):
+            detail.append({"loc": ["features", name], "msg": "not a feature of this model (see GET /model)",
+                           "type": "extra_forbidden"})
+    columns: dict[str, np.ndarray] = {}
+    for f in bundle.features:
+        if f.name not in features:
+            detail.append({"loc": ["features", f.name], "msg": f"missing ({f.dtype}; null if unknown)",
+                           "type": "missing"})
+            continue
+        v = features[f.name]
+        if f.is_categorical:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                detail.append({"loc": ["features", f.name], "msg": "expected a category (string) or null",
+                               "type": "string_type"})
+            columns[f.name] = np.array([None if v is None else str(v)], dtype=object)
+        elif f.dtype == "bool":
+            if v is not None and not isinstance(v, bool):
+                detail.append({"loc": ["features", f.name], "msg": "expected true, false or null", "type": "bool_type"})
+            columns[f.name] = np.array([np.nan if v is None else float(bool(v))])
+        else:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)):
+                detail.append({"loc": ["features", f.name], "msg": f"expected a finite number ({f.dtype}) or null",
+                               "type": "number_type"})
+                v = None
+            columns[f.name] = np.array([np.nan if v is None else float(v)])
+    if detail:
+        raise InputError(f"{len(detail)} problem(s) with the feature row", detail)
+    return _RowFrame(columns)
+
+
 def results(bundle: ScoringBundle, X: np.ndarray, merchant_ids: list[str | None], as_of: list[str | None],
             model_name: str, model_version: str, *, threads: int = 1) -> list[dict]:
     """Response objects for the rows of ``X`` (the one code path: snapshot, live rows and replay)."""
@@ -194,44 +241,9 @@ class Scorer:
         return json.loads(self.fragments[i])
 
     # -- live scoring of a feature row --------------------------------------------------------
-    def check_row(self, features: dict[str, Any]) -> _RowFrame:
-        """Type-check a request's feature row against the model's features (every problem listed)."""
-        detail: list[dict] = []
-        known = {f.name for f in self.bundle.features}
-        for name in sorted(set(features) - known):
-            detail.append({"loc": ["features", name], "msg": "not a feature of this model (see GET /model)",
-                           "type": "extra_forbidden"})
-        columns: dict[str, np.ndarray] = {}
-        for f in self.bundle.features:
-            if f.name not in features:
-                detail.append({"loc": ["features", f.name], "msg": f"missing ({f.dtype}; null if unknown)",
-                               "type": "missing"})
-                continue
-            v = features[f.name]
-            if f.is_categorical:
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                    detail.append({"loc": ["features", f.name], "msg": "expected a category (string) or null",
-                                   "type": "string_type"})
-                columns[f.name] = np.array([None if v is None else str(v)], dtype=object)
-            elif f.dtype == "bool":
-                if v is not None and not isinstance(v, bool):
-                    detail.append({"loc": ["features", f.name], "msg": "expected true, false or null",
-                                   "type": "bool_type"})
-                columns[f.name] = np.array([np.nan if v is None else float(bool(v))])
-            else:
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or
-                                      not math.isfinite(float(v))):
-                    detail.append({"loc": ["features", f.name], "msg": f"expected a finite number ({f.dtype}) or null",
-                                   "type": "number_type"})
-                    v = None
-                columns[f.name] = np.array([np.nan if v is None else float(v)])
-        if detail:
-            raise InputError(f"{len(detail)} problem(s) with the feature row", detail)
-        return _RowFrame(columns)
-
     def score_row(self, features: dict[str, Any]) -> dict:
         """Score one feature row live (TreeSHAP on one row: ~0.3-10 ms, by model size)."""
-        X = self.bundle.encode(self.check_row(features))
+        X = self.bundle.encode(row_frame(self.bundle, features))
         return results(self.bundle, X, [None], [None], self.handle.name, self.handle.version)[0]
 
     # -- decisions ----------------------------------------------------------------------------
