@@ -21,7 +21,7 @@
   promotes whatever the checks say.
 * Aliases keep no history, so every decision (time, from, to, checks, forced, reason, who) is
   appended to ``<artifact_root>/promotion_history.jsonl`` (append-only), logged as an
-  artefact ``promotions/<time>-v<N>.json`` of N's run, and the latest is kept in the
+  artefact ``promotions/<time>-v<N>-<id>.json`` of N's run, and the latest is kept in the
   registered model's tag ``last_promotion``.
 """
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import getpass
 import json
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -203,9 +204,9 @@ def _record(c: MlflowClient, record: dict) -> None:
     line = json.dumps(record, ensure_ascii=False, default=_json_default)
     with open(root / HISTORY_FILE, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
-    stamp = record["time"].replace(":", "").replace("+0000", "Z")
+    stamp = record["time"].replace(":", "").replace("+00:00", "Z")
     c.log_text(record["run_id"], json.dumps(record, ensure_ascii=False, indent=2, default=_json_default),
-               f"promotions/{stamp}-v{record['to_version']}.json")
+               f"promotions/{stamp}-v{record['to_version']}-{uuid.uuid4().hex[:8]}.json")
     summary = {k: record[k] for k in ("time", "from_version", "to_version", "passed", "forced", "promoted", "by")}
     c.set_registered_model_tag(record["model_name"], "last_promotion", json.dumps(summary))
 

@@ -190,6 +190,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         ev_dir.mkdir()
         (ev_dir / "evaluation.json").write_text(
             json.dumps(evaluation, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+        (ev_dir / "model_card.md").write_text(_model_card(model_name, data, evaluation), encoding="utf-8")
         importance.to_csv(ev_dir / "feature_importance.csv", index=False)
         pd.DataFrame({"feature": list(csi), "csi": list(csi.values())}).to_csv(ev_dir / "csi.csv", index=False)
         frame_test[[*data.id_columns, data.target, *names]].to_parquet(ev_dir / "test_window.parquet", index=False)
@@ -235,6 +236,58 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         "split": split.params(y),
         "timings_s": timings,
     }
+
+
+def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
+    """A one-page summary for reviewers: data, windows, method, test evidence, reasons and limits."""
+    lgb, sc, split = evaluation["lightgbm"], evaluation["challenger"], evaluation["split"]
+    m = lgb["metrics"]
+    classes = "\n".join(
+        f"| {r['group']} | {r['n']:,} | {_pct(r['mean_pd'])} | {_pct(r['default_rate'])} | "
+        f"{'-' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')} | {'yes' if r['rejected'] else 'no'} |"
+        for r in lgb["by_class"])
+    top = ", ".join(r["feature"] for r in evaluation["importance"][:8])
+    return f"""# Model card: {model_name}
+
+**Purpose.** 12-month probability of default (90+ days past due or written off) of a life-service
+merchant, mapped to a score, a rating grade and a credit-risk class A (low) / B (general) /
+C (higher) / D (high) by the master scale {evaluation['master_scale']['name']}@{evaluation['master_scale']['version']}.
+
+**Data.** {data.feature_set['name']}@{data.feature_set['version']} from `{data.source}`
+(SHA-256 `{data.sha256}`), {len(data.features)} features, label `{data.target}`.
+Split: {split['split']}{f" (validation on held-out merchants); train and validation {split['train_from']}..{split['train_to']}, test {split['test_from']}..{split['test_to']}" if 'test_from' in split else ""}.
+Rows: train {split['train_rows']:,}, validation {split['valid_rows']:,}, test {split['test_rows']:,}
+({split['test_bads']:,} defaults).
+
+**Method.** LightGBM (binary; monotone constraints from the catalogue's risk directions; native
+categoricals; {lgb['best_iteration']} trees by early stopping on validation log loss), calibrated to PD
+by {evaluation['calibration']['chosen']} on the validation set (cross-validated log loss:
+{", ".join(f"{k} {v:.4f}" for k, v in evaluation['calibration']['cv_log_loss'].items())}).
+Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features.
+
+**Test evidence.** AUC {m['auc']:.4f} (Gini {m['gini']:.4f}, KS {m['ks']:.4f}); Brier {m['brier']:.4f};
+ECE {m['ece']:.4f}; mean PD {_pct(m['mean_pd'])} vs observed {_pct(m['default_rate'])};
+score PSI train->test {m.get('psi_score_train_test', float('nan')):.3f}; Herfindahl of grades {m['herfindahl']:.3f}.
+Challenger AUC {sc['metrics']['auc']:.4f}.
+
+| class | merchants | mean PD | observed | Jeffreys p | rejected at 1% |
+|---|---:|---:|---:|---:|---|
+{classes}
+
+**Reason codes.** Per merchant, the features with the largest positive TreeSHAP contribution to the
+margin (LightGBM `pred_contrib`), up to four, with the catalogue's reason texts. Contributions are
+measured against the baseline: the model's expected margin over the training rows,
+{lgb['baseline']['margin']:.4f} (PD {_pct(lgb['baseline']['pd'])} after calibration).
+Most important features (mean |SHAP|): {top}.
+
+**Limits.** The PD is calibrated to the validation period's default level; a shift in the economy
+(see the PSI and CSI in `evaluation.json`) calls for recalibration. Grade D (default) is assigned
+on observed default, never by the model.
+"""
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2%}"
 
 
 def _dataset(data: TrainingTable):

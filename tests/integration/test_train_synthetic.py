@@ -168,7 +168,7 @@ def test_run_holds_the_evidence(in_store):
     c = client()
     run = c.get_run(in_store["run_id"])
     files = _artifacts(c, in_store["run_id"])
-    expected = {"evaluation/evaluation.json", "evaluation/test_window.parquet", "evaluation/csi.csv",
+    expected = {"evaluation/evaluation.json", "evaluation/test_window.parquet", "evaluation/csi.csv", "evaluation/model_card.md",
                 "evaluation/feature_importance.csv", "challenger/points_table.csv", "model.txt",
                 "serving_bundle/model.txt", "serving_bundle/bundle.json", "serving_bundle/calibrator.json",
                 "serving_bundle/master_scale.yaml", "serving_bundle/catalog.yaml"}
