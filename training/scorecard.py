@@ -74,7 +74,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
 
     def __init__(self, directions: dict[str, int] | None = None, categorical: list[str] | None = None,
                  max_bins: int = 6, undirected_bins: int = 5, min_bin_share: float = 0.05,
-                 min_bin_events: int = 5, min_iv: float = 0.02, max_corr: float = 0.7, C: float = 1.0,
+                 min_bin_events: int = 5, min_iv: float = 0.02, max_corr: float = 0.9, C: float = 1.0,
                  base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0):
         self.directions = directions
         self.categorical = categorical
