@@ -58,9 +58,15 @@ class _Calibrator(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = 1
         return _margin(X), (y == self.classes_[1]).astype(np.float64)
 
-    def _check_predict_input(self, X) -> np.ndarray:
+    def predict_pd(self, X) -> np.ndarray:
+        """Calibrated PD of each margin in X."""
         check_is_fitted(self)
-        return _margin(check_array(X, ensure_2d=False))
+        return apply_calibration(self._params(), _margin(check_array(X, ensure_2d=False)))
+
+    def to_dict(self) -> dict:
+        """The fitted parameters as JSON-able values (what the serving bundle stores)."""
+        check_is_fitted(self)
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in self._params().items()}
 
     def predict_proba(self, X) -> np.ndarray:
         p = self.predict_pd(X)
@@ -88,12 +94,7 @@ class PlattCalibrator(_Calibrator):
         self.b_ = float(lr.intercept_[0])
         return self
 
-    def predict_pd(self, X) -> np.ndarray:
-        m = self._check_predict_input(X)
-        return apply_calibration({"kind": "platt", "a": self.a_, "b": self.b_}, m)
-
-    def to_dict(self) -> dict:
-        check_is_fitted(self)
+    def _params(self) -> dict:
         return {"kind": "platt", "a": self.a_, "b": self.b_}
 
 
@@ -115,13 +116,8 @@ class IsotonicCalibrator(_Calibrator):
         self.y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         return self
 
-    def predict_pd(self, X) -> np.ndarray:
-        m = self._check_predict_input(X)
-        return apply_calibration({"kind": "isotonic", "x": self.x_, "y": self.y_}, m)
-
-    def to_dict(self) -> dict:
-        check_is_fitted(self)
-        return {"kind": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
+    def _params(self) -> dict:
+        return {"kind": "isotonic", "x": self.x_, "y": self.y_}
 
 
 def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) -> tuple[

@@ -113,11 +113,8 @@ class TrainingTable:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int,

@@ -4,7 +4,6 @@ and as good as careful hand-built LightGBM and logistic models on the same split
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from test_train_synthetic import mlflow_template, new_store, store_at  # noqa: F401 - fixtures
+from test_train_synthetic import cli_env, mlflow_template, new_store  # noqa: F401 - fixtures
 
 
 def credit_table(n: int = 20_000, seed: int = 1) -> pl.DataFrame:
@@ -53,11 +52,8 @@ def byo_store(tmp_path_factory, mlflow_template):
 
 
 @pytest.fixture
-def env(byo_store, monkeypatch):
-    for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-                       ("MLFLOW_LOGGING_LEVEL", "WARNING")):
-        monkeypatch.setenv(var, value)
-    with store_at(byo_store):
+def env(byo_store):
+    with cli_env(byo_store):
         yield byo_store
 
 
@@ -164,7 +160,3 @@ def test_cli_train_rejects_half_given_options(env, tables):
     assert res.exit_code != 0 and "--target" in res.output + res.stderr
     res = CliRunner().invoke(app, ["train", "--target", "default_flag"])
     assert res.exit_code != 0
-
-
-def test_omp_wait_policy_is_scoped(env):
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

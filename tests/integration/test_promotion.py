@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from test_train_synthetic import mlflow_template, new_store, store_at, synthetic_features  # noqa: F401 - fixtures
+from test_train_synthetic import cli_env, mlflow_template, new_store, store_at, synthetic_features  # noqa: F401 - fixtures
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -41,11 +41,8 @@ def registry_store(tmp_path_factory, mlflow_template, synthetic_features, wrong_
 
 
 @pytest.fixture
-def env(registry_store, monkeypatch):
-    for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-                       ("MLFLOW_LOGGING_LEVEL", "WARNING")):
-        monkeypatch.setenv(var, value)  # the CLI sets these by default; keep them scoped to the test
-    with store_at(registry_store):
+def env(registry_store):
+    with cli_env(registry_store):
         yield registry_store
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from test_train_synthetic import mlflow_template, new_store, store_at  # noqa: F401 - fixtures
+from test_train_synthetic import cli_env, mlflow_template, new_store  # noqa: F401 - fixtures
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -30,11 +30,8 @@ def market_store(tmp_path_factory, mlflow_template):
 
 
 @pytest.fixture
-def env(market_store, monkeypatch):
-    for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-                       ("MLFLOW_LOGGING_LEVEL", "WARNING")):
-        monkeypatch.setenv(var, value)
-    with store_at(market_store):
+def env(market_store):
+    with cli_env(market_store):
         yield market_store
 
 

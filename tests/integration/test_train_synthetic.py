@@ -121,6 +121,17 @@ def store_at(directory: Path):
     get_settings.cache_clear()
 
 
+@contextmanager
+def cli_env(directory: Path):
+    """``store_at`` plus the variables the CLI commands set by default, scoped to the block."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+                           ("MLFLOW_LOGGING_LEVEL", "WARNING")):
+            mp.setenv(var, value)
+        with store_at(directory):
+            yield directory
+
+
 def new_store(template: Path, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(template, directory / "mlflow.db")
