@@ -248,7 +248,7 @@ def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
 
     if importance is not None and len(importance):
         top_n = importance.head(20).iloc[::-1]
-        fig = _figure(9.0, max(3.0, 0.28 * len(top_n) + 1))
+        fig = _figure(10.5, max(3.0, 0.28 * len(top_n) + 1))
         for k, (col, label) in enumerate((("gain", "total gain"), ("mean_abs_shap", "mean |SHAP| (margin)"))):
             ax = fig.add_subplot(1, 2, k + 1)
             ax.barh(top_n["feature"], top_n[col])
@@ -256,7 +256,7 @@ def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
             if k:
                 ax.set_yticklabels([])
         fig.suptitle("feature importance (top 20 by mean |SHAP|)")
-        fig.subplots_adjust(left=0.32, right=0.97, wspace=0.08)
+        fig.subplots_adjust(left=0.36, right=0.97, top=0.9, wspace=0.08)
         paths.append(_save(fig, out / "feature_importance.png"))
     return paths
 
