@@ -159,9 +159,6 @@ class MasterScale(_Strict):
         classes = np.array([g.risk_class for g in self.live_grades], dtype=object)
         return classes[self.grade_index(pd)]
 
-    def class_of_grade(self, grade: str) -> str:
-        return next(g.risk_class for g in self.grades if g.grade == grade)
-
     def table(self) -> list[dict]:
         """The scale as rows (grade, PD range, score range, class) for reports and model cards."""
         rows = []

@@ -8,14 +8,12 @@
   logged with N's run as ``evaluation/test_window.parquet``), both scored through their
   registered pyfunc models:
 
-  =====================  ============================================================  ==========
-  check                  passes when                                                   needs
-  =====================  ============================================================  ==========
-  ``jeffreys_class_X``   class X is not rejected by the one-sided Jeffreys test at 1%   always
-  ``score_psi_train_test``  N's score PSI between its train and test windows < 0.25     always
-  ``auc_vs_champion``    AUC(N) >= AUC(champion) - 0.01                                 champion
-  ``score_psi_vs_champion``  PSI of N's scores against the champion's < 0.25            champion
-  =====================  ============================================================  ==========
+  - ``jeffreys_class_X`` (always): class X is not rejected by the one-sided Jeffreys test at 1%;
+  - ``score_psi_train_test`` (always): N's score PSI between its train and test windows < 0.25;
+  - ``auc_vs_champion`` (with a champion): AUC(N) >= AUC(champion) - 0.01;
+  - ``score_psi_vs_champion`` (with a champion): PSI of N's scores against the champion's < 0.25;
+  - ``champion_scores_test_window`` fails when the champion cannot score N's rows at all
+    (another feature set): compare them by hand, then ``--force``.
 
   With no champion yet only the absolute checks apply. ``force=True`` (with a reason)
   promotes whatever the checks say.
@@ -93,9 +91,6 @@ class Check:
     value: float | None
     threshold: float
     detail: str
-
-    def line(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.detail}"
 
 
 class PromotionRefused(RuntimeError):

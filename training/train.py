@@ -3,7 +3,8 @@
 :func:`train_from_features` trains on the feature panel with its catalogue;
 :func:`train_from_table` trains the same pipeline on any labelled table. Both:
 
-1. split out of time (or stratified at random) into train / validation / test windows;
+1. split into train / validation / test (test out of time, validation on held-out merchants;
+   stratified at random for a table without a time column; see ``training.data``);
 2. fit the LightGBM booster (monotone where directions are known, native categoricals,
    early-stopped on validation; ``tune`` Optuna trials first if asked);
 3. calibrate its margin to PD on validation (Platt or isotonic, lower CV log loss wins);
