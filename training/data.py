@@ -137,7 +137,7 @@ def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: in
     for _, members in group_bad.groupby(group_bad):
         ids = members.index.to_numpy()
         held.extend(rng.choice(ids, size=max(1, int(round(valid_share * len(ids)))), replace=False))
-    in_valid = np.isin(groups[fit], np.asarray(held, dtype=groups.dtype))
+    in_valid = pd.Series(groups[fit]).isin(set(held)).to_numpy()  # hashed: np.isin on objects is quadratic
     tr, va = fit[~in_valid], fit[in_valid]
     day = lambda v: str(v)[:10]  # noqa: E731 - dates or timestamps
     bounds = {"train_from": day(times[fit].min()), "train_to": day(times[fit].max()),
