@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     serve_access_log: bool = Field(False, description="BentoML access log (the audit log records every scoring call anyway).")
     serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (costs ~10% throughput).")
     serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body the server reads.")
+    history_dir: Path | None = Field(None, description="Class history (Parquet, one folder per month); default <data_dir>/history.")
+    min_cell_count: int = Field(10, ge=2, description="Regulator views: counts of fewer merchants are suppressed.")
 
     @model_validator(mode="before")
     @classmethod
@@ -77,6 +79,11 @@ class Settings(BaseSettings):
     def serving_snapshot_dir(self) -> Path:
         """Where the server finds latest.parquet (``snapshot_dir`` or the features folder)."""
         return self.snapshot_dir or self.features_dir
+
+    @property
+    def class_history_dir(self) -> Path:
+        """Where ``lifecredit score-all`` keeps every merchant's monthly class (``history_dir`` or <data_dir>/history)."""
+        return self.history_dir or self.data_dir / "history"
 
     @property
     def artifact_root(self) -> Path:
