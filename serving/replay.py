@@ -119,7 +119,7 @@ def replay(settings: Settings, decision_id: str) -> Replay:
     elif endpoint == "/decide":
         try:
             policy = archive.archived_policy(settings, record["policy_hash"])
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:
             raise ReplayError(str(err)) from err
         row = record.get("features")
         if row is None:

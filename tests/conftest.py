@@ -44,3 +44,33 @@ def validated_market(small_market, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("validated")
     validate_dir(small_market, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def served_champion(validated_market, tmp_path_factory) -> dict:
+    """A champion and its feature snapshot for the serving tests, in a session-wide temporary store.
+
+    Features of the small market, one LightGBM model trained and promoted (forced: the small
+    market's test window is too thin for the gate to mean much) in a fresh MLflow store.
+    Returns the folders as LIFECREDIT_* values: ``{"env": {...}, "features": Path, "version": str}``.
+    """
+    from features import build_features
+    from lifecredit.settings import get_settings
+
+    root = tmp_path_factory.mktemp("served")
+    features = root / "features"
+    build_features(validated_market, features)
+    env = {"LIFECREDIT_DATA_DIR": str(root / "data"), "LIFECREDIT_MLRUNS_DIR": str(root / "mlruns"),
+           "LIFECREDIT_SNAPSHOT_DIR": str(features)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {**env, "LIFECREDIT_VAR_DIR": str(root / "var"), "OMP_WAIT_POLICY": "PASSIVE",
+                     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        from training.registry import promote
+        from training.train import train_from_features
+
+        result = train_from_features(features, seed=7)
+        promote(result["version"], force=True, reason="serving tests")
+    get_settings.cache_clear()
+    return {"env": env, "features": features, "version": result["version"], "run_id": result["run_id"]}
