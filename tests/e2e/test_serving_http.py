@@ -1,0 +1,172 @@
+"""Tier 3: a real ``lifecredit serve`` process over HTTP, and a built Bento served by ``bentoml serve``.
+
+Each server runs in its own process group on a free port and is stopped at the end of its
+test. The champion is the session fixture ``served_champion``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | bytes | None = None, key: str | None = None) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+@contextmanager
+def server(cmd: list[str], env: dict, port: int, log: Path, ready_seconds: float = 180):
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
+        try:
+            deadline = time.monotonic() + ready_seconds
+            while True:
+                assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+                try:
+                    if http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, f"not ready in {ready_seconds} s:\n{log.read_text()[-3000:]}"
+                time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def site(served_champion, tmp_path_factory):
+    """Environment for the server processes and one key per role (created through the CLI)."""
+    var = tmp_path_factory.mktemp("e2e_var")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
+    env.update(served_champion["env"], LIFECREDIT_VAR_DIR=str(var), OMP_WAIT_POLICY="PASSIVE",
+               BENTOML_DO_NOT_TRACK="true", BENTOML_HOME=str(tmp_path_factory.mktemp("bentoml_home")),
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    keys = {}
+    for role in ("bank", "regulator", "admin"):
+        res = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role, "--name", f"e2e-{role}"],
+                             env=env, capture_output=True, text=True, check=True)
+        keys[role] = res.stdout.strip().splitlines()[-1]
+    ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
+    return {"env": env, "keys": keys, "ids": ids, "logs": tmp_path_factory.mktemp("logs"),
+            "version": served_champion["version"]}
+
+
+def test_serve_refuses_to_start_without_snapshot_or_champion(served_champion, monkeypatch, tmp_path):
+    from lifecredit.cli import app
+    from lifecredit.settings import get_settings
+
+    for k, v in served_champion["env"].items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    res = runner.invoke(app, ["serve", "--features", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "lifecredit features" in res.stderr
+    res = runner.invoke(app, ["serve", "--model-name", "no-such-model"])
+    assert res.exit_code == 2 and "lifecredit train" in res.stderr and "lifecredit promote" in res.stderr
+
+
+def test_lifecredit_serve_every_endpoint_every_role(site):
+    port = free_port()
+    cmd = [str(BIN / "lifecredit"), "serve", "--port", str(port)]
+    with server(cmd, site["env"], port, site["logs"] / "serve.log") as url:
+        keys, m = site["keys"], site["ids"][0]
+        decide = {"merchant_id": m, "requested_amount_fen": 2_000_000, "term_months": 12, "product": "term_loan"}
+        status, decided = http("POST", f"{url}/decide", decide, keys["bank"])
+        assert status == 200 and decided["decision"] in ("approve", "refer", "decline")
+        calls = {
+            "score": ("POST", "/score", {"merchant_id": m}),
+            "score_batch": ("POST", "/score_batch", {"merchant_ids": [m, "M99999999"]}),
+            "decide": ("POST", "/decide", decide),
+            "decision": ("GET", f"/decisions/{decided['decision_id']}", None),
+            "model": ("GET", "/model", None),
+            "reload": ("POST", "/admin/reload", None),
+        }
+        allowed = {"bank": {"score", "score_batch", "decide", "decision", "model"},
+                   "regulator": {"model"}, "admin": {"decision", "model", "reload"}}
+        for role, key in keys.items():
+            for name, (method, path, body) in calls.items():
+                status, payload = http(method, f"{url}{path}", body, key)
+                assert status == (200 if name in allowed[role] else 403), (role, name, payload)
+            for bad in (None, "lck_0000_wrong"):
+                assert http("POST", f"{url}/score", {"merchant_id": m}, bad)[0] == 401
+        status, scored = http("POST", f"{url}/score", {"merchant_id": m}, keys["bank"])
+        assert scored["model_version"] == site["version"] and scored["decision_id"]
+        status, batch = http("POST", f"{url}/score_batch", {"merchant_ids": [m, "M99999999"]}, keys["bank"])
+        assert batch["errors"] == 1 and batch["results"][1]["error"]["status"] == 404
+        assert http("POST", f"{url}/score", b"{oops", keys["bank"])[0] == 400
+        assert http("POST", f"{url}/score", {"merchant_id": "M99999999"}, keys["bank"])[0] == 404
+        for probe in ("/livez", "/healthz", "/readyz", "/metrics"):
+            assert http("GET", f"{url}{probe}")[0] == 200, probe
+        status, record = http("GET", f"{url}/decisions/{scored['decision_id']}", None, keys["admin"])
+        assert status == 200 and record["key_name"] == "e2e-bank" and record["outputs"]["pd"] == scored["pd"]
+    log = (site["logs"] / "serve.log").read_text()
+    assert all(key not in log for key in keys.values())
+
+
+def test_bento_builds_and_serves_without_the_registry(site, tmp_path):
+    env = dict(site["env"])
+    res = subprocess.run([str(BIN / "lifecredit"), "bento", "build"], env=env, capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    built = json.loads(res.stdout.strip().splitlines()[-1])
+    assert built["bento"].startswith("lifecredit:") and built["model_version"] == site["version"]
+    # the Bento must not need MLflow: point the registry at nothing and use a fresh var folder
+    env.update(LIFECREDIT_MLRUNS_DIR=str(tmp_path / "no-registry"), LIFECREDIT_VAR_DIR=str(tmp_path / "var"))
+    subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "bank", "--name", "bento-bank"],
+                   env=env, capture_output=True, text=True, check=True)
+    key = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "regulator"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    bank = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "bank"], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    port = free_port()
+    cmd = [str(BIN / "bentoml"), "serve", built["bento"], "--port", str(port), "--host", "127.0.0.1"]
+    with server(cmd, env, port, site["logs"] / "bento.log") as url:
+        status, card = http("GET", f"{url}/model", None, key)
+        assert status == 200 and card["source"].startswith("bentoml model store") and card["version"] == site["version"]
+        status, scored = http("POST", f"{url}/score", {"merchant_id": site["ids"][1]}, bank)
+        assert status == 200 and scored["model_version"] == site["version"]
+    assert not (tmp_path / "no-registry").exists()
