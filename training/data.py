@@ -31,6 +31,7 @@ The bounds and counts of every window are returned by :meth:`Split.params` and l
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Catalog:
     version: str
     features: list[Feature]
     text: str
+    sha256: str
 
     @classmethod
     def read(cls, path: str | Path | None = None) -> "Catalog":
@@ -70,7 +72,9 @@ class Catalog:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
         features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction),
                             reason_en=f.reason_en, reason_zh=f.reason_zh) for f in cat.features]
-        return cls(name=cat.name, version=cat.version, features=features, text=path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        return cls(name=cat.name, version=cat.version, features=features, text=raw.decode("utf-8"),
+                   sha256=hashlib.sha256(raw).hexdigest())
 
 
 @dataclass
@@ -162,17 +166,25 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, s
     """The labelled rows of ``<features_dir>/panel.parquet`` with the catalogue's features.
 
     The catalogue is ``catalog`` if given, else ``<features_dir>/catalog.yaml`` if the features
-    stage wrote one, else the package's ``features/catalog.yaml``. Every catalogue feature must
-    be a panel column (a missing one is an error naming it); panel columns outside the
+    stage wrote one, else the package's ``features/catalog.yaml`` - which must then be the one
+    the panel was built with (``metadata.json``'s ``catalog_sha256``): a changed catalogue means
+    rebuilding the features, not silently training on the old ones. Every catalogue feature
+    must be a panel column (a missing one is an error naming it); panel columns outside the
     catalogue are not used.
     """
     features_dir = Path(features_dir)
     panel_path = features_dir / "panel.parquet"
     if not panel_path.exists():
         raise FileNotFoundError(f"{panel_path} not found: run `lifecredit features` first")
+    explicit = catalog is not None
     if catalog is None and (features_dir / "catalog.yaml").exists():
-        catalog = features_dir / "catalog.yaml"
+        catalog, explicit = features_dir / "catalog.yaml", True
     cat = Catalog.read(catalog)
+    meta_path = features_dir / "metadata.json"
+    built_with = json.loads(meta_path.read_text(encoding="utf-8")).get("catalog_sha256") if meta_path.exists() else None
+    if not explicit and built_with and built_with != cat.sha256:
+        raise ValueError(f"{panel_path} was built with another catalogue (sha256 {built_with[:12]}..., now "
+                         f"{cat.sha256[:12]}...): rebuild the features, or pass the catalogue explicitly")
     lazy = pl.scan_parquet(panel_path)
     schema = lazy.collect_schema()
     missing = [c for c in [*PANEL_IDS, LABEL] + [f.name for f in cat.features] if c not in schema]

@@ -117,3 +117,12 @@ def test_load_table_with_time_column_splits_out_of_time(tmp_path):
 def test_load_table_errors_name_the_problem(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_table(_table(tmp_path), **kwargs)
+
+
+def test_panel_built_with_another_catalogue_is_refused(tmp_path):
+    from training.data import load_panel
+
+    pl.DataFrame({"merchant_id": ["M1"], "as_of": [date(2024, 1, 1)], "bad": [0]}).write_parquet(tmp_path / "panel.parquet")
+    (tmp_path / "metadata.json").write_text('{"catalog_sha256": "0123456789abcdef"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="another catalogue"):
+        load_panel(tmp_path)
