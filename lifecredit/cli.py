@@ -334,6 +334,93 @@ def features(
     stdout.print(table)
 
 
+@app.command("score-all")
+def score_all(
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable; one per month).")
+    ] = None,
+    months: Annotated[int | None, typer.Option(min=1, max=120, help="The last N months up to the snapshot's as_of.")] = None,
+    features: Annotated[Path | None, typer.Option(help="Folder with latest.parquet (default: <data_dir>/features).")] = None,
+    validated: Annotated[Path | None, typer.Option(help="Validated tables, for earlier months and city (default: <data_dir>/validated).")] = None,
+    history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Registered model whose 'champion' scores.")] = None,
+) -> None:
+    """Score every merchant (borrowers or not) with the champion and write the month(s) to the class history.
+
+    Default: the snapshot's as_of. A month already in the history is replaced, never duplicated.
+    Prints a JSON summary (months, merchants, class counts, model version) as the last stdout line.
+    """
+    _quiet_training_logs()
+    from serving.model_source import ModelUnavailable
+    from serving.regulator.history import HistoryError
+    from serving.regulator.history import score_all as run_score_all
+
+    try:
+        dates = [date.fromisoformat(d) for d in as_of] if as_of else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--as-of") from err
+    try:
+        result = run_score_all(get_settings(), as_of=dates, months=months, features_dir=features,
+                               validated_dir=validated, history_dir=history, model_name=model_name,
+                               progress=lambda msg: stderr.print(f"[dim]score-all:[/] {escape(msg)}"))
+    except (HistoryError, ModelUnavailable, ValueError, FileNotFoundError) as err:
+        stderr.print(f"[bold red]score-all stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    table = Table(title=f"class history in {result['history_dir']} (model {result['model']['name']} "
+                        f"v{result['model']['version']})")
+    for col in ("month", "as_of", "merchants", "A", "B", "C", "D"):
+        table.add_column(col, justify="left" if col in ("month", "as_of") else "right")
+    for m in result["months"]:
+        table.add_row(m["month"], m["as_of"], f"{m['merchants']:,}", *(f"{m['classes'][c]:,}" for c in "ABCD"))
+    stderr.print(table)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+@app.command()
+def report(
+    month: Annotated[str, typer.Option(help="Report month, YYYY-MM (a month of the class history).")],
+    out: Annotated[Path, typer.Option(help="Output HTML file (self-contained: figures embedded).")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (OUT with .pdf) if a PDF engine is installed.")] = False,
+    history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Folder with panel.parquet, for outcomes (default: <data_dir>/features).")] = None,
+) -> None:
+    """Write the regulator report for MONTH: distribution, stability, migration, outcomes, validation evidence.
+
+    Small cells are suppressed exactly as in the regulator API (settings' min_cell_count).
+    """
+    import re
+
+    _quiet_training_logs()
+    from serving.regulator.aggregates import ViewError
+    from serving.regulator.history import HistoryError
+    from serving.regulator.report import PdfUnavailable, html_to_pdf, write_report
+    from serving.regulator.views import RegulatorViews
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise typer.BadParameter(f"expected YYYY-MM, got {month!r}", param_hint="--month")
+    settings = get_settings()
+    views = RegulatorViews(settings, history_dir=history, panel=features / "panel.parquet" if features else None)
+    try:
+        result = write_report(views, month, out)
+    except (HistoryError, ViewError) as err:
+        stderr.print(f"[bold red]report stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    for warning in result["warnings"]:
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}")
+    stderr.print(f"report for {month}: {result['html']} ({result['bytes'] / 1024:,.0f} KiB)")
+    if pdf:
+        target = Path(out).with_suffix(".pdf")
+        try:
+            result["pdf_engine"] = html_to_pdf(Path(out), target)
+            result["pdf"] = str(target)
+            stderr.print(f"PDF: {target} ({result['pdf_engine']})")
+        except PdfUnavailable as err:
+            stderr.print(f"[bold red]no PDF written:[/] {escape(str(err))}; the HTML report is at {escape(str(out))}")
+            print(json.dumps(result, ensure_ascii=False))
+            raise typer.Exit(code=3) from err
+    print(json.dumps(result, ensure_ascii=False))
+
+
 def _serving_env(settings) -> dict[str, str]:
     """Every setting as an absolute LIFECREDIT_* variable, for a server process started elsewhere."""
     import os

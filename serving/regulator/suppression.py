@@ -121,12 +121,22 @@ def _plain(v):
     return v
 
 
-def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None) -> Protected:
+class ProtectionError(RuntimeError):
+    """A small cell would be recoverable and no further cell may be suppressed (only with ``locked`` cells)."""
+
+
+def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None, force: np.ndarray | None = None,
+            locked: np.ndarray | None = None) -> Protected:
     """Suppress small cells of ``counts`` (m x n interior) and enough others that none is recoverable.
 
     ``distinct``: the augmented grid of distinct merchants per cell (shape (m + 1) x (n + 1)),
     when a cell can count one merchant more than once (months pooled, several decisions);
     the threshold applies to it. By default the counts themselves.
+    ``force``: augmented cells to suppress from the start (decided by a linked table, e.g. a
+    month's class totals). ``locked``: augmented cells never chosen as complements (published
+    by a linked table). Without ``locked`` the result is safe by construction (module
+    docstring); with it, a final exact check raises :class:`ProtectionError` rather than
+    publish a recoverable small cell.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -138,13 +148,18 @@ def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None) -
         raise ValueError("distinct must be non-zero exactly where the counts are")
     primary = (d >= 1) & (d < k)
     mask = primary.copy()
+    if force is not None:
+        mask |= np.asarray(force, dtype=bool) & (values > 0)  # a zero never needs hiding
+    frozen = np.zeros_like(mask) if locked is None else np.asarray(locked, dtype=bool) & ~mask
     while True:
-        if _fill_lone_lines(values, mask):
+        if _fill_lone_lines(values, mask, frozen):
             continue
-        bridges = _bridges(mask)
-        if not bridges:
+        if not any(_close_cycle(values, mask, frozen, b) for b in _bridges(mask)):
             break
-        _close_cycle(values, mask, bridges[0])
+    if locked is not None:
+        exposed = [c for c in recoverable(values, mask) if primary[c]]
+        if exposed:
+            raise ProtectionError(f"small cells {exposed} stay recoverable with the locked cells published")
     return Protected(values=values, suppressed=mask, primary=primary, k=k)
 
 
@@ -155,23 +170,23 @@ def _priority(values: np.ndarray, i: int, j: int) -> tuple:
     return (kind, int(values[i, j]), i, j)
 
 
-def _best(values: np.ndarray, mask: np.ndarray, cells) -> tuple[int, int] | None:
-    options = [(i, j) for i, j in cells if not mask[i, j] and values[i, j] > 0]
+def _best(values: np.ndarray, mask: np.ndarray, frozen: np.ndarray, cells) -> tuple[int, int] | None:
+    options = [(i, j) for i, j in cells if not mask[i, j] and not frozen[i, j] and values[i, j] > 0]
     return min(options, key=lambda c: _priority(values, *c)) if options else None
 
 
-def _fill_lone_lines(values: np.ndarray, mask: np.ndarray) -> bool:
+def _fill_lone_lines(values: np.ndarray, mask: np.ndarray, frozen: np.ndarray) -> bool:
     """One pass over rows and columns: a line with exactly one suppressed cell gets a second one."""
     rows, cols = mask.shape
     changed = False
     for i in range(rows):
         if mask[i].sum() == 1:
-            pick = _best(values, mask, ((i, j) for j in range(cols)))
+            pick = _best(values, mask, frozen, ((i, j) for j in range(cols)))
             if pick is not None:
                 mask[pick] = changed = True
     for j in range(cols):
         if mask[:, j].sum() == 1:
-            pick = _best(values, mask, ((i, j) for i in range(rows)))
+            pick = _best(values, mask, frozen, ((i, j) for i in range(rows)))
             if pick is not None:
                 mask[pick] = changed = True
     return changed
@@ -234,8 +249,13 @@ def _reach(adj: list[list[int]], start: int, cut: tuple[int, int]) -> set[int]:
     return seen
 
 
-def _close_cycle(values: np.ndarray, mask: np.ndarray, bridge: tuple[int, int]) -> None:
-    """Suppress one more cell so that ``bridge`` lies on a cycle (or, failing that, closer to one)."""
+def _close_cycle(values: np.ndarray, mask: np.ndarray, frozen: np.ndarray, bridge: tuple[int, int]) -> bool:
+    """Suppress one more cell so that ``bridge`` lies on a cycle (or, failing that, closer to one).
+
+    Without frozen cells a candidate always exists: in every line the interior adds up to the
+    total, so the cut a bridge crosses carries another non-zero cell (published, or it would
+    not be a bridge). Returns False when every candidate is frozen.
+    """
     rows, cols = mask.shape
     i0, j0 = bridge
     adj = _graph(mask)
@@ -247,11 +267,13 @@ def _close_cycle(values: np.ndarray, mask: np.ndarray, bridge: tuple[int, int]) 
     touching = [(i, j) for i in range(rows) for j in range(cols)
                 if i in side_a | side_b or rows + j in side_a | side_b]
     for candidates in (across, in_lines, touching):
-        pick = _best(values, mask, candidates)
+        pick = _best(values, mask, frozen, candidates)
         if pick is not None:
             mask[pick] = True
-            return
-    raise AssertionError(f"no published non-zero cell near bridge {bridge}: the line balance was broken")
+            return True
+    if not frozen.any():
+        raise AssertionError(f"no published non-zero cell near bridge {bridge}: the line balance was broken")
+    return False
 
 
 def line_equations(shape: tuple[int, int]) -> np.ndarray:

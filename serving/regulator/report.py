@@ -1,0 +1,459 @@
+"""The regulator report: one self-contained HTML file (figures embedded as PNG), optionally a PDF.
+
+Sections, each headed in Chinese and English: class distribution (by month and, for the
+report month, by sector, province, city, business form and urban/rural), stability (PSI with
+its bands), migration (matrix and heatmap), concentration, observed outcomes, inclusive
+finance (when the service has made decisions), the champion's validation evidence, and the
+methods (classes, grades, bands, Jeffreys intervals, small-cell protection).
+
+Every number comes from :class:`serving.regulator.views.RegulatorViews`, the same functions
+the API serves, so the report never shows a cell the API would hide. Figure text is English
+(no CJK font is assumed on the machine); headings, tables and notes are bilingual.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import shutil
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from serving.regulator.aggregates import CLASSES, DECISIONS, DIMENSIONS, PSI_BANDS, ViewError
+from serving.regulator.labels import label
+from serving.regulator.suppression import SUPPRESSED_MARK, SUPPRESSED_NOTE_EN, SUPPRESSED_NOTE_ZH
+from serving.regulator.views import RegulatorViews
+
+CLASS_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#ffa726", "D": "#c62828"}
+PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
+
+
+class PdfUnavailable(RuntimeError):
+    """No PDF engine on this machine; the message says what to install."""
+
+
+# -- small HTML helpers ---------------------------------------------------------------------------
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def _h(level: int, zh: str, en: str, anchor: str | None = None) -> str:
+    ident = f' id="{anchor}"' if anchor else ""
+    return f'<h{level}{ident}>{_e(zh)} <span class="en">/ {_e(en)}</span></h{level}>'
+
+
+def _p(zh: str, en: str) -> str:
+    return f'<p>{_e(zh)}<br><span class="en">{_e(en)}</span></p>'
+
+
+def _count(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    if c.get("suppressed"):
+        return f'<span class="sup" title="suppressed / 已抑制">{SUPPRESSED_MARK}</span>'
+    return f"{c['count']:,}"
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "–" if v is None else f"{100 * v:.{digits}f}%"
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return _e(v)
+
+
+def _bi(lbl: dict) -> str:
+    return _e(lbl["zh"]) if lbl["zh"] == lbl["en"] else f'{_e(lbl["zh"])} <span class="en">{_e(lbl["en"])}</span>'
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _figure() -> tuple:
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global state
+
+    fig = Figure(figsize=(7.5, 3.6), dpi=110)
+    return fig, fig.add_subplot()
+
+
+def _img(fig, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _png_file(path: str, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img class="half" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+# -- sections -------------------------------------------------------------------------------------
+def _distribution_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    by_month = views.distribution("month", to_month=month, from_month=months[0])
+    fig, ax = _figure()
+    xs = np.arange(len(by_month["rows"]))
+    bottom = np.zeros(len(xs))
+    hidden = False
+    for c in CLASSES:
+        shares = np.array([r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan
+                           for r in by_month["rows"]])
+        hidden |= bool(np.isnan(shares).any())
+        ax.bar(xs, np.nan_to_num(shares), bottom=bottom, color=CLASS_COLOURS[c], label=c, width=0.8)
+        bottom += np.nan_to_num(shares)
+    ax.set_xticks(xs, [r["key"] for r in by_month["rows"]], rotation=60, fontsize=7)
+    ax.set(ylabel="share of merchants", ylim=(0, 1), title="Class shares by month"
+           + (" (suppressed shares left blank)" if hidden else ""))
+    ax.legend(ncols=4, fontsize=8, loc="lower left")
+    parts = [_h(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
+             _p("各月A–D类商户占比；下表为报告月按维度的分布（户数与该组内占比）。",
+                "Share of merchants in classes A–D per month; the tables give the report month by dimension "
+                "(count and share within the row)."),
+             _img(fig, "class shares by month")]
+    head = ["月份 <span class=en>Month</span>", "合计 <span class=en>Total</span>"] + [
+        f'{c} <span class=en>{_e(label("class", c)["en"].split(": ")[1])}</span>' for c in CLASSES]
+    rows = [[_e(r["key"]), _count(r["total"])] + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}'
+                                                    '</small>' for c in CLASSES] for r in by_month["rows"]]
+    parts.append(_table(head, rows, "num"))
+    for dim in DIMENSIONS:
+        d = views.distribution(dim, month)
+        parts.append(_h(3, f'按{d["by_label"]["zh"]}（{month}）', f'By {d["by_label"]["en"].lower()} ({month})'))
+        head = [_bi(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
+            c for c in CLASSES]
+        rows = [[_bi(r["label"]), _count(r["total"]), _pct(r["total"]["share"])]
+                + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>' for c in CLASSES]
+                for r in d["rows"]]
+        t = d["total"]
+        rows.append(["<b>合计 Total</b>", _count(t["total"]), _pct(1.0 if t["total"]["count"] else None)]
+                    + [f'{_count(t["cells"][c])} <small>{_pct(t["cells"][c]["share"])}</small>' for c in CLASSES])
+        parts.append(_table(head, rows, "num"))
+    return "\n".join(parts)
+
+
+def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    s = views.stability(from_month=months[0], to_month=month)
+    parts = [_h(2, "二、稳定性", "2. Stability", "stability"),
+             _p("群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于0.10为稳定，0.10–0.25为轻微漂移，0.25及以上为显著变化。",
+                "Population stability index (PSI) of the class and score distributions, each month against the "
+                "month before. Below 0.10 stable, 0.10–0.25 drifting, 0.25 and above shifted.")]
+    if not s["rows"]:
+        parts.append(_p("历史不足两个月，无法计算。", "Fewer than two months of history: nothing to compare."))
+        return "\n".join(parts)
+    fig, ax = _figure()
+    xs = np.arange(len(s["rows"]))
+    top = max([0.3] + [r[k] or 0 for r in s["rows"] for k in ("psi_class", "psi_score")]) * 1.1
+    ax.axhspan(0, PSI_BANDS["stable"], color="#e8f5e9")
+    ax.axhspan(PSI_BANDS["stable"], PSI_BANDS["shifted"], color="#fff8e1")
+    ax.axhspan(PSI_BANDS["shifted"], top, color="#ffebee")
+    for key, name, style in (("psi_class", "class PSI", "o-"), ("psi_score", "score PSI", "s--")):
+        ax.plot(xs, [r[key] if r[key] is not None else np.nan for r in s["rows"]], style, label=name, ms=4)
+    ax.set_xticks(xs, [r["month"] for r in s["rows"]], rotation=60, fontsize=7)
+    ax.set(ylim=(0, top), ylabel="PSI", title="PSI month over month (bands 0.10 / 0.25)")
+    ax.legend(fontsize=8)
+    parts.append(_img(fig, "PSI over time"))
+    band_zh = {"stable": "稳定", "drifting": "漂移", "shifted": "显著变化", None: "–"}
+    rows = [[_e(r["month"]), _e(r["previous"]), _num(r["psi_class"]), f'{band_zh[r["band_class"]]} '
+             f'<span class=en>{_e(r["band_class"] or "")}</span>', _num(r["psi_score"]),
+             f'{band_zh[r["band_score"]]} <span class=en>{_e(r["band_score"] or "")}</span>'] for r in s["rows"]]
+    parts.append(_table(["月份 <span class=en>Month</span>", "对比月 <span class=en>Against</span>",
+                         "分类PSI <span class=en>Class PSI</span>", "区间 <span class=en>Band</span>",
+                         "评分PSI <span class=en>Score PSI</span>", "区间 <span class=en>Band</span>"], rows, "num"))
+    conc = views.concentration(from_month=months[0], to_month=month)
+    parts.append(_h(3, "评级集中度（赫芬达尔指数）", "Grade concentration (Herfindahl index)"))
+    parts.append(_p(conc["definition_zh"], conc["definition_en"]))
+    parts.append(_table(["月份 <span class=en>Month</span>", "商户数 <span class=en>Merchants</span>",
+                         "HHI", "标准化 <span class=en>Normalised</span>"],
+                        [[_e(r["month"]), "c" if r["suppressed"] else f'{r["merchants"]:,}', _num(r["herfindahl"]),
+                          _num(r["herfindahl_normalised"])] for r in conc["rows"]], "num"))
+    return "\n".join(parts)
+
+
+def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    parts = [_h(2, "三、分类迁移", "3. Class migration", "migration")]
+    earlier = [m for m in months if m < month]
+    if not earlier:
+        parts.append(_p("报告月之前没有历史月份。", "No month before the report month in the history."))
+        return "\n".join(parts)
+    mig = views.migration(from_month=earlier[-1], to_month=month)
+    parts.append(_p(f"{mig['from']}至{mig['to']}：行为上月分类（“新进入”为上月未评分的商户），列为本月分类（“退出”为本月未评分的商户）；"
+                    "括号内为行占比。",
+                    f"{mig['from']} to {mig['to']}: rows are the class in {mig['from']} (new: not scored then), columns "
+                    f"the class in {mig['to']} (left: not scored now); row shares in brackets."))
+    cols = [*CLASSES, "exited"]
+    fig, ax = _figure()
+    fig.set_size_inches(5.2, 4.2)
+    grid = np.array([[r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan for c in cols]
+                     for r in mig["rows"]])
+    ax.imshow(np.nan_to_num(grid, nan=0.0), cmap="Blues", vmin=0, vmax=1)
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            cell = mig["rows"][i]["cells"][cols[j]]
+            text = "c" if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j]) else "-"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if not np.isnan(grid[i, j]) and grid[i, j] > 0.6 else "black")
+            if cell["suppressed"]:
+                ax.add_patch(_hatch(j, i))
+    ax.set_xticks(range(len(cols)), [*CLASSES, "left"])
+    ax.set_yticks(range(len(mig["rows"])), [r["key"] for r in mig["rows"]])
+    ax.set(xlabel=f"class in {mig['to']}", ylabel=f"class in {mig['from']}", title="Migration (row shares)")
+    parts.append(_img(fig, "migration heatmap"))
+    head = ["上月 \\ 本月 <span class=en>from \\ to</span>"] + [_bi(label("class", c)) if c in CLASSES
+                                                               else _bi(label("migration", c)) for c in cols] + [
+        "合计 <span class=en>Total</span>"]
+    rows = [[_bi(r["label"])] + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>'
+                                 for c in cols] + [_count(r["total"])] for r in mig["rows"]]
+    rows.append(["<b>合计 Total</b>"] + [_count(mig["column_totals"][c]) for c in cols] + [_count(mig["total"])])
+    parts.append(_table(head, rows, "num"))
+    s = mig["summary"]
+    if s["suppressed"]:
+        parts.append(_p("升级/降级/维持占比不公布（会暴露被隐藏的单元格或人数过少）。",
+                        "Upgrade / downgrade / stable shares withheld (they would expose a hidden cell, or count too "
+                        "few merchants)."))
+    else:
+        parts.append(_p(f"两月均有评分的商户{s['merchants_in_both']:,}户：升级{_pct(s['upgrades_share'])}，"
+                        f"降级{_pct(s['downgrades_share'])}，维持{_pct(s['stable_share'])}。",
+                        f"{s['merchants_in_both']:,} merchants scored in both months: {_pct(s['upgrades_share'])} "
+                        f"upgraded (to a lower-risk class), {_pct(s['downgrades_share'])} downgraded, "
+                        f"{_pct(s['stable_share'])} stable."))
+    return "\n".join(parts)
+
+
+def _hatch(x: float, y: float):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#999999", lw=0)
+
+
+def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    parts = [_h(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
+    out = views.outcomes("class", from_month=months[0], to_month=month)
+    parts.append(_p(out["definition_zh"] + " 区间为95% Jeffreys区间；p值为单侧Jeffreys检验（违约率高于平均PD），"
+                    "p值小表示PD可能低估。",
+                    out["definition_en"] + " Intervals: 95% Jeffreys; p: one-sided Jeffreys test that the default rate "
+                    "exceeds the mean PD (small: PD may be underestimated)."))
+    if not out["months_with_outcomes"]:
+        parts.append(_p("所选月份尚无完整的12个月表现期。", "No month in range has a fully observed 12-month outcome yet."))
+        return "\n".join(parts)
+    parts.append(_p(f"有表现数据的月份：{out['months_with_outcomes'][0]}–{out['months_with_outcomes'][-1]}（合并计算）。",
+                    f"Months with outcomes: {out['months_with_outcomes'][0]} – {out['months_with_outcomes'][-1]} "
+                    "(pooled)."))
+    fig, ax = _figure()
+    xs = np.arange(len(CLASSES))
+    for x, r in zip(xs, out["rows"], strict=True):
+        if r["default_rate"] is not None:
+            lo, hi = r["interval"]["low"], r["interval"]["high"]
+            ax.errorbar(x, r["default_rate"], yerr=[[r["default_rate"] - lo], [hi - r["default_rate"]]], fmt="o",
+                        color=CLASS_COLOURS[r["key"]], capsize=4)
+        elif r["defaults"]["suppressed"]:
+            ax.annotate("c (suppressed)", (x, 0), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8,
+                        color="#b71c1c")
+        if r["mean_pd"] is not None:
+            ax.plot(x, r["mean_pd"], "k_", ms=16, mew=2)
+    ax.set_xticks(xs, [f"{c}" for c in CLASSES])
+    ax.set(ylabel="12-month default rate", title="Observed default rate (95% Jeffreys) and mean PD (black bar)")
+    parts.append(_img(fig, "default rate per class"))
+    for by in ("class", "grade"):
+        o = out if by == "class" else views.outcomes("grade", from_month=months[0], to_month=month)
+        rows = [[_bi(r["label"]), _count(r["n"]), _count(r["defaults"]), _pct(r["default_rate"], 2),
+                 f'{_pct(r["interval"]["low"], 2)} – {_pct(r["interval"]["high"], 2)}' if r["interval"] else "–",
+                 _pct(r["mean_pd"], 2), _num(r["jeffreys_p"])] for r in [*o["rows"], {**o["total"], "label": {
+                     "zh": "合计", "en": "Total"}}]]
+        parts.append(_table(["分组 <span class=en>Group</span>", "户月数 <span class=en>Merchant-months</span>",
+                             "违约 <span class=en>Defaults</span>", "违约率 <span class=en>Rate</span>",
+                             "95% Jeffreys", "平均PD <span class=en>Mean PD</span>", "p"], rows, "num"))
+    return "\n".join(parts)
+
+
+def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    parts = [_h(2, "五、普惠金融", "5. Inclusive finance", "inclusion")]
+    first = views.inclusion("urban_rural", from_month=months[0], to_month=month)
+    if not first["total"]["decisions"]["count"] and not first["total"]["decisions"]["suppressed"]:
+        parts.append(_p("审计日志中尚无授信决策（/decide）。", "No credit decisions (/decide) in the audit log yet."))
+        return "\n".join(parts)
+    parts.append(_p("通过服务作出的授信决策：各组批准、转人工、拒绝比例，平均批准额度，及批准率相对总体的比值。",
+                    "Decisions made through the service: approval, referral and decline rates, average approved "
+                    "limit, and each segment's approval rate relative to the overall rate."))
+    for by in ("urban_rural", "business_form", "sector", "province"):
+        inc = first if by == "urban_rural" else views.inclusion(by, from_month=months[0], to_month=month)
+        rows = [[_bi(r["label"]), _count(r["decisions"])]
+                + [f'{_count(r["cells"][d])} <small>{_pct(r["cells"][d]["rate"])}</small>' for d in DECISIONS]
+                + [_num(r["approval_ratio"], 2),
+                   "–" if r["average_approved_limit_fen"] is None else f'{r["average_approved_limit_fen"] / 100:,.0f}']
+                for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]]
+        parts.append(_h(3, f'按{inc["by_label"]["zh"]}', f'By {inc["by_label"]["en"].lower()}'))
+        parts.append(_table([_bi(inc["by_label"]), "决策数 <span class=en>Decisions</span>"]
+                            + [_bi(label("decision", d)) for d in DECISIONS]
+                            + ["批准率比值 <span class=en>Approval ratio</span>",
+                               "平均额度（元）<span class=en>Avg limit (yuan)</span>"], rows, "num"))
+    return "\n".join(parts)
+
+
+def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, str | None]:
+    parts = [_h(2, "六、模型验证证据", "6. Validation evidence", "validation")]
+    try:
+        v = views.validation_with_plots(plots_dir)
+    except Exception as err:  # no champion, or an unreadable run: the rest of the report still stands
+        parts.append(_p(f"无法读取冠军模型的验证证据：{err}", f"Validation evidence unavailable: {err}"))
+        return "\n".join(parts), str(err)
+    m, w = v["model"], v["windows"] or {}
+    parts.append(_p(f"冠军模型 {m['name']} 第{m['version']}版（运行 {m['run_id'][:12]}），测试窗口 {w.get('test_from', '?')} – "
+                    f"{w.get('test_to', '?')}。{v['note_zh']}",
+                    f"Champion {m['name']} version {m['version']} (run {m['run_id'][:12]}), test window "
+                    f"{w.get('test_from', '?')} – {w.get('test_to', '?')}. {v['note_en']}"))
+    d, c, s = v["discrimination"], v["calibration"], v["stability"]
+    parts.append(_table(["指标 <span class=en>Metric</span>", "值 <span class=en>Value</span>"], [
+        ["AUC", _num(d["auc"])], ["Gini", _num(d["gini"])], ["KS", _num(d["ks"])],
+        ["Brier", _num(c["brier"])], ["ECE", _num(c["ece"])],
+        ["测试样本 <span class=en>Test rows</span>", _num(c["n"])], ["违约 <span class=en>Defaults</span>", _num(c["defaults"])],
+        ["训练/测试评分PSI <span class=en>Score PSI train→test</span>", _num(s["psi_score_train_test"])],
+        ["被拒绝的分类 <span class=en>Classes rejected</span>", _num(c["classes_rejected"])],
+        ["挑战者AUC <span class=en>Challenger AUC</span>", _num(v["challenger"]["auc"])],
+    ], "num narrow"))
+    for key, zh, en in (("by_class", "按分类校准", "Calibration per class"), ("by_grade", "按评级校准", "Calibration per grade")):
+        parts.append(_h(3, zh, f"{en} (Jeffreys, α = {c['jeffreys_alpha']})"))
+        rows = [[_e(r["group"]), f'{r["n"]:,}', f'{r["defaults"]:,}', _pct(r["mean_pd"], 2), _pct(r["default_rate"], 2),
+                 _num(r["jeffreys_p"]), "是 <span class=en>yes</span>" if r["rejected"] else "否 <span class=en>no</span>"]
+                for r in c[key] or []]
+        parts.append(_table(["组 <span class=en>Group</span>", "n", "违约 <span class=en>Defaults</span>",
+                             "平均PD <span class=en>Mean PD</span>", "违约率 <span class=en>Default rate</span>",
+                             "Jeffreys p", "拒绝 <span class=en>Rejected</span>"], rows, "num"))
+    if s["csi_top"]:
+        parts.append(_h(3, "特征稳定性（CSI最高的特征）", "Feature stability (largest CSI)"))
+        parts.append(_table(["特征 <span class=en>Feature</span>", "CSI"],
+                            [[_e(r["feature"]), _num(r["csi"])] for r in s["csi_top"]], "num narrow"))
+    shown = [_png_file(v["plots"][k], k) for k in ("roc", "calibration") if k in v["plots"]]
+    if shown:
+        parts.append('<div class="plots">' + "".join(shown) + "</div>")
+    return "\n".join(parts), None
+
+
+def _methods_section(k: int) -> str:
+    from training.master_scale import MasterScale
+
+    scale = MasterScale.load()
+    rows = [[_e(g.grade), _pct(g.pd_min, 2), _pct(g.pd_max, 2) if not g.default else "–", _e(g.risk_class),
+             _bi(label("class", g.risk_class))] for g in scale.grades]
+    return "\n".join([
+        _h(2, "七、方法说明", "7. Methods", "methods"),
+        _p("每月对所有在册商户（无论是否借款）以冠军模型评分：12个月违约概率（PD）→ 评分 → 评级 → 信用风险分类A（低）/B（一般）/C（较高）/D（高）。"
+           "评级D表示已观察到违约，模型不会给出。",
+           "Every month each registered merchant (borrower or not) is scored with the champion: 12-month probability "
+           "of default (PD) → score → grade → credit-risk class A (low) / B (general) / C (higher) / D (high). Grade D "
+           "means an observed default; the model never assigns it."),
+        _table(["评级 <span class=en>Grade</span>", "PD ≥", "PD <", "分类 <span class=en>Class</span>", ""], rows, "num narrow"),
+        _p(f"小单元格保护：少于{k}户商户的计数（含合计）不公布；若某行或某列只有一个被隐藏的单元格，则再隐藏该行/列中次小的单元格，"
+           "并确保被隐藏单元格在行列方程组中都处于“环”上，使任何隐藏值都不能由合计推算；被隐藏单元格的占比、比率、均值同样不公布。"
+           "所有被隐藏单元格统一显示为“c”。",
+           f"Small-cell protection: counts (totals included) of fewer than {k} merchants are not published; a row or "
+           "column with a single hidden cell gets its next-smallest cell hidden too, and hidden cells are completed so "
+           "that each lies on a cycle of hidden cells, so no hidden value can be worked out from the totals; shares, "
+           "rates and means of hidden cells are hidden as well. Every hidden cell shows as 'c'."),
+    ])
+
+
+CSS = """
+body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",system-ui,sans-serif;margin:2em auto;max-width:1050px;
+color:#1a1a1a;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;border-bottom:3px solid #1565c0;padding-bottom:.3em}h2{margin-top:2em;color:#0d47a1;
+border-bottom:1px solid #bbb}h3{margin-top:1.4em;font-size:1.05em}.en{color:#555;font-weight:normal}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em;width:100%}th,td{border:1px solid #ccc;
+padding:3px 6px}th{background:#eef3fa;text-align:left}table.num td:not(:first-child){text-align:right}
+table.narrow{width:auto}small{color:#666}.sup{color:#b71c1c;font-weight:bold}img{max-width:100%}
+img.half{width:48%;margin-right:1%}.meta{font-size:.9em;color:#444}.legend{background:#fff8e1;padding:.5em 1em;
+border-left:4px solid #ffa000;font-size:.9em}@media print{h2{page-break-before:always}h2:first-of-type{page-break-before:auto}}
+"""
+
+
+def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
+    """The report as one HTML string, and warnings (sections that could not be filled)."""
+    months_all = views.months()
+    if month not in months_all:
+        raise ViewError(f"no month {month} in the class history"
+                        + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
+                        + " (score it with `lifecredit score-all --as-of YYYY-MM-01`)")
+    months = [m for m in months_all if m <= month][-24:]
+    k = views.k
+    warnings = []
+    with tempfile.TemporaryDirectory() as tmp:
+        validation, problem = _validation_section(views, Path(tmp))
+    if problem:
+        warnings.append(f"validation evidence unavailable: {problem}")
+    body = [
+        f'<h1>生活服务商户信用风险分类监管报告 <span class="en">/ Regulator report: credit-risk classes of '
+        f'life-service merchants</span></h1>',
+        f'<p class="meta">报告月 Report month: <b>{_e(month)}</b> · 历史 History: {_e(months[0])} – {_e(months[-1])} · '
+        f'最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</p>',
+        f'<p class="legend"><b>c</b> — {_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
+        f'<span class="en">{_e(SUPPRESSED_NOTE_EN.format(k=k))}</span></p>',
+        _distribution_section(views, month, months),
+        _stability_section(views, month, months),
+        _migration_section(views, month, months),
+        _outcomes_section(views, month, months),
+        _inclusion_section(views, month, months),
+        validation,
+        _methods_section(k),
+    ]
+    page = (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+            f'<title>监管报告 Regulator report {_e(month)}</title><style>{CSS}</style></head>'
+            f'<body>{"".join(body)}</body></html>\n')
+    return page, warnings
+
+
+def write_report(views: RegulatorViews, month: str, out: Path) -> dict:
+    """Write the HTML report to ``out`` (atomically); returns ``{"html": path, "warnings": [...]}``."""
+    page, warnings = build_report(views, month)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return {"html": str(out), "bytes": len(page.encode()), "warnings": warnings}
+
+
+def pdf_engine() -> tuple[str, str] | None:
+    """(kind, path) of a PDF engine: a headless Chromium / Chrome, or WeasyPrint; None if neither."""
+    for name in PDF_BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return "chromium", path
+    try:
+        import weasyprint  # noqa: F401
+    except ImportError:
+        return None
+    return "weasyprint", "weasyprint"
+
+
+def html_to_pdf(html_path: Path, pdf_path: Path, *, timeout: int = 120) -> str:
+    """Print the HTML report to PDF; returns the engine used. Raises :class:`PdfUnavailable` without one."""
+    engine = pdf_engine()
+    if engine is None:
+        raise PdfUnavailable("no PDF engine found: install Chromium (e.g. `apt-get install chromium`) or WeasyPrint "
+                             "(`uv add weasyprint`), or print the HTML report from a browser")
+    kind, path = engine
+    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
+    if kind == "weasyprint":
+        import weasyprint
+
+        weasyprint.HTML(filename=str(html_path)).write_pdf(str(pdf_path))
+        return kind
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [path, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+               "--no-pdf-header-footer", "--print-to-pdf-no-header", f"--print-to-pdf={pdf_path}",
+               html_path.as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0 or not pdf_path.exists():
+        raise PdfUnavailable(f"{path} could not print the report (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return f"chromium ({path})"
