@@ -100,7 +100,7 @@ def test_two_per_line_is_not_enough_a_bridge_is_closed():
     counts = np.array([[3, 12, 5], [0, 0, 1], [3, 5, 40]])
     values = S.augment(counts)
     mask = (values >= 1) & (values < K)
-    while S._fill_lone_lines(values, mask):
+    while S._fill_lone_lines(values, mask, np.zeros_like(mask)):
         pass
     assert all(line.sum() != 1 for line in [*mask, *mask.T])
     assert recoverable(values, mask) == [(0, 0)]
