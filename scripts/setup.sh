@@ -11,5 +11,7 @@ if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | cut -d' ' -f2)" != "
   .tools/bin/python -m pip install --quiet "uv==$UV_VERSION"
 fi
 export UV_PYTHON_DOWNLOADS=never
-.tools/bin/uv sync --frozen --quiet
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise
+# recompile MLflow, scikit-learn and friends on import (seconds per CLI call).
+.tools/bin/uv sync --frozen --quiet --compile-bytecode
 echo "setup: .venv ready ($(.venv/bin/python --version))" >&2
