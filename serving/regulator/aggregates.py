@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from serving.regulator.labels import UNKNOWN, dimension_label, label
-from serving.regulator.suppression import Protected, ProtectionError, augment, protect, recoverable
+from serving.regulator.suppression import Protected, ProtectionError, augment, protect, recoverable_lp
 from training.evaluate import herfindahl, jeffreys_pvalue, psi, psi_from_counts
 
 CLASSES = ("A", "B", "C", "D")
@@ -399,35 +399,53 @@ def migration(history, *, k: int, from_month: str | None = None, to_month: str |
         "view": "migration", "from": from_month, "to": to_month,
         "rows_are": "class in from (new: not scored in from)", "columns_are": "class in to (exited: not scored in to)",
         "rows": rows, "column_totals": col_totals, "total": t.cell(m, n),
-        "summary": _migration_summary(t, k),
+        "summary": _migration_summary(t, k, _month_sums(history, from_month, to_month, k)),
         "suppressed_cells": t.n_suppressed, **_note(k),
     }
 
 
+def _month_sums(history, from_month: str, to_month: str, k: int) -> list[np.ndarray]:
+    """Coefficient grids of the two months' merchant counts (published by the distribution view) on the matrix."""
+    (_, from_mask), (_, to_mask) = month_tables(history, from_month, k), month_tables(history, to_month, k)
+    shape = (len(MIGRATION_ROWS) + 1, len(MIGRATION_COLS) + 1)
+    out = []
+    for published, where in ((not from_mask[-1], (slice(0, 4), -1)), (not to_mask[-1], (-1, slice(0, 4)))):
+        if published:
+            e = np.zeros(shape)
+            e[where] = 1
+            out.append(e)
+    return out
+
+
 def _protect_migration(history, counts: np.ndarray, from_month: str, to_month: str, k: int) -> Protected:
-    """Protect the matrix with its A-D margins suppressed exactly as the two months' distribution views do."""
+    """Protect the matrix consistently with what the two months' distribution views publish.
+
+    The A-D margins are those views' class totals: suppressed exactly as there, never
+    re-decided here (locked). Those views also publish each month's merchant count, i.e. the
+    sum of the A-D row totals and of the A-D column totals: two more equations the final check
+    includes. If the matrix cannot be protected under these constraints, every interior count
+    is hidden; failing that, everything but the locked margins (zeros too).
+    """
     (_, from_mask), (_, to_mask) = month_tables(history, from_month, k), month_tables(history, to_month, k)
     shape = (len(MIGRATION_ROWS) + 1, len(MIGRATION_COLS) + 1)
     force = np.zeros(shape, dtype=bool)
     force[:4, -1] = from_mask[:4]
     force[-1, :4] = to_mask[:4]
     locked = np.zeros(shape, dtype=bool)
-    locked[:4, -1] = locked[-1, :4] = True  # published (or not) by the distribution view, never re-decided here
-    try:
-        return protect(counts, k, force=force, locked=locked)
-    except ProtectionError:
-        pass
+    locked[:4, -1] = locked[-1, :4] = True
+    extra = _month_sums(history, from_month, to_month, k)
     interior = np.zeros(shape, dtype=bool)
-    interior[:-1, :-1] = True
-    try:  # fall back: hide the whole matrix, keep the margins the distribution view publishes
-        return protect(counts, k, force=force | interior, locked=locked)
-    except ProtectionError:
-        everything = np.ones(shape, dtype=bool)
-        everything[-1, -1] = False
-        return protect(counts, k, force=everything)
+    interior[:-1, :-1] = counts > 0
+    everything = ~(locked & ~force)
+    for hide in (force, force | interior):
+        try:
+            return protect(counts, k, force=hide, locked=locked, extra=extra)
+        except ProtectionError:
+            continue
+    return protect(counts, k, force=everything, locked=locked, extra=extra)
 
 
-def _migration_summary(t: Protected, k: int) -> dict:
+def _migration_summary(t: Protected, k: int, month_sums: list[np.ndarray]) -> dict:
     stay = t.values[:4, :4]
     kinds = {"upgrades": np.tril(np.ones((4, 4)), -1), "downgrades": np.triu(np.ones((4, 4)), 1),
              "stable": np.eye(4)}
@@ -438,7 +456,7 @@ def _migration_summary(t: Protected, k: int) -> dict:
         e = np.zeros(t.values.shape)
         e[:4, :4] = w
         extra.append(e)
-    exposed = [c for c in recoverable(t.values, t.suppressed, extra) if t.suppressed[c]]
+    exposed = recoverable_lp(t.values, t.suppressed, [*month_sums, *extra]) if t.n_suppressed else []
     safe = both >= k and all(v == 0 or v >= k for v in counts.values()) and not exposed
     out = {"merchants_in_both": both if safe else None, "suppressed": not safe}
     for name, v in counts.items():

@@ -122,21 +122,22 @@ def _plain(v):
 
 
 class ProtectionError(RuntimeError):
-    """A small cell would be recoverable and no further cell may be suppressed (only with ``locked`` cells)."""
+    """A small cell would be recoverable from what is published (only with ``locked`` cells or ``extra`` sums)."""
 
 
 def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None, force: np.ndarray | None = None,
-            locked: np.ndarray | None = None) -> Protected:
+            locked: np.ndarray | None = None, extra: Sequence[np.ndarray] = ()) -> Protected:
     """Suppress small cells of ``counts`` (m x n interior) and enough others that none is recoverable.
 
     ``distinct``: the augmented grid of distinct merchants per cell (shape (m + 1) x (n + 1)),
     when a cell can count one merchant more than once (months pooled, several decisions);
     the threshold applies to it. By default the counts themselves.
     ``force``: augmented cells to suppress from the start (decided by a linked table, e.g. a
-    month's class totals). ``locked``: augmented cells never chosen as complements (published
-    by a linked table). Without ``locked`` the result is safe by construction (module
-    docstring); with it, a final exact check raises :class:`ProtectionError` rather than
-    publish a recoverable small cell.
+    month's class totals; zeros included if asked). ``locked``: augmented cells never chosen
+    as complements (published by a linked table). ``extra``: coefficient grids of sums a
+    linked table publishes. Without these three the result is safe by construction (module
+    docstring); with any of them an exact final check raises :class:`ProtectionError` rather
+    than publish a recoverable small cell.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -149,17 +150,18 @@ def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None, f
     primary = (d >= 1) & (d < k)
     mask = primary.copy()
     if force is not None:
-        mask |= np.asarray(force, dtype=bool) & (values > 0)  # a zero never needs hiding
+        mask |= np.asarray(force, dtype=bool)
     frozen = np.zeros_like(mask) if locked is None else np.asarray(locked, dtype=bool) & ~mask
     while True:
         if _fill_lone_lines(values, mask, frozen):
             continue
         if not any(_close_cycle(values, mask, frozen, b) for b in _bridges(mask)):
             break
-    if locked is not None:
-        exposed = [c for c in recoverable(values, mask) if primary[c]]
+    if locked is not None or len(extra) or (mask & (values == 0)).any():
+        check = recoverable_lp if (mask & (values == 0)).any() else recoverable
+        exposed = [c for c in check(values, mask, extra) if primary[c]]
         if exposed:
-            raise ProtectionError(f"small cells {exposed} stay recoverable with the locked cells published")
+            raise ProtectionError(f"small cells {exposed} stay recoverable from what is published")
     return Protected(values=values, suppressed=mask, primary=primary, k=k)
 
 
@@ -321,3 +323,37 @@ def recoverable(values: np.ndarray, suppressed: np.ndarray,
     free = np.abs(null).sum(axis=0) > 1e-9 if len(null) else np.zeros(len(idx), dtype=bool)
     cols = values.shape[1]
     return [(int(c // cols), int(c % cols)) for c, f in zip(idx, free, strict=True) if not f]
+
+
+def recoverable_lp(values: np.ndarray, suppressed: np.ndarray,
+                   extra: Sequence[np.ndarray] = ()) -> list[tuple[int, int]]:
+    """Like :func:`recoverable`, with non-negativity: for tables that hide zeros, where a bound can pin a cell.
+
+    Minimises and maximises each suppressed cell by linear programming (HiGHS) subject to every
+    published number; a cell whose range is narrower than 1 is recoverable.
+    """
+    from scipy.optimize import linprog
+
+    values = np.asarray(values, dtype=float)
+    flat_mask = np.asarray(suppressed).ravel()
+    idx = np.flatnonzero(flat_mask)
+    if len(idx) == 0:
+        return []
+    eqs = line_equations(values.shape)
+    if len(extra):
+        eqs = np.vstack([eqs, *(np.asarray(e, dtype=float).ravel()[None, :] for e in extra)])
+    keep = np.abs(eqs[:, idx]).sum(axis=1) > 0
+    a_eq = eqs[keep][:, idx]
+    # what the published numbers leave for the hidden cells of each equation (the true values satisfy it)
+    b_eq = eqs[keep] @ np.where(flat_mask, values.ravel(), 0.0)
+    cols = values.shape[1]
+    pinned = []
+    for t, c in enumerate(idx):
+        obj = np.zeros(len(idx))
+        obj[t] = 1.0
+        lo = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+        hi = linprog(-obj, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+        top = np.inf if hi.status == 3 else -hi.fun
+        if lo.status == 0 and top - lo.fun < 1 - 1e-9:
+            pinned.append((int(c // cols), int(c % cols)))
+    return pinned
