@@ -340,7 +340,7 @@ def score_all(
         list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable; one per month).")
     ] = None,
     months: Annotated[int | None, typer.Option(min=1, max=120, help="The last N months up to the snapshot's as_of.")] = None,
-    features: Annotated[Path | None, typer.Option(help="Folder with latest.parquet (default: <data_dir>/features).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Folder with latest.parquet (default: the serving snapshot folder).")] = None,
     validated: Annotated[Path | None, typer.Option(help="Validated tables, for earlier months and city (default: <data_dir>/validated).")] = None,
     history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model whose 'champion' scores.")] = None,

@@ -11,8 +11,8 @@ strictly before it (``as_of`` 2025-07-01 sees data up to 30 June). Re-scoring a 
 its file atomically (written beside it under a hidden name, then renamed over it), so a reader
 sees the old month or the new one, never a mixture and never both.
 
-Features come from the same code as training and serving: the latest snapshot
-(``latest.parquet``) for its own ``as_of``, and :func:`features.compute_features` over the
+Features come from the same code as training and serving: the serving snapshot
+(``latest.parquet``, settings' ``snapshot_dir`` or the features folder) for its own ``as_of``, and :func:`features.compute_features` over the
 validated tables for earlier dates. City (the first four digits of the merchant's
 ``region_code``) comes from the validated merchants table; the other segments (sector,
 province, urban/rural, business form) are the profile features themselves.
@@ -152,7 +152,7 @@ def score_all(settings: Settings, *, as_of: list[date] | None = None, months: in
     from training.bundle import ScoringBundle, default_threads
 
     say = progress or (lambda msg: None)
-    features_dir = Path(features_dir or settings.features_dir)
+    features_dir = Path(features_dir or settings.serving_snapshot_dir)
     validated_dir = Path(validated_dir or settings.validated_dir)
     root = Path(history_dir or settings.class_history_dir)
     snapshot = features_dir / "latest.parquet"

@@ -70,7 +70,8 @@ class RegulatorViews:
     def __init__(self, settings: Settings, *, history_dir: Path | None = None, panel: Path | None = None):
         self.settings = settings
         self.history_dir = Path(history_dir or settings.class_history_dir)
-        self.panel_path = Path(panel or settings.features_dir / "panel.parquet")
+        candidates = [settings.features_dir / "panel.parquet", settings.serving_snapshot_dir / "panel.parquet"]
+        self.panel_path = Path(panel or next((p for p in candidates if p.exists()), candidates[0]))
         self.k = settings.min_cell_count
 
     def history(self) -> pl.LazyFrame:
