@@ -44,6 +44,16 @@ features in $data/features; model runs in the MLflow store — browse them with:
   .venv/bin/mlflow ui --backend-store-uri "$($lc settings --field tracking_uri)" --port 5000
 MSG
 
+step "6b/8 class history for the regulator views: every merchant, month by month, then the regulator report"
+# 24 months (at least 12): the older half has 12-month outcomes, so the outcome views have something to show
+history_json=$($lc score-all --months "${DEMO_HISTORY_MONTHS:-24}" --features "$data/features" \
+  --validated "$data/validated" | tail -n 1)
+read -r report_month history_dir < <(printf '%s' "$history_json" | .venv/bin/python -c \
+  'import json,sys; h = json.load(sys.stdin); print(h["months"][-1]["month"], h["history_dir"])')
+$lc report --month "$report_month" --out "$data/regulator-report-$report_month.html" --features "$data/features" \
+  >/dev/null
+echo "demo: class history in $history_dir; regulator report: $data/regulator-report-$report_month.html"
+
 step "7/8 create a demo bank API key (shown once; only its salted hash is stored)"
 $lc keys revoke demo-bank >/dev/null 2>&1 || true   # a rerun replaces the previous demo key
 key=$($lc keys create --role bank --name demo-bank)
