@@ -152,3 +152,13 @@ def test_cell_json_hides_derived_values():
     assert cell(40, False, share=0.5) == {"count": 40, "suppressed": False, "share": 0.5}
     t = protect(np.array([[3, 40], [30, 12]]), K)
     assert t.share(0, 0, of=(0, 2)) is None and t.share(2, 0, of=(2, 2)) == pytest.approx(33 / 85)
+
+
+def test_hidden_zeros_can_be_pinned_by_non_negativity_and_the_lp_check_sees_it():
+    from serving.regulator.suppression import recoverable_lp
+
+    values = augment(np.array([[0, 0, 15], [12, 11, 20]]))
+    hidden = np.zeros_like(values, dtype=bool)
+    hidden[0, 0] = hidden[0, 1] = hidden[1, 0] = hidden[1, 1] = True
+    assert recoverable(values, hidden) == []  # the equations alone leave a free direction
+    assert recoverable_lp(values, hidden) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # but x + y = 0 with x, y >= 0
