@@ -200,3 +200,15 @@ def test_merchant_batches_give_the_same_features():
     one = compute_features(tables, AS_OF)
     many = compute_features(tables, AS_OF, batch_rows=500)
     assert_frame_equal(many, one, check_exact=False, rel_tol=1e-12)
+
+
+def test_features_for_spine_keeps_spine_order_and_matches_the_population():
+    from features import features_for_spine
+
+    tables = RawTables.from_frames(**tiny_market(2, merchants=3, txns=800))
+    spine = pl.DataFrame({"merchant_id": ["M00000003", "M00000001", "M00000003"],
+                          "as_of": [date(2024, 7, 17), date(2024, 3, 1), date(2023, 9, 1)]})
+    got = features_for_spine(tables, spine)
+    assert got.select("merchant_id", "as_of").equals(spine)
+    full = compute_features(tables, spine["as_of"].unique().to_list())
+    assert got.equals(spine.join(full, on=["merchant_id", "as_of"], how="left", maintain_order="left"))
