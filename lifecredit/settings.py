@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(None, description="Decision policy YAML; default serving/policy.yaml.")
     serve_workers: int = Field(1, ge=1, le=64, description="Scoring server worker processes (each loads the model).")
     serve_access_log: bool = Field(False, description="BentoML access log (the audit log records every scoring call anyway).")
-    serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (costs ~10% throughput).")
+    serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (BentoML middleware; cost: bench_serving.py).")
     serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body the server reads.")
     history_dir: Path | None = Field(None, description="Class history (Parquet, one folder per month); default <data_dir>/history.")
     min_cell_count: int = Field(10, ge=2, description="Regulator views: counts of fewer merchants are suppressed.")

@@ -16,7 +16,6 @@ sample rate is 0 anyway) and metrics can be turned off (``LIFECREDIT_SERVE_METRI
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -114,11 +113,7 @@ class LifeCredit:
             threading.Thread(target=self._watch_reloads, name="lifecredit-reload-watch", daemon=True).start()
 
     def _load(self) -> None:
-        self._engine.load()
-        # what is alive now (imports, the scorer) lives as long as the process: keep it out of
-        # the cyclic collector's full passes, which otherwise pause requests for milliseconds
-        gc.collect()
-        gc.freeze()
+        self._engine.load(freeze_heap=True)
 
     def _watch_reloads(self) -> None:
         while True:
