@@ -445,3 +445,21 @@ def test_keys_never_reach_the_logs(client, served, caplog):
     text = caplog.text
     for key in served.keys.values():
         assert key not in text and key.split("_", 2)[2] not in text  # the whole secret
+
+
+def test_a_reload_in_one_worker_reaches_the_others(served, own_store):
+    """Workers share the var folder: one reloads and writes the marker, the others poll it and follow."""
+    from lifecredit.settings import get_settings
+    from serving.engine import Engine
+
+    first, second = Engine(get_settings()), Engine(get_settings())
+    first.load()
+    second.load()
+    second.poll_marker()  # remembers the marker as it is now
+    old = second.scorer
+    frame = pl.read_parquet(own_store / "latest.parquet")
+    frame.with_columns(pl.col("complaints_365d") + 1).write_parquet(own_store / "latest.parquet")
+    time.sleep(0.05)  # a distinct marker mtime on coarse clocks
+    assert first.admin_reload().status_code == 200
+    second.poll_marker()
+    assert second.scorer is not old and second.scorer.snapshot.sha256 == first.scorer.snapshot.sha256
