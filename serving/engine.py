@@ -62,10 +62,7 @@ class Engine:
         try:
             self.audit = AuditLog(settings.audit_url)
         except AuditUnavailable as err:
-            self._audit_problem = str(err)
-            logger.error("%s: scoring answers 503 until the audit store opens", err)
-        else:
-            self._audit_problem = None
+            logger.error("%s: scoring answers 503 (restart once the audit store is reachable)", err)
 
     # -- loading ------------------------------------------------------------------------------
     def build_scorer(self) -> Scorer:
@@ -90,8 +87,9 @@ class Engine:
         cyclic garbage collector's reach before reporting ready; its full passes over that heap
         would otherwise pause requests for tens of milliseconds now and then.
         """
+        self._marker_mtime = self._marker() or 0.0  # reloads announced from now on are newer than this load
         try:
-            self.reload()
+            self.reload(announce=False)
         except (ModelUnavailable, ScorerError) as err:
             logger.error("not ready: %s", err)
         except Exception as err:  # noqa: BLE001 - keep the reason for /readyz and the API
@@ -102,8 +100,12 @@ class Engine:
             gc.freeze()
         self._loaded = True
 
-    def reload(self) -> dict:
-        """Build a new scorer and swap it in; on failure the old one keeps serving and this raises."""
+    def reload(self, *, announce: bool = True) -> dict:
+        """Build a new scorer and swap it in; on failure the old one keeps serving and this raises.
+
+        ``announce``: write the reload marker so the server's other workers follow (an admin's
+        reload does; a worker's first load and a reload that follows the marker do not).
+        """
         with self._reload_lock:
             started = time.perf_counter()
             try:
@@ -114,7 +116,8 @@ class Engine:
                 raise
             old, self._scorer = self._scorer, scorer
             self._state, self._problem = "ready", None
-            self._write_marker(scorer)
+            if announce:
+                self._write_marker(scorer)
             seconds = round(time.perf_counter() - started, 3)
             logger.info("serving %s version %s, snapshot %s (%d merchants), policy %s; built in %.1f s",
                         scorer.handle.name, scorer.handle.version, scorer.snapshot.latest_as_of,
@@ -141,21 +144,22 @@ class Engine:
         except OSError as err:
             logger.warning("could not write reload marker %s: %s", path, err)
 
-    def poll_marker(self) -> None:
-        """Reload when another worker has reloaded since our last load (called every few seconds)."""
-        path = self.settings.var_dir / RELOAD_MARKER
+    def _marker(self) -> float | None:
         try:
-            mtime = path.stat().st_mtime
+            return (self.settings.var_dir / RELOAD_MARKER).stat().st_mtime
         except OSError:
+            return None
+
+    def poll_marker(self) -> None:
+        """Reload when another worker announced a reload after our last load (called every few seconds)."""
+        mtime = self._marker()
+        if mtime is None or (self._marker_mtime is not None and mtime <= self._marker_mtime):
             return
-        if self._marker_mtime is None:
-            self._marker_mtime = mtime
-        elif mtime > self._marker_mtime:
-            self._marker_mtime = mtime
-            try:
-                self.reload()
-            except Exception as err:  # noqa: BLE001 - the worker keeps its old model
-                logger.error("reload after another worker's reload failed: %s", err)
+        self._marker_mtime = mtime
+        try:
+            self.reload(announce=False)
+        except Exception as err:  # noqa: BLE001 - the worker keeps its old model
+            logger.error("reload after another worker's reload failed: %s", err)
 
     @property
     def scorer(self) -> Scorer | None:

@@ -455,11 +455,16 @@ def test_a_reload_in_one_worker_reaches_the_others(served, own_store):
     first, second = Engine(get_settings()), Engine(get_settings())
     first.load()
     second.load()
-    second.poll_marker()  # remembers the marker as it is now
+    second.poll_marker()  # nothing announced since its load: no reload
     old = second.scorer
+    assert old is not None
     frame = pl.read_parquet(own_store / "latest.parquet")
     frame.with_columns(pl.col("complaints_365d") + 1).write_parquet(own_store / "latest.parquet")
     time.sleep(0.05)  # a distinct marker mtime on coarse clocks
     assert first.admin_reload().status_code == 200
     second.poll_marker()
     assert second.scorer is not old and second.scorer.snapshot.sha256 == first.scorer.snapshot.sha256
+    followed = second.scorer
+    first.poll_marker()  # its own announcement: no ping-pong between workers
+    second.poll_marker()
+    assert second.scorer is followed
