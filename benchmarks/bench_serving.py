@@ -327,7 +327,8 @@ def main() -> None:
                   f"{r16['rps']:>11.0f}{r16['p50_ms']:>8.2f}{r16['p99_ms']:>8.2f}")
     for name, r in results["variants"].items():
         print(f"  lifecredit, {name:<22} c16 {r['c16']['rps']:>8.0f} req/s  p99 {r['c16']['p99_ms']:.2f} ms")
-    print(f"\nratios at 16 connections: lifecredit / mlflow = {summary['vs_mlflow_c16']}x (goal >= 10), "
+    vs_mlflow = f"{summary['vs_mlflow_c16']}x" if summary["vs_mlflow_c16"] is not None else "skipped"
+    print(f"\nratios at 16 connections: lifecredit / mlflow = {vs_mlflow} (goal >= 10), "
           f"lifecredit / starlette = {summary['vs_starlette_c16']} (goal >= 0.4)")
     print(f"p99 at 1 connection: {summary['p99_c1_ms']:.2f} ms (goal <= 5); /score_batch 10,000 ids: "
           f"{summary['batch_10k_s']:.3f} s (goal <= 0.5)")
