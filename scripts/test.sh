@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_browser.sh
 export OMP_WAIT_POLICY=PASSIVE
 exec .venv/bin/python -m pytest "$@"
