@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     serve_access_log: bool = Field(False, description="BentoML access log (the audit log records every scoring call anyway).")
     serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (BentoML middleware; cost: bench_serving.py).")
     serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body the server reads.")
+    rate_limit_per_minute: int = Field(
+        60_000, ge=0, description="Requests a minute per API key and server worker (token bucket; 0: no limit); over it: 429.")
+    rate_limit_burst: int = Field(1_000, ge=1, description="Requests a key may send at once before the per-minute rate applies.")
     history_dir: Path | None = Field(None, description="Class history (Parquet, one folder per month); default <data_dir>/history.")
     min_cell_count: int = Field(10, ge=2, description="Regulator views: counts of fewer merchants are suppressed.")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from lifecredit.settings import get_settings
 from serving.keys import ROLES, KeyStore
+from serving.ratelimit import RateLimiter
 
 PUBLIC = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
@@ -57,13 +58,14 @@ async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes,
 
 
 class AuthMiddleware:
-    """Bearer-key check by route (401 no or bad key, 403 wrong role), content type and body size."""
+    """Bearer-key check by route (401 no or bad key, 403 wrong role), rate (429), content type and body size."""
 
     def __init__(self, app: Callable, keys_file: str | None = None, max_body_bytes: int | None = None):
         settings = get_settings()
         self.app = app
         self.keys = KeyStore(keys_file or settings.api_keys_file)
         self.max_body = max_body_bytes or settings.serve_max_body_bytes
+        self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +95,11 @@ class AuthMiddleware:
         if key.role not in roles:
             return await _reply(send, 403, {
                 "error": f"role '{key.role}' may not call {scope['method']} {path}; allowed: {', '.join(sorted(roles))}"})
+        wait = self.limiter.check(key.key_id)
+        if wait:
+            return await _reply(send, 429, {"error": f"rate limit exceeded for key '{key.name}': "
+                                                     f"{self.limiter.rate * 60:g} requests a minute; retry in {wait} s",
+                                            "retry_after_seconds": wait}, [(b"retry-after", str(wait).encode())])
         if path in JSON_ROUTES and scope["method"] == "POST":
             if content_type is not None and content_type.split(b";")[0].strip().lower() != b"application/json":
                 return await _reply(send, 415, {"error": "Content-Type must be application/json, got "
