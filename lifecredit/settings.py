@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LIFECREDIT_"
+AUDIT_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg2")
 
 
 class Settings(BaseSettings):
@@ -22,10 +23,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     data_dir: Path = Field(Path("data"), description="Root of runtime data (raw, validated, features).")
-    tracking_uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<mlruns_dir>/mlflow.db.")
+    tracking_uri: str = Field("", description="MLflow tracking URI (sqlite:///, postgresql://, http://); empty means sqlite:///<mlruns_dir>/mlflow.db.")
     mlruns_dir: Path = Field(Path("mlruns"), description="Embedded MLflow store: SQLite database and artifacts.")
+    artifact_dir: Path | None = Field(None, description="MLflow run artifacts and promotion history; default <mlruns_dir>/artifacts (shared storage when tracking is on PostgreSQL).")
     var_dir: Path = Field(Path("var"), description="Service state: audit database, API keys.")
-    audit_url: str = Field("", description="Audit store; empty means sqlite:///<var_dir>/audit.db.")
+    audit_url: str = Field("", description="Audit store, sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty means sqlite:///<var_dir>/audit.db.")
     api_keys_file: Path | None = Field(None, description="Salted API-key hashes; default <var_dir>/api_keys.json.")
     model_name: str = Field("lifecredit-merchant-pd", description="Registered MLflow model name.")
     host: str = Field("127.0.0.1", description="Address the scoring server binds.")
@@ -59,6 +61,8 @@ class Settings(BaseSettings):
             self.tracking_uri = f"sqlite:///{self.mlruns_dir.resolve() / 'mlflow.db'}"
         if not self.audit_url:
             self.audit_url = f"sqlite:///{self.var_dir.resolve() / 'audit.db'}"
+        if self.audit_url.partition("://")[0] not in AUDIT_SCHEMES:
+            raise ValueError(f"audit_url {self.audit_url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
         if self.api_keys_file is None:
             self.api_keys_file = self.var_dir / "api_keys.json"
         return self
@@ -90,8 +94,8 @@ class Settings(BaseSettings):
 
     @property
     def artifact_root(self) -> Path:
-        """Where MLflow stores run artifacts for the embedded store."""
-        return self.mlruns_dir / "artifacts"
+        """Where MLflow stores run artifacts and the promotion history (``artifact_dir`` or <mlruns_dir>/artifacts)."""
+        return self.artifact_dir or self.mlruns_dir / "artifacts"
 
 
 @lru_cache(maxsize=1)
