@@ -72,6 +72,45 @@ def merchant_batches(tables: RawTables, batch_rows: int = BATCH_ROWS) -> list[tu
     return [(lo, cuts[i + 1] if i + 1 < k else None) for i, lo in enumerate(cuts)]
 
 
+def merchant_features(
+    tables: RawTables, as_of: list[date], *, progress: ProgressFn | None = None, batch_rows: int = BATCH_ROWS
+) -> pl.DataFrame:
+    """Every per-merchant feature (all but the peer percentiles) of every merchant in ``tables``.
+
+    A merchant's rows depend only on its own events, so any split of the merchants (batches
+    here, hash partitions on Dask) gives the same rows. Merchants are processed in batches of
+    about ``batch_rows`` transactions.
+    """
+    as_of = sorted(set(as_of))
+    tick = progress or (lambda done, total: None)
+    batches = merchant_batches(tables, batch_rows)
+    tick(0, len(batches))
+    parts = []
+    for i, (lo, hi) in enumerate(batches):
+        parts.append(_merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of))
+        tick(i + 1, len(batches))
+    return pl.concat(parts)
+
+
+PEER_COLUMNS = {
+    "net_sales_90d_peer_pct": "sales_net_yuan_90d",
+    "complaint_rate_365d_peer_pct": "complaints_per_1k_txn_365d",
+    "refund_rate_365d_peer_pct": "refund_rate_count_365d",
+    "repeat_customer_share_365d_peer_pct": "repeat_customer_share_365d",
+}
+"""Peer-relative feature -> the per-merchant feature it ranks within sector x province at each as_of."""
+
+
+def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """``frame`` (per-merchant features of *every* merchant) plus the peer percentile columns."""
+    return frame.with_columns(_peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items())
+
+
+def catalog_columns(frame: pl.LazyFrame, catalog: Catalog) -> pl.LazyFrame:
+    """merchant_id, as_of, then the catalogue's features in catalogue order and dtype, sorted by keys."""
+    return frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in catalog.schema().items())).sort(KEYS)
+
+
 def compute_features(
     tables: RawTables,
     as_of: list[date],
@@ -82,29 +121,17 @@ def compute_features(
 ) -> pl.DataFrame:
     """Features of every merchant registered before each ``as_of`` (the peer population).
 
-    Every feature sees only events strictly before its row's ``as_of``. Merchants are processed
-    in batches of about ``batch_rows`` transactions; peer percentiles are taken over all of them
-    at the end. Columns: merchant_id, as_of, then the catalogue's features in catalogue order and dtype.
+    Every feature sees only events strictly before its row's ``as_of``. Per-merchant features
+    first (``merchant_features``); peer percentiles are then taken over all merchants
+    (``peer_features``). Columns: merchant_id, as_of, then the catalogue's features in catalogue
+    order and dtype.
     """
     catalog = catalog or load_catalog()
     as_of = sorted(set(as_of))
     if not as_of:
         raise ValueError("no as_of dates given")
-    tick = progress or (lambda done, total: None)
-    batches = merchant_batches(tables, batch_rows)
-    tick(0, len(batches))
-    parts = []
-    for i, (lo, hi) in enumerate(batches):
-        parts.append(_merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of))
-        tick(i + 1, len(batches))
-    frame = pl.concat(parts).lazy().with_columns(
-        _peer_pct("sales_net_yuan_90d").alias("net_sales_90d_peer_pct"),
-        _peer_pct("complaints_per_1k_txn_365d").alias("complaint_rate_365d_peer_pct"),
-        _peer_pct("refund_rate_count_365d").alias("refund_rate_365d_peer_pct"),
-        _peer_pct("repeat_customer_share_365d").alias("repeat_customer_share_365d_peer_pct"),
-    )
-    schema = catalog.schema()
-    return frame.select(*KEYS, *(pl.col(n).cast(t) for n, t in schema.items())).sort(KEYS).collect()
+    frame = merchant_features(tables, as_of, progress=progress, batch_rows=batch_rows)
+    return catalog_columns(peer_features(frame.lazy()), catalog).collect()
 
 
 def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None) -> pl.DataFrame:
@@ -116,6 +143,17 @@ def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *,
     spine = spine.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).collect()
     feats = compute_features(tables, spine["as_of"].unique().to_list(), catalog=catalog)
     return spine.join(feats, on=KEYS, how="left", maintain_order="left")
+
+
+def resolve_as_of(tables: RawTables, as_of: list[date] | None) -> list[date]:
+    """Sorted distinct ``as_of`` dates; None means month starts covering the transactions."""
+    if as_of is None:
+        rng = data_date_range(tables)
+        if rng is None:
+            where = tables.paths["transactions"].parent if tables.paths else "the given tables"
+            raise ValueError(f"no transactions in {where}: cannot derive monthly as_of dates; pass as_of")
+        as_of = monthly_as_of(*rng)
+    return sorted(set(as_of))
 
 
 def build_features(
@@ -133,17 +171,10 @@ def build_features(
     """
     catalog = load_catalog()
     tables = RawTables.scan(Path(raw))
-    out = Path(out)
     tick = progress or (lambda done, total: None)
     total = 5
     tick(0, total)
-    if as_of is None:
-        rng = data_date_range(tables)
-        if rng is None:
-            raise ValueError(f"no transactions in {raw}: cannot derive monthly as_of dates; pass as_of")
-        as_of = monthly_as_of(*rng)
-    as_of = sorted(set(as_of))
-    latest_as_of = as_of[-1]
+    as_of = resolve_as_of(tables, as_of)
     tick(1, total)
 
     feats = compute_features(tables, as_of, catalog=catalog, progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total))
@@ -152,14 +183,37 @@ def build_features(
     spine = training_spine(tables, as_of)
     observed = observed_until(tables)
     labelled = labels(tables, spine.rows, observed).collect()
-    panel = labelled.join(feats, on=KEYS, how="inner").sort(KEYS)
-    dropped = labelled.height - panel.height  # spine rows of merchants unknown (or not yet registered)
-    latest = (
+    meta = write_outputs(out, tables=tables, catalog=catalog, as_of=as_of, feats=feats, labelled=labelled,
+                         excluded_in_default=spine.excluded_in_default, observed=observed)
+    tick(total, total)
+    return meta
+
+
+def write_outputs(
+    out: Path,
+    *,
+    tables: RawTables,
+    catalog: Catalog,
+    as_of: list[date],
+    feats: pl.DataFrame | pl.LazyFrame,
+    labelled: pl.DataFrame | pl.LazyFrame,
+    excluded_in_default: int,
+    observed: date | None,
+) -> dict:
+    """Write panel.parquet (labelled spine rows with their features), latest.parquet, the catalogue
+    and metadata.json from the features of every merchant and the labelled spine; return the metadata."""
+    out = Path(out)
+    latest_as_of = as_of[-1]
+    feats = feats.lazy()
+    panel, latest, labelled_rows, feature_rows = pl.collect_all([
+        labelled.lazy().join(feats, on=KEYS, how="inner").sort(KEYS),
         feats.filter(pl.col("as_of") == latest_as_of)
         .with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
-        .select(*KEYS, "bad", *catalog.names)
-    )
-    tick(4, total)
+        .select(*KEYS, "bad", *catalog.names),
+        labelled.lazy().select(pl.len()),
+        feats.select(pl.len()),
+    ])
+    dropped = labelled_rows.item() - panel.height  # spine rows of merchants unknown (or not yet registered)
 
     out.mkdir(parents=True, exist_ok=True)
     panel.write_parquet(out / "panel.parquet")
@@ -176,7 +230,7 @@ def build_features(
             "definition": "bad=1: any loan of the merchant 90+ dpd, default or written off with as_of <= reported_on < as_of + 12 months",
             "observed_until": observed.isoformat() if observed else None,
         },
-        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feats.height},
+        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feature_rows.item()},
         "labels": {
             "labelled": n_lab,
             "bad": n_bad,
@@ -184,12 +238,11 @@ def build_features(
             "unlabelled": panel.height - n_lab,
             "bad_rate": (n_bad / n_lab) if n_lab else None,
         },
-        "excluded_in_default": spine.excluded_in_default,
+        "excluded_in_default": excluded_in_default,
         "dropped_unknown_merchant": dropped,
         "thin_file_latest": int(latest["thin_file"].sum()),
         "input_hashes": tables.file_hashes(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tick(total, total)
     return meta
