@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,6 +97,15 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where MLflow stores run artifacts and the promotion history (``artifact_dir`` or <mlruns_dir>/artifacts)."""
         return self.artifact_dir or self.mlruns_dir / "artifacts"
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``, for messages and model cards."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
 @lru_cache(maxsize=1)

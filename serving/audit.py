@@ -1,10 +1,17 @@
 """Append-only audit log of every scoring and decision request.
 
 Each record is committed before the response leaves the service, so a response a bank holds
-always has its record. SQLite in WAL mode by default (``sqlite:///path``); UPDATE and DELETE
-are refused by triggers. ``synchronous=NORMAL``: a committed record survives a crash of the
-service process; only a power loss of the host can lose the last commits (FULL would cost an
-fsync per request).
+always has its record. ``AuditLog(url)`` opens the store the URL names:
+
+* ``sqlite:///path`` (default): SQLite in WAL mode; UPDATE and DELETE are refused by triggers.
+  ``synchronous=NORMAL``: a committed record survives a crash of the service process; only a
+  power loss of the host can lose the last commits (FULL would cost an fsync per request).
+* ``postgresql://user@host:port/db`` (or ``postgres://``): one table in PostgreSQL, created on
+  first use, shared by every replica; a trigger refuses UPDATE, DELETE and TRUNCATE, and each
+  record is its own committed transaction (``synchronous_commit`` as the server sets it).
+
+Both store the same columns as text, so records read back identically. Any failure to store
+raises :class:`AuditUnavailable`; the service then answers 503 (fail closed).
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+from lifecredit.settings import redacted
+
+# The same table in SQLite and PostgreSQL; each adds its own guards against UPDATE and DELETE.
+TABLE = """
 CREATE TABLE IF NOT EXISTS audit_log (
     decision_id     TEXT PRIMARY KEY,
     created_at      TEXT NOT NULL,
@@ -37,7 +47,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     model_run_id    TEXT,
     features_ref    TEXT,
     features        TEXT
-);
+)"""
+SCHEMA = TABLE + """;
 CREATE INDEX IF NOT EXISTS audit_log_merchant ON audit_log (merchant_id, created_at);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
@@ -111,15 +122,67 @@ class AuditRecord:
         return tuple(values[c] for c in COLUMNS)
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
+
+
 def sqlite_path(url: str) -> Path:
     """The file behind a ``sqlite:///`` URL."""
     if not url.startswith("sqlite:///"):
-        raise ValueError(f"audit URL must start with sqlite:/// (PostgreSQL: see docs/scaling.md), got {url!r}")
+        raise ValueError(f"not a SQLite audit URL (sqlite:///path): {url!r}")
     return Path(url.removeprefix("sqlite:///"))
 
 
+def is_postgres(url: str) -> bool:
+    """True for a PostgreSQL URL (``postgresql://``, ``postgres://``, ``postgresql+psycopg2://``)."""
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+def _parsed(row: tuple) -> dict:
+    """A stored row as a dict, JSON columns parsed back."""
+    record = dict(zip(COLUMNS, row, strict=True))
+    for column in JSON_COLUMNS:
+        if record[column] is not None:
+            record[column] = json.loads(record[column])
+    return record
+
+
 class AuditLog:
-    """One connection shared by the service's threads, serialised by a lock.
+    """The audit store a URL names: ``AuditLog("sqlite:///…")`` or ``AuditLog("postgresql://…")``.
+
+    Every store offers :meth:`append` (commit one record, return its decision_id), :meth:`get`
+    (one record, JSON columns parsed) and :meth:`count`; each raises :class:`AuditUnavailable`
+    when the store cannot answer.
+    """
+
+    url: str
+
+    def __new__(cls, url: str, **kwargs):
+        if cls is AuditLog:
+            cls = PostgresAuditLog if is_postgres(url) else SqliteAuditLog
+        return super().__new__(cls)
+
+    def append(self, record: AuditRecord) -> str:
+        """Commit one record; return its decision_id. Raises AuditUnavailable on any store error."""
+        raise NotImplementedError
+
+    def get(self, decision_id: str) -> dict | None:
+        """The stored record, with request, outputs and features parsed back from JSON; None if absent."""
+        raise NotImplementedError
+
+    def count(self, endpoint: str | None = None) -> int:
+        """Number of records, optionally for one endpoint."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the store's connections (and threads)."""
+
+
+class SqliteAuditLog(AuditLog):
+    """SQLite (WAL): one connection shared by the service's threads, serialised by a lock.
 
     WAL checkpoints (copying the log into the database file, with an fsync) run in a background
     thread every ``checkpoint_seconds`` instead of inside whichever append crosses SQLite's
@@ -178,20 +241,12 @@ class AuditLog:
         return record.decision_id
 
     def get(self, decision_id: str) -> dict | None:
-        """The stored record, with request and outputs parsed back from JSON."""
         with self._lock:
             cur = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = ?", (decision_id,))
             row = cur.fetchone()
-        if row is None:
-            return None
-        record = dict(zip(COLUMNS, row, strict=True))
-        for column in JSON_COLUMNS:
-            if record[column] is not None:
-                record[column] = json.loads(record[column])
-        return record
+        return None if row is None else _parsed(row)
 
     def count(self, endpoint: str | None = None) -> int:
-        """Number of records, optionally for one endpoint."""
         sql, args = "SELECT COUNT(*) FROM audit_log", ()
         if endpoint:
             sql, args = sql + " WHERE endpoint = ?", (endpoint,)
@@ -203,3 +258,135 @@ class AuditLog:
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
         self._conn.close()
+
+
+PG_SCHEMA = TABLE + """;
+CREATE INDEX audit_log_merchant ON audit_log (merchant_id, created_at);
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
+CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+"""
+# Serialises schema creation when several workers or replicas start at once (any constant).
+PG_SCHEMA_LOCK = 7_245_361_309
+PG_INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+
+
+class PostgresAuditLog(AuditLog):
+    """PostgreSQL: one autocommit connection per thread, opened on first use and reopened after a failure.
+
+    A thread never waits for another's connection (the service answers from a thread pool), and
+    commits of concurrent threads share the server's WAL flushes. A connection the server has
+    dropped (restart, failover, ``pg_terminate_backend``) is replaced once per call; if the store
+    is still unreachable the call raises :class:`AuditUnavailable`. Re-sending an insert whose
+    commit may have landed is safe: the decision_id is the primary key, so a duplicate of the
+    same record counts as stored.
+
+    ``connect_timeout`` and ``statement_timeout`` (seconds) bound how long a request can wait on
+    an unreachable or stuck server before it is answered 503.
+    """
+
+    def __init__(self, url: str, *, connect_timeout: int = 5, statement_timeout: float = 5.0):
+        import psycopg2
+
+        self._pg = psycopg2
+        self.url = url
+        self._shown = redacted(url)
+        self._dsn = "postgresql://" + url.split("://", 1)[1]
+        self._connect_args = {"connect_timeout": connect_timeout,
+                              "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+                              "application_name": "lifecredit-audit"}
+        self._local = threading.local()
+        self._all: list = []
+        self._all_lock = threading.Lock()
+        self._create_table()
+
+    def _create_table(self) -> None:
+        """Table, index and append-only triggers, in one transaction, once (an existing table is not locked)."""
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('audit_log') IS NULL")
+                if not cur.fetchone()[0]:
+                    return
+                cur.execute("BEGIN")
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_SCHEMA_LOCK,))
+                cur.execute("SELECT to_regclass('audit_log') IS NULL")
+                if cur.fetchone()[0]:
+                    cur.execute(PG_SCHEMA)
+                cur.execute("COMMIT")
+        except self._pg.Error as err:
+            self._drop(conn)
+            raise AuditUnavailable(f"cannot create the audit table in {self._shown}: {_one_line(err)}") from err
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            conn = self._pg.connect(self._dsn, **self._connect_args)
+        except self._pg.Error as err:
+            raise AuditUnavailable(f"cannot connect to audit store {self._shown}: {_one_line(err)}") from err
+        conn.autocommit = True
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _drop(self, conn) -> None:
+        self._local.conn = None
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        try:
+            conn.close()
+        except self._pg.Error:
+            pass
+
+    def _run(self, what: str, sql: str, args: tuple, fetch: bool, *, duplicate_ok: bool = False):
+        """Execute one statement, reconnecting once if the connection broke; AuditUnavailable on failure."""
+        pg = self._pg
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql, args)
+                    return cur.fetchone() if fetch else None
+            except pg.errors.UniqueViolation as err:
+                if duplicate_ok and attempt == 2:
+                    return None  # the first attempt's commit landed before its connection broke
+                raise AuditUnavailable(f"audit store {self._shown} refused to {what}: {_one_line(err)}") from err
+            except (pg.OperationalError, pg.InterfaceError) as err:
+                self._drop(conn)
+                if attempt == 2:
+                    raise AuditUnavailable(f"audit store {self._shown} failed to {what}: "
+                                           f"{_one_line(err)}") from err
+            except pg.Error as err:
+                raise AuditUnavailable(f"audit store {self._shown} refused to {what}: {_one_line(err)}") from err
+        raise AssertionError("unreachable")
+
+    def append(self, record: AuditRecord) -> str:
+        self._run("store a record", PG_INSERT, record.row(), False, duplicate_ok=True)
+        return record.decision_id
+
+    def get(self, decision_id: str) -> dict | None:
+        row = self._run("read a record", f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = %s",
+                        (decision_id,), True)
+        return None if row is None else _parsed(row)
+
+    def count(self, endpoint: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM audit_log", ()
+        if endpoint:
+            sql, args = sql + " WHERE endpoint = %s", (endpoint,)
+        return self._run("count records", sql, args, True)[0]
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except self._pg.Error:
+                pass

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecredit.settings import Settings
+from lifecredit.settings import Settings, redacted
 
 CHAMPION = "champion"
 BUNDLE_ARTIFACT = "serving_bundle"
@@ -103,7 +103,7 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
     except MlflowException as err:
         what = f"version {version}" if version else f"version with alias '{CHAMPION}'"
         raise ModelUnavailable(
-            f"model '{name}' has no {what} in the registry at {settings.tracking_uri}: train one with "
+            f"model '{name}' has no {what} in the registry at {redacted(settings.tracking_uri)}: train one with "
             f"`lifecredit train` and promote it with `lifecredit promote --version N`") from err
     run_id = mv.run_id
     target = cache_dir(settings, name, str(mv.version), run_id)
@@ -119,7 +119,7 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
     if card_path.exists():
         card = json.loads(card_path.read_text(encoding="utf-8"))
     else:
-        card = _card_from_run(c, name, str(mv.version), run_id, f"mlflow registry {settings.tracking_uri}")
+        card = _card_from_run(c, name, str(mv.version), run_id, f"mlflow registry {redacted(settings.tracking_uri)}")
         card_path.write_text(json.dumps(card, indent=1, ensure_ascii=False), encoding="utf-8")
     return ModelHandle(name, str(mv.version), run_id, bundle, card, card["source"])
 

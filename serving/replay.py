@@ -1,8 +1,9 @@
 """Replay an audited answer: the same model version, feature rows and policy give the same outputs.
 
-The audit record names the model (name, version, run id), the feature snapshot (SHA-256,
-copy kept under ``<var_dir>/snapshots/``) or the feature row itself, and the policy
-(SHA-256, copy under ``<var_dir>/policies/``). :func:`replay` reloads exactly those and
+The audit record (in the SQLite or PostgreSQL store ``audit_url`` names) names the model
+(name, version, run id), the feature snapshot (SHA-256, copy kept under
+``<var_dir>/snapshots/``) or the feature row itself, and the policy (SHA-256, copy under
+``<var_dir>/policies/``). :func:`replay` reloads exactly those and
 recomputes through the same code the server uses (:func:`serving.scorer.results`,
 :func:`serving.policy.decide`), then compares field by field. PDs are compared to 1e-12
 relative (vectorised and one-row NumPy can differ in the last bit); everything else exactly.
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from lifecredit.settings import Settings
+from lifecredit.settings import Settings, redacted
 from serving import archive
-from serving.audit import AuditLog
+from serving.audit import AuditLog, AuditUnavailable
 from serving.model_source import ModelHandle, from_cache, from_mlflow
 from serving.policy import decide
 from serving.scorer import Snapshot, results, row_frame
@@ -85,13 +86,16 @@ def _compare(stored, replayed, path: str, out: list[str]) -> None:
 
 def replay(settings: Settings, decision_id: str) -> Replay:
     """Recompute the outputs of audit record ``decision_id`` and compare them with the stored ones."""
-    log = AuditLog(settings.audit_url)
     try:
-        record = log.get(decision_id)
-    finally:
-        log.close()
+        log = AuditLog(settings.audit_url)
+        try:
+            record = log.get(decision_id)
+        finally:
+            log.close()
+    except AuditUnavailable as err:
+        raise ReplayError(f"{err}; check LIFECREDIT_AUDIT_URL and that the store is running") from err
     if record is None:
-        raise ReplayError(f"no audit record {decision_id!r} in {settings.audit_url}")
+        raise ReplayError(f"no audit record {decision_id!r} in {redacted(settings.audit_url)}")
     handle = _model(settings, record)
     bundle = ScoringBundle.load(handle.bundle_dir)
     request, endpoint = record["request"], record["endpoint"]

@@ -51,21 +51,41 @@ EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 HISTORY_FILE = "promotion_history.jsonl"
 
 
+def store_uri(uri: str) -> str:
+    """The tracking URI as MLflow needs it: ``postgresql://`` / ``postgres://`` name the psycopg2 driver.
+
+    (SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3, which is not installed.)
+    """
+    for scheme in ("postgresql://", "postgres://"):
+        if uri.startswith(scheme):
+            return "postgresql+psycopg2://" + uri.removeprefix(scheme)
+    return uri
+
+
 def client() -> MlflowClient:
-    """Point MLflow at the configured store and return a client for it."""
+    """Point MLflow at the configured store and return a client for it.
+
+    A SQLite or PostgreSQL store creates (and migrates) its tables on first use.
+    """
     settings = get_settings()
     if settings.tracking_uri.startswith("sqlite:///"):
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    return MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    uri = store_uri(settings.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, uri)
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:
-    """The experiment's id, creating it with its artefacts under ``settings.artifact_root``."""
+    """The experiment's id, creating it with its artefacts under ``settings.artifact_root``.
+
+    Behind a tracking server (``http(s)://``) the server's ``--artifacts-destination`` decides.
+    """
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
+    if get_settings().tracking_uri.startswith(("http://", "https://")):
+        return c.create_experiment(name)
     location = (get_settings().artifact_root / name).resolve()
     location.mkdir(parents=True, exist_ok=True)
     return c.create_experiment(name, artifact_location=location.as_uri())
