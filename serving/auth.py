@@ -17,8 +17,9 @@ from lifecredit.settings import get_settings
 from serving.keys import ROLES, KeyStore
 from serving.ratelimit import RateLimiter
 
-PUBLIC = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json"})
-PUBLIC_PREFIXES = ("/static_content/", "/assets/")
+PUBLIC = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json",
+                    "/regulator", "/regulator/"})  # the dashboard page: no data until a regulator key signs in
+PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/regulator/static/")
 ROLES_BY_PATH: dict[str, frozenset[str]] = {
     "/score": frozenset({"bank"}),
     "/score_batch": frozenset({"bank"}),
@@ -29,6 +30,7 @@ ROLES_BY_PATH: dict[str, frozenset[str]] = {
 ROLES_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/decisions/", frozenset({"bank", "admin"})),
     ("/admin/", frozenset({"admin"})),
+    ("/regulator/", frozenset({"regulator"})),
 )
 JSON_ROUTES = frozenset({"/score", "/score_batch", "/decide", "/admin/reload"})
 

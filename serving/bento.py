@@ -21,8 +21,8 @@ from serving.model_source import from_mlflow, import_to_bentoml
 from serving.policy import DEFAULT_POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
-INCLUDE = ["serving/*.py", "serving/*.yaml", "training/*.py", "training/*.yaml", "features/*.py", "features/*.yaml",
-           "lifecredit/*.py", "pyproject.toml"]
+INCLUDE = ["serving/*.py", "serving/*.yaml", "serving/regulator/*.py", "serving/regulator/static/*", "training/*.py",
+           "training/*.yaml", "features/*.py", "features/*.yaml", "lifecredit/*.py", "pyproject.toml"]
 RUNTIME_PACKAGES = ["bentoml", "fastapi", "lightgbm", "numpy", "pandas", "polars", "pyarrow", "pyyaml", "pydantic",
                     "pydantic-settings", "typer", "rich", "mlflow"]
 

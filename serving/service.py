@@ -31,6 +31,7 @@ from starlette.responses import Response
 from lifecredit.settings import Settings, get_settings
 from serving.auth import AuthMiddleware
 from serving.engine import Engine, error
+from serving.regulator.api import router as regulator_router
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -42,7 +43,7 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger("lifecredit.serving")
-API_ROUTES = ("/score", "/score_batch", "/decide", "/admin/reload", "/model", "/decisions")
+API_ROUTES = ("/score", "/score_batch", "/decide", "/admin/reload", "/model", "/decisions", "/regulator")
 MARKER_POLL_SECONDS = 2.0
 
 
@@ -87,6 +88,9 @@ async def model_card() -> Response:
               summary="One audit record (bank: its own records; admin: any)")
 async def decision(decision_id: str, request: Request) -> Response:
     return _engine().decision(request.state.api_key, decision_id)
+
+
+read_api.include_router(regulator_router)  # /regulator/* JSON (role regulator) and the dashboard page
 
 
 @bentoml.service(name="lifecredit", **bentoml_config(get_settings()))

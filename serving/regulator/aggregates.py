@@ -48,6 +48,10 @@ class ViewError(ValueError):
     """A request the views cannot answer (unknown month, dimension or filter); the message says why."""
 
 
+class UnknownValue(ViewError):
+    """A well-formed request for something the history does not hold (a month, a sector, a province)."""
+
+
 # -- helpers ----------------------------------------------------------------------------------
 def _lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return frame.lazy()
@@ -65,7 +69,7 @@ def _pick_month(history, month: str | None) -> str:
     if month is None:
         return available[-1]
     if month not in available:
-        raise ViewError(f"no month {month} in the class history; available: {available[0]} .. {available[-1]}")
+        raise UnknownValue(f"no month {month} in the class history; available: {available[0]} .. {available[-1]}")
     return month
 
 
@@ -78,8 +82,8 @@ def _month_range(history, from_month: str | None, to_month: str | None) -> list[
         raise ViewError(f"from {lo} is after to {hi}")
     chosen = [m for m in available if lo <= m <= hi]
     if not chosen:
-        raise ViewError(f"no month between {lo} and {hi} in the class history; available: "
-                        f"{available[0]} .. {available[-1]}")
+        raise UnknownValue(f"no month between {lo} and {hi} in the class history; available: "
+                           f"{available[0]} .. {available[-1]}")
     return chosen
 
 
@@ -183,7 +187,8 @@ def distribution(history, by: str = "sector", month: str | None = None, *, k: in
     that sector / province (``by`` sector, or province and city).
     """
     if by == "month":
-        return _distribution_by_month(history, k=k, from_month=from_month, to_month=to_month)
+        return _distribution_by_month(history, k=k, from_month=from_month, to_month=to_month, sector=sector,
+                                      province=province)
     if by not in DIMENSIONS:
         raise ViewError(f"by must be one of {', '.join((*DIMENSIONS, 'month'))}, got {by!r}")
     for name, value in (("sector", sector), ("province", province)):
@@ -192,13 +197,17 @@ def distribution(history, by: str = "sector", month: str | None = None, *, k: in
                             f"{name} x {by} cross-table is not published (it could be differenced against this one)")
     month = _pick_month(history, month)
     tables, _ = month_tables(history, month, k)
+    for name, value in (("sector", sector), ("province", province)):
+        if value is not None and value not in tables[name][0]:
+            raise UnknownValue(f"no merchant of {name} {value!r} in {month}; {name} values that month: "
+                               f"{', '.join(tables[name][0])}")
     keys, t = tables[by]
     m, n = t.shape
     rows = []
     for i, key in enumerate(keys):
         if sector is not None and key != sector:
             continue
-        if province is not None and not key.startswith(province):
+        if province is not None and key[:len(province)] != province:  # a province, or its cities
             continue
         rows.append({"key": key, "label": label(by, key), "total": t.cell(i, n, share=t.share(i, n, of=(m, n))),
                      "cells": _class_cells(t, i)})
@@ -213,23 +222,45 @@ def distribution(history, by: str = "sector", month: str | None = None, *, k: in
     }
 
 
-def _distribution_by_month(history, *, k: int, from_month: str | None, to_month: str | None) -> dict:
+def _distribution_by_month(history, *, k: int, from_month: str | None, to_month: str | None,
+                           sector: str | None = None, province: str | None = None) -> dict:
+    """Class counts per month: all merchants, or one sector's / province's row of each month's table.
+
+    A filtered row is the very row :func:`distribution` publishes for that month (same
+    suppression), so the series adds no new table.
+    """
+    if sector is not None and province is not None:
+        raise ViewError("give sector or province, not both: a sector x province table is not published")
+    dim, key = ("sector", sector) if sector is not None else ("province", province) if province is not None \
+        else (None, None)
     chosen = _month_range(history, from_month, to_month)
     rows = []
     suppressed = 0
+    seen = False
     for month in chosen:
-        frame = _month_frame(history, month)
-        counts = np.array([[int((frame["class"] == c).sum()) for c in CLASSES]])
-        _, shared = month_tables(history, month, k)
-        values = augment(counts)[-1]  # class totals and the month's total
-        mask = shared
+        tables, shared = month_tables(history, month, k)
+        if dim is None:
+            frame = _month_frame(history, month)
+            counts = np.array([[int((frame["class"] == c).sum()) for c in CLASSES]])
+            values, mask = augment(counts)[-1], shared  # class totals and the month's total
+        else:
+            keys, t = tables[dim]
+            i = keys.index(key) if key in keys else None
+            seen |= i is not None
+            if i is None:  # not present this month: nothing to publish, nothing to hide
+                values, mask = np.zeros(len(CLASSES) + 1, dtype=np.int64), np.zeros(len(CLASSES) + 1, dtype=bool)
+            else:
+                values, mask = t.values[i], t.suppressed[i]
         cells = {c: _cell_1d(values, mask, j) for j, c in enumerate(CLASSES)}
         suppressed += int(mask.sum())
         rows.append({"key": month, "label": {"en": month, "zh": month},
                      "total": _cell_1d(values, mask, len(CLASSES), share=False), "cells": cells})
+    if dim is not None and not seen:
+        raise UnknownValue(f"no merchant of {dim} {key!r} in {chosen[0]} .. {chosen[-1]}")
+    filters = {n: v for n, v in (("sector", sector), ("province", province)) if v is not None}
     return {
         "view": "distribution", "by": "month", "by_label": dimension_label("month"),
-        "from": chosen[0], "to": chosen[-1], "filters": {},
+        "from": chosen[0], "to": chosen[-1], "filters": filters,
         "classes": [{"class": c, "label": label("class", c)} for c in CLASSES],
         "rows": rows, "total": None, "suppressed_cells": suppressed, **_note(k),
     }
