@@ -35,6 +35,7 @@ from serving.scorer import InputError, Scorer, ScorerError, Snapshot
 logger = logging.getLogger("lifecredit.serving")
 JSON = "application/json"
 RELOAD_MARKER = "reload.json"
+AUDIT_RETRY_SECONDS = 5.0
 
 
 def json_response(status: int, body: Any) -> Response:
@@ -59,10 +60,25 @@ class Engine:
         self._marker_mtime: float | None = None
         self._loaded = False
         self.audit: AuditLog | None = None
+        self._audit_lock = threading.Lock()
+        self._audit_tried = 0.0
+        self._open_audit()
+
+    def _open_audit(self) -> bool:
+        """Open the audit store if it is not open; while unreachable, retried at most every few seconds."""
+        if self.audit is not None:
+            return True
+        if time.monotonic() - self._audit_tried < AUDIT_RETRY_SECONDS or not self._audit_lock.acquire(blocking=False):
+            return False
         try:
-            self.audit = AuditLog(settings.audit_url)
+            self._audit_tried = time.monotonic()
+            self.audit = AuditLog(self.settings.audit_url)
         except AuditUnavailable as err:
-            logger.error("%s: scoring answers 503 (restart once the audit store is reachable)", err)
+            logger.error("%s: scoring answers 503 until it is reachable (retried every %.0f s)", err,
+                         AUDIT_RETRY_SECONDS)
+        finally:
+            self._audit_lock.release()
+        return self.audit is not None
 
     # -- loading ------------------------------------------------------------------------------
     def build_scorer(self) -> Scorer:
@@ -166,10 +182,10 @@ class Engine:
         return self._scorer
 
     def ready(self) -> bool:
-        return self._loaded and self._scorer is not None and self.audit is not None
+        return self._loaded and self._scorer is not None and self._open_audit()
 
     def not_ready(self) -> Response:
-        if self.audit is None:
+        if not self._open_audit():
             return error(503, "audit store unavailable: no score or decision without an audit record")
         if self._state == "loading":
             return error(503, "not ready: the model and feature snapshot are still loading; retry shortly",
