@@ -31,6 +31,21 @@ class Scenario(str, Enum):
     downturn = "downturn"
 
 
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+ENGINE_HELP = "local (this process) or dask (a Dask cluster: --scheduler, or a local one of 2 workers)."
+SCHEDULER_HELP = "With --engine dask: the Dask scheduler address, e.g. tcp://host:8786 (default: start a local cluster)."
+
+
+def _check_engine(engine: Engine, scheduler: str | None) -> None:
+    if scheduler is not None and engine is not Engine.dask:
+        raise typer.BadParameter("--scheduler runs on Dask: add --engine dask (or drop --scheduler)",
+                                 param_hint="--scheduler")
+
+
 @app.command()
 def simulate(
     merchants: Annotated[int, typer.Option(min=1, help="Number of merchants.")] = 2000,
@@ -303,10 +318,18 @@ def features(
     as_of: Annotated[
         list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable); replaces --monthly.")
     ] = None,
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
 ) -> None:
-    """Build point-in-time features: panel.parquet (training spine with `bad`), latest.parquet, metadata.json."""
-    from features import FeatureInputError, build_features
+    """Build point-in-time features: panel.parquet (training spine with `bad`), latest.parquet, metadata.json.
 
+    With --engine dask the tables are partitioned by a hash of merchant_id and the same pipeline
+    runs per partition on Dask; peer percentiles are then ranked over all merchants: same outputs.
+    """
+    from features import FeatureInputError, build_features
+    from features.dask_engine import DaskUnavailable, build_features_dask
+
+    _check_engine(engine, scheduler)
     settings = get_settings()
     raw = raw or settings.validated_dir
     out = out or settings.features_dir
@@ -317,9 +340,12 @@ def features(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--as-of") from err
     try:
-        with progress_bar("building features") as progress:
-            meta = build_features(raw, out, as_of=dates, progress=progress)
-    except (FeatureInputError, ValueError) as err:
+        with progress_bar(f"building features ({engine.value})") as progress:
+            if engine is Engine.dask:
+                meta = build_features_dask(raw, out, as_of=dates, scheduler=scheduler, progress=progress)
+            else:
+                meta = build_features(raw, out, as_of=dates, progress=progress)
+    except (FeatureInputError, ValueError, DaskUnavailable) as err:
         stderr.print(f"[bold red]features stopped:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     labels = meta["labels"]
