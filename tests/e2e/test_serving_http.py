@@ -8,73 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import BIN, ROOT, free_port, http, server
 from typer.testing import CliRunner
-
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method: str, url: str, body: dict | bytes | None = None, key: str | None = None) -> tuple[int, dict | str]:
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode("utf-8", "replace")
-
-
-@contextmanager
-def server(cmd: list[str], env: dict, port: int, log: Path, ready_seconds: float = 180):
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=ROOT)
-        try:
-            deadline = time.monotonic() + ready_seconds
-            while True:
-                assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-                try:
-                    if http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, f"not ready in {ready_seconds} s:\n{log.read_text()[-3000:]}"
-                time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,120 @@
+"""Helpers the integration and end-to-end tests share: a real server process over HTTP, a fresh PostgreSQL database.
+
+Importable as ``helpers`` from any test (``tests/`` is on ``sys.path`` through its conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+# A role there must be allowed to CREATE DATABASE; the tests never touch its other databases.
+PG_URL_VARIABLE = "LC_TEST_PG_URL"
+PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | bytes | None = None, key: str | None = None) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+@contextmanager
+def server(cmd: list[str], env: dict, port: int, log: Path, ready_seconds: float = 180):
+    """Run ``cmd`` in its own process group until ``/readyz`` answers 200; yield its base URL; stop it after."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=ROOT)
+        try:
+            deadline = time.monotonic() + ready_seconds
+            while True:
+                assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+                try:
+                    if http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, f"not ready in {ready_seconds} s:\n{log.read_text()[-3000:]}"
+                time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            except ProcessLookupError:
+                pass
+
+
+def pg_admin_url() -> str:
+    """The test PostgreSQL server (``$LC_TEST_PG_URL``); skips the test with how to get one when none answers."""
+    import psycopg2
+
+    url = os.environ.get(PG_URL_VARIABLE, PG_DEFAULT_URL)
+    try:
+        psycopg2.connect(url, connect_timeout=3).close()
+    except psycopg2.Error as err:
+        pytest.skip(f"no PostgreSQL server at {url} ({' '.join(str(err).split())}): start one "
+                    f"(`apt-get install postgresql && service postgresql start`) or set {PG_URL_VARIABLE}="
+                    f"postgresql://USER@HOST:PORT/postgres for a role that may create databases")
+    return url
+
+
+def pg_execute(url: str, sql: str, args: tuple = ()) -> list[tuple]:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that); rows if it returns any."""
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+@contextmanager
+def fresh_database(prefix: str = "lc_test"):
+    """A newly created database with a random name on the test server, yielded as its URL, dropped afterwards."""
+    admin = pg_admin_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    pg_execute(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    finally:
+        pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
