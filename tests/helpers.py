@@ -118,3 +118,12 @@ def fresh_database(prefix: str = "lc_test"):
         yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
     finally:
         pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def set_reachable(url: str, reachable: bool) -> None:
+    """Simulate a database outage (``False``: refuse new connections, end open ones) or its end (``True``)."""
+    name = urlsplit(url).path.lstrip("/")
+    admin = pg_admin_url()
+    pg_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if reachable else "false"}')
+    if not reachable:
+        pg_execute(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))

@@ -4,6 +4,7 @@ import sqlite3
 
 import pytest
 
+from lifecredit.settings import Settings
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
 
 
@@ -39,3 +40,15 @@ def test_unwritable_store_raises_audit_unavailable(tmp_path):
     log._conn.execute("PRAGMA query_only = ON")
     with pytest.raises(AuditUnavailable):
         log.append(AuditRecord("score", "k", {}, {}))
+
+
+def test_postgres_url_without_a_server_raises_audit_unavailable_and_hides_the_password():
+    with pytest.raises(AuditUnavailable, match=r"cannot connect to audit store postgresql://lc:\*\*\*@127\.0\.0\.1:1/x") as err:
+        AuditLog("postgresql://lc:secret@127.0.0.1:1/x")
+    assert "secret" not in str(err.value)
+
+
+def test_settings_refuse_an_audit_url_of_another_kind(monkeypatch):
+    monkeypatch.setenv("LIFECREDIT_AUDIT_URL", "mysql://db/audit")
+    with pytest.raises(ValueError, match="sqlite:///PATH or postgresql://"):
+        Settings()

@@ -1,0 +1,92 @@
+"""The audit log on a real PostgreSQL server: same records as SQLite, append-only, survives lost connections.
+
+Each test gets its own freshly created database (random name), dropped afterwards; without a
+server the tests are skipped with how to start one (see ``helpers.pg_admin_url``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import pytest
+from helpers import fresh_database, pg_execute, set_reachable
+
+from serving.audit import AuditLog, AuditRecord, AuditUnavailable, PostgresAuditLog
+
+
+@pytest.fixture
+def pg_url():
+    with fresh_database() as url:
+        yield url
+
+
+def _record(**kw) -> AuditRecord:
+    return AuditRecord("/decide", "bank-a", {"merchant_id": "M00000001", "term_months": 12},
+                       {"decision": "approve", "pd": 0.0123456789012345, "reasons": ["短"]},
+                       merchant_id="M00000001", model_name="m", model_version="3", policy_hash="ab",
+                       features={"sales_90d": 1.5, "tenure": None}, **kw)
+
+
+def test_records_read_back_exactly_as_from_sqlite(pg_url, tmp_path):
+    pg, lite = AuditLog(pg_url), AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    assert isinstance(pg, PostgresAuditLog)
+    record = _record()
+    assert pg.append(record) == lite.append(record) == record.decision_id
+    assert pg.get(record.decision_id) == lite.get(record.decision_id)
+    assert pg.get("missing") is None
+    assert pg.count() == 1 and pg.count("/decide") == 1 and pg.count("/score") == 0
+    AuditLog(pg_url).append(_record())  # a second opening finds the table and adds to it
+    assert pg.count() == 2
+    pg.close(), lite.close()
+
+
+def test_updates_deletes_and_truncate_are_refused(pg_url):
+    log = AuditLog(pg_url)
+    log.append(_record())
+    for sql in ("UPDATE audit_log SET outputs = '{}'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+        with pytest.raises(psycopg2.Error, match="append-only"):
+            pg_execute(pg_url, sql)
+    assert log.count() == 1
+
+
+def test_reconnects_after_the_server_drops_its_connections(pg_url):
+    log = AuditLog(pg_url)
+    log.append(_record())
+    dropped = pg_execute(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert dropped and all(ok for (ok,) in dropped)
+    log.append(_record())
+    assert log.count() == 2
+
+
+def test_concurrent_appends_each_get_their_own_connection(pg_url):
+    log = AuditLog(pg_url)
+    errors: list[Exception] = []
+
+    def work():
+        try:
+            for _ in range(20):
+                log.append(_record())
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and log.count() == 120
+    log.close()
+
+
+def test_an_outage_raises_audit_unavailable_and_the_log_recovers_after_it(pg_url):
+    log = AuditLog(pg_url)
+    set_reachable(pg_url, False)
+    with pytest.raises(AuditUnavailable, match="cannot connect to audit store"):
+        log.append(_record())
+    with pytest.raises(AuditUnavailable):
+        AuditLog(pg_url)
+    set_reachable(pg_url, True)
+    log.append(_record())  # the next call reconnects by itself
+    assert log.count() == 1
