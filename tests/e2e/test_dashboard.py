@@ -1,0 +1,216 @@
+"""The regulator dashboard in headless Chromium, against a real ``lifecredit serve`` over HTTP.
+
+The session champion scores 14 months of the small market (``lifecredit score-all``), a bank
+makes a few decisions, then a regulator signs in on ``/regulator/``: the page loads with no
+console error, every chart draws, changing a filter redraws the chart, suppressed cells read
+``<10``, the language toggles, and a screenshot is kept (``artifacts/dashboard.png`` and the
+test's tmp folder). Skipped, saying so, only when Chromium or chromedriver is missing
+(``scripts/setup_browser.sh`` installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_serving_http import BIN, ROOT, free_port, http, server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+MONTHS = 14  # the oldest two have fully observed 12-month outcomes in the 30-month small market
+CANVASES = ("chart-distribution", "chart-shares", "chart-psi", "chart-outcomes", "chart-approval", "chart-calibration")
+
+pytestmark = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+    reason=f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER}: run scripts/setup_browser.sh "
+           "(apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def board(served_champion, validated_market, tmp_path_factory):
+    """A real server over a 14-month class history; yields its URL and a regulator key."""
+    root = tmp_path_factory.mktemp("dashboard")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
+    env.update(served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"),
+               LIFECREDIT_HISTORY_DIR=str(root / "history"),
+               OMP_WAIT_POLICY="PASSIVE", BENTOML_DO_NOT_TRACK="true", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+               BENTOML_HOME=str(root / "bentoml_home"), PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    run = dict(env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    res = subprocess.run([str(BIN / "lifecredit"), "score-all", "--months", str(MONTHS), "--validated",
+                          str(validated_market)], **run)
+    assert res.returncode == 0, res.stderr[-3000:]
+    keys = {role: subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role], **run,
+                                 check=True).stdout.strip().splitlines()[-1] for role in ("bank", "regulator")}
+    import polars as pl
+
+    ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
+    port = free_port()
+    with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, root / "serve.log") as url:
+        for mid in ids[:120]:
+            status, body = http("POST", f"{url}/decide", {"merchant_id": mid, "requested_amount_fen": 2_000_000,
+                                                          "term_months": 12, "product": "term_loan"}, keys["bank"])
+            assert status == 200, body
+        yield {"url": url, "key": keys["regulator"], "bank": keys["bank"], "root": root}
+
+
+@pytest.fixture(scope="module")
+def browser(board):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900",
+                "--lang=en-US"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, script: str, seconds: float = 60, what: str = ""):
+    """Poll a JavaScript expression until it is truthy; return its value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = driver.execute_script(f"return ({script});")
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what or script}"
+        time.sleep(0.2)
+
+
+def _severe(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _labels(driver, canvas: str) -> list:
+    return driver.execute_script(f"const c = Chart.getChart('{canvas}'); return c ? c.data.labels : null;")
+
+
+def _painted(driver, canvas: str) -> int:
+    """How many pixels of the canvas are not transparent (a drawn chart has thousands)."""
+    return driver.execute_script("""
+        const c = document.getElementById(arguments[0]);
+        if (!c || !c.width || !c.height) return 0;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;""", canvas)
+
+
+def _changes(driver, expression: str, action, seconds: float = 60) -> None:
+    """Do ``action`` and wait until the JSON of a page expression differs from what it was before."""
+    script = f"return JSON.stringify({expression});"
+    before = driver.execute_script(script)
+    action()
+    deadline = time.monotonic() + seconds
+    while driver.execute_script(script) == before:
+        assert time.monotonic() < deadline, f"{expression} did not change"
+        time.sleep(0.2)
+
+
+def _select(driver, element_id: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, element_id)).select_by_value(value)
+
+
+def test_dashboard_signs_in_draws_filters_and_suppresses(board, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{board['url']}/regulator/")
+    assert driver.find_element(By.ID, "signin").is_displayed()
+    assert not driver.find_element(By.ID, "board").is_displayed()
+    driver.find_element(By.ID, "key").send_keys(board["key"])
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    _wait(driver, "document.body.dataset.ready === 'true'", what="the dashboard to load its views")
+    assert driver.execute_script("return sessionStorage.getItem('lifecredit.regulatorKey')") == board["key"]
+    assert not driver.find_element(By.ID, "board-error").text, driver.find_element(By.ID, "board-error").text
+
+    # every chart drew something; the heatmap has its 5 x 5 cells
+    for canvas in CANVASES:
+        assert _wait(driver, f"!!Chart.getChart('{canvas}')", what=canvas)
+        assert _painted(driver, canvas) > 500, f"{canvas} is blank"
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#heatmap svg rect.cell")) == 25
+    assert len(_labels(driver, "chart-shares")) == MONTHS and len(_labels(driver, "chart-psi")) == MONTHS - 1
+    model = driver.find_element(By.ID, "table-model").text
+    assert "AUC" in model and "lifecredit-merchant-pd" in model
+
+    # a filter changes the chart: dimension, then month, then sector (the time series)
+    pixels = driver.execute_script("return document.getElementById('chart-distribution').toDataURL();")
+    _changes(driver, "Chart.getChart('chart-distribution').data.labels", lambda: _select(driver, "f-by", "urban_rural"))
+    assert set(_labels(driver, "chart-distribution")) <= {"Urban", "Rural", "unknown"}
+    assert driver.execute_script("return document.getElementById('chart-distribution').toDataURL();") != pixels
+    months = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#f-month option")]
+    _changes(driver, "Chart.getChart('chart-distribution').data.datasets.map(d => d.data)",
+             lambda: _select(driver, "f-month", months[-1]))  # the oldest month
+    _wait(driver, "document.getElementById('migration-sub').textContent.startsWith('No month before')",
+          what="the migration view to follow the month")  # nothing before the oldest month
+    sector = driver.find_elements(By.CSS_SELECTOR, "#f-sector option")[1].get_attribute("value")
+    _changes(driver, "Chart.getChart('chart-shares').data.datasets.map(d => d.data)",
+             lambda: _select(driver, "f-sector", sector))
+    assert not driver.find_element(By.ID, "f-province").is_enabled()
+    _select(driver, "f-sector", "")
+
+    # small cells: 400 merchants over ~100 cities, so the city table hides cells, shown as <10
+    _select(driver, "f-month", months[0])
+    _changes(driver, "Chart.getChart('chart-distribution').data.labels", lambda: _select(driver, "f-by", "city"))
+    _wait(driver, "document.querySelectorAll('#table-distribution .sup').length > 0", what="suppressed cells")
+    _wait(driver, "document.querySelectorAll('#heatmap svg rect.sup-cell').length > 0", what="hidden heatmap cells")
+    assert "<10" in driver.find_element(By.ID, "heatmap").text
+    marks = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#table-distribution .sup")}
+    assert marks == {"<10"}
+    assert driver.find_element(By.ID, "sup-mark").text == "<10"
+
+    # language toggle
+    heading = driver.find_element(By.CSS_SELECTOR, "#sec-distribution h2").text
+    driver.find_element(By.ID, "lang").click()
+    _wait(driver, f"document.querySelector('#sec-distribution h2').textContent !== {_js_str(heading)}", what="toggle")
+    toggled = driver.find_element(By.CSS_SELECTOR, "#sec-distribution h2").text
+    assert {heading, toggled} == {"Distribution over credit-risk classes", "风险分类分布"}
+    if toggled != "Distribution over credit-risk classes":
+        driver.find_element(By.ID, "lang").click()
+
+    assert not _severe(driver), _severe(driver)
+    _screenshot(driver, tmp_path)
+
+
+def test_a_bank_key_cannot_sign_in(board, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(f"{board['url']}/regulator/")
+    driver.find_element(By.ID, "key").send_keys(board["bank"])
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    message = _wait(driver, "document.getElementById('signin-error').textContent", what="the refusal")
+    assert "regulator" in message and not driver.find_element(By.ID, "board").is_displayed()
+    assert driver.execute_script("return sessionStorage.getItem('lifecredit.regulatorKey')") is None
+    # the page and its assets are public, the data is not
+    assert http("GET", f"{board['url']}/regulator/static/chart.umd.min.js")[0] == 200
+    assert http("GET", f"{board['url']}/regulator/distribution")[0] == 401
+    assert http("GET", f"{board['url']}/regulator/static/..%2Fapi.py")[0] == 404
+
+
+def _js_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def _screenshot(driver, tmp_path: Path) -> None:
+    """Full-page screenshot into the test's tmp folder and artifacts/ (git-ignored); the path is printed."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1440, min(max(height, 900), 6000))
+    shot = tmp_path / "dashboard.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
+    keep = ROOT / "artifacts" / "dashboard.png"
+    keep.parent.mkdir(exist_ok=True)
+    shutil.copyfile(shot, keep)
+    print(f"dashboard screenshot: {keep} (and {shot})")
