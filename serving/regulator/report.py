@@ -26,7 +26,7 @@ import numpy as np
 
 from serving.regulator.aggregates import CLASSES, DECISIONS, DIMENSIONS, PSI_BANDS, ViewError
 from serving.regulator.labels import label
-from serving.regulator.suppression import SUPPRESSED_MARK, SUPPRESSED_NOTE_EN, SUPPRESSED_NOTE_ZH
+from serving.regulator.suppression import SUPPRESSED_NOTE_EN, SUPPRESSED_NOTE_ZH, suppressed_mark
 from serving.regulator.views import RegulatorViews
 
 CLASS_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#ffa726", "D": "#c62828"}
@@ -51,11 +51,11 @@ def _p(zh: str, en: str) -> str:
     return f'<p>{_e(zh)}<br><span class="en">{_e(en)}</span></p>'
 
 
-def _count(c: dict | None) -> str:
+def _count(k: int, c: dict | None) -> str:
     if c is None:
         return "–"
     if c.get("suppressed"):
-        return f'<span class="sup" title="suppressed / 已抑制">{SUPPRESSED_MARK}</span>'
+        return f'<span class="sup" title="suppressed / 已抑制">{_e(suppressed_mark(k))}</span>'
     return f"{c['count']:,}"
 
 
@@ -103,6 +103,7 @@ def _png_file(path: str, alt: str) -> str:
 
 # -- sections -------------------------------------------------------------------------------------
 def _distribution_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    k = views.k
     by_month = views.distribution("month", to_month=month, from_month=months[0])
     fig, ax = _figure()
     xs = np.arange(len(by_month["rows"]))
@@ -125,7 +126,7 @@ def _distribution_section(views: RegulatorViews, month: str, months: list[str]) 
              _img(fig, "class shares by month")]
     head = ["月份 <span class=en>Month</span>", "合计 <span class=en>Total</span>"] + [
         f'{c} <span class=en>{_e(label("class", c)["en"].split(": ")[1])}</span>' for c in CLASSES]
-    rows = [[_e(r["key"]), _count(r["total"])] + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}'
+    rows = [[_e(r["key"]), _count(k, r["total"])] + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}'
                                                     '</small>' for c in CLASSES] for r in by_month["rows"]]
     parts.append(_table(head, rows, "num"))
     for dim in DIMENSIONS:
@@ -133,12 +134,12 @@ def _distribution_section(views: RegulatorViews, month: str, months: list[str]) 
         parts.append(_h(3, f'按{d["by_label"]["zh"]}（{month}）', f'By {d["by_label"]["en"].lower()} ({month})'))
         head = [_bi(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
             c for c in CLASSES]
-        rows = [[_bi(r["label"]), _count(r["total"]), _pct(r["total"]["share"])]
-                + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>' for c in CLASSES]
+        rows = [[_bi(r["label"]), _count(k, r["total"]), _pct(r["total"]["share"])]
+                + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>' for c in CLASSES]
                 for r in d["rows"]]
         t = d["total"]
-        rows.append(["<b>合计 Total</b>", _count(t["total"]), _pct(1.0 if t["total"]["count"] else None)]
-                    + [f'{_count(t["cells"][c])} <small>{_pct(t["cells"][c]["share"])}</small>' for c in CLASSES])
+        rows.append(["<b>合计 Total</b>", _count(k, t["total"]), _pct(1.0 if t["total"]["count"] else None)]
+                    + [f'{_count(k, t["cells"][c])} <small>{_pct(t["cells"][c]["share"])}</small>' for c in CLASSES])
         parts.append(_table(head, rows, "num"))
     return "\n".join(parts)
 
@@ -176,12 +177,14 @@ def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> 
     parts.append(_p(conc["definition_zh"], conc["definition_en"]))
     parts.append(_table(["月份 <span class=en>Month</span>", "商户数 <span class=en>Merchants</span>",
                          "HHI", "标准化 <span class=en>Normalised</span>"],
-                        [[_e(r["month"]), "c" if r["suppressed"] else f'{r["merchants"]:,}', _num(r["herfindahl"]),
+                        [[_e(r["month"]), _e(suppressed_mark(views.k)) if r["suppressed"] else f'{r["merchants"]:,}',
+                          _num(r["herfindahl"]),
                           _num(r["herfindahl_normalised"])] for r in conc["rows"]], "num"))
     return "\n".join(parts)
 
 
 def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    k = views.k
     parts = [_h(2, "三、分类迁移", "3. Class migration", "migration")]
     earlier = [m for m in months if m < month]
     if not earlier:
@@ -201,7 +204,8 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             cell = mig["rows"][i]["cells"][cols[j]]
-            text = "c" if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j]) else "-"
+            text = (suppressed_mark(k) if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j])
+                    else "-")
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if not np.isnan(grid[i, j]) and grid[i, j] > 0.6 else "black")
             if cell["suppressed"]:
@@ -213,9 +217,9 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
     head = ["上月 \\ 本月 <span class=en>from \\ to</span>"] + [_bi(label("class", c)) if c in CLASSES
                                                                else _bi(label("migration", c)) for c in cols] + [
         "合计 <span class=en>Total</span>"]
-    rows = [[_bi(r["label"])] + [f'{_count(r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>'
-                                 for c in cols] + [_count(r["total"])] for r in mig["rows"]]
-    rows.append(["<b>合计 Total</b>"] + [_count(mig["column_totals"][c]) for c in cols] + [_count(mig["total"])])
+    rows = [[_bi(r["label"])] + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>'
+                                 for c in cols] + [_count(k, r["total"])] for r in mig["rows"]]
+    rows.append(["<b>合计 Total</b>"] + [_count(k, mig["column_totals"][c]) for c in cols] + [_count(k, mig["total"])])
     parts.append(_table(head, rows, "num"))
     s = mig["summary"]
     if s["suppressed"]:
@@ -238,6 +242,7 @@ def _hatch(x: float, y: float):
 
 
 def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    k = views.k
     parts = [_h(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
     out = views.outcomes("class", from_month=months[0], to_month=month)
     parts.append(_p(out["definition_zh"] + " 区间为95% Jeffreys区间；p值为单侧Jeffreys检验（违约率高于平均PD），"
@@ -258,7 +263,8 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
             ax.errorbar(x, r["default_rate"], yerr=[[r["default_rate"] - lo], [hi - r["default_rate"]]], fmt="o",
                         color=CLASS_COLOURS[r["key"]], capsize=4)
         elif r["defaults"]["suppressed"]:
-            ax.annotate("c (suppressed)", (x, 0), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=8,
+            ax.annotate(f"{suppressed_mark(k)} (suppressed)", (x, 0), xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=8,
                         color="#b71c1c")
         if r["mean_pd"] is not None:
             ax.plot(x, r["mean_pd"], "k_", ms=16, mew=2)
@@ -267,7 +273,7 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
     parts.append(_img(fig, "default rate per class"))
     for by in ("class", "grade"):
         o = out if by == "class" else views.outcomes("grade", from_month=months[0], to_month=month)
-        rows = [[_bi(r["label"]), _count(r["n"]), _count(r["defaults"]), _pct(r["default_rate"], 2),
+        rows = [[_bi(r["label"]), _count(k, r["n"]), _count(k, r["defaults"]), _pct(r["default_rate"], 2),
                  f'{_pct(r["interval"]["low"], 2)} – {_pct(r["interval"]["high"], 2)}' if r["interval"] else "–",
                  _pct(r["mean_pd"], 2), _num(r["jeffreys_p"])] for r in [*o["rows"], {**o["total"], "label": {
                      "zh": "合计", "en": "Total"}}]]
@@ -278,6 +284,7 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
 
 
 def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> str:
+    k = views.k
     parts = [_h(2, "五、普惠金融", "5. Inclusive finance", "inclusion")]
     first = views.inclusion("urban_rural", from_month=months[0], to_month=month)
     if not first["total"]["decisions"]["count"] and not first["total"]["decisions"]["suppressed"]:
@@ -288,8 +295,8 @@ def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> 
                     "limit, and each segment's approval rate relative to the overall rate."))
     for by in ("urban_rural", "business_form", "sector", "province"):
         inc = first if by == "urban_rural" else views.inclusion(by, from_month=months[0], to_month=month)
-        rows = [[_bi(r["label"]), _count(r["decisions"])]
-                + [f'{_count(r["cells"][d])} <small>{_pct(r["cells"][d]["rate"])}</small>' for d in DECISIONS]
+        rows = [[_bi(r["label"]), _count(k, r["decisions"])]
+                + [f'{_count(k, r["cells"][d])} <small>{_pct(r["cells"][d]["rate"])}</small>' for d in DECISIONS]
                 + [_num(r["approval_ratio"], 2),
                    "–" if r["average_approved_limit_fen"] is None else f'{r["average_approved_limit_fen"] / 100:,.0f}']
                 for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]]
@@ -356,11 +363,12 @@ def _methods_section(k: int) -> str:
         _table(["评级 <span class=en>Grade</span>", "PD ≥", "PD <", "分类 <span class=en>Class</span>", ""], rows, "num narrow"),
         _p(f"小单元格保护：少于{k}户商户的计数（含合计）不公布；若某行或某列只有一个被隐藏的单元格，则再隐藏该行/列中次小的单元格，"
            "并确保被隐藏单元格在行列方程组中都处于“环”上，使任何隐藏值都不能由合计推算；被隐藏单元格的占比、比率、均值同样不公布。"
-           "所有被隐藏单元格统一显示为“c”。",
+           f"所有被隐藏单元格统一显示为“<{k}”（补充隐藏的单元格也可能不少于{k}户）。",
            f"Small-cell protection: counts (totals included) of fewer than {k} merchants are not published; a row or "
            "column with a single hidden cell gets its next-smallest cell hidden too, and hidden cells are completed so "
            "that each lies on a cycle of hidden cells, so no hidden value can be worked out from the totals; shares, "
-           "rates and means of hidden cells are hidden as well. Every hidden cell shows as 'c'."),
+           f"rates and means of hidden cells are hidden as well. Every hidden cell shows as '<{k}' (a cell hidden as a "
+           f"complement may hold {k} or more)."),
     ])
 
 
@@ -396,7 +404,7 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
         f'life-service merchants</span></h1>',
         f'<p class="meta">报告月 Report month: <b>{_e(month)}</b> · 历史 History: {_e(months[0])} – {_e(months[-1])} · '
         f'最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</p>',
-        f'<p class="legend"><b>c</b> — {_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
+        f'<p class="legend">{_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
         f'<span class="en">{_e(SUPPRESSED_NOTE_EN.format(k=k))}</span></p>',
         _distribution_section(views, month, months),
         _stability_section(views, month, months),

@@ -45,14 +45,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SUPPRESSED_MARK = "c"
-"""What a screen shows for every suppressed cell, primary or complementary alike ("c":
-confidential, the Eurostat flag). One mark for both kinds, so a reader cannot tell which cells
-are below k (that would narrow the complementary cells' ranges)."""
+SUPPRESSED_MARK = "<{k}"
+"""What a screen shows for every suppressed cell (``SUPPRESSED_MARK.format(k=k)``: "<10"), primary or
+complementary alike, so a reader cannot tell which hidden cells are the small ones (that would
+narrow the complementary cells' ranges). A complementary cell may hold k or more; the legend
+(:data:`SUPPRESSED_NOTE_EN`) says so."""
 
-SUPPRESSED_NOTE_EN = ("c: not published: fewer than {k} merchants, or hidden so that such a cell cannot be "
+SUPPRESSED_NOTE_EN = ("<{k}: not published: fewer than {k} merchants, or hidden so that such a cell cannot be "
                       "worked out from the totals")
-SUPPRESSED_NOTE_ZH = "c：不公布：少于{k}户商户，或为防止由合计推算出此类单元格而隐藏"
+SUPPRESSED_NOTE_ZH = "<{k}：不公布：少于{k}户商户，或为防止由合计推算出此类单元格而隐藏"
+
+
+def suppressed_mark(k: int) -> str:
+    """The on-screen mark of a suppressed cell for threshold ``k`` ("<10" by default)."""
+    return SUPPRESSED_MARK.format(k=k)
 
 
 def augment(counts: np.ndarray) -> np.ndarray:
