@@ -62,6 +62,7 @@ class Engine:
         self.audit: AuditLog | None = None
         self._audit_lock = threading.Lock()
         self._audit_tried = 0.0
+        self._audit_problem = "not opened yet"
         self._open_audit()
 
     def _open_audit(self) -> bool:
@@ -74,6 +75,7 @@ class Engine:
             self._audit_tried = time.monotonic()
             self.audit = AuditLog(self.settings.audit_url)
         except AuditUnavailable as err:
+            self._audit_problem = str(err)
             logger.error("%s: scoring answers 503 until it is reachable (retried every %.0f s)", err,
                          AUDIT_RETRY_SECONDS)
         finally:
@@ -186,8 +188,9 @@ class Engine:
 
     def not_ready(self) -> Response:
         if not self._open_audit():
-            return error(503, "audit store unavailable: no score or decision without an audit record")
-        if self._state == "loading":
+            return error(503, f"audit store unavailable ({self._audit_problem}): no score or decision without an "
+                              "audit record")
+        if self._state == "loading" or (self._state == "ready" and not self._loaded):
             return error(503, "not ready: the model and feature snapshot are still loading; retry shortly",
                          retry_after_seconds=5)
         return error(503, f"not ready: {self._problem}")

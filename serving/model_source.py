@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lifecredit.settings import Settings, redacted
 
@@ -22,6 +23,10 @@ BUNDLE_ARTIFACT = "serving_bundle"
 CARD_FILE = "card.json"
 METRIC_KEYS = ("auc", "gini", "ks", "brier", "log_loss", "ece", "n", "defaults", "default_rate", "mean_pd",
                "classes_rejected", "psi_score_train_test")
+
+
+# MLflow error codes for "no such model, version or alias" (anything else: the store itself fails)
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"})
 
 
 class ModelUnavailable(RuntimeError):
@@ -90,6 +95,12 @@ def _download_bundle(run_id: str, target: Path) -> None:
                 raise
 
 
+def _scrubbed(text: str, uri: str) -> str:
+    """``text`` without the password of ``uri`` (error texts may quote the whole URL)."""
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
+
+
 def from_mlflow(settings: Settings, model_name: str | None = None, version: str | None = None) -> ModelHandle:
     """The champion (or ``version``) of ``model_name`` from the MLflow registry, bundle cached locally."""
     from mlflow.exceptions import MlflowException
@@ -97,10 +108,14 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
     from training.registry import client
 
     name = model_name or settings.model_name
-    c = client()
     try:
+        c = client()
         mv = c.get_model_version(name, version) if version else c.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException as err:
+    except Exception as err:
+        if not isinstance(err, MlflowException) or err.error_code not in NOT_FOUND:
+            cause = _scrubbed(str(err), settings.tracking_uri)[:300]
+            raise ModelUnavailable(f"MLflow store at {redacted(settings.tracking_uri)} is unreachable or failing "
+                                   f"({type(err).__name__}: {cause}); serving needs it to find model '{name}'") from err
         what = f"version {version}" if version else f"version with alias '{CHAMPION}'"
         raise ModelUnavailable(
             f"model '{name}' has no {what} in the registry at {redacted(settings.tracking_uri)}: train one with "

@@ -17,6 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +35,7 @@ from serving.policy import Policy, decide, load_policy
 from training.bundle import MissingFeatureError, ScoringBundle
 
 SNAPSHOT_FILE = "latest.parquet"
+METADATA_FILE = "metadata.json"
 CHUNK_ROWS = 20_000
 
 
@@ -78,6 +82,10 @@ class Snapshot:
             raise ScorerError(f"cannot read feature snapshot {path}: {err}") from err
         if "merchant_id" not in frame.columns:
             raise ScorerError(f"feature snapshot {path} has no merchant_id column")
+        expected = _expected_rows(path)
+        if frame.height == 0 or (expected is not None and frame.height != expected):
+            raise ScorerError(f"feature snapshot {path} is partial: {frame.height} rows, its {METADATA_FILE} says "
+                              f"{expected}; rebuild it with `lifecredit features`")
         ids = frame["merchant_id"].cast(pl.String).to_list()
         index = {m: i for i, m in enumerate(ids)}
         if len(index) != len(ids):
@@ -88,6 +96,40 @@ class Snapshot:
     def row(self, i: int) -> dict[str, Any]:
         """One merchant's row as plain JSON-ready values (dates as ISO text)."""
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in self.frame.row(i, named=True).items()}
+
+
+_CHECKED_BOOSTERS: set[tuple[str, int, int]] = set()
+
+
+def check_booster_file(path: Path) -> None:
+    """Load a LightGBM model file once in a child process first; raise if it cannot be loaded.
+
+    LightGBM's parser aborts the whole process (C++ terminate) on a truncated or corrupt
+    model text, which would take the serving worker and its current model down with it; a
+    child that dies instead costs ~1 s per new model file (each file is checked once).
+    """
+    stat = path.stat()
+    ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if ident in _CHECKED_BOOSTERS:
+        return
+    res = subprocess.run([sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])",
+                          str(path)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if res.returncode != 0:
+        lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
+        how = f"killed by {signal.Signals(-res.returncode).name}" if res.returncode < 0 else f"exit {res.returncode}"
+        raise ValueError(f"model file {path} is corrupt or truncated: LightGBM cannot load it ({how}"
+                         f"{': ' + lines[-1][:300] if lines else ''})")
+    _CHECKED_BOOSTERS.add(ident)
+
+
+def _expected_rows(path: Path) -> int | None:
+    """Rows of the snapshot as recorded by ``lifecredit features`` in metadata.json beside it (None: not recorded)."""
+    try:
+        meta = json.loads((path.parent / METADATA_FILE).read_text(encoding="utf-8"))
+        return int(meta["rows"]["latest"]) if path.name == SNAPSHOT_FILE else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class _RowFrame:
@@ -194,6 +236,7 @@ class Scorer:
         started = time.perf_counter()
         threads = threads or max(1, os.cpu_count() or 1)
         try:
+            check_booster_file(Path(handle.bundle_dir) / "model.txt")
             bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
         except Exception as err:
             raise ScorerError(f"model '{handle.name}' version {handle.version}: cannot load its bundle from "

@@ -25,6 +25,7 @@ from typing import Any
 import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -126,7 +127,10 @@ class LifeCredit:
                 self._engine.poll_marker()
 
     def __is_ready__(self) -> bool:
-        return self._engine.ready()
+        """Ready once model, snapshot and audit store are; otherwise /readyz answers 503 naming the cause."""
+        if self._engine.ready():
+            return True
+        raise HTTPException(503, detail=self._engine.not_ready().body.decode())
 
     @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
     async def score(self, merchant_id: str | None = None, features: dict | None = None,
