@@ -1,8 +1,8 @@
 """The regulator API in the real service (ASGI test client): roles, JSON shapes, suppression, bad queries.
 
 The session champion scores 14 months of the small market into a class history
-(``lifecredit score-all``); a bank key makes real decisions through ``/decide`` so the
-inclusive-finance view has something to count.
+(``lifecredit score-all``, the module fixture of ``test_regulator_flow``); a bank key makes real
+decisions through ``/decide`` so the inclusive-finance view has something to count.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ import time
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
+from test_regulator_flow import MONTHS, regulator  # noqa: F401 - the module fixture: score-all over 14 months
 
-from lifecredit.cli import app
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-MONTHS = 14  # the oldest two have fully observed 12-month outcomes in the 30-month small market
 ROUTES = ("/regulator/months", "/regulator/distribution", "/regulator/stability", "/regulator/migration",
           "/regulator/outcomes", "/regulator/concentration", "/regulator/inclusion", "/regulator/validation")
 
@@ -31,20 +29,15 @@ def _apply(env: dict, mp: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def api(served_champion, validated_market, tmp_path_factory):
-    """A running service (ASGI) over a 14-month class history, keys per role, 60 decisions made by a bank."""
+def api(regulator, served_champion):
+    """A running service (ASGI) over the 14-month class history, keys per role, 60 decisions made by a bank."""
     from starlette.testclient import TestClient
 
     from lifecredit.settings import get_settings
     from serving.service import LifeCredit
 
-    root = tmp_path_factory.mktemp("regulator_api")
-    env = {**served_champion["env"], "LIFECREDIT_HISTORY_DIR": str(root / "history"),
-           "LIFECREDIT_VAR_DIR": str(root / "var"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     with pytest.MonkeyPatch.context() as mp:
-        _apply(env, mp)
-        res = CliRunner().invoke(app, ["score-all", "--months", str(MONTHS), "--validated", str(validated_market)])
-        assert res.exit_code == 0, res.output
+        _apply(regulator["env"], mp)
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-api") for role in ("bank", "regulator", "admin")}
         ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
@@ -57,7 +50,7 @@ def api(served_champion, validated_market, tmp_path_factory):
                 r = client.post("/decide", headers={"Authorization": f"Bearer {keys['bank']}"}, json={
                     "merchant_id": mid, "requested_amount_fen": 3_000_000, "term_months": 12, "product": "term_loan"})
                 assert r.status_code == 200, r.text
-            yield client, keys, env
+            yield client, keys, regulator["env"]
     get_settings.cache_clear()
 
 
