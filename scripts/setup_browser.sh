@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium and ChromeDriver for the dashboard's browser tests, if missing.
+# Install Debian's Chromium, ChromeDriver and a small CJK font (the dashboard's 中文 labels)
+# for the browser tests, if missing.
 # Needs root (or sudo) and the Debian package registry; skips quietly when both are there.
 set -euo pipefail
-if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+   && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; then
   exit 0
 fi
 SUDO=""
@@ -11,7 +13,7 @@ if [ "$(id -u)" != "0" ]; then
     echo "setup: chromium missing and not root: the browser tests will be skipped" >&2; exit 0
   fi
 fi
-echo "setup: installing chromium and chromium-driver from Debian (browser tests)" >&2
+echo "setup: installing chromium, chromium-driver and fonts-wqy-microhei from Debian (browser tests)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+$SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null
