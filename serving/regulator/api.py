@@ -125,7 +125,8 @@ def months(request: Request) -> Response:
             summary="Merchants per credit-risk class by sector, province, city, business form, urban/rural or month")
 def distribution(
     request: Request,
-    by: Annotated[str, Query(description="sector | province | city | business_form | urban_rural | month")] = "sector",
+    by: Annotated[str, Query(description="sector | province | city | business_form | urban_rural | month",
+                             json_schema_extra={"enum": [*DIMENSIONS, "month"]})] = "sector",
     month: Annotated[str | None, Query(description="Month YYYY-MM (default: the latest; not with by=month).",
                                        examples=["2025-06"])] = None,
     sector: Annotated[str | None, Query(description="Keep one sector (by=sector or by=month).")] = None,
@@ -192,7 +193,8 @@ def migration(request: Request, from_month: FromQ = None, to_month: ToQ = None) 
 @data.get("/outcomes", responses=ERRORS,
             summary="Observed 12-month default rate per class or grade, with 95% Jeffreys intervals")
 def outcomes(request: Request,
-             by: Annotated[str, Query(description="class | grade")] = "class",
+             by: Annotated[str, Query(description="class | grade", json_schema_extra={"enum": ["class", "grade"]})]
+             = "class",
              from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """Months with fully observed 12-month outcomes pooled; mean PD and the one-sided Jeffreys p-value beside."""
 
@@ -215,7 +217,8 @@ def concentration(request: Request, from_month: FromQ = None, to_month: ToQ = No
 @data.get("/inclusion", responses=ERRORS,
             summary="Inclusive finance: decision rates, relative approval and calibration by segment")
 def inclusion(request: Request,
-              by: Annotated[str, Query(description="urban_rural | business_form | sector | province")] = "urban_rural",
+              by: Annotated[str, Query(description="urban_rural | business_form | sector | province",
+                                       json_schema_extra={"enum": list(INCLUSION_DIMENSIONS)})] = "urban_rural",
               from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """Approval / referral / decline rates and average approved limit of the service's decisions per segment,
     each segment's approval rate over the overall rate, and mean PD against the observed default rate."""
