@@ -59,8 +59,9 @@ def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=None,
+                          env={"OMP_WAIT_POLICY": "PASSIVE"}) as cluster, Client(cluster) as client:
+            client.run(_stdout_to_stderr)  # native libraries print to fd 1: keep the CLI's stdout for its result
             yield client
         return
     try:
@@ -74,6 +75,14 @@ def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:
         if not client.scheduler_info(n_workers=-1)["workers"]:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         yield client
+
+
+def _stdout_to_stderr() -> None:
+    import os
+    import sys
+
+    sys.stdout.flush()
+    os.dup2(2, 1)
 
 
 def partition_key(n: int) -> pl.Expr:

@@ -185,15 +185,20 @@ def train(
     model_name: Annotated[str | None, typer.Option(help="Registered model (default: settings' model_name; byo-<table stem> with --table).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same metrics.")] = 7,
     tune: Annotated[int, typer.Option(min=0, help="Optuna trials on the validation window before the final fit (0: fixed parameters).")] = 0,
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP + " Dask fits the booster only (lightgbm.dask).")] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Train, calibrate, evaluate, log and register a PD model (alias 'challenger').
 
     Progress goes to stderr; the last stdout line is one JSON object: run_id, model_uri,
     version and the test-window metrics.
     """
+    _check_engine(engine, scheduler)
     _quiet_training_logs()
+    from features.dask_engine import DaskUnavailable
     from training.train import train_from_features, train_from_table
 
+    on = {"engine": engine.value, "scheduler": scheduler}
     say = lambda msg: stderr.print(f"[dim]train:[/] {escape(msg)}")  # noqa: E731
     try:
         if table is not None:
@@ -208,13 +213,13 @@ def train(
             result = train_from_table(
                 table, target=target, id_col=id_col, time_col=time_col, categorical=_split_list(categorical),
                 monotone=directions, experiment=experiment, model_name=model_name or f"byo-{table.stem}",
-                seed=seed, tune=tune, progress=say)
+                seed=seed, tune=tune, progress=say, **on)
         else:
             if any(v is not None for v in (target, id_col, time_col, categorical, monotone)):
                 raise typer.BadParameter("--target/--id/--time-col/--categorical/--monotone go with --table")
             result = train_from_features(features or get_settings().features_dir, experiment=experiment,
-                                         model_name=model_name, seed=seed, tune=tune, progress=say)
-    except (FileNotFoundError, ValueError) as err:
+                                         model_name=model_name, seed=seed, tune=tune, progress=say, **on)
+    except (FileNotFoundError, ValueError, DaskUnavailable) as err:
         stderr.print(f"[bold red]train stopped:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     m = result["metrics"]

@@ -85,14 +85,19 @@ def train_booster(params: dict, train, valid) -> object:
 
 def fit(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
         features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
-        progress: Callable[[int, int], None] | None = None) -> FitResult:
-    """Fit the booster; with ``tune > 0``, first run that many Optuna (TPE) trials minimising validation log loss."""
+        progress: Callable[[int, int], None] | None = None,
+        fitter: Callable[[dict, object, object], object] | None = None) -> FitResult:
+    """Fit the booster; with ``tune > 0``, first run that many Optuna (TPE) trials minimising validation log loss.
+
+    ``fitter(params, train, valid)`` replaces :func:`train_booster` for the final fit
+    (``training.dask_fit.DaskFitter`` fits on a Dask cluster); trials always run here.
+    """
     train, valid = _datasets(X_train, y_train, X_valid, y_valid, features, tuning=tune > 0)
     params = base_params(features, seed=seed, num_threads=num_threads)
     trials: list[dict] = []
     if tune > 0:
         params, trials = _tune(params, train, valid, n_trials=tune, seed=seed, progress=progress)
-    booster = train_booster(params, train, valid)
+    booster = (fitter or train_booster)(params, train, valid)
     return FitResult(booster=booster, params=params, best_iteration=int(booster.best_iteration),
                      valid_auc=float(booster.best_score["valid"]["auc"]), trials=trials)
 

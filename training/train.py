@@ -46,21 +46,25 @@ Progress = Callable[[str], None]
 def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_EXPERIMENT,
                         model_name: str | None = None, seed: int = 7, tune: int = 0,
                         catalog: str | Path | None = None, master_scale: str | Path | None = None,
-                        progress: Progress | None = None) -> dict:
-    """Train on ``<features_dir>/panel.parquet`` (labelled rows) with the feature catalogue."""
+                        progress: Progress | None = None, engine: str = "local", scheduler: str | None = None) -> dict:
+    """Train on ``<features_dir>/panel.parquet`` (labelled rows) with the feature catalogue.
+
+    ``engine="dask"`` fits the booster on a Dask cluster (``scheduler``, or a local one; see
+    ``training.dask_fit``); everything else runs here, unchanged.
+    """
     say = progress or (lambda _msg: None)
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
     started = time.perf_counter()
     table = load_panel(features_dir, catalog, seed=seed)
     return _train(table, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say, started=started)
+                  master_scale=master_scale, say=say, started=started, engine=engine, scheduler=scheduler)
 
 
 def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: str | None = None,
                      categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
                      experiment: str = DEFAULT_EXPERIMENT, model_name: str | None = None, seed: int = 7,
                      tune: int = 0, master_scale: str | Path | None = None,
-                     progress: Progress | None = None) -> dict:
+                     progress: Progress | None = None, engine: str = "local", scheduler: str | None = None) -> dict:
     """Train the same pipeline on any feature table (Parquet or CSV); see :func:`training.data.load_table`."""
     say = progress or (lambda _msg: None)
     say(f"loading {table}")
@@ -68,11 +72,12 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
     data = load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
                       monotone=monotone, seed=seed)
     return _train(data, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say, started=started)
+                  master_scale=master_scale, say=say, started=started, engine=engine, scheduler=scheduler)
 
 
 def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed: int, tune: int,
-           master_scale: str | Path | None, say: Progress, started: float) -> dict:
+           master_scale: str | Path | None, say: Progress, started: float, engine: str = "local",
+           scheduler: str | None = None) -> dict:
     import mlflow
 
     from lifecredit.settings import get_settings
@@ -99,8 +104,14 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
 
     say(f"LightGBM on {len(split.train):,} train rows, early stopping on {len(split.valid):,} validation rows"
         + (f", {tune} Optuna trials first" if tune else ""))
+    fitter = None
+    if engine == "dask":  # partitioned by the first id column (the merchant)
+        from training.dask_fit import DaskFitter
+
+        fitter = DaskFitter(scheduler, groups=data.frame[data.id_columns[0]].to_numpy()[split.train])
+        say(f"fitting on Dask ({scheduler or 'a local cluster of 2 workers'})")
     fit = lgbm.fit(X[split.train], y[split.train], X[split.valid], y[split.valid], features, seed=seed, tune=tune,
-                   progress=lambda done, total: say(f"Optuna trial {done}/{total} done"))
+                   progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
     lap("lightgbm")
 
     margin_valid = fit.booster.predict(X[split.valid], raw_score=True)
@@ -171,7 +182,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         mlflow.log_params({
             **{f"lgbm.{k}": v for k, v in lgb_params.items()},
             "lgbm.monotone_features": sum(1 for f in features if f.direction),
-            "lgbm.best_iteration": fit.best_iteration, "tune_trials": tune, "seed": seed,
+            "lgbm.best_iteration": fit.best_iteration, "tune_trials": tune, "seed": seed, "engine": engine,
             **{f"window.{k}": v for k, v in split.params(y).items()},
             "calibrator": calibrator.to_dict()["kind"],
             "master_scale": f"{scale.name}@{scale.version}",
