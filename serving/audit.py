@@ -277,8 +277,8 @@ PG_INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(['
 class PostgresAuditLog(AuditLog):
     """PostgreSQL: one autocommit connection per thread, opened on first use and reopened after a failure.
 
-    A thread never waits for another's connection (the service answers from a thread pool), and
-    commits of concurrent threads share the server's WAL flushes. A connection the server has
+    A thread never waits for another's connection (the service's event loop and its worker threads
+    each have their own), and commits of concurrent threads share the server's WAL flushes. A connection the server has
     dropped (restart, failover, ``pg_terminate_backend``) is replaced once per call; if the store
     is still unreachable the call raises :class:`AuditUnavailable`. Re-sending an insert whose
     commit may have landed is safe: the decision_id is the primary key, so a duplicate of the
@@ -358,6 +358,8 @@ class PostgresAuditLog(AuditLog):
                 if duplicate_ok and attempt == 2:
                     return None  # the first attempt's commit landed before its connection broke
                 raise AuditUnavailable(f"audit store {self._shown} refused to {what}: {_one_line(err)}") from err
+            except pg.errors.QueryCanceled as err:  # statement_timeout: the server is stuck, do not wait twice
+                raise AuditUnavailable(f"audit store {self._shown} timed out trying to {what}: {_one_line(err)}") from err
             except (pg.OperationalError, pg.InterfaceError) as err:
                 self._drop(conn)
                 if attempt == 2:

@@ -7,6 +7,7 @@ server the tests are skipped with how to start one (see ``helpers.pg_admin_url``
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -89,4 +90,20 @@ def test_an_outage_raises_audit_unavailable_and_the_log_recovers_after_it(pg_url
         AuditLog(pg_url)
     set_reachable(pg_url, True)
     log.append(_record())  # the next call reconnects by itself
+    assert log.count() == 1
+
+
+def test_a_stuck_store_answers_within_the_statement_timeout(pg_url):
+    log = AuditLog(pg_url, statement_timeout=0.3)
+    blocker = psycopg2.connect(pg_url)
+    try:
+        blocker.cursor().execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")  # held until rollback
+        started = time.perf_counter()
+        with pytest.raises(AuditUnavailable, match="timed out"):
+            log.append(_record())
+        assert time.perf_counter() - started < 2.0
+    finally:
+        blocker.rollback()
+        blocker.close()
+    log.append(_record())
     assert log.count() == 1
