@@ -107,3 +107,16 @@ def test_a_stuck_store_answers_within_the_statement_timeout(pg_url):
         blocker.close()
     log.append(_record())
     assert log.count() == 1
+
+
+def test_the_service_opens_an_audit_store_that_was_down_at_start(pg_url, monkeypatch):
+    from lifecredit.settings import Settings
+    from serving import engine
+
+    set_reachable(pg_url, False)
+    service = engine.Engine(Settings(audit_url=pg_url))
+    assert not service.ready() and b"audit store unavailable" in service.not_ready().body
+    set_reachable(pg_url, True)
+    assert b"audit store unavailable" in service.not_ready().body  # retried at most every few seconds
+    monkeypatch.setattr(engine, "AUDIT_RETRY_SECONDS", 0.0)
+    assert b"still loading" in service.not_ready().body and service.audit.count() == 0
