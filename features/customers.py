@@ -63,8 +63,14 @@ def _segment_table(bounds: list[date], as_of: list[date]) -> pl.LazyFrame:
     return pl.LazyFrame({k: v.astype(np.int64) if k != "seg" else v for k, v in cols.items()})
 
 
-def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date], as_of: list[date]) -> pl.LazyFrame:
-    """Customer features for every (merchant_id, as_of) of ``pop``; ``as_of`` must hold all its dates."""
+def customer_features(
+    rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date], as_of: list[date], conc_rows: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Customer features for every (merchant_id, as_of) of ``pop``; ``as_of`` must hold all its dates.
+
+    ``conc_rows`` (mkey, as_of), when given, limits the costly concentration features to those
+    rows (null elsewhere); the distinct and repeat counts are computed for every row.
+    """
     as_of = sorted(set(as_of))
     n_as_of = len(as_of)
     segs = _segment_table(bounds, as_of)
@@ -106,12 +112,20 @@ def customer_features(rollup: pl.LazyFrame, pop: pl.LazyFrame, bounds: list[date
         .select("mkey", "as_of", *(pl.col(k).fill_null(0) for k in keys))
     )
     w = CONCENTRATION_WINDOW
-    conc = (
+    amounts = rollup.select("mkey", "ckey", "seg", "amt")
+    in_window = (
         segs.filter(pl.col(f"hi_{w}") > pl.col("lo"))
         .select("seg", pl.int_ranges("lo", f"hi_{w}").alias("idx"))
         .explode("idx")
-        .join(rollup.select("mkey", "ckey", "seg", "amt"), on="seg")
-        .group_by("mkey", "idx", "ckey")
+    )
+    if conc_rows is not None:
+        wanted = conc_rows.join(idx_map, on="as_of").select("mkey", "idx")
+        amounts = amounts.join(wanted.select("mkey").unique(), on="mkey", how="semi")
+        in_window = in_window.join(amounts, on="seg").join(wanted, on=["mkey", "idx"], how="semi")
+    else:
+        in_window = in_window.join(amounts, on="seg")
+    conc = (
+        in_window.group_by("mkey", "idx", "ckey")
         .agg(pl.col("amt").sum())
         .group_by("mkey", "idx")
         .agg(

@@ -39,7 +39,10 @@ def complaint_features(complaints: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFr
     y = _since("recv", 365)
     resolved = pl.col("res") < pl.col("as_of")  # null (never resolved) is unresolved
     agg = c.group_by("merchant_id", "as_of").agg(
+        _since("recv", 30).sum().cast(pl.Int64).alias("complaints_30d"),
         _since("recv", 90).sum().cast(pl.Int64).alias("complaints_90d"),
+        pl.col("severity").filter(_since("recv", 90)).sum().alias("complaint_severity_sum_90d"),
+        (_since("recv", 90) & ~resolved.fill_null(False)).sum().cast(pl.Int64).alias("complaints_unresolved_90d"),
         y.sum().cast(pl.Int64).alias("complaints_365d"),
         pl.col("severity").filter(y).sum().alias("complaint_severity_sum_365d"),
         (y & ~resolved.fill_null(False)).sum().cast(pl.Int64).alias("_unresolved"),
@@ -47,7 +50,8 @@ def complaint_features(complaints: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFr
         pl.col("recv").max().alias("_last"),
         *((y & (pl.col("category") == k)).sum().cast(pl.Int64).alias(f"complaints_{k}_365d") for k in COMPLAINT_CATEGORIES),
     )
-    counts = ["complaints_90d", "complaints_365d", "complaint_severity_sum_365d", *(f"complaints_{k}_365d" for k in COMPLAINT_CATEGORIES)]
+    counts = ["complaints_30d", "complaints_90d", "complaints_365d", "complaint_severity_sum_90d", "complaint_severity_sum_365d",
+              "complaints_unresolved_90d", *(f"complaints_{k}_365d" for k in COMPLAINT_CATEGORIES)]
     return (
         pop.join(agg, on=["merchant_id", "as_of"], how="left")
         .with_columns(pl.col(counts).fill_null(0))

@@ -37,16 +37,20 @@ BATCH_ROWS = 20_000_000
 """Transactions per merchant batch: bounds memory whatever the market size (about 2-3 GB a batch)."""
 
 
-def _merchant_features(tables: RawTables, as_of: list[date]) -> pl.DataFrame:
-    """Every feature that depends on one merchant's own events, for its rows of the population."""
+def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every feature that depends on one merchant's own events, for its rows of the population.
+
+    With ``keep`` (merchant_id, as_of), the costly customer concentration is computed for those rows only.
+    """
     bounds = segment_bounds(as_of)
     daily, cust = pl.collect_all(
         [daily_rollup(tables.transactions), customer_rollup(tables.transactions, bounds)], engine="streaming"
     )
     pop = population(tables, as_of).collect().lazy()
+    conc_rows = None if keep is None else pop.join(keep.lazy(), on=KEYS, how="semi").select("mkey", "as_of")
     parts = [
         sales_features(daily.lazy(), pop),
-        customer_features(cust.lazy(), pop, bounds, as_of),
+        customer_features(cust.lazy(), pop, bounds, as_of, conc_rows),
         complaint_features(tables.complaints, pop),
         credit_features(tables.loans, tables.loan_performance, pop),
         public_record_features(tables.public_records, pop),
@@ -81,15 +85,35 @@ def merchant_features(
     here, hash partitions on Dask) gives the same rows. Merchants are processed in batches of
     about ``batch_rows`` transactions.
     """
+    return _batched_features(tables, as_of, progress=progress, batch_rows=batch_rows)[0]
+
+
+def _batched_features(
+    tables: RawTables,
+    as_of: list[date],
+    *,
+    progress: ProgressFn | None = None,
+    batch_rows: int = BATCH_ROWS,
+    keep: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-merchant features batch by batch: (every feature of the ``keep`` rows, or of all rows
+    when None; the peer-ranked inputs of all rows).
+
+    Only the rows an output needs are held in full, so memory follows the spine, not the whole
+    merchant x as_of population (100k merchants x 24 months of full rows would not fit in 4 GB).
+    """
     as_of = sorted(set(as_of))
     tick = progress or (lambda done, total: None)
     batches = merchant_batches(tables, batch_rows)
     tick(0, len(batches))
-    parts = []
+    full, ranked = [], []
     for i, (lo, hi) in enumerate(batches):
-        parts.append(_merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of))
+        part = _merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of, keep)
+        ranked.append(part.select(*KEYS, *PEER_GROUP[1:], *PEER_COLUMNS.values()))
+        full.append(part if keep is None else part.join(keep, on=KEYS, how="semi"))
+        del part
         tick(i + 1, len(batches))
-    return pl.concat(parts)
+    return pl.concat(full), pl.concat(ranked)
 
 
 PEER_COLUMNS = {
@@ -118,20 +142,25 @@ def compute_features(
     catalog: Catalog | None = None,
     progress: ProgressFn | None = None,
     batch_rows: int = BATCH_ROWS,
+    keep: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Features of every merchant registered before each ``as_of`` (the peer population).
 
     Every feature sees only events strictly before its row's ``as_of``. Per-merchant features
     first (``merchant_features``); peer percentiles are then taken over all merchants
-    (``peer_features``). Columns: merchant_id, as_of, then the catalogue's features in catalogue
-    order and dtype.
+    (``peer_features``). ``keep`` (merchant_id, as_of) limits the rows returned (the ranks still
+    cover every merchant, so a row's values do not depend on it). Columns: merchant_id, as_of,
+    then the catalogue's features in catalogue order and dtype.
     """
     catalog = catalog or load_catalog()
     as_of = sorted(set(as_of))
     if not as_of:
         raise ValueError("no as_of dates given")
-    frame = merchant_features(tables, as_of, progress=progress, batch_rows=batch_rows)
-    return catalog_columns(peer_features(frame.lazy()), catalog).collect()
+    if keep is not None:
+        keep = keep.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).unique().collect()
+    full, ranked = _batched_features(tables, as_of, progress=progress, batch_rows=batch_rows, keep=keep)
+    peers = peer_features(ranked.lazy()).select(*KEYS, *PEER_COLUMNS)
+    return catalog_columns(full.lazy().join(peers, on=KEYS, how="left"), catalog).collect()
 
 
 def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None) -> pl.DataFrame:
@@ -177,14 +206,17 @@ def build_features(
     as_of = resolve_as_of(tables, as_of)
     tick(1, total)
 
-    feats = compute_features(tables, as_of, catalog=catalog, progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total))
+    spine = training_spine(tables, as_of)
+    keep = pl.concat([spine.rows.select(KEYS), population(tables, as_of[-1:]).select(KEYS).collect()])
+    feats = compute_features(tables, as_of, catalog=catalog, keep=keep,
+                             progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total))
     tick(3, total)
 
-    spine = training_spine(tables, as_of)
     observed = observed_until(tables)
     labelled = labels(tables, spine.rows, observed).collect()
     meta = write_outputs(out, tables=tables, catalog=catalog, as_of=as_of, feats=feats, labelled=labelled,
-                         excluded_in_default=spine.excluded_in_default, observed=observed)
+                         excluded_in_default=spine.excluded_in_default, observed=observed,
+                         feature_rows=population(tables, as_of).select(pl.len()).collect().item())
     tick(total, total)
     return meta
 
@@ -199,13 +231,16 @@ def write_outputs(
     labelled: pl.DataFrame | pl.LazyFrame,
     excluded_in_default: int,
     observed: date | None,
+    feature_rows: int | None = None,
 ) -> dict:
     """Write panel.parquet (labelled spine rows with their features), latest.parquet, the catalogue
-    and metadata.json from the features of every merchant and the labelled spine; return the metadata."""
+    and metadata.json from the features of every merchant and the labelled spine; return the metadata.
+
+    ``feature_rows``: the merchant x as_of population when ``feats`` holds only the rows written."""
     out = Path(out)
     latest_as_of = as_of[-1]
     feats = feats.lazy()
-    panel, latest, labelled_rows, feature_rows = pl.collect_all([
+    panel, latest, labelled_rows, n_feats = pl.collect_all([
         labelled.lazy().join(feats, on=KEYS, how="inner").sort(KEYS),
         feats.filter(pl.col("as_of") == latest_as_of)
         .with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
@@ -230,7 +265,7 @@ def write_outputs(
             "definition": "bad=1: any loan of the merchant 90+ dpd, default or written off with as_of <= reported_on < as_of + 12 months",
             "observed_until": observed.isoformat() if observed else None,
         },
-        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feature_rows.item()},
+        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feature_rows if feature_rows is not None else n_feats.item()},
         "labels": {
             "labelled": n_lab,
             "bad": n_bad,

@@ -59,6 +59,16 @@ def _running_totals(daily: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def win(c: str, w: int, start: int = 0) -> pl.Expr:
+    """Total of ``c`` over [as_of - w - start, as_of - start), from the running totals read at those offsets."""
+    return pl.col(f"{c}@{start}") - pl.col(f"{c}@{start + w}")
+
+
+def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """``num / den``, null when ``den`` is not positive."""
+    return pl.when(den > 0).then(num / den).otherwise(None)
+
+
 def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     """Sales, refund, channel, trend and history features for every (merchant_id, as_of) of ``pop``.
 
@@ -81,13 +91,6 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
             cols.append(pl.col("last_sale_day"))
         reads.append(read.select(cols))
     wide = pl.concat([pop, *reads], how="horizontal")
-
-    def win(c: str, w: int, start: int = 0) -> pl.Expr:
-        """Total of ``c`` over [as_of - w - start, as_of - start)."""
-        return pl.col(f"{c}@{start}") - pl.col(f"{c}@{start + w}")
-
-    def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
-        return pl.when(den > 0).then(num / den).otherwise(None)
 
     history = (pl.col("as_of") - pl.col("first_sale_day")).dt.total_days()
     history = pl.when(pl.col("first_sale_day") < pl.col("as_of")).then(history).otherwise(None)
@@ -130,8 +133,40 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
         history.alias("sales_history_days"),
         history.fill_null(0).lt(90).alias("thin_file"),
     ]
+    out += _latent_state(history, txn_days)
     for c in ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "other"):
         out.append(ratio(win(f"ch_{c}", 365), win("sale_cnt", 365)).alias(f"channel_share_{c}_365d"))
     out.append(pl.sum_horizontal([(win(f"ch_{c}", 365) > 0).cast(pl.Int64) for c in CHANNELS]).alias("channels_used_365d"))
 
     return wide.join(first_sale, on="mkey", how="left", maintain_order="left").select("merchant_id", "as_of", *out)
+
+
+def _refund_rate(w: int) -> pl.Expr:
+    return ratio(win("refund_cnt", w), win("sale_cnt", w))
+
+
+EWM_DECAY = 0.6
+"""Weight of each older 30-day bucket relative to the next newer one in the weighted recent level."""
+
+
+def _latent_state(history: pl.Expr, txn_days: pl.Expr) -> list[pl.Expr]:
+    """Recent levels against the merchant's own yearly baseline: estimates of its current health.
+
+    A merchant's size cancels out of these ratios, so they read how far the recent months sit
+    from its own normal: counts (less noisy than amounts, which carry the ticket spread),
+    an exponentially weighted level over six 30-day buckets, refund rates and trading days.
+    """
+    year_days = pl.min_horizontal(pl.lit(365), txn_days).cast(pl.Float64)
+
+    def level(c: str, num: pl.Expr, days: float, min_history: int) -> pl.Expr:
+        return pl.when(history >= min_history).then(ratio(num / days, win(c, 365) / year_days))
+
+    weights = [EWM_DECAY**k for k in range(6)]
+    ewm = pl.sum_horizontal([wt * win("sale_cnt", 30, 30 * k) for k, wt in enumerate(weights)]) / sum(weights)
+    return [
+        level("sale_cnt", win("sale_cnt", 30), 30.0, 90).alias("sale_count_level_30d_vs_365d"),
+        level("sale_cnt", win("sale_cnt", 90), 90.0, 180).alias("sale_count_level_90d_vs_365d"),
+        level("sale_cnt", ewm, 30.0, 180).alias("sale_count_ewm_level_vs_365d"),
+        level("active", win("active", 30), 30.0, 90).alias("active_days_level_30d_vs_365d"),
+        pl.when(history >= 180).then(ratio(_refund_rate(90), _refund_rate(365))).alias("refund_rate_90d_vs_365d"),
+    ]

@@ -45,7 +45,7 @@ def test_metadata(built, validated_market):
     out, meta = built
     on_disk = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     assert on_disk == meta
-    assert meta["feature_set"]["name"] == "lifecredit-merchant-features" and meta["feature_set"]["version"] == "1.1.0"
+    assert meta["feature_set"]["name"] == "lifecredit-merchant-features" and meta["feature_set"]["version"] == "1.2.0"
     panel = pl.read_parquet(out / "panel.parquet")
     assert meta["rows"]["panel"] == panel.height
     assert meta["labels"]["labelled"] == panel["bad"].is_not_null().sum()
@@ -89,3 +89,19 @@ def test_cli_defaults_to_settings_paths(validated_market, tmp_path):
     result = CliRunner().invoke(app, ["features", "--monthly"])
     assert result.exit_code == 0, result.output
     assert (settings.features_dir / "panel.parquet").exists()
+
+
+def test_outputs_equal_the_full_feature_rows(built, validated_market):
+    """The build computes full rows (and concentration) only for the spine and the latest snapshot:
+    those rows equal ``compute_features`` over the whole population."""
+    from features import RawTables, compute_features
+
+    out, meta = built
+    cat = load_catalog()
+    panel, latest = pl.read_parquet(out / "panel.parquet"), pl.read_parquet(out / "latest.parquet")
+    mid = sorted(panel["as_of"].unique())[len(panel["as_of"].unique()) // 2]
+    full = compute_features(RawTables.scan(validated_market), [mid, latest["as_of"][0]])
+    for got in (panel.filter(pl.col("as_of") == mid), latest):
+        want = got.select("merchant_id", "as_of").join(full, on=["merchant_id", "as_of"], how="left", maintain_order="left")
+        assert got.height > 0
+        assert got.select(cat.names).equals(want.select(cat.names))
