@@ -59,7 +59,7 @@ def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=None,
+        with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=":0",
                           env={"OMP_WAIT_POLICY": "PASSIVE"}) as cluster, Client(cluster) as client:
             client.run(_stdout_to_stderr)  # native libraries print to fd 1: keep the CLI's stdout for its result
             yield client

@@ -26,7 +26,7 @@ MODEL = "dask-trained"
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, env={"OMP_WAIT_POLICY": "PASSIVE"}) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", env={"OMP_WAIT_POLICY": "PASSIVE"}) as c:
         yield c
 
 
