@@ -72,8 +72,11 @@ def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:
             "`dask worker ADDRESS`, or leave out --scheduler to run on a local cluster"
         ) from err
     with client:
-        if not client.scheduler_info(n_workers=-1)["workers"]:
+        try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except TimeoutError as err:
+            raise DaskUnavailable(f"the Dask scheduler at {scheduler!r} has no workers: start some with "
+                                  f"`dask worker {scheduler}`") from err
         yield client
 
 
