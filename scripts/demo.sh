@@ -54,9 +54,11 @@ $lc report --month "$report_month" --out "$data/regulator-report-$report_month.h
   >/dev/null
 echo "demo: class history in $history_dir; regulator report: $data/regulator-report-$report_month.html"
 
-step "7/8 create a demo bank API key (shown once; only its salted hash is stored)"
-$lc keys revoke demo-bank >/dev/null 2>&1 || true   # a rerun replaces the previous demo key
+step "7/8 create demo API keys for a bank and a regulator (shown once; only salted hashes are stored)"
+$lc keys revoke demo-bank >/dev/null 2>&1 || true   # a rerun replaces the previous demo keys
+$lc keys revoke demo-regulator >/dev/null 2>&1 || true
 key=$($lc keys create --role bank --name demo-bank)
+regulator_key=$($lc keys create --role regulator --name demo-regulator)
 merchant=$(.venv/bin/python -c 'import sys, polars as pl; print(pl.read_parquet(sys.argv[1])["merchant_id"][0])' \
   "$data/features/latest.parquet")
 host=$($lc settings --field host)
@@ -79,6 +81,24 @@ for _ in $(seq 300); do
   sleep 1
 done
 [ "${ready:-0}" = 1 ] || { echo "demo: the server did not become ready in 300 s" >&2; exit 1; }
+# A few hundred demo loan applications through the real API, so the regulator's inclusive-finance
+# view has decisions to show (each one is audited like any bank's call).
+.venv/bin/python - "$url" "$key" "$data/features/latest.parquet" "${DEMO_DECISIONS:-300}" <<'PY'
+import json, sys, urllib.request
+import polars as pl
+url, key, snapshot, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ids = pl.read_parquet(snapshot, columns=["merchant_id"])["merchant_id"].sample(n, seed=7, with_replacement=False)
+counts = {}
+for i, merchant in enumerate(ids):
+    body = {"merchant_id": merchant, "requested_amount_fen": 2_000_000 + 500_000 * (i % 13),
+            "term_months": 12, "product": "term_loan"}
+    req = urllib.request.Request(url + "/decide", json.dumps(body).encode(), method="POST", headers={
+        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        outcome = json.load(resp)["decision"]
+    counts[outcome] = counts.get(outcome, 0) + 1
+print("demo: %d loan applications decided through the API: %s" % (len(ids), counts), file=sys.stderr)
+PY
 cat <<MSG
 
 demo: the scoring service is ready at $url (API guide: docs/api.md, OpenAPI: $url/docs.json).
@@ -92,6 +112,11 @@ Score a merchant and ask for a loan decision with the demo bank key:
     -d '{"merchant_id": "$merchant", "requested_amount_fen": 5000000, "term_months": 12, "product": "term_loan"}'
 
 Every answer carries a decision_id: replay it with  $lc replay <decision_id>
+
+Regulator dashboard (class distribution, stability, migration, outcomes, inclusive finance):
+  open $url/regulator/ and sign in with the demo regulator key  $regulator_key
+  or ask the API:  curl -s "$url/regulator/distribution?by=sector&month=$report_month" \\
+                     -H 'Authorization: Bearer $regulator_key'
 Press Ctrl-C to stop the server.
 MSG
 wait "$server"
