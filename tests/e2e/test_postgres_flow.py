@@ -2,8 +2,9 @@
 
 A real ``lifecredit serve`` process, the real ``lifecredit replay`` command, and the
 PostgreSQL server of ``helpers.pg_admin_url`` (skipped with how to start one when none runs).
-Each test creates its own databases (random names) and drops them afterwards. The features
-come from the session's ``served_champion`` market.
+The same server also meets an audit database outage (one server start for both: they are the
+slow part). The test creates its own databases (random names) and drops them afterwards; the
+features come from the session's ``served_champion`` market.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _merchant(served_champion) -> str:
     return pl.read_parquet(served_champion["features"] / "latest.parquet", columns=["merchant_id"])["merchant_id"][0]
 
 
-def test_train_promote_serve_decide_replay_on_postgres(served_champion, monkeypatch, tmp_path):
+def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_champion, monkeypatch, tmp_path):
     from training.registry import promote
     from training.train import train_from_features
 
@@ -71,8 +72,11 @@ def test_train_promote_serve_decide_replay_on_postgres(served_champion, monkeypa
             assert status == 200 and decided["model_version"] == trained["version"], decided
             status, record = http("GET", f"{url}/decisions/{decided['decision_id']}", None, key)
             assert status == 200 and record["outputs"]["decision"] == decided["decision"]
+            _audit_outage_fails_closed(url, key, audit_url, m)
         assert pg_execute(audit_url, "SELECT endpoint, key_name, merchant_id FROM audit_log WHERE decision_id = %s",
                           (decided["decision_id"],)) == [("/decide", "pg-bank", m)]
+        log = (tmp_path / "serve.log").read_text()
+        assert "audit append failed, answering 503" in log
 
         # replay loads the model version from the PostgreSQL registry (the server's model cache removed)
         shutil.rmtree(tmp_path / "var" / "models")
@@ -83,28 +87,17 @@ def test_train_promote_serve_decide_replay_on_postgres(served_champion, monkeypa
         assert replayed["matches"] and replayed["outputs"]["decision"] == decided["decision"]
 
 
-def test_audit_database_down_answers_503_and_decides_nothing(served_champion, monkeypatch, tmp_path):
-    with fresh_database("lc_audit") as audit_url:
-        settings_env = {**served_champion["env"], "LIFECREDIT_AUDIT_URL": audit_url,
-                        "LIFECREDIT_VAR_DIR": str(tmp_path / "var")}
-        key = _bank_key(monkeypatch, settings_env)
-        port = free_port()
-        m = _merchant(served_champion)
-        decide = {"merchant_id": m, **DECIDE}
-        with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], _server_env(settings_env), port,
-                    tmp_path / "serve.log") as url:
-            status, first = http("POST", f"{url}/decide", decide, key)
-            assert status == 200
-            set_reachable(audit_url, False)
-            for path, body in (("/decide", decide), ("/score", {"merchant_id": m})):
-                status, refused = http("POST", f"{url}{path}", body, key)
-                assert status == 503 and "audit store unavailable" in refused["error"], refused
-                assert "decision_id" not in refused and "decision" not in refused and "pd" not in refused
-            set_reachable(audit_url, True)
-            status, again = http("POST", f"{url}/decide", decide, key)
-            assert status == 200, again
-        stored = pg_execute(audit_url, "SELECT decision_id FROM audit_log ORDER BY created_at")
-        assert stored == [(first["decision_id"],), (again["decision_id"],)]
-    log = (tmp_path / "serve.log").read_text()
-    assert "audit append failed, answering 503" in log
-
+def _audit_outage_fails_closed(url: str, key: str, audit_url: str, merchant_id: str) -> None:
+    """The audit database goes down (issue 9's 'database down'): 503, no decision, no record; back up: served again."""
+    decide = {"merchant_id": merchant_id, **DECIDE}
+    before = pg_execute(audit_url, "SELECT count(*) FROM audit_log")[0][0]
+    set_reachable(audit_url, False)
+    for path, body in (("/decide", decide), ("/score", {"merchant_id": merchant_id})):
+        status, refused = http("POST", f"{url}{path}", body, key)
+        assert status == 503 and "audit store unavailable" in refused["error"], refused
+        assert not {"decision_id", "decision", "pd"} & set(refused), refused
+    set_reachable(audit_url, True)
+    assert pg_execute(audit_url, "SELECT count(*) FROM audit_log")[0][0] == before
+    status, again = http("POST", f"{url}/decide", decide, key)  # no restart: the next request reconnects
+    assert status == 200, again
+    assert pg_execute(audit_url, "SELECT count(*) FROM audit_log")[0][0] == before + 1
