@@ -210,7 +210,8 @@ def soak(market_env: dict, workdir: Path, *, seconds: float, concurrency: int, e
     var = workdir / f"soak-var-{int(time.time() * 1000)}"
     env = base_env(**market_env, LIFECREDIT_VAR_DIR=str(var), **(extra_env or {}))
     key = cli(["keys", "create", "--role", "bank", "--name", "soak-bank"], env).strip().splitlines()[-1]
-    snapshot_dir = Path(market_env.get("LIFECREDIT_SNAPSHOT_DIR") or Path(market_env["LIFECREDIT_DATA_DIR"]) / "features")
+    snapshot_dir = Path(market_env.get("LIFECREDIT_SNAPSHOT_DIR")
+                        or Path(market_env["LIFECREDIT_DATA_DIR"]) / "features")
     ids = pl.read_parquet(snapshot_dir / "latest.parquet", columns=["merchant_id"])["merchant_id"].to_list()
     db = var / "audit.db"
     with serve(env, workdir / "soak-server.log") as url:

@@ -60,7 +60,7 @@ async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes,
 
 
 class AuthMiddleware:
-    """Bearer-key check by route (401 no or bad key, 403 wrong role), rate (429), content type and body size."""
+    """Bearer key by route (401 no or bad key, 403 wrong role), rate (429), content type (415), body size (413)."""
 
     def __init__(self, app: Callable, keys_file: str | None = None, max_body_bytes: int | None = None):
         settings = get_settings()
@@ -114,22 +114,31 @@ class AuthMiddleware:
                 if too_big:
                     return await _reply(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
             else:
-                receive = _limited(receive, self.max_body)
+                receive = await _read_limited(receive, self.max_body)
+                if receive is None:
+                    return await _reply(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
         scope.setdefault("state", {})["api_key"] = key
         return await self.app(scope, receive, send)
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """A receive that stops a chunked body at ``limit`` bytes (the parser then sees invalid JSON)."""
-    seen = 0
+async def _read_limited(receive: Receive, limit: int) -> Receive | None:
+    """Read a body without Content-Length (chunked) up to ``limit`` bytes; None when it is longer.
 
-    async def wrapped() -> dict:
-        nonlocal seen
+    Returns a receive that replays what was read, then passes on to the connection.
+    """
+    messages, seen = [], 0
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                return {"type": "http.request", "body": b"\x00", "more_body": False}
-        return message
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            return None
+        if not message.get("more_body", False):
+            break
 
-    return wrapped
+    async def replay() -> dict:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
