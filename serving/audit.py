@@ -177,6 +177,10 @@ class AuditLog:
         """Number of records, optionally for one endpoint."""
         raise NotImplementedError
 
+    def outputs(self, endpoints: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """(merchant_id, created_at, outputs JSON) of every record of these endpoints, oldest first."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store's connections (and threads)."""
 
@@ -253,6 +257,11 @@ class SqliteAuditLog(AuditLog):
         with self._lock:
             return self._conn.execute(sql, args).fetchone()[0]
 
+    def outputs(self, endpoints: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        marks = ", ".join("?" * len(endpoints))
+        with self._lock:
+            return self._conn.execute(f"{OUTPUTS_SQL} ({marks}) ORDER BY created_at", endpoints).fetchall()
+
     def close(self) -> None:
         self._stop.set()
         if self._checkpointer is not None:
@@ -271,6 +280,7 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 """
 # Serialises schema creation when several workers or replicas start at once (any constant).
 PG_SCHEMA_LOCK = 7_245_361_309
+OUTPUTS_SQL = "SELECT merchant_id, created_at, outputs FROM audit_log WHERE endpoint IN"
 PG_INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 
 
@@ -345,15 +355,15 @@ class PostgresAuditLog(AuditLog):
         except self._pg.Error:
             pass
 
-    def _run(self, what: str, sql: str, args: tuple, fetch: bool, *, duplicate_ok: bool = False):
-        """Execute one statement, reconnecting once if the connection broke; AuditUnavailable on failure."""
+    def _run(self, what: str, sql: str, args: tuple, fetch: str | None, *, duplicate_ok: bool = False):
+        """Execute one statement (``fetch``: "one", "all" or None), reconnecting once if the connection broke."""
         pg = self._pg
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql, args)
-                    return cur.fetchone() if fetch else None
+                    return cur.fetchone() if fetch == "one" else cur.fetchall() if fetch == "all" else None
             except pg.errors.UniqueViolation as err:
                 if duplicate_ok and attempt == 2:
                     return None  # the first attempt's commit landed before its connection broke
@@ -370,19 +380,22 @@ class PostgresAuditLog(AuditLog):
         raise AssertionError("unreachable")
 
     def append(self, record: AuditRecord) -> str:
-        self._run("store a record", PG_INSERT, record.row(), False, duplicate_ok=True)
+        self._run("store a record", PG_INSERT, record.row(), None, duplicate_ok=True)
         return record.decision_id
 
     def get(self, decision_id: str) -> dict | None:
         row = self._run("read a record", f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = %s",
-                        (decision_id,), True)
+                        (decision_id,), "one")
         return None if row is None else _parsed(row)
 
     def count(self, endpoint: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM audit_log", ()
         if endpoint:
             sql, args = sql + " WHERE endpoint = %s", (endpoint,)
-        return self._run("count records", sql, args, True)[0]
+        return self._run("count records", sql, args, "one")[0]
+
+    def outputs(self, endpoints: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        return self._run("read records", f"{OUTPUTS_SQL} %s ORDER BY created_at", (tuple(endpoints),), "all")
 
     def close(self) -> None:
         with self._all_lock:

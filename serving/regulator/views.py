@@ -16,7 +16,6 @@ Example (an API route is one line)::
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -33,20 +32,17 @@ DECISION_SCHEMA = {"merchant_id": pl.String, "month": pl.String, "decision": pl.
 def read_decisions(audit_url: str) -> pl.DataFrame:
     """Every /decide answer in the audit log: merchant_id, month (of created_at, UTC), decision, approved limit.
 
-    Opens the SQLite store read-only; no store yet means no decisions.
+    Reads the SQLite or PostgreSQL store the URL names; no SQLite file yet means no decisions.
     """
-    from serving.audit import sqlite_path
+    from serving.audit import AuditLog, is_postgres, sqlite_path
 
-    path = sqlite_path(audit_url)
-    if not path.exists():
+    if not is_postgres(audit_url) and not sqlite_path(audit_url).exists():
         return pl.DataFrame(schema=DECISION_SCHEMA)
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    store = AuditLog(audit_url) if is_postgres(audit_url) else AuditLog(audit_url, checkpoint_seconds=None)
     try:
-        marks = ", ".join("?" * len(DECIDE_ENDPOINTS))
-        rows = conn.execute(f"SELECT merchant_id, created_at, outputs FROM audit_log WHERE endpoint IN ({marks})",
-                            DECIDE_ENDPOINTS).fetchall()
+        rows = store.outputs(DECIDE_ENDPOINTS)
     finally:
-        conn.close()
+        store.close()
     records = []
     for merchant_id, created_at, outputs in rows:
         out = json.loads(outputs)

@@ -42,6 +42,19 @@ def test_records_read_back_exactly_as_from_sqlite(pg_url, tmp_path):
     pg.close(), lite.close()
 
 
+def test_regulator_reads_the_same_decisions_from_either_store(pg_url, tmp_path):
+    from serving.regulator.views import read_decisions
+
+    lite_url = f"sqlite:///{tmp_path}/audit.db"
+    pg, lite = AuditLog(pg_url), AuditLog(lite_url)
+    for record in (_record(), AuditRecord("/score", "bank-a", {}, {"pd": 0.1}, merchant_id="M00000002")):
+        pg.append(record), lite.append(record)
+    pg.close(), lite.close()
+    from_pg, from_lite = read_decisions(pg_url), read_decisions(lite_url)
+    assert from_pg.to_dicts() == from_lite.to_dicts()
+    assert from_pg.select("merchant_id", "decision").rows() == [("M00000001", "approve")]
+
+
 def test_updates_deletes_and_truncate_are_refused(pg_url):
     log = AuditLog(pg_url)
     log.append(_record())
