@@ -78,7 +78,7 @@ def svc(served):
     with pytest.MonkeyPatch.context() as mp:
         _apply(served.env, mp)
         instance = LifeCredit()
-        _wait(instance.__is_ready__)
+        _wait(instance._engine.ready)
     return instance
 
 
