@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serving_http import BIN, ROOT, free_port, http, server
+from helpers import BIN, ROOT, free_port, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
