@@ -74,3 +74,28 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
         promote(result["version"], force=True, reason="serving tests")
     get_settings.cache_clear()
     return {"env": env, "features": features, "version": result["version"], "run_id": result["run_id"]}
+
+
+@pytest.fixture(scope="session")
+def live_service(served_champion, validated_market, tmp_path_factory) -> dict:
+    """One real ``lifecredit serve`` for the e2e security tests: the session champion, three months of class
+    history (so the regulator views answer), a tight per-key rate limit (60 a minute, burst 30).
+
+    ``new_key(role)`` adds a key the running server accepts at once (each key has its own rate bucket).
+    Yields ``{"url", "env", "log", "var", "ids", "new_key"}``.
+    """
+    import polars as pl
+
+    from benchmarks.soak import base_env, cli, serve
+    from serving.keys import KeyStore
+
+    root = tmp_path_factory.mktemp("live")
+    env = base_env(**served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"),
+                   LIFECREDIT_HISTORY_DIR=str(root / "history"), LIFECREDIT_RATE_LIMIT_PER_MINUTE="60",
+                   LIFECREDIT_RATE_LIMIT_BURST="30")
+    cli(["score-all", "--months", "3", "--validated", str(validated_market)], env)
+    store = KeyStore(root / "var" / "api_keys.json")
+    ids = pl.read_parquet(served_champion["features"] / "latest.parquet", columns=["merchant_id"])["merchant_id"]
+    with serve(env, root / "serve.log") as url:
+        yield {"url": url, "env": env, "log": root / "serve.log", "var": root / "var", "ids": ids.to_list(),
+               "new_key": lambda role: store.create(role)}

@@ -1,7 +1,8 @@
 """Schemathesis against the running service's own OpenAPI document (/docs.json), every operation, every role.
 
-Bounded: a few positive and negative examples per operation (derandomised, no example
-database), each sent with no key and with a key of each role (bank, regulator, admin).
+Runs on the session's ``live_service``. Bounded: a few positive and negative examples per
+operation (derandomised, no example database), each sent with no key and with a fresh key of
+each role (bank, regulator, admin).
 Checks: no 5xx; every 4xx body is JSON that names the problem (an ``error`` text or a
 ``detail`` list), and a 400/422 for a bad input names the field or parameter.
 """
@@ -11,28 +12,13 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from benchmarks.soak import base_env, cli, serve
-
 ROLES = ("none", "bank", "regulator", "admin")
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 6}
-
-
-@pytest.fixture(scope="module")
-def fuzz_site(served_champion, validated_market, tmp_path_factory):
-    root = tmp_path_factory.mktemp("fuzz")
-    env = base_env(**served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"),
-                   LIFECREDIT_HISTORY_DIR=str(root / "history"))
-    cli(["score-all", "--months", "3", "--validated", str(validated_market)], env)  # the regulator views' data
-    keys = {r: cli(["keys", "create", "--role", r, "--name", f"fuzz-{r}"], env).strip().splitlines()[-1]
-            for r in ROLES[1:]}
-    with serve(env, root / "serve.log") as url:
-        yield {"url": url, "keys": keys}
 
 
 def _names(operation) -> set[str]:
@@ -67,8 +53,8 @@ def problem(response, names: set[str]) -> str | None:
     return None
 
 
-def test_every_operation_every_role_no_5xx_and_4xx_named(fuzz_site):
-    url, keys = fuzz_site["url"], fuzz_site["keys"]
+def test_every_operation_every_role_no_5xx_and_4xx_named(live_service):
+    url = live_service["url"]
     doc = httpx.get(f"{url}/docs.json", timeout=60).json()
     # BentoML labels the document 3.0.2 but writes its schemas in 3.1 / JSON Schema 2020-12 form
     # (numeric exclusiveMinimum, type null): read it as what it is
@@ -80,6 +66,7 @@ def test_every_operation_every_role_no_5xx_and_4xx_named(fuzz_site):
     sent = 0
     for op in operations:
         names = _names(op)
+        keys = {role: live_service["new_key"](role) for role in ROLES[1:]}  # fresh rate buckets per operation
         for mode, examples in EXAMPLES.items():
             @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
