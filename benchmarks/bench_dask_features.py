@@ -11,7 +11,7 @@ Prints per engine: build seconds (Dask: without and with starting the cluster), 
 rows/s, peak RSS of the main process and of each worker; then the ratios Dask / local, and
 whether both outputs are equal row for row.
 
-The default volume scale 0.1 (~37 M transactions for 50k merchants x 24 months, ~0.8 GB of
+The default volume scale 0.1 (35 M transactions for 50k merchants x 24 months, 0.7 GB of
 Parquet) keeps a run within minutes on a 2-core machine; ``--volume-scale 1`` is the full market
 (~375 M transactions, ~8 GB; check free disk first).
 
