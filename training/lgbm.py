@@ -69,7 +69,7 @@ def _datasets(X_train, y_train, X_valid, y_valid, features: list[Feature], *, tu
     params = {"feature_pre_filter": False} if tuning else None
     train = lgb.Dataset(X_train, label=y_train, feature_name=names, categorical_feature=cats,
                         free_raw_data=False, params=params)
-    valid = lgb.Dataset(X_valid, label=y_valid, reference=train, params=params)
+    valid = lgb.Dataset(X_valid, label=y_valid, reference=train, free_raw_data=False, params=params)  # raw kept for a fitter
     return train, valid
 
 

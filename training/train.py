@@ -109,7 +109,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         from training.dask_fit import DaskFitter
 
         fitter = DaskFitter(scheduler, groups=data.frame[data.id_columns[0]].to_numpy()[split.train])
-        say(f"fitting on Dask ({scheduler or 'a local cluster of 2 workers'})")
+        say(f"the final fit runs on Dask ({scheduler or 'a local cluster of 2 workers'})")
     fit = lgbm.fit(X[split.train], y[split.train], X[split.valid], y[split.valid], features, seed=seed, tune=tune,
                    progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
     lap("lightgbm")

@@ -54,7 +54,7 @@ def test_dask_test_auc_within_0005_of_local(cluster, tmp_path):
     assert 0 < dask.best_iteration < lgbm.MAX_ROUNDS  # early-stopped on the validation set
 
 
-def test_train_cli_on_dask_registers_a_model_that_scores(tmp_path, mlflow_template):
+def test_train_cli_on_dask_tunes_registers_and_scores(tmp_path, mlflow_template):
     import mlflow
     import pandas as pd
 
@@ -63,13 +63,14 @@ def test_train_cli_on_dask_registers_a_model_that_scores(tmp_path, mlflow_templa
     panel = write_synthetic_panel(tmp_path / "features")
     store = new_store(mlflow_template, tmp_path / "mlruns")
     with cli_env(store):
-        res = CliRunner().invoke(app, ["train", "--features", str(panel), "--model-name", MODEL, "--engine", "dask"])
+        res = CliRunner().invoke(app, ["train", "--features", str(panel), "--model-name", MODEL, "--engine", "dask",
+                                       "--tune", "1"])  # Optuna trials here, then the final fit on Dask
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout.strip().splitlines()[-1])
         run = mlflow.MlflowClient().get_run(out["run_id"])
         scored = mlflow.pyfunc.load_model(out["model_uri"]).predict(pd.read_parquet(panel / "latest.parquet"))
     assert out["model_uri"] == f"models:/{MODEL}/1" and out["metrics"]["auc"] > 0.6
-    assert run.data.params["engine"] == "dask"
+    assert run.data.params["engine"] == "dask" and run.data.params["tune_trials"] == "1"
     assert np.all((scored["pd"] > 0) & (scored["pd"] < 1)) and set(scored["class"]) <= set("ABCD")
 
 
