@@ -15,7 +15,11 @@ be judged the same way. Definitions:
   the p-value is its CDF at the mean predicted PD. A small p-value says the observed default
   rate is significantly above the prediction (PD underestimated); the test is one-sided, as in
   the ECB's instructions for reporting the validation of internal models. A group is
-  *rejected* at ``alpha`` (1%) when p < alpha.
+  *rejected* at ``alpha`` (1%) when p < alpha. The test assumes independent obligors: when
+  a test window holds several monthly rows of one merchant (``clusters``), those rows share
+  most of their 12-month outcome window (one default labels up to twelve of them), so the test
+  counts each merchant once - ``n`` becomes the number of distinct merchants in the group and
+  ``d`` its default rate times that number. Row counts are reported beside it.
 * **Herfindahl index** of the grade distribution: sum of squared shares (1/K when spread evenly
   over K grades, 1 when all in one); also reported normalised to [0, 1].
 * **PSI**: population stability index sum((a - e) ln(a / e)) over bins fixed on the expected
@@ -77,7 +81,7 @@ def _equal_count_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 # -- groups: grades and classes -----------------------------------------------------------
-def jeffreys_pvalue(n: int, defaults: int, mean_pd: float) -> float:
+def jeffreys_pvalue(n: float, defaults: float, mean_pd: float) -> float:
     """One-sided Jeffreys p-value: P(true default rate <= mean_pd | defaults out of n)."""
     from scipy.stats import beta
 
@@ -85,19 +89,26 @@ def jeffreys_pvalue(n: int, defaults: int, mean_pd: float) -> float:
 
 
 def group_table(y: np.ndarray, p: np.ndarray, groups: np.ndarray, order: list[str],
-                alpha: float = JEFFREYS_ALPHA) -> list[dict]:
-    """Count, mean PD, observed default rate and Jeffreys test for each group in ``order``."""
-    frame = pd.DataFrame({"g": np.asarray(groups).astype(str), "y": np.asarray(y).astype(int), "p": p})
-    stats = frame.groupby("g").agg(n=("y", "size"), defaults=("y", "sum"), mean_pd=("p", "mean"))
+                alpha: float = JEFFREYS_ALPHA, clusters: np.ndarray | None = None) -> list[dict]:
+    """Count, mean PD, observed default rate and Jeffreys test for each group in ``order``.
+
+    ``clusters`` (a merchant id per row) makes the test count merchants, not rows (see the
+    module docstring); ``obligors`` is that count.
+    """
+    frame = pd.DataFrame({"g": np.asarray(groups).astype(str), "y": np.asarray(y).astype(int), "p": p,
+                          "c": np.arange(len(p)) if clusters is None else np.asarray(clusters)})
+    stats = frame.groupby("g").agg(n=("y", "size"), defaults=("y", "sum"), mean_pd=("p", "mean"),
+                                   obligors=("c", "nunique"))
     rows = []
     for g in order:
         if g in stats.index:
             n, d, mpd = int(stats.at[g, "n"]), int(stats.at[g, "defaults"]), float(stats.at[g, "mean_pd"])
-            pval = jeffreys_pvalue(n, d, mpd)
-            rows.append({"group": g, "n": n, "share": n / len(frame), "defaults": d, "mean_pd": mpd,
+            k = int(stats.at[g, "obligors"])
+            pval = jeffreys_pvalue(k, d * k / n, mpd)
+            rows.append({"group": g, "n": n, "obligors": k, "share": n / len(frame), "defaults": d, "mean_pd": mpd,
                          "default_rate": d / n, "jeffreys_p": pval, "rejected": bool(pval < alpha)})
         else:
-            rows.append({"group": g, "n": 0, "share": 0.0, "defaults": 0, "mean_pd": None,
+            rows.append({"group": g, "n": 0, "obligors": 0, "share": 0.0, "defaults": 0, "mean_pd": None,
                          "default_rate": None, "jeffreys_p": None, "rejected": False})
     return rows
 
@@ -160,14 +171,17 @@ def lift_gains(y: np.ndarray, p: np.ndarray, n: int = 10) -> list[dict]:
 
 # -- one call for a model ------------------------------------------------------------------
 def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_score: np.ndarray | None = None,
-                         alpha: float = JEFFREYS_ALPHA) -> dict:
-    """All test-window evidence for one model's predictions (``pd``, ``score``, ``grade``, ``class``)."""
+                         alpha: float = JEFFREYS_ALPHA, clusters: np.ndarray | None = None) -> dict:
+    """All test-window evidence for one model's predictions (``pd``, ``score``, ``grade``, ``class``).
+
+    ``clusters``: the merchant id of each row (Jeffreys counts merchants; see :func:`group_table`).
+    """
     y = np.asarray(y).astype(int)
     p = pred["pd"].to_numpy(dtype=np.float64)
     cal = calibration(y, p)
     grade_order = [g.grade for g in scale.grades]
-    by_grade = group_table(y, p, pred["grade"].to_numpy(), grade_order, alpha)
-    by_class = group_table(y, p, pred["class"].to_numpy(), ["A", "B", "C", "D"], alpha)
+    by_grade = group_table(y, p, pred["grade"].to_numpy(), grade_order, alpha, clusters)
+    by_class = group_table(y, p, pred["class"].to_numpy(), ["A", "B", "C", "D"], alpha, clusters)
     metrics = {
         "n": int(len(y)), "defaults": int(y.sum()), "default_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_pd": float(p.mean()) if len(p) else float("nan"),

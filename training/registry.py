@@ -8,7 +8,9 @@
   logged with N's run as ``evaluation/test_window.parquet``), both scored through their
   registered pyfunc models:
 
-  - ``jeffreys_class_X`` (always): class X is not rejected by the one-sided Jeffreys test at 1%;
+  - ``jeffreys_class_X`` (always): class X is not rejected by the one-sided Jeffreys test at 1%
+    (each merchant counted once: its monthly rows share one outcome window; see
+    ``training.evaluate``);
   - ``score_psi_train_test`` (always): N's score PSI between its train and test windows < 0.25;
   - ``auc_vs_champion`` (with a champion): AUC(N) >= AUC(champion) - 0.01;
   - ``score_psi_vs_champion`` (with a champion): PSI of N's scores against the champion's < 0.25;
@@ -145,13 +147,16 @@ def gate(c: MlflowClient, name: str, version: str, champion: str | None) -> tupl
     y = test[target].to_numpy().astype(int)
     cand = _scores(f"models:/{name}/{version}", test)
     checks: list[Check] = []
-    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), ["A", "B", "C", "D"]):
+    merchants = test[evaluation["id_columns"][0]].to_numpy()  # Jeffreys counts merchants, not monthly rows
+    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), ["A", "B", "C", "D"],
+                           clusters=merchants):
         if row["n"] == 0:
             checks.append(Check(f"jeffreys_class_{row['group']}", True, None, JEFFREYS_ALPHA, "no merchants in class"))
             continue
         checks.append(Check(
             f"jeffreys_class_{row['group']}", not row["rejected"], row["jeffreys_p"], JEFFREYS_ALPHA,
-            f"p={row['jeffreys_p']:.4f} (reject below {JEFFREYS_ALPHA}): {row['defaults']} defaults in {row['n']}, "
+            f"p={row['jeffreys_p']:.4f} (reject below {JEFFREYS_ALPHA}): {row['defaults']} defaults in {row['n']} rows "
+            f"({row['obligors']} merchants), "
             f"observed {row['default_rate']:.2%} vs mean PD {row['mean_pd']:.2%}"))
     psi_tt = float(evaluation["lightgbm"]["metrics"]["psi_score_train_test"])
     checks.append(Check("score_psi_train_test", psi_tt < PSI_LIMIT, psi_tt, PSI_LIMIT,

@@ -121,8 +121,8 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         id_columns=data.id_columns, target=data.target, feature_set=data.feature_set,
         kind="lightgbm", catalog_yaml=data.catalog_text, num_threads=2,
     )
-    say(f"calibrated: {calibrator.to_dict()['kind']} (CV log loss platt {cal_losses['platt']:.4f}, "
-        f"isotonic {cal_losses['isotonic']:.4f})")
+    say(f"calibrated: {calibrator.to_dict()['kind']} (CV log loss "
+        + ", ".join(f"{k} {v:.4f}" for k, v in cal_losses.items()) + ")")
     lap("calibration")
 
     say("scorecard challenger (optimal binning, WoE, logistic regression)")
@@ -139,10 +139,11 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
     y_test = y[split.test]
     pred_test = bundle.predict(frame_test, reasons=False)
     score_train = scale.score(bundle.pd_from_margin(bundle.margin(X[split.train])))
-    evaluation_lgb = ev.evaluate_predictions(y_test, pred_test, scale, train_score=score_train)
+    merchants = frame_test[data.id_columns[0]].to_numpy()  # Jeffreys counts each merchant once
+    evaluation_lgb = ev.evaluate_predictions(y_test, pred_test, scale, train_score=score_train, clusters=merchants)
     sc_test = scorecard_predict(scorecard.spec_, frame_test, scale)
     sc_train_score = scale.score(scorecard.predict_proba(frame_train[names])[:, 1])
-    evaluation_sc = ev.evaluate_predictions(y_test, sc_test, scale, train_score=sc_train_score)
+    evaluation_sc = ev.evaluate_predictions(y_test, sc_test, scale, train_score=sc_train_score, clusters=merchants)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(split.test), size=min(SHAP_SAMPLE, len(split.test)), replace=False))
     contrib = fit.booster.predict(X[split.test][sample], pred_contrib=True)[:, :-1]
@@ -255,7 +256,7 @@ def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
     lgb, sc, split = evaluation["lightgbm"], evaluation["challenger"], evaluation["split"]
     m = lgb["metrics"]
     classes = "\n".join(
-        f"| {r['group']} | {r['n']:,} | {_pct(r['mean_pd'])} | {_pct(r['default_rate'])} | "
+        f"| {r['group']} | {r['n']:,} ({r['obligors']:,}) | {_pct(r['mean_pd'])} | {_pct(r['default_rate'])} | "
         f"{'-' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')} | {'yes' if r['rejected'] else 'no'} |"
         for r in lgb["by_class"])
     top = ", ".join(r["feature"] for r in evaluation["importance"][:8])
@@ -282,7 +283,7 @@ ECE {m['ece']:.4f}; mean PD {_pct(m['mean_pd'])} vs observed {_pct(m['default_ra
 score PSI train->test {m.get('psi_score_train_test', float('nan')):.3f}; Herfindahl of grades {m['herfindahl']:.3f}.
 Challenger AUC {sc['metrics']['auc']:.4f}.
 
-| class | merchants | mean PD | observed | Jeffreys p | rejected at 1% |
+| class | rows (merchants) | mean PD | observed | Jeffreys p (per merchant) | rejected at 1% |
 |---|---:|---:|---:|---:|---|
 {classes}
 

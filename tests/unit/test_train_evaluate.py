@@ -30,6 +30,22 @@ def test_group_table_flags_underestimated_groups():
     assert rows["A"]["share"] + rows["B"]["share"] == pytest.approx(1.0)
 
 
+def test_jeffreys_counts_each_merchant_once():
+    """Four monthly rows of one merchant share one outcome: the test must not count them four times."""
+    rng = np.random.default_rng(2)
+    merchants = 60
+    bad = (rng.random(merchants) < 0.55).astype(int)  # observed 55% against a predicted 40%
+    y, ids = np.repeat(bad, 4), np.repeat(np.arange(merchants), 4)
+    p, groups = np.full(len(y), 0.40), np.full(len(y), "D")
+    by_row = ev.group_table(y, p, groups, ["D"])[0]
+    by_merchant = ev.group_table(y, p, groups, ["D"], clusters=ids)[0]
+    assert by_row["obligors"] == by_row["n"] == 240 and by_merchant["obligors"] == 60
+    assert by_merchant["defaults"] == by_row["defaults"] and by_merchant["n"] == 240
+    d = bad.sum()
+    assert by_merchant["jeffreys_p"] == pytest.approx(beta.cdf(0.40, d + 0.5, merchants - d + 0.5))
+    assert by_merchant["jeffreys_p"] > by_row["jeffreys_p"]
+
+
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(1)
     a = rng.normal(600, 30, 20_000)
