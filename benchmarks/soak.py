@@ -165,7 +165,9 @@ async def drive(url: str, key: str, ids: list[str], seconds: float, concurrency:
     routes, weights = zip(*MIX, strict=True)
     deadline = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # drop idle connections well before the server's 5 s keep-alive does: reusing one the server is
+    # closing at that moment fails with a transport error that is the client's race, not the service's
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
 
     async def client(rng: random.Random, http: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
