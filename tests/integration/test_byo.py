@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from test_train_synthetic import cli_env, mlflow_template, new_store  # noqa: F401 - fixtures
 
 
 def credit_table(n: int = 20_000, seed: int = 1) -> pl.DataFrame:
@@ -47,13 +46,13 @@ def tables(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def byo_store(tmp_path_factory, mlflow_template):
-    return new_store(mlflow_template, tmp_path_factory.mktemp("mlruns"))
+def byo_store(mlflow_store):
+    return mlflow_store.new()
 
 
 @pytest.fixture
-def env(byo_store):
-    with cli_env(byo_store):
+def env(byo_store, mlflow_store):
+    with mlflow_store.use(byo_store):
         yield byo_store
 
 

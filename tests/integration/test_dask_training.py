@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from test_train_synthetic import cli_env, mlflow_template, new_store, store_at, write_synthetic_panel  # noqa: F401
+from test_train_synthetic import write_synthetic_panel
 
 MODEL = "dask-trained"
 
@@ -54,15 +54,15 @@ def test_dask_test_auc_within_0005_of_local(cluster, tmp_path):
     assert 0 < dask.best_iteration < lgbm.MAX_ROUNDS  # early-stopped on the validation set
 
 
-def test_train_cli_on_dask_tunes_registers_and_scores(tmp_path, mlflow_template):
+def test_train_cli_on_dask_tunes_registers_and_scores(tmp_path, mlflow_store):
     import mlflow
     import pandas as pd
 
     from lifecredit.cli import app
 
     panel = write_synthetic_panel(tmp_path / "features")
-    store = new_store(mlflow_template, tmp_path / "mlruns")
-    with cli_env(store):
+    store = mlflow_store.new(tmp_path / "mlruns")
+    with mlflow_store.use(store):
         res = CliRunner().invoke(app, ["train", "--features", str(panel), "--model-name", MODEL, "--engine", "dask",
                                        "--tune", "1"])  # Optuna trials here, then the final fit on Dask
         assert res.exit_code == 0, res.output

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from test_train_synthetic import cli_env, mlflow_template, new_store, store_at, synthetic_features  # noqa: F401 - fixtures
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -27,12 +26,12 @@ def wrong_directions(synthetic_features, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def registry_store(tmp_path_factory, mlflow_template, synthetic_features, wrong_directions):
+def registry_store(mlflow_store, synthetic_features, wrong_directions):
     """Version 1: a good model; version 2: the wrong-direction model (same panel, same test window)."""
     from training.train import train_from_features
 
-    store = new_store(mlflow_template, tmp_path_factory.mktemp("mlruns"))
-    with store_at(store):
+    store = mlflow_store.new()
+    with mlflow_store.use(store):
         good = train_from_features(synthetic_features, seed=7)
         bad = train_from_features(synthetic_features, seed=7, catalog=wrong_directions)
     assert (good["version"], bad["version"]) == ("1", "2")
@@ -41,8 +40,8 @@ def registry_store(tmp_path_factory, mlflow_template, synthetic_features, wrong_
 
 
 @pytest.fixture
-def env(registry_store):
-    with cli_env(registry_store):
+def env(registry_store, mlflow_store):
+    with mlflow_store.use(registry_store):
         yield registry_store
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from test_train_synthetic import cli_env, mlflow_template, new_store  # noqa: F401 - fixtures
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -25,13 +24,13 @@ def market_features(validated_market, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def market_store(tmp_path_factory, mlflow_template):
-    return new_store(mlflow_template, tmp_path_factory.mktemp("mlruns"))
+def market_store(mlflow_store):
+    return mlflow_store.new()
 
 
 @pytest.fixture
-def env(market_store):
-    with cli_env(market_store):
+def env(market_store, mlflow_store):
+    with mlflow_store.use(market_store):
         yield market_store
 
 

@@ -2,15 +2,14 @@
 
 The panel has the shape the features stage writes (``merchant_id``, ``as_of``, ``bad`` then
 catalogue features) and a catalogue beside it, so these tests run without the simulator or the
-feature pipeline. ``bad`` is drawn from a logistic of a latent health that the features see
+feature pipeline (the ``synthetic_features`` and MLflow store fixtures are in ``conftest.py``).
+``bad`` is drawn from a logistic of a latent health that the features see
 with noise: complaints and days past due raise risk, sales and tenure lower it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -93,65 +92,20 @@ def write_synthetic_panel(out: Path, *, merchants: int = 220, months: int = 20, 
     return out
 
 
-@pytest.fixture(scope="session")
-def synthetic_features(tmp_path_factory) -> Path:
-    return write_synthetic_panel(tmp_path_factory.mktemp("synthetic_features"))
-
-
-# -- MLflow stores for the training tests ------------------------------------------------------
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite database, made once: creating one runs ~100 migrations (~10 s)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@contextmanager
-def store_at(directory: Path):
-    """Point LIFECREDIT_MLRUNS_DIR at ``directory`` for the duration."""
-    from lifecredit.settings import get_settings
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LIFECREDIT_MLRUNS_DIR", str(directory))
-        get_settings.cache_clear()
-        yield directory
-    get_settings.cache_clear()
-
-
-@contextmanager
-def cli_env(directory: Path):
-    """``store_at`` plus the variables the CLI commands set by default, scoped to the block."""
-    with pytest.MonkeyPatch.context() as mp:
-        for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-                           ("MLFLOW_LOGGING_LEVEL", "WARNING")):
-            mp.setenv(var, value)
-        with store_at(directory):
-            yield directory
-
-
-def new_store(template: Path, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template, directory / "mlflow.db")
-    return directory
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, mlflow_template, synthetic_features):
+def trained(mlflow_store, synthetic_features):
     """One model trained on the synthetic panel in a module-wide store: (result, store dir)."""
     from training.train import train_from_features
 
-    store = new_store(mlflow_template, tmp_path_factory.mktemp("mlruns"))
-    with store_at(store):
+    store = mlflow_store.new()
+    with mlflow_store.use(store):
         result = train_from_features(synthetic_features, seed=7)
     return result, store
 
 
 @pytest.fixture
-def in_store(trained):
-    with store_at(trained[1]):
+def in_store(trained, mlflow_store):
+    with mlflow_store.use(trained[1]):
         yield trained[0]
 
 
@@ -270,11 +224,11 @@ def test_serving_bundle_scores_like_the_pyfunc_and_challenger_loads(in_store, pa
     assert list(out.columns) == ["pd", "score", "grade", "class"] and len(out) == len(scoring_rows)
 
 
-def test_tuning_runs_optuna_trials(trained, synthetic_features):
+def test_tuning_runs_optuna_trials(trained, mlflow_store, synthetic_features):
     from training.registry import client
     from training.train import train_from_features
 
-    with store_at(trained[1]):
+    with mlflow_store.use(trained[1]):
         r = train_from_features(synthetic_features, seed=7, tune=3, experiment="tuning")
         files = _artifacts(client(), r["run_id"], "evaluation")
         params = client().get_run(r["run_id"]).data.params
