@@ -25,6 +25,7 @@ Nothing here reads the simulator's truth: only the panel or table it is given.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import warnings
@@ -198,8 +199,10 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         metrics.update({f"calibration.cv_log_loss.{k}": v for k, v in cal_losses.items()})
         mlflow.log_metrics(metrics)
 
-        bundle_dir = bundle.save(tmp / "serving_bundle")
-        ev_dir = tmp / "evaluation"
+        logged = tmp / "run"  # the run's artifact tree, logged in one call
+        bundle_dir = bundle.save(logged / "serving_bundle")
+        shutil.copy(bundle_dir / "model.txt", logged / "model.txt")  # the native booster, beside the bundle
+        ev_dir = logged / "evaluation"
         ev_dir.mkdir()
         (ev_dir / "evaluation.json").write_text(
             json.dumps(evaluation, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
@@ -210,7 +213,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         if fit.trials:
             pd.DataFrame(fit.trials).to_csv(ev_dir / "optuna_trials.csv", index=False)
         ev.write_plots(ev_dir / "plots", y_test, pred_test, evaluation_lgb, importance, title="LightGBM")
-        sc_dir, sc_model_dir = tmp / "challenger", tmp / "scorecard_model"
+        sc_dir, sc_model_dir = logged / "challenger", tmp / "scorecard_model"
         sc_dir.mkdir()
         sc_model_dir.mkdir()
         scorecard.points_table_.to_csv(sc_dir / "points_table.csv", index=False)
@@ -218,10 +221,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
                                                      encoding="utf-8")
         (sc_model_dir / "master_scale.yaml").write_text(scale.to_yaml(), encoding="utf-8")
         ev.write_plots(sc_dir / "plots", y_test, sc_test, evaluation_sc, title="scorecard")
-        mlflow.log_artifacts(str(ev_dir), "evaluation")
-        mlflow.log_artifacts(str(sc_dir), "challenger")
-        mlflow.log_artifacts(str(bundle_dir), "serving_bundle")
-        mlflow.log_artifact(str(bundle_dir / "model.txt"))
+        mlflow.log_artifacts(str(logged))
         lap("log_artifacts")
 
         model_meta = {"id_columns": data.id_columns, "target": data.target, "features": names,
