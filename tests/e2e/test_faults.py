@@ -125,6 +125,8 @@ def reloadable(served_champion, tmp_path_factory):
     for name in ("latest.parquet", "metadata.json"):
         shutil.copy(served_champion["features"] / name, snap / name)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECREDIT_DATA_DIR", str(root / "data"))
+        mp.setenv("LIFECREDIT_VAR_DIR", str(root / "var"))
         _use_store(mp, root / "mlruns")
         version = register_copy(_bundle_of(served_champion), champion=True)
     env = base_env(LIFECREDIT_DATA_DIR=str(root / "data"), LIFECREDIT_MLRUNS_DIR=str(root / "mlruns"),
