@@ -19,6 +19,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+from features.sales import IDENTIFIED_SALES_90D
 from features.tables import customer_key, local_date, merchant_key
 
 COUNT_WINDOWS = (90, 365)
@@ -152,3 +153,16 @@ def customer_features(
         .join(conc, on=["mkey", "as_of"], how="left")
         .select("merchant_id", "as_of", *out, f"customer_top10_share_{w}d", f"customer_hhi_{w}d")
     )
+
+
+def single_visit_share() -> pl.Expr:
+    """Share of the last 90 days' identified sales made by customers seen only once in them.
+
+    Walk-in customers take a larger share as a business weakens and regulars drift away, so this reads the
+    merchant's current health from its customer base. Needs the customer counts and the sales
+    features' identified-sale count on the same row.
+    """
+    dist = pl.col("distinct_customers_90d")
+    one_timers = dist - (pl.col("repeat_customer_share_90d") * dist).round()
+    n = pl.col(IDENTIFIED_SALES_90D)
+    return pl.when(n > 0).then(one_timers / n).alias("single_visit_sale_share_90d")

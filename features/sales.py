@@ -16,12 +16,12 @@ SUM_WINDOWS = (30, 90, 180, 365)
 OFFSETS = (0, 30, 60, 90, 120, 150, 180, 365, 455)
 """Days before ``as_of`` at which running totals are read (windows, trend buckets, growth bases)."""
 
-_COUNTS = ("sale_amt", "sale_cnt", "refund_amt", "refund_cnt", "active", "net", "wkd_amt", *(f"ch_{c}" for c in CHANNELS))
+_COUNTS = ("sale_amt", "sale_cnt", "id_cnt", "refund_amt", "refund_cnt", "active", "net", "wkd_amt", *(f"ch_{c}" for c in CHANNELS))
 _CUMS = (*_COUNTS, "net_sq")
 
 
 def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    """Merchant x local day: sale and refund amounts (fen) and counts, sale counts per channel."""
+    """Merchant x local day: sale and refund amounts (fen) and counts, sale counts per channel and of identified customers."""
     sale = pl.col("txn_type") == "sale"
     amt = pl.col("amount_fen")
     return (
@@ -30,6 +30,7 @@ def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
             local_date("ts").alias("day"),
             pl.when(sale).then(amt).otherwise(0).alias("sale_amt"),
             sale.cast(pl.Int32).alias("sale_cnt"),
+            (sale & pl.col("customer_hash").is_not_null()).cast(pl.Int32).alias("id_cnt"),
             pl.when(sale).then(0).otherwise(amt).alias("refund_amt"),
             (~sale).cast(pl.Int32).alias("refund_cnt"),
             *((sale & (pl.col("channel") == c)).cast(pl.Int32).alias(f"ch_{c}") for c in CHANNELS),
@@ -169,4 +170,9 @@ def _latent_state(history: pl.Expr, txn_days: pl.Expr) -> list[pl.Expr]:
         level("sale_cnt", ewm, 30.0, 180).alias("sale_count_ewm_level_vs_365d"),
         level("active", win("active", 30), 30.0, 90).alias("active_days_level_30d_vs_365d"),
         pl.when(history >= 180).then(ratio(_refund_rate(90), _refund_rate(365))).alias("refund_rate_90d_vs_365d"),
+        win("id_cnt", 90).alias(IDENTIFIED_SALES_90D),
     ]
+
+
+IDENTIFIED_SALES_90D = "_identified_sales_90d"
+"""Sales with a known customer in the last 90 days: the denominator of the single-visit share (not a feature)."""
