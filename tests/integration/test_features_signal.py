@@ -6,10 +6,13 @@ rows; the ratio of their means (per-fold AUCs, not pooled out-of-fold scores, wh
 offsets scramble the many ties of a rare-event panel). Truth is read here, by the test only;
 the feature build never sees it.
 
-Measured (clean simulation with customer pools sized from expected volume): 0.84-0.86 on this
-market (4,000 merchants x 30 months, volume 0.1); about 0.72-0.80 on 1,000-1,500 merchants.
-The issue's target is 0.90: kept as an expected failure until the features (or the amount of
-training data a "small" market gives) get there; 0.80 is enforced so that a regression shows.
+Measured with catalogue 1.2.0 on this market (4,000 merchants x 30 months, volume 0.1) and
+seeds 5/6/7: 0.880/0.824/0.886 (1.1.0: 0.864/0.807/0.878). Neither a thicker market (volume
+0.3: 0.86 on seed 5) nor a wider one (10,000 merchants at volume 0.04: 0.88) reaches 0.90.
+The features hold more than a default binary LightGBM extracts from ~1,000 defaults: a
+regression of logit(true PD) on the same features (diagnostic only) ranks the labels at 0.94
+of the truth's AUC. The issue's target of 0.90 stays an expected failure; 0.80 is enforced so
+that a regression shows.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def auc_ratio(tmp_path_factory) -> float:
     model_auc, truth_auc = [], []
     for seed in (0,):
         for train, test in GroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
-            booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 2, "seed": seed},
+            booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "seed": seed},
                                 lgb.Dataset(X.iloc[train], y[train]))
             model_auc.append(roc_auc_score(y[test], booster.predict(X.iloc[test])))
             truth_auc.append(roc_auc_score(y[test], pd_true[test]))
@@ -65,6 +68,6 @@ def test_features_carry_the_risk(auc_ratio):
     assert auc_ratio >= ENFORCED, f"features reach only {auc_ratio:.1%} of the true PD's AUC"
 
 
-@pytest.mark.xfail(reason="issue 3 target (90% of the true PD's AUC) not reached yet: 84-86% measured", strict=False)
+@pytest.mark.xfail(reason="issue 3 target (90% of the true PD's AUC) not reached yet: 82-88% measured", strict=False)
 def test_features_reach_the_issue_target(auc_ratio):
     assert auc_ratio >= TARGET, f"features reach {auc_ratio:.1%} of the true PD's AUC, target {TARGET:.0%}"
