@@ -220,7 +220,6 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         (sc_model_dir / "scorecard.json").write_text(json.dumps(scorecard.spec_, ensure_ascii=False, indent=1),
                                                      encoding="utf-8")
         (sc_model_dir / "master_scale.yaml").write_text(scale.to_yaml(), encoding="utf-8")
-        ev.write_plots(sc_dir / "plots", y_test, sc_test, evaluation_sc, title="scorecard")
         mlflow.log_artifacts(str(logged))
         lap("log_artifacts")
 
