@@ -64,6 +64,7 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
             out[f"distinct_customers_{w}d"] = len(counts)
             out[f"repeat_customer_share_{w}d"] = sum(c >= 2 for c in counts.values()) / len(counts) if counts else None
             if w == 90:
+                out["single_visit_sale_share_90d"] = sum(c == 1 for c in counts.values()) / cust.height if cust.height else None
                 amts = cust.group_by("customer_hash").agg(pl.col("amount_fen").sum())["amount_fen"].to_list()
                 tot = sum(amts)
                 out["customer_top10_share_90d"] = sum(sorted(amts, reverse=True)[:10]) / tot if tot else None
@@ -78,6 +79,23 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     out["sales_growth_yoy"] = net(90) / base - 1 if hist is not None and hist >= 455 and base > 0 else None
     g90 = win(sales, 90)["amount_fen"].sum()
     out["sales_share_30d_in_90d"] = win(sales, 30)["amount_fen"].sum() / g90 if hist is not None and hist >= 90 and g90 > 0 else None
+    first_txn = t["day"].min()
+    year_days = min(365, (a - first_txn).days) if first_txn is not None else 0
+    n365 = win(sales, 365).height
+
+    def level(num: float, days: int, min_hist: int, per_year: float) -> float | None:
+        ok = hist is not None and hist >= min_hist and per_year > 0
+        return num / days / (per_year / year_days) if ok else None
+
+    out["sale_count_level_30d_vs_365d"] = level(win(sales, 30).height, 30, 90, n365)
+    out["sale_count_level_90d_vs_365d"] = level(win(sales, 90).height, 90, 180, n365)
+    weights = [0.6**k for k in range(6)]
+    ewm = sum(wt * win(sales, 30, 30 * k).height for k, wt in enumerate(weights)) / sum(weights)
+    out["sale_count_ewm_level_vs_365d"] = level(ewm, 30, 180, n365)
+    out["active_days_level_30d_vs_365d"] = level(win(sales, 30)["day"].n_unique(), 30, 90, win(sales, 365)["day"].n_unique())
+    rr90 = win(refunds, 90).height / win(sales, 90).height if win(sales, 90).height else None
+    rr365 = win(refunds, 365).height / n365 if n365 else None
+    out["refund_rate_90d_vs_365d"] = rr90 / rr365 if hist is not None and hist >= 180 and rr90 is not None and rr365 else None
     out["days_since_last_sale"] = (a - sales["day"].max()).days if sales.height else None
     out["sales_history_days"] = hist
     out["thin_file"] = hist is None or hist < 90
@@ -86,7 +104,11 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
         (pl.col("merchant_id") == m) & (pl.col("recv") < a)
     )
     c365 = c.filter(pl.col("recv") >= a - timedelta(days=365))
-    out["complaints_90d"] = c.filter(pl.col("recv") >= a - timedelta(days=90)).height
+    c90 = c.filter(pl.col("recv") >= a - timedelta(days=90))
+    out["complaints_30d"] = c.filter(pl.col("recv") >= a - timedelta(days=30)).height
+    out["complaints_90d"] = c90.height
+    out["complaint_severity_sum_90d"] = int(c90["severity"].cast(pl.Int64).sum())
+    out["complaints_unresolved_90d"] = c90.filter(pl.col("res").is_null() | (pl.col("res") >= a)).height
     out["complaints_365d"] = c365.height
     out["complaint_severity_sum_365d"] = int(c365["severity"].cast(pl.Int64).sum())
     unresolved = c365.filter(pl.col("res").is_null() | (pl.col("res") >= a)).height
