@@ -9,7 +9,8 @@
    early-stopped on validation; ``tune`` Optuna trials first if asked);
 3. calibrate its margin to PD on validation (Platt or isotonic, lower CV log loss wins);
 4. map PD to score, grade and class with the master scale;
-5. fit the WoE scorecard challenger on the same train window;
+5. fit the WoE scorecard challenger on the same fit period (train + validation rows: it needs
+   no validation set);
 6. evaluate both on the test window with the same code (``training.evaluate``), plus PSI,
    CSI, importance (gain and mean |TreeSHAP| on a sample) and plots;
 7. log everything to one MLflow run (params, metrics, the dataset with its hash, evaluation,
@@ -126,13 +127,17 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         + ", ".join(f"{k} {v:.4f}" for k, v in cal_losses.items()) + ")")
     lap("calibration")
 
-    say("scorecard challenger (optimal binning, WoE, logistic regression)")
+    # the scorecard needs no validation rows (no early stopping; a logistic model is its own
+    # calibration), so it fits on train + validation: +0.006-0.010 test AUC on the benchmark markets
+    fit_rows = np.sort(np.concatenate([split.train, split.valid]))
+    say(f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(fit_rows):,} train + validation rows")
     frame_train = data.frame.iloc[split.train]
+    frame_fit = data.frame.iloc[fit_rows]
     scorecard = WoEScorecard(
         directions={f.name: f.direction for f in features},
         categorical=[f.name for f in features if f.is_categorical],
         **scale.score_config.model_dump(),
-    ).fit(frame_train[names], y[split.train])
+    ).fit(frame_fit[names], y[fit_rows])
     lap("challenger")
 
     say("evaluating on the test window")
@@ -143,7 +148,7 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
     merchants = frame_test[data.id_columns[0]].to_numpy()  # Jeffreys counts each merchant once
     evaluation_lgb = ev.evaluate_predictions(y_test, pred_test, scale, train_score=score_train, clusters=merchants)
     sc_test = scorecard_predict(scorecard.spec_, frame_test, scale)
-    sc_train_score = scale.score(scorecard.predict_proba(frame_train[names])[:, 1])
+    sc_train_score = scale.score(scorecard.predict_proba(frame_fit[names])[:, 1])
     evaluation_sc = ev.evaluate_predictions(y_test, sc_test, scale, train_score=sc_train_score, clusters=merchants)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(split.test), size=min(SHAP_SAMPLE, len(split.test)), replace=False))
@@ -275,7 +280,7 @@ Rows: train {split['train_rows']:,}, validation {split['valid_rows']:,}, test {s
 categoricals; {lgb['best_iteration']} trees by early stopping on validation log loss), calibrated to PD
 by {evaluation['calibration']['chosen']} on the validation set (cross-validated log loss:
 {", ".join(f"{k} {v:.4f}" for k, v in evaluation['calibration']['cv_log_loss'].items())}).
-Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features.
+Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features, fitted on train + validation rows.
 
 **Test evidence.** AUC {m['auc']:.4f} (Gini {m['gini']:.4f}, KS {m['ks']:.4f}); Brier {m['brier']:.4f};
 ECE {m['ece']:.4f}; mean PD {_pct(m['mean_pd'])} vs observed {_pct(m['default_rate'])};
