@@ -10,7 +10,10 @@ Prints, from one process on the same data:
   check that both give the same numbers on the latest snapshot.
 
 Goals (issue 3): full build <= 3x the single pass; >= 3x faster than pandas; peak memory <= 4 GB
-for 100k merchants x 24 months (bounded by merchant batches of ``features.pipeline.BATCH_ROWS``).
+for 100k merchants x 24 months (bounded by merchant batches of ``features.pipeline.BATCH_ROWS``;
+the build keeps full feature rows only for the training spine and the latest snapshot, and the
+ranked peer inputs for every merchant). For the 100k check, run the CLI under ``/usr/bin/time -v``
+on a simulated market (``lifecredit simulate --merchants 100000 --months 24``).
 
     .venv/bin/python benchmarks/bench_features.py --merchants 5000 --months 24
 """
