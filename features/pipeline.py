@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from datetime import date, datetime, timezone
@@ -255,9 +256,11 @@ def write_outputs(
     dropped = labelled_rows.item() - panel.height  # spine rows of merchants unknown (or not yet registered)
 
     out.mkdir(parents=True, exist_ok=True)
-    panel.write_parquet(out / "panel.parquet")
-    shutil.copyfile(CATALOG_PATH, out / "catalog.yaml")  # the panel travels with the catalogue that defines it
-    latest.write_parquet(out / "latest.parquet")
+    (out / "metadata.json").unlink(missing_ok=True)  # no metadata while the files are being swapped in
+    _replace(out / "panel.parquet", panel.write_parquet)
+    # the panel travels with the catalogue that defines it
+    _replace(out / "catalog.yaml", lambda tmp: shutil.copyfile(CATALOG_PATH, tmp))
+    _replace(out / "latest.parquet", latest.write_parquet)
     bad = panel["bad"]
     n_lab = int(bad.is_not_null().sum())
     n_bad = int(bad.sum() or 0)
@@ -283,5 +286,16 @@ def write_outputs(
         "input_hashes": tables.file_hashes(),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    _replace(out / "metadata.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return meta
+
+
+def _replace(path: Path, write) -> None:
+    """Write through ``write(tmp)`` beside ``path``, then rename: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
