@@ -127,3 +127,17 @@ def set_reachable(url: str, reachable: bool) -> None:
     pg_execute(admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if reachable else "false"}')
     if not reachable:
         pg_execute(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+def in_process_app():
+    """The service as an in-process ASGI app (for Starlette's TestClient), without BentoML's metrics.
+
+    BentoML registers its Prometheus metrics in the process-wide registry each time an app is
+    built, so a second app in the same test process would fail with DuplicateTimeseries. The
+    metrics endpoint is exercised against the real server in tests/e2e instead.
+    """
+    from serving.service import LifeCredit
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(LifeCredit.config, "metrics", {**LifeCredit.config.get("metrics", {}), "enabled": False})
+        return LifeCredit.to_asgi()

@@ -11,6 +11,7 @@ import time
 
 import polars as pl
 import pytest
+from helpers import in_process_app
 from test_regulator_flow import MONTHS, regulator  # noqa: F401 - the module fixture: score-all over 14 months
 
 from serving.keys import KeyStore
@@ -34,14 +35,13 @@ def api(regulator, served_champion):
     from starlette.testclient import TestClient
 
     from lifecredit.settings import get_settings
-    from serving.service import LifeCredit
 
     with pytest.MonkeyPatch.context() as mp:
         _apply(regulator["env"], mp)
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-api") for role in ("bank", "regulator", "admin")}
         ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
-        with TestClient(LifeCredit.to_asgi(), raise_server_exceptions=False) as client:
+        with TestClient(in_process_app(), raise_server_exceptions=False) as client:
             deadline = time.monotonic() + 120
             while client.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline, "service not ready in 120 s"

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
+from helpers import in_process_app
 from typer.testing import CliRunner
 
 from serving.keys import KeyStore
@@ -295,11 +296,9 @@ def test_replay_detects_a_changed_policy_copy(served, own_store):
 def client(served):
     from starlette.testclient import TestClient
 
-    from serving.service import LifeCredit
-
     with pytest.MonkeyPatch.context() as mp:
         _apply(served.env, mp)
-        with TestClient(LifeCredit.to_asgi(), raise_server_exceptions=False) as c:
+        with TestClient(in_process_app(), raise_server_exceptions=False) as c:
             _wait(lambda: c.get("/readyz").status_code == 200)
             yield c
 
