@@ -24,6 +24,8 @@ import pytest
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 # A role there must be allowed to CREATE DATABASE; the tests never touch its other databases.
+# Months of class history the regulator tests build: 12 would leave no month with full 12-month outcomes.
+REGULATOR_MONTHS = 14
 PG_URL_VARIABLE = "LC_TEST_PG_URL"
 PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -7,16 +7,19 @@ Never the real ``mlruns/``: every store is a copy of one empty SQLite database m
 - ``mlflow_store``: ``.new(dir=None)`` copies the template into ``dir`` (or a fresh temporary
   folder) and returns the folder; ``.use(dir)`` is a context manager that points the settings
   (``LIFECREDIT_MLRUNS_DIR``) at it and sets what the CLI sets by default;
-- ``synthetic_features``: the synthetic panel of ``test_train_synthetic`` (a known signal).
+- ``synthetic_features``: the synthetic panel of ``test_train_synthetic`` (a known signal);
+- ``regulator``: the served champion's settings with a class history of ``REGULATOR_MONTHS`` months.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import REGULATOR_MONTHS
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +72,26 @@ def synthetic_features(tmp_path_factory) -> Path:
     from test_train_synthetic import write_synthetic_panel
 
     return write_synthetic_panel(tmp_path_factory.mktemp("synthetic_features"))
+
+
+@pytest.fixture(scope="module")
+def regulator(served_champion, validated_market, tmp_path_factory):
+    """The champion's settings plus a history folder and a var folder of the module; score-all run once per module."""
+    from typer.testing import CliRunner
+
+    from lifecredit.cli import app
+    from lifecredit.settings import get_settings
+
+    root = tmp_path_factory.mktemp("regulator")
+    env = {**served_champion["env"], "LIFECREDIT_HISTORY_DIR": str(root / "history"),
+           "LIFECREDIT_VAR_DIR": str(root / "var"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        get_settings.cache_clear()
+        res = CliRunner().invoke(app, ["score-all", "--months", str(REGULATOR_MONTHS), "--validated", str(validated_market)])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+    get_settings.cache_clear()
+    return {"env": env, "summary": summary, "root": root, "features": served_champion["features"],
+            "validated": validated_market}

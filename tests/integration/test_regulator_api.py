@@ -12,7 +12,7 @@ import time
 import polars as pl
 import pytest
 from helpers import in_process_app
-from test_regulator_flow import MONTHS, regulator  # noqa: F401 - the module fixture: score-all over 14 months
+from helpers import REGULATOR_MONTHS as MONTHS
 
 from serving.keys import KeyStore
 

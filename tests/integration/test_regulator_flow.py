@@ -9,32 +9,10 @@ from datetime import date
 
 import polars as pl
 import pytest
+from helpers import REGULATOR_MONTHS as MONTHS
 from typer.testing import CliRunner
 
 from lifecredit.cli import app
-
-MONTHS = 14
-
-
-@pytest.fixture(scope="module")
-def regulator(served_champion, validated_market, tmp_path_factory):
-    """The champion's settings plus a history folder and a var folder of this module; score-all run once."""
-    from lifecredit.settings import get_settings
-
-    root = tmp_path_factory.mktemp("regulator")
-    env = {**served_champion["env"], "LIFECREDIT_HISTORY_DIR": str(root / "history"),
-           "LIFECREDIT_VAR_DIR": str(root / "var"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        get_settings.cache_clear()
-        res = CliRunner().invoke(app, ["score-all", "--months", str(MONTHS), "--validated", str(validated_market)])
-        assert res.exit_code == 0, res.output
-        summary = json.loads(res.stdout.strip().splitlines()[-1])
-    get_settings.cache_clear()
-    return {"env": env, "summary": summary, "root": root, "features": served_champion["features"],
-            "validated": validated_market}
-
 
 @pytest.fixture
 def in_regulator(regulator, monkeypatch):
