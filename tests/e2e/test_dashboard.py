@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, ROOT, free_port, http, server
+from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-MONTHS = 14  # the oldest two have fully observed 12-month outcomes in the 30-month small market
+MONTHS = REGULATOR_MONTHS  # the oldest two have fully observed 12-month outcomes in the 30-month small market
 CANVASES = ("chart-distribution", "chart-shares", "chart-psi", "chart-outcomes", "chart-approval", "chart-calibration")
 
 pytestmark = pytest.mark.skipif(
