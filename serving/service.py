@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio.to_thread
+import attrs
 import bentoml
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -185,6 +186,23 @@ class LifeCredit:
 
 
 LifeCredit.add_asgi_middleware(AuthMiddleware)
+
+
+class _Service(type(LifeCredit)):
+    """BentoML's service with its OpenAPI document labelled 3.1.0, the version its schemas follow.
+
+    BentoML 1.4 labels /docs.json "3.0.2" but writes JSON Schema 2020-12 forms (as FastAPI's 3.1
+    generator does for the mounted read API), which OpenAPI 3.0 tools such as schemathesis reject.
+    """
+
+    __slots__ = ()
+
+    @property
+    def openapi_spec(self):
+        return attrs.evolve(super().openapi_spec, openapi="3.1.0")
+
+
+LifeCredit.__class__ = _Service
 
 
 def _packed_model() -> str | None:
