@@ -143,3 +143,12 @@ def in_process_app():
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(LifeCredit.config, "metrics", {**LifeCredit.config.get("metrics", {}), "enabled": False})
         return LifeCredit.to_asgi()
+
+
+def apply_env(env: dict, mp: pytest.MonkeyPatch) -> None:
+    """Set ``env`` through ``mp`` and drop the cached settings so the next read sees it."""
+    from lifecredit.settings import get_settings
+
+    for k, v in env.items():
+        mp.setenv(k, v)
+    get_settings.cache_clear()

@@ -11,22 +11,14 @@ import time
 
 import polars as pl
 import pytest
-from helpers import in_process_app
 from helpers import REGULATOR_MONTHS as MONTHS
+from helpers import apply_env, in_process_app
 
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ROUTES = ("/regulator/months", "/regulator/distribution", "/regulator/stability", "/regulator/migration",
           "/regulator/outcomes", "/regulator/concentration", "/regulator/inclusion", "/regulator/validation")
-
-
-def _apply(env: dict, mp: pytest.MonkeyPatch) -> None:
-    from lifecredit.settings import get_settings
-
-    for k, v in env.items():
-        mp.setenv(k, v)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def api(regulator, served_champion):
     from lifecredit.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
-        _apply(regulator["env"], mp)
+        apply_env(regulator["env"], mp)
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-api") for role in ("bank", "regulator", "admin")}
         ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
@@ -57,7 +49,7 @@ def api(regulator, served_champion):
 @pytest.fixture
 def reg(api, monkeypatch):
     """The module's service with its settings applied to this test (the autouse fixture isolated them)."""
-    _apply(api[2], monkeypatch)
+    apply_env(api[2], monkeypatch)
     return api
 
 
@@ -202,6 +194,6 @@ def test_routes_are_in_the_openapi_document(reg):
 
 
 def test_no_history_is_503_naming_the_command(reg, tmp_path, monkeypatch):
-    _apply({**reg[2], "LIFECREDIT_HISTORY_DIR": str(tmp_path / "none")}, monkeypatch)
+    apply_env({**reg[2], "LIFECREDIT_HISTORY_DIR": str(tmp_path / "none")}, monkeypatch)
     r = _get(reg, "/regulator/stability")
     assert r.status_code == 503 and "lifecredit score-all" in r.json()["error"]

@@ -15,20 +15,12 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
-from helpers import in_process_app
+from helpers import apply_env, in_process_app
 from typer.testing import CliRunner
 
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def _apply(env: dict, mp: pytest.MonkeyPatch) -> None:
-    from lifecredit.settings import get_settings
-
-    for k, v in env.items():
-        mp.setenv(k, v)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def served(served_champion, tmp_path_factory):
 
     env = {**served_champion["env"], "LIFECREDIT_VAR_DIR": str(tmp_path_factory.mktemp("serving_var"))}
     with pytest.MonkeyPatch.context() as mp:
-        _apply(env, mp)
+        apply_env(env, mp)
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-one") for role in ("bank", "regulator", "admin")}
         keys["bank2"] = store.create("bank", "bank-two")
@@ -51,7 +43,7 @@ def served(served_champion, tmp_path_factory):
 @pytest.fixture
 def in_served(served, monkeypatch):
     """This test runs with the module's settings (the autouse fixture isolated them)."""
-    _apply(served.env, monkeypatch)
+    apply_env(served.env, monkeypatch)
     return served
 
 
@@ -77,7 +69,7 @@ def svc(served):
     from serving.service import LifeCredit
 
     with pytest.MonkeyPatch.context() as mp:
-        _apply(served.env, mp)
+        apply_env(served.env, mp)
         instance = LifeCredit()
         _wait(instance._engine.ready)
     return instance
@@ -149,7 +141,7 @@ def test_audit_failure_fails_closed(served, monkeypatch, tmp_path):
     from lifecredit.settings import Settings
     from serving.engine import Engine
 
-    _apply(served.env, monkeypatch)
+    apply_env(served.env, monkeypatch)
     engine = Engine(Settings(var_dir=tmp_path / "var"))
     engine.load()
     key = KeyStore(Settings().api_keys_file).authenticate(served.keys["bank"])
@@ -169,14 +161,14 @@ def own_store(served, monkeypatch, tmp_path):
     """A copy of the champion's registry (the session store stays untouched) and a snapshot folder."""
     from lifecredit.settings import get_settings
 
-    _apply(served.env, monkeypatch)
+    apply_env(served.env, monkeypatch)
     mlruns = tmp_path / "mlruns"
     mlruns.mkdir()
     shutil.copy(get_settings().mlruns_dir / "mlflow.db", mlruns / "mlflow.db")
     snap = tmp_path / "snapshot"
     snap.mkdir()
     shutil.copy(get_settings().serving_snapshot_dir / "latest.parquet", snap / "latest.parquet")
-    _apply({"LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_SNAPSHOT_DIR": str(snap),
+    apply_env({"LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_SNAPSHOT_DIR": str(snap),
             "LIFECREDIT_VAR_DIR": str(tmp_path / "var")}, monkeypatch)
     return snap
 
@@ -297,7 +289,7 @@ def client(served):
     from starlette.testclient import TestClient
 
     with pytest.MonkeyPatch.context() as mp:
-        _apply(served.env, mp)
+        apply_env(served.env, mp)
         with TestClient(in_process_app(), raise_server_exceptions=False) as c:
             _wait(lambda: c.get("/readyz").status_code == 200)
             yield c
