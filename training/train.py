@@ -10,7 +10,8 @@
 3. calibrate its margin to PD on validation (Platt or isotonic, lower CV log loss wins);
 4. map PD to score, grade and class with the master scale;
 5. fit the WoE scorecard challenger on the same fit period (train + validation rows: it needs
-   no validation set);
+   no validation set), in a thread beside the LightGBM fit (which releases the GIL), while
+   another thread imports MLflow and opens its store;
 6. evaluate both on the test window with the same code (``training.evaluate``), plus PSI,
    CSI, importance (gain and mean |TreeSHAP| on a sample) and plots;
 7. log everything to one MLflow run (params, metrics, the dataset with its hash, evaluation,
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,7 @@ from training.master_scale import MasterScale
 
 DEFAULT_EXPERIMENT = "lifecredit"
 SHAP_SAMPLE = 2000
+SWITCH_INTERVAL = 0.0005  # s; Python's default 0.005 (see _train)
 Progress = Callable[[str], None]
 
 
@@ -56,10 +60,9 @@ def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_E
     """
     say = progress or (lambda _msg: None)
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
-    started = time.perf_counter()
-    table = load_panel(features_dir, catalog, seed=seed)
-    return _train(table, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say, started=started, engine=engine, scheduler=scheduler)
+    return _train(lambda: load_panel(features_dir, catalog, seed=seed), experiment=experiment,
+                  model_name=model_name, seed=seed, tune=tune, master_scale=master_scale, say=say,
+                  engine=engine, scheduler=scheduler)
 
 
 def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: str | None = None,
@@ -70,25 +73,83 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
     """Train the same pipeline on any feature table (Parquet or CSV); see :func:`training.data.load_table`."""
     say = progress or (lambda _msg: None)
     say(f"loading {table}")
-    started = time.perf_counter()
-    data = load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
-                      monotone=monotone, seed=seed)
-    return _train(data, experiment=experiment, model_name=model_name, seed=seed, tune=tune,
-                  master_scale=master_scale, say=say, started=started, engine=engine, scheduler=scheduler)
+    return _train(lambda: load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
+                                     monotone=monotone, seed=seed),
+                  experiment=experiment, model_name=model_name, seed=seed, tune=tune, master_scale=master_scale,
+                  say=say, engine=engine, scheduler=scheduler)
 
 
-def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed: int, tune: int,
-           master_scale: str | Path | None, say: Progress, started: float, engine: str = "local",
-           scheduler: str | None = None) -> dict:
-    import mlflow
+def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
+    """Run :func:`_pipeline` with two helper threads: one opens the MLflow store, one fits the challenger.
 
-    from lifecredit.settings import get_settings
+    Both run while LightGBM trains (it releases the GIL for each boosting round). A short GIL
+    switch interval hands the GIL back to the LightGBM thread soon after each round instead of
+    after 5 ms (it needs it briefly between rounds; beside a busy Python thread the benchmark
+    fit took 4.1 s with the default, 2.8 s with 0.5 ms, on a loaded machine). BLAS runs on one thread: the matrices are small, and a
+    multi-threaded OpenBLAS only spins against LightGBM's threads (the scorecard's Newton steps
+    ran 2-3x slower). A worker process instead of the challenger thread cost more CPU (its own
+    imports) than it saved on this shared 2-core machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2, thread_name_prefix="train") as pool:
+            return _pipeline(load, pool=pool, **kwargs)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _open_store(experiment: str) -> tuple:
+    """Import MLflow and open its store and experiment (in the background, while data load and the fit run)."""
+    from training import pyfunc, registry  # noqa: F401 - pyfunc: its MLflow modules load here too
+
+    c = registry.client()
+    return c, registry.experiment_id(c, experiment)
+
+
+def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
+    """Fit the WoE scorecard on train + validation rows and evaluate it on the test window.
+
+    The scorecard needs no validation rows (no early stopping; a logistic model is its own
+    calibration), so it fits on train + validation: +0.006-0.010 test AUC on the benchmark markets.
+    Returns the scorecard, its evaluation and the seconds it took.
+    """
     from training import evaluate as ev
-    from training import lgbm, pyfunc, registry
-    from training.calibration import choose_calibrator
     from training.scorecard import WoEScorecard, scorecard_predict
 
-    timings: dict[str, float] = {"load": round(time.perf_counter() - started, 3)}
+    started = time.perf_counter()
+    split, y, features = data.split, data.y, data.features
+    names = [f.name for f in features]
+    fit_rows = np.sort(np.concatenate([split.train, split.valid]))
+    frame_fit = data.frame.iloc[fit_rows][names]
+    scorecard = WoEScorecard(
+        directions={f.name: f.direction for f in features},
+        categorical=[f.name for f in features if f.is_categorical],
+        **scale.score_config.model_dump(),
+    ).fit(frame_fit, y[fit_rows])
+    frame_test = data.frame.iloc[split.test]
+    sc_test = scorecard_predict(scorecard.spec_, frame_test, scale)
+    sc_train_score = scale.score(scorecard.predict_proba(frame_fit)[:, 1])
+    evaluation = ev.evaluate_predictions(y[split.test], sc_test, scale, train_score=sc_train_score,
+                                         clusters=frame_test[data.id_columns[0]].to_numpy())
+    return scorecard, evaluation, round(time.perf_counter() - started, 3)
+
+
+def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, experiment: str,
+              model_name: str | None, seed: int, tune: int, master_scale: str | Path | None, say: Progress,
+              engine: str = "local", scheduler: str | None = None) -> dict:
+    """Load, fit, calibrate, evaluate, log and register (the steps of the module docstring).
+
+    The MLflow store opens and the challenger fits in ``pool`` while LightGBM trains.
+    """
+    from lifecredit.settings import get_settings
+    from training import evaluate as ev
+    from training import lgbm
+    from training.calibration import choose_calibrator
+
+    timings: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -97,6 +158,9 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         timings[name] = round(now - clock, 3)
         clock = now
 
+    store = pool.submit(_open_store, experiment)
+    data = load()
+    lap("load")
     model_name = model_name or get_settings().model_name
     scale = MasterScale.load(master_scale)
     split, y, features = data.split, data.y, data.features
@@ -104,6 +168,9 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
     X = encode(data.frame, features)
     lap("prepare")
 
+    say(f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(split.train) + len(split.valid):,} "
+        "train + validation rows, beside LightGBM")
+    challenger = pool.submit(_challenger, data, scale)
     say(f"LightGBM on {len(split.train):,} train rows, early stopping on {len(split.valid):,} validation rows"
         + (f", {tune} Optuna trials first" if tune else ""))
     fitter = None
@@ -127,29 +194,14 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         + ", ".join(f"{k} {v:.4f}" for k, v in cal_losses.items()) + ")")
     lap("calibration")
 
-    # the scorecard needs no validation rows (no early stopping; a logistic model is its own
-    # calibration), so it fits on train + validation: +0.006-0.010 test AUC on the benchmark markets
-    fit_rows = np.sort(np.concatenate([split.train, split.valid]))
-    say(f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(fit_rows):,} train + validation rows")
-    frame_train = data.frame.iloc[split.train]
-    frame_fit = data.frame.iloc[fit_rows]
-    scorecard = WoEScorecard(
-        directions={f.name: f.direction for f in features},
-        categorical=[f.name for f in features if f.is_categorical],
-        **scale.score_config.model_dump(),
-    ).fit(frame_fit[names], y[fit_rows])
-    lap("challenger")
-
     say("evaluating on the test window")
+    frame_train = data.frame.iloc[split.train]
     frame_test = data.frame.iloc[split.test]
     y_test = y[split.test]
     pred_test = bundle.predict(frame_test, reasons=False)
     score_train = scale.score(bundle.pd_from_margin(bundle.margin(X[split.train])))
     merchants = frame_test[data.id_columns[0]].to_numpy()  # Jeffreys counts each merchant once
     evaluation_lgb = ev.evaluate_predictions(y_test, pred_test, scale, train_score=score_train, clusters=merchants)
-    sc_test = scorecard_predict(scorecard.spec_, frame_test, scale)
-    sc_train_score = scale.score(scorecard.predict_proba(frame_fit[names])[:, 1])
-    evaluation_sc = ev.evaluate_predictions(y_test, sc_test, scale, train_score=sc_train_score, clusters=merchants)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(split.test), size=min(SHAP_SAMPLE, len(split.test)), replace=False))
     contrib = fit.booster.predict(X[split.test][sample], pred_contrib=True)[:, :-1]
@@ -160,6 +212,9 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         "direction": [f.direction for f in features],
     }).sort_values("mean_abs_shap", ascending=False, ignore_index=True)
     csi = ev.characteristic_stability(frame_train, frame_test, features)
+    lap("evaluation")
+    scorecard, evaluation_sc, timings["challenger"] = challenger.result()
+    lap("challenger_wait")
     evaluation = {
         "target": data.target,
         "id_columns": data.id_columns,
@@ -175,11 +230,14 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         "csi": csi,
         "importance": importance.to_dict("records"),
     }
-    lap("evaluation")
 
     say("logging to MLflow")
-    c = registry.client()
-    exp_id = registry.experiment_id(c, experiment)
+    import mlflow
+
+    from training import pyfunc, registry
+
+    c, exp_id = store.result()
+    lap("store_wait")
     with tempfile.TemporaryDirectory() as tmp_dir, mlflow.start_run(experiment_id=exp_id) as run:
         tmp = Path(tmp_dir)
         run_id = run.info.run_id
@@ -253,6 +311,8 @@ def _train(data: TrainingTable, *, experiment: str, model_name: str | None, seed
         "split": split.params(y),
         "timings_s": timings,
     }
+
+
 
 
 def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
