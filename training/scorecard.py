@@ -110,8 +110,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             else:
                 bins[name] = self._fit_numeric(X[name], y, int(directions.get(name, 0)))
         # categorical bin labels: feature-engine maps categories, not every row's string (3x faster)
-        labels = pd.DataFrame({name: pd.Categorical(_assign(bins[name], X[name])) for name in X.columns},
-                              index=X.index)
+        labels = pd.DataFrame({name: _bin_categorical(bins[name], X[name]) for name in X.columns}, index=X.index)
         n_events = max(int(y.sum()), 1)
         encoder = WoEEncoder(variables=list(X.columns), fill_value=0.5 / n_events)
         woe = encoder.fit_transform(labels, pd.Series(y, index=X.index))
@@ -239,19 +238,35 @@ def _merge_thin(edges: list[float], x: np.ndarray, y: np.ndarray, min_events: in
     return edges
 
 
-def _assign(spec: dict, values) -> np.ndarray:
-    """Bin label of each value under one feature's spec."""
+def _bin_codes(spec: dict, values) -> tuple[np.ndarray, list[str]]:
+    """Bin of each value under one feature's spec: codes into the bin labels, and the labels."""
     if isinstance(values, pd.Series):
         values = values.to_numpy()
     values = np.asarray(values)
     if spec["type"] == "numerical":
         x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-        labels = np.asarray(spec["labels"], dtype=object)
-        out = labels[np.searchsorted(np.asarray(spec["edges"], dtype=np.float64), x, side="right")]
-        return np.where(np.isnan(x), MISSING, out)
-    groups = spec["groups"]
-    return np.array([MISSING if v is None or (isinstance(v, float) and math.isnan(v)) else groups.get(str(v), OTHER)
-                     for v in values.astype(object)], dtype=object)
+        codes = np.searchsorted(np.asarray(spec["edges"], dtype=np.float64), x, side="right")
+        codes[np.isnan(x)] = len(spec["labels"])
+        return codes, [*spec["labels"], MISSING]
+    labels = list(dict.fromkeys([*spec["groups"].values(), OTHER, MISSING]))
+    index = {label: i for i, label in enumerate(labels)}
+    code_of = {value: index[label] for value, label in spec["groups"].items()}
+    other, missing = index[OTHER], index[MISSING]
+    codes = np.array([missing if v is None or (isinstance(v, float) and math.isnan(v)) else code_of.get(str(v), other)
+                      for v in values.astype(object)], dtype=np.intp)
+    return codes, labels
+
+
+def _assign(spec: dict, values) -> np.ndarray:
+    """Bin label of each value under one feature's spec."""
+    codes, labels = _bin_codes(spec, values)
+    return np.asarray(labels, dtype=object)[codes]
+
+
+def _bin_categorical(spec: dict, values) -> pd.Categorical:
+    """Bin labels as a categorical of the bins that occur (built from codes: no string per row)."""
+    codes, labels = _bin_codes(spec, values)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(labels, dtype=object)).remove_unused_categories()
 
 
 def _bin_stats(labels: pd.DataFrame, y: np.ndarray, woe_dict: dict) -> pd.DataFrame:
@@ -277,9 +292,9 @@ def scorecard_logit(spec: dict, frame) -> np.ndarray:
         raise MissingFeatureError(missing)
     logit = np.full(len(frame), spec["intercept"], dtype=np.float64)
     for f in spec["features"]:
-        labels = _assign(f, frame[f["name"]])
-        woe = pd.Series(labels).map(f["woe"]).fillna(0.0).to_numpy(dtype=np.float64)
-        logit += f["coef"] * woe
+        codes, labels = _bin_codes(f, frame[f["name"]])
+        woe = np.array([f["woe"].get(label, 0.0) for label in labels], dtype=np.float64)  # unseen bin: WoE 0
+        logit += f["coef"] * woe[codes]
     return logit
 
 
