@@ -230,7 +230,8 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
     frame = frame.filter(pl.col(target).is_not_null())
     y_values = set(frame[target].unique().to_list())
     if not y_values <= {0, 1, True, False} or len(y_values) < 2:
-        raise ValueError(f"{path}: target {target!r} must hold both 0 and 1, found {sorted(map(str, y_values))}")
+        raise ValueError(f"{path}: target {target!r} must hold both 0 and 1 (1 = default/bad, 0 = good), found "
+                         f"{sorted(map(str, y_values))[:10]}; recode it first, e.g. 2 -> 1 and 1 -> 0 for a 1/2 label")
     frame = frame.with_columns(pl.col(target).cast(pl.Int8))
     categorical = list(categorical or [])
     monotone = dict(monotone or {})

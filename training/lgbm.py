@@ -14,6 +14,7 @@ model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import numpy as np
 from training.bundle import Feature
 
 MAX_ROUNDS = 3000
+_SAFE = re.compile(r'[^"\[\]{}:,\s]+')  # no JSON specials, no whitespace
 PATIENCE = 100
 
 
@@ -65,11 +67,20 @@ class FitResult:
     trials: list[dict]
 
 
+def booster_names(names: list[str]) -> list[str]:
+    """Names LightGBM accepts: a table's column may be empty or hold JSON characters (``"``, ``:``,
+    ``[`` ...) that LightGBM refuses; such a name becomes ``f{j}_`` + its letters and digits.
+
+    Only the booster sees these: the bundle keeps the table's names, and scoring passes arrays.
+    """
+    return [n if n and _SAFE.fullmatch(n) else f"f{j}_" + re.sub(r"[^0-9A-Za-z_]+", "_", n) for j, n in enumerate(names)]
+
+
 def _datasets(X_train, y_train, X_valid, y_valid, features: list[Feature], *, tuning: bool = False):
     import lightgbm as lgb
 
     cats = [j for j, f in enumerate(features) if f.is_categorical]
-    names = [f.name for f in features]
+    names = booster_names([f.name for f in features])
     # a tuned min_data_in_leaf must not meet features pre-filtered for another value
     params = {"feature_pre_filter": False} if tuning else None
     train = lgb.Dataset(X_train, label=y_train, feature_name=names, categorical_feature=cats,

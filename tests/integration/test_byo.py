@@ -159,3 +159,29 @@ def test_cli_train_rejects_half_given_options(env, tables):
     assert res.exit_code != 0 and "--target" in res.output + res.stderr
     res = CliRunner().invoke(app, ["train", "--target", "default_flag"])
     assert res.exit_code != 0
+
+
+def test_byo_takes_column_names_lightgbm_refuses(env, tables, tmp_path):
+    """Real tables carry names such as "" (a saved pandas index), "ratio [%]" or "a:b"; LightGBM
+    refuses JSON characters in feature names, so the pipeline must not pass them through."""
+    import mlflow
+
+    from training.train import train_from_table
+
+    odd = {"income": "income [CNY]", "debt_ratio": "debt:ratio", "age": "", "region": "region, coarse"}
+    path = tmp_path / "odd.csv"
+    credit_table(4_000, seed=2).rename(odd).write_csv(path)
+    r = train_from_table(path, target="default_flag", id_col="loan_id", model_name="byo-odd-names", seed=3)
+    assert r["metrics"]["auc"] > 0.7
+    rows = pl.read_csv(path).head(50).to_pandas()
+    out = mlflow.pyfunc.load_model(r["model_uri"]).predict(rows[list(reversed(rows.columns))])
+    assert out["pd"].between(0, 1).all() and len(out) == 50
+
+
+def test_byo_target_other_than_0_1_names_the_recode(env, tmp_path):
+    from training.train import train_from_table
+
+    path = tmp_path / "german.csv"
+    credit_table(1_000).with_columns((pl.col("default_flag") + 1).alias("class")).drop("default_flag").write_csv(path)
+    with pytest.raises(ValueError, match=r"'class' must hold both 0 and 1.*found \['1', '2'\].*recode"):
+        train_from_table(path, target="class", id_col="loan_id", model_name="byo-german")
