@@ -271,8 +271,25 @@ def _read_any(path: Path) -> pl.DataFrame:
     if suffix in (".parquet", ".pq"):
         return pl.read_parquet(path)
     if suffix in (".csv", ".txt"):
-        return pl.read_csv(path, infer_schema_length=10_000, try_parse_dates=True)
+        frame = pl.read_csv(path, infer_schema_length=10_000, try_parse_dates=True, null_values=CSV_NULLS)
+        return frame.with_columns(_percent_to_number(frame))
     raise ValueError(f"{path}: expected a .parquet or .csv table")
+
+
+CSV_NULLS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "?"]
+"""Missing-value spellings of exported credit tables (R's NA, UCI's ?); a numeric column holding
+one of them would otherwise be read as text and become a categorical of thousands of levels."""
+_PERCENT = r"^\s*[-+]?\d+(\.\d+)?\s*%\s*$"
+
+
+def _percent_to_number(frame: pl.DataFrame) -> list[pl.Expr]:
+    """Text columns whose every value reads like ``13.5%`` become numbers (13.5), not categories."""
+    out = []
+    for name, dtype in frame.schema.items():
+        values = frame[name].drop_nulls() if dtype == pl.String else None
+        if values is not None and len(values) and values.str.contains(_PERCENT).all():
+            out.append(pl.col(name).str.strip_chars().str.strip_chars_end("%").str.strip_chars().cast(pl.Float64))
+    return out
 
 
 def _with_categories(features: list[Feature], frame: pl.DataFrame) -> list[Feature]:

@@ -185,3 +185,20 @@ def test_byo_target_other_than_0_1_names_the_recode(env, tmp_path):
     credit_table(1_000).with_columns((pl.col("default_flag") + 1).alias("class")).drop("default_flag").write_csv(path)
     with pytest.raises(ValueError, match=r"'class' must hold both 0 and 1.*found \['1', '2'\].*recode"):
         train_from_table(path, target="class", id_col="loan_id", model_name="byo-german")
+
+
+def test_byo_csv_reads_na_and_percent_text_as_numbers(tmp_path):
+    """An R export writes missing values as NA, a loan book rates as "13.5%": both stay numeric
+    features, not categoricals of thousands of text levels."""
+    from training.data import load_table, read_frame
+
+    frame = credit_table(2_000).with_columns(
+        pl.col("income").cast(pl.String).fill_null("NA"),
+        (pl.col("debt_ratio") * 100).round(1).cast(pl.String).add("%").alias("debt_ratio"))
+    path = tmp_path / "r_export.csv"
+    frame.write_csv(path)
+    kinds = {f.name: f.dtype for f in load_table(path, target="default_flag", id_col="loan_id").features}
+    assert kinds["income"] == kinds["debt_ratio"] == "float" and kinds["region"] == "category"
+    read = read_frame(path)
+    assert read["income"].isna().sum() == frame["income"].eq("NA").sum() > 0
+    assert np.allclose(read["debt_ratio"], credit_table(2_000)["debt_ratio"].to_numpy() * 100, atol=0.051)
