@@ -85,10 +85,11 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
     Both run while LightGBM trains (it releases the GIL for each boosting round). A short GIL
     switch interval hands the GIL back to the LightGBM thread soon after each round instead of
     after 5 ms (it needs it briefly between rounds; beside a busy Python thread the benchmark
-    fit took 4.1 s with the default, 2.8 s with 0.5 ms, on a loaded machine). BLAS runs on one thread: the matrices are small, and a
-    multi-threaded OpenBLAS only spins against LightGBM's threads (the scorecard's Newton steps
-    ran 2-3x slower). A worker process instead of the challenger thread cost more CPU (its own
-    imports) than it saved on this shared 2-core machine.
+    fit took 4.1 s with the default, 2.8 s with 0.5 ms, on a loaded machine). BLAS runs on one
+    thread: the matrices are small, and a multi-threaded OpenBLAS only spins against LightGBM's
+    threads (the scorecard's Newton steps ran 2-3x slower). The challenger in a process instead
+    of a thread did not pay on this 2-core machine: spawned, it repeats ~2 s of imports; forked
+    (after the load, before any thread), it finished no sooner, the two cores being busy anyway.
     """
     from threadpoolctl import threadpool_limits
 
