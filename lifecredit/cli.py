@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import date
 from enum import Enum
@@ -226,6 +227,11 @@ def train(
     stderr.print(f"test window: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
                  f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}")
     print(json.dumps({k: result[k] for k in ("run_id", "model_uri", "version", "metrics", "challenger_metrics")}))
+    # the work is done and the process about to end: frozen, the ~470k objects that MLflow,
+    # scikit-learn and optbinning loaded are not walked again by the interpreter's final garbage
+    # collections (~1 s of exit on the training benchmark, 0.1 s frozen); an in-process caller
+    # keeps them as they are, just outside later cyclic collections
+    gc.freeze()
 
 
 @app.command()

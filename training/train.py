@@ -26,6 +26,7 @@ Nothing here reads the simulator's truth: only the panel or table it is given.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import sys
@@ -80,26 +81,32 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
 
 
 def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
-    """Run :func:`_pipeline` with two helper threads: one opens the MLflow store, one fits the challenger.
+    """Run :func:`_pipeline` in the conditions it was tuned for on the 2-core benchmark machine.
 
-    Both run while LightGBM trains (it releases the GIL for each boosting round). A short GIL
-    switch interval hands the GIL back to the LightGBM thread soon after each round instead of
-    after 5 ms (it needs it briefly between rounds; beside a busy Python thread the benchmark
-    fit took 4.1 s with the default, 2.8 s with 0.5 ms, on a loaded machine). BLAS runs on one
-    thread: the matrices are small, and a multi-threaded OpenBLAS only spins against LightGBM's
-    threads (the scorecard's Newton steps ran 2-3x slower). The challenger in a process instead
-    of a thread did not pay on this 2-core machine: spawned, it repeats ~2 s of imports; forked
-    (after the load, before any thread), it finished no sooner, the two cores being busy anyway.
+    * Two helper threads, one opening the MLflow store, one fitting the challenger, both while
+      LightGBM trains (it releases the GIL during each boosting round). The challenger in a
+      process did not pay: spawned, it repeats ~2 s of imports; forked (after the load, before
+      any thread), it finished no sooner, both cores being busy anyway.
+    * A 0.5 ms GIL switch interval (default 5 ms): the LightGBM thread needs the GIL briefly
+      between rounds (beside a busy Python thread the fit took 2.8 s instead of 4.1 s).
+    * BLAS on one thread: the matrices are small, and a multi-threaded OpenBLAS only spins
+      against LightGBM's threads (the scorecard's Newton steps ran 2-3x slower).
+    * No cyclic garbage collection: importing MLflow, scikit-learn and optbinning allocates so
+      much that it ran 8 full collections over ~470k live objects (0.8 s of CPU, holding the
+      GIL); left for later, the garbage is ~76k objects (+25 MB peak).
     """
     from threadpoolctl import threadpool_limits
 
-    interval = sys.getswitchinterval()
+    interval, collecting = sys.getswitchinterval(), gc.isenabled()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.disable()
     try:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2, thread_name_prefix="train") as pool:
             return _pipeline(load, pool=pool, **kwargs)
     finally:
         sys.setswitchinterval(interval)
+        if collecting:
+            gc.enable()
 
 
 def _open_store(experiment: str) -> tuple:
