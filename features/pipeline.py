@@ -21,7 +21,7 @@ from features.customers import customer_features, customer_rollup, segment_bound
 from features.events import complaint_features, credit_features, profile_features, public_record_features
 from features.sales import IDENTIFIED_SALES_90D, daily_rollup, sales_features
 from features.spine import data_date_range, labels, monthly_as_of, observed_until, population, training_spine
-from features.tables import RawTables
+from features.tables import RawTables, transaction_facts
 
 KEYS = ["merchant_id", "as_of"]
 PEER_GROUP = ["as_of", "sector", "province"]
@@ -45,14 +45,13 @@ def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame 
     With ``keep`` (merchant_id, as_of), the costly customer concentration is computed for those rows only.
     """
     bounds = segment_bounds(as_of)
-    daily, cust = pl.collect_all(
-        [daily_rollup(tables.transactions), customer_rollup(tables.transactions, bounds)], engine="streaming"
-    )
+    facts = transaction_facts(tables.transactions)  # one scan feeds both rollups
+    daily, cust = pl.collect_all([daily_rollup(facts), customer_rollup(facts, bounds)], engine="streaming")
     pop = population(tables, as_of).collect().lazy()
     conc_rows = None if keep is None else pop.join(keep.lazy(), on=KEYS, how="semi").select("mkey", "as_of")
     parts = [
         sales_features(daily.lazy(), pop),
-        customer_features(cust.lazy(), pop, bounds, as_of, conc_rows),
+        customer_features(cust, pop, bounds, as_of, conc_rows),
         complaint_features(tables.complaints, pop),
         credit_features(tables.loans, tables.loan_performance, pop),
         public_record_features(tables.public_records, pop),

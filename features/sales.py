@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from features.tables import local_date, merchant_key
 
 CHANNELS = ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "digital_rmb", "other")
 SUM_WINDOWS = (30, 90, 180, 365)
@@ -20,14 +19,15 @@ _COUNTS = ("sale_amt", "sale_cnt", "id_cnt", "refund_amt", "refund_cnt", "active
 _CUMS = (*_COUNTS, "net_sq")
 
 
-def daily_rollup(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    """Merchant x local day: sale and refund amounts (fen) and counts, sale counts per channel and of identified customers."""
-    sale = pl.col("txn_type") == "sale"
+def daily_rollup(facts: pl.LazyFrame) -> pl.LazyFrame:
+    """Merchant x local day: sale and refund amounts (fen) and counts, sale counts per channel and of
+    identified customers; ``facts`` from ``features.tables.transaction_facts``."""
+    sale = pl.col("sale")
     amt = pl.col("amount_fen")
     return (
-        transactions.select(
-            merchant_key(),
-            local_date("ts").alias("day"),
+        facts.select(
+            "mkey",
+            "day",
             pl.when(sale).then(amt).otherwise(0).alias("sale_amt"),
             sale.cast(pl.Int32).alias("sale_cnt"),
             (sale & pl.col("customer_hash").is_not_null()).cast(pl.Int32).alias("id_cnt"),

@@ -114,3 +114,16 @@ def merchant_key(col: str = "merchant_id") -> pl.Expr:
 def customer_key(col: str = "customer_hash") -> pl.Expr:
     """The 16-hex-digit customer hash as an unsigned 64-bit integer (same information, cheaper to group)."""
     return pl.col(col).str.to_integer(base=16, dtype=pl.UInt64, strict=True).alias("ckey")
+
+
+def transaction_facts(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Transactions with merchant key, local day and sale flag decoded once: the one input of both
+    rollups (daily and customer), which share this scan through common-subplan elimination."""
+    return transactions.select(
+        merchant_key(),
+        local_date("ts").alias("day"),
+        (pl.col("txn_type") == "sale").alias("sale"),
+        "amount_fen",
+        "channel",
+        "customer_hash",
+    )
