@@ -99,7 +99,8 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
 
     interval, collecting = sys.getswitchinterval(), gc.isenabled()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    gc.disable()
+    if not kwargs.get("tune"):  # tuning builds a booster per trial for minutes: collect as usual
+        gc.disable()
     try:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2, thread_name_prefix="train") as pool:
             return _pipeline(load, pool=pool, **kwargs)
