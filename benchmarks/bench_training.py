@@ -165,7 +165,7 @@ class _BareLightGBM:
         self.X, self.y, self.split = encode(table.frame, table.features), table.y, table.split
         self.params = lgbm.base_params(table.features, seed=7, n_rows=len(table.split.train))
         self.cats = [j for j, f in enumerate(table.features) if f.is_categorical]
-        self.names = [f.name for f in table.features]
+        self.names = lgbm.booster_names([f.name for f in table.features])  # as lgbm.fit names them
         self.n_train = len(self.split.train)
         self.wall: list[float] = []
         self.cpu: list[float] = []
