@@ -110,7 +110,7 @@ def _known_packages() -> Iterator[None]:
     """Give MLflow's requirement check the modules of our pinned packages.
 
     ``log_model`` checks every requirement against the environment, and to do so first maps
-    every module of every installed distribution to its package (~1.2 s on this venv) unless
+    every module of every installed distribution to its package (0.2-1.2 s on this venv) unless
     that map exists. The check only looks up the packages it is given, so a map of those gives
     the same verdict; it is removed afterwards, so nothing else in the process sees it.
     """

@@ -111,7 +111,7 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
 
 
 def _open_store(experiment: str) -> tuple:
-    """Import MLflow and open its store and experiment (in the background, while data load and the fit run)."""
+    """Import MLflow and open its store and experiment (in the background, while LightGBM trains)."""
     from training import pyfunc, registry  # noqa: F401 - pyfunc: its MLflow modules load here too
 
     c = registry.client()
@@ -167,9 +167,9 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
         timings[name] = round(now - clock, 3)
         clock = now
 
-    store = pool.submit(_open_store, experiment)
-    data = load()
+    data = load()  # first: a missing or invalid table touches no MLflow store
     lap("load")
+    store = pool.submit(_open_store, experiment)
     model_name = model_name or get_settings().model_name
     scale = MasterScale.load(master_scale)
     split, y, features = data.split, data.y, data.features
