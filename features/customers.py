@@ -133,40 +133,18 @@ def _positions(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _idx_map(as_of: list[date]) -> pl.LazyFrame:
+    """``as_of`` date -> its index in the sorted ``as_of`` list."""
     return pl.LazyFrame({"as_of": as_of, "idx": list(range(len(as_of)))}, schema={"as_of": pl.Date, "idx": pl.Int64})
 
 
 def _concentration(pres: pl.DataFrame, merchants: np.ndarray, bounds: list[date], as_of: list[date], rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Top-10 share and HHI of customers' sales amounts in the 90-day window, for the (mkey, as_of) ``rows``.
-
-    Each customer enters the window of ``as_of[idx]`` once, at its latest segment in it (presence
-    rows with ``lo <= idx < min(owner_hi, hi_w)``); its amount there is read from running totals
-    over the sorted presences: total through this row minus total before the customer's first
-    segment in the window (a binary search on (pair, seg)). No explode-and-regroup of segments.
-    """
+    """Top-10 share and HHI of customers' sales amounts in the 90-day window, for the (mkey, as_of) ``rows``."""
     w, n = CONCENTRATION_WINDOW, len(as_of)
-    wanted = np.zeros(len(merchants) * n, dtype=bool)
     rows = rows.join(_idx_map(as_of), on="as_of").select("mkey", "idx").collect()
     at, known = _positions(merchants, rows["mkey"].to_numpy())
+    wanted = np.zeros(len(merchants) * n, dtype=bool)
     wanted[at[known] * n + rows["idx"].to_numpy()[known]] = True
-
-    lo = pres["lo"].to_numpy()
-    end = np.minimum(pres["owner_hi"].to_numpy(), pres[f"hi_{w}"].to_numpy())
-    m, known = _positions(merchants, pres["mkey"].to_numpy())
-    length = np.where(known, np.maximum(end - lo, 0), 0)
-    row = np.repeat(np.arange(len(lo)), length)
-    idx = lo[row] + np.arange(len(row)) - np.repeat(np.cumsum(length) - length, length)
-    cell = m[row] * n + idx
-    keep = wanted[cell]
-    row, idx, cell = row[keep], idx[keep], cell[keep]
-
-    first_seg = np.searchsorted(np.array(bounds, dtype="datetime64[D]"), np.array(as_of, dtype="datetime64[D]") - np.timedelta64(w, "D"))
-    pair = pres["pair"].to_numpy()
-    packed = (pair << _SEG_BITS) | pres["seg"].to_numpy()
-    first = np.searchsorted(packed, (pair[row] << _SEG_BITS) | first_seg[idx])
-    amount = pres["amt"].to_numpy()
-    through = np.cumsum(amount)
-    amt = through[row] - (through - amount)[first]
+    cell, amt = _window_amounts(pres, merchants, bounds, as_of, wanted)
     return (
         pl.LazyFrame({"cell": cell, "amt": amt})
         .group_by("cell")
@@ -184,6 +162,37 @@ def _concentration(pres: pl.DataFrame, merchants: np.ndarray, bounds: list[date]
         .join(_idx_map(as_of), on="idx")
         .drop("idx")
     )
+
+
+def _window_amounts(
+    pres: pl.DataFrame, merchants: np.ndarray, bounds: list[date], as_of: list[date], wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, amount): each customer's sales amount in the 90-day window of each ``wanted`` cell
+    (merchant index x ``len(as_of)`` + as_of index).
+
+    A customer enters the window of ``as_of[idx]`` once, at its latest segment in it (presence
+    rows with ``lo <= idx < min(owner_hi, hi_w)``); its amount is read from running totals over
+    the sorted presences: total through this row minus total before the customer's first
+    segment in the window (a binary search on (pair, seg)). No explode-and-regroup of segments.
+    """
+    w, n = CONCENTRATION_WINDOW, len(as_of)
+    lo = pres["lo"].to_numpy()
+    end = np.minimum(pres["owner_hi"].to_numpy(), pres[f"hi_{w}"].to_numpy())
+    m, known = _positions(merchants, pres["mkey"].to_numpy())
+    length = np.where(known, np.maximum(end - lo, 0), 0)
+    row = np.repeat(np.arange(len(lo)), length)
+    idx = lo[row] + np.arange(len(row)) - np.repeat(np.cumsum(length) - length, length)
+    cell = m[row] * n + idx
+    keep = wanted[cell]
+    row, idx, cell = row[keep], idx[keep], cell[keep]
+
+    first_seg = np.searchsorted(np.array(bounds, dtype="datetime64[D]"), np.array(as_of, dtype="datetime64[D]") - np.timedelta64(w, "D"))
+    pair = pres["pair"].to_numpy()
+    packed = (pair << _SEG_BITS) | pres["seg"].to_numpy()
+    first = np.searchsorted(packed, (pair[row] << _SEG_BITS) | first_seg[idx])
+    amount = pres["amt"].to_numpy()
+    through = np.cumsum(amount)
+    return cell, through[row] - (through - amount)[first]
 
 
 def customer_features(

@@ -157,10 +157,14 @@ def _close(got: object, want: object) -> bool:
     return got == want
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
-def test_features_match_naive_reference(seed):
+DENSE_AS_OF = [date(2024, m, 1) for m in range(1, 10)] + [date(2024, 7, 17), date(2024, 7, 20)]
+"""Close dates: each 90-day window spans several segments, and a customer's presences own short runs of as_of."""
+
+
+@pytest.mark.parametrize(("seed", "as_of"), [(s, AS_OF) for s in range(6)] + [(s, DENSE_AS_OF) for s in range(3)])
+def test_features_match_naive_reference(seed, as_of):
     market = tiny_market(seed, merchants=3, txns=1500, customers=12)
-    feats = compute_features(RawTables.from_frames(**market), AS_OF)
+    feats = compute_features(RawTables.from_frames(**market), as_of)
     checked = 0
     for row in feats.iter_rows(named=True):
         want = _naive(market, row["merchant_id"], row["as_of"])
