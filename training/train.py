@@ -88,7 +88,7 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
       process did not pay: spawned, it repeats ~2 s of imports; forked (after the load, before
       any thread), it finished no sooner, both cores being busy anyway.
     * A 0.5 ms GIL switch interval (default 5 ms): the LightGBM thread needs the GIL briefly
-      between rounds (beside a busy Python thread the fit took 2.8 s instead of 4.1 s).
+      between rounds (beside a busy Python thread the fit took 1.8 s instead of 3.7 s; alone 2.0 s).
     * BLAS on one thread: the matrices are small, and a multi-threaded OpenBLAS only spins
       against LightGBM's threads (the scorecard's Newton steps ran 2-3x slower).
     * No cyclic garbage collection: importing MLflow, scikit-learn and optbinning allocates so
