@@ -10,8 +10,8 @@
 3. calibrate its margin to PD on validation (Platt or isotonic, lower CV log loss wins);
 4. map PD to score, grade and class with the master scale;
 5. fit the WoE scorecard challenger on the same fit period (train + validation rows: it needs
-   no validation set), in a forked process beside the LightGBM fit, while a thread imports
-   MLflow and opens its store;
+   no validation set), in a thread beside the LightGBM fit (which releases the GIL), while
+   another thread imports MLflow and opens its store;
 6. evaluate both on the test window with the same code (``training.evaluate``), plus PSI,
    CSI, importance (gain and mean |TreeSHAP| on a sample) and plots;
 7. log everything to one MLflow run (params, metrics, the dataset with its hash, evaluation,
@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import gc
 import json
-import multiprocessing
 import shutil
 import sys
 import tempfile
 import time
-import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +83,10 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
 def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
     """Run :func:`_pipeline` in the conditions it was tuned for on the 2-core benchmark machine.
 
-    * Helpers while LightGBM trains (it releases the GIL during each boosting round): a thread
-      that opens the MLflow store and a process that fits the challenger
-      (:func:`_start_challenger`).
+    * Two helper threads, one opening the MLflow store, one fitting the challenger, both while
+      LightGBM trains (it releases the GIL during each boosting round). The challenger in a
+      process did not pay: spawned, it repeats ~2 s of imports; forked (after the load, before
+      any thread), it finished no sooner, both cores being busy anyway.
     * A 0.5 ms GIL switch interval (default 5 ms): the LightGBM thread needs the GIL briefly
       between rounds (beside a busy Python thread the fit took 1.8 s instead of 3.7 s; alone 2.0 s).
     * BLAS on one thread: the matrices are small, and a multi-threaded OpenBLAS only spins
@@ -104,72 +102,12 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
     if not kwargs.get("tune"):  # tuning builds a booster per trial for minutes: collect as usual
         gc.disable()
     try:
-        with threadpool_limits(limits=1, user_api="blas"), ExitStack() as helpers:
-            return _pipeline(load, helpers=helpers, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(2, thread_name_prefix="train") as pool:
+            return _pipeline(load, pool=pool, **kwargs)
     finally:
         sys.setswitchinterval(interval)
         if collecting:
             gc.enable()
-
-
-def _start_challenger(helpers: ExitStack, data: TrainingTable, scale: MasterScale) -> Callable[[], tuple]:
-    """Start :func:`_challenger` beside the LightGBM fit; returns the call that waits for its result.
-
-    On Linux in a forked process: the scorecard is Python-heavy (binning, WoE); in a thread it
-    holds the GIL that the fit and the later steps need. On the 5,000-merchant benchmark,
-    quiet machine: `lifecredit train` 5.5 s forked vs 6.0-6.7 s in a thread (on a loaded one,
-    the same). A spawned process repeated ~2 s of imports and lost. Forked after the load and
-    before any helper thread starts; the child touches neither Polars nor LightGBM, whose thread
-    pools do not survive a fork, and runs BLAS and OpenMP on one thread. Elsewhere in a thread.
-    """
-    if sys.platform != "linux":
-        return helpers.enter_context(ThreadPoolExecutor(1)).submit(_challenger, data, scale).result
-    return helpers.enter_context(_forked(_challenger, data, scale))
-
-
-@contextmanager
-def _forked(fn: Callable, *args) -> Iterator[Callable[[], object]]:
-    """Run ``fn(*args)`` in a forked process; yields the call that waits for its result (its
-    exception re-raised as RuntimeError with the child's traceback). The child is ended on exit."""
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_send_result, args=(send, fn, args), daemon=True)
-    child.start()
-    send.close()
-
-    def result() -> object:
-        try:
-            ok, value = receive.recv()
-        except EOFError:
-            raise RuntimeError(f"{fn.__name__} ended without a result (exit code {child.exitcode})") from None
-        if not ok:
-            raise RuntimeError(f"{fn.__name__} failed in its process:\n{value}")
-        return value
-
-    try:
-        yield result
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-        receive.close()
-
-
-def _send_result(conn, fn: Callable, args: tuple) -> None:
-    """The forked child: send ``(True, fn(*args))`` or ``(False, traceback)``.
-
-    Every native thread pool (BLAS, OpenMP) runs on one thread here: the parent's pools did not
-    survive the fork, and one thread never needs them.
-    """
-    from threadpoolctl import threadpool_limits
-
-    try:
-        threadpool_limits(limits=1)
-        conn.send((True, fn(*args)))
-    except BaseException:  # noqa: BLE001 - everything goes back to the parent
-        conn.send((False, traceback.format_exc()))
-    finally:
-        conn.close()
 
 
 def _open_store(experiment: str) -> tuple:
@@ -208,13 +146,12 @@ def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
     return scorecard, evaluation, round(time.perf_counter() - started, 3)
 
 
-def _pipeline(load: Callable[[], TrainingTable], *, helpers: ExitStack, experiment: str,
+def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, experiment: str,
               model_name: str | None, seed: int, tune: int, master_scale: str | Path | None, say: Progress,
               engine: str = "local", scheduler: str | None = None) -> dict:
     """Load, fit, calibrate, evaluate, log and register (the steps of the module docstring).
 
-    While LightGBM trains, the challenger fits (see :func:`_start_challenger`) and a thread opens
-    the MLflow store; ``helpers`` ends them.
+    The MLflow store opens and the challenger fits in ``pool`` while LightGBM trains.
     """
     from lifecredit.settings import get_settings
     from training import evaluate as ev
@@ -232,17 +169,17 @@ def _pipeline(load: Callable[[], TrainingTable], *, helpers: ExitStack, experime
 
     data = load()  # first: a missing or invalid table touches no MLflow store
     lap("load")
-    scale = MasterScale.load(master_scale)
-    say(f"scorecard challenger (optimal binning, WoE, logistic regression) on "
-        f"{len(data.split.train) + len(data.split.valid):,} train + validation rows, beside LightGBM")
-    challenger = _start_challenger(helpers, data, scale)
-    store = helpers.enter_context(ThreadPoolExecutor(1)).submit(_open_store, experiment)
+    store = pool.submit(_open_store, experiment)
     model_name = model_name or get_settings().model_name
+    scale = MasterScale.load(master_scale)
     split, y, features = data.split, data.y, data.features
     names = [f.name for f in features]
     X = encode(data.frame, features)
     lap("prepare")
 
+    say(f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(split.train) + len(split.valid):,} "
+        "train + validation rows, beside LightGBM")
+    challenger = pool.submit(_challenger, data, scale)
     say(f"LightGBM on {len(split.train):,} train rows, early stopping on {len(split.valid):,} validation rows"
         + (f", {tune} Optuna trials first" if tune else ""))
     fitter = None
@@ -285,7 +222,7 @@ def _pipeline(load: Callable[[], TrainingTable], *, helpers: ExitStack, experime
     }).sort_values("mean_abs_shap", ascending=False, ignore_index=True)
     csi = ev.characteristic_stability(frame_train, frame_test, features)
     lap("evaluation")
-    scorecard, evaluation_sc, timings["challenger"] = challenger()
+    scorecard, evaluation_sc, timings["challenger"] = challenger.result()
     lap("challenger_wait")
     evaluation = {
         "target": data.target,
