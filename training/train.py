@@ -86,7 +86,7 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
     * Two helper threads, one opening the MLflow store, one fitting the challenger, both while
       LightGBM trains (it releases the GIL during each boosting round). The challenger in a
       process did not pay: spawned, it repeats ~2 s of imports; forked (after the load, before
-      any thread), it finished no sooner, both cores being busy anyway.
+      any thread), the run was 0.5 s shorter on a quiet machine and 0.5 s longer on a loaded one.
     * A 0.5 ms GIL switch interval (default 5 ms): the LightGBM thread needs the GIL briefly
       between rounds (beside a busy Python thread the fit took 1.8 s instead of 3.7 s; alone 2.0 s).
     * BLAS on one thread: the matrices are small, and a multi-threaded OpenBLAS only spins
