@@ -20,6 +20,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -185,6 +186,30 @@ class AuditLog:
         """Release the store's connections (and threads)."""
 
 
+def _prepare_sqlite(conn: sqlite3.Connection) -> None:
+    """WAL mode, the table, its triggers and any column added since the file was made."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(audit_log)")}
+    for column in ADDED_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
+
+
+def _retry_while_locked(step, *, seconds: float = 10.0) -> None:
+    """Run ``step``, again while SQLite says the file is locked: workers starting together race for
+    the switch to WAL, which fails at once instead of waiting out the busy timeout."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteAuditLog(AuditLog):
     """SQLite (WAL): one connection shared by the service's threads, serialised by a lock.
 
@@ -202,13 +227,7 @@ class SqliteAuditLog(AuditLog):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
-            present = {row[1] for row in self._conn.execute("PRAGMA table_info(audit_log)")}
-            for column in ADDED_COLUMNS:
-                if column not in present:
-                    self._conn.execute(f"ALTER TABLE audit_log ADD COLUMN {column} TEXT")
+            _retry_while_locked(lambda: _prepare_sqlite(self._conn))
         except (sqlite3.Error, OSError) as err:
             raise AuditUnavailable(f"cannot open audit store {url}: {err}") from err
         self._lock = threading.Lock()

@@ -1,6 +1,7 @@
 """Audit log: append-only, read back exactly, fails loudly when it cannot write."""
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -33,6 +34,21 @@ def test_updates_and_deletes_are_refused(tmp_path):
 def test_wal_mode(tmp_path):
     AuditLog(f"sqlite:///{tmp_path}/audit.db")
     assert sqlite3.connect(tmp_path / "audit.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_opening_waits_out_another_worker_holding_the_file(tmp_path):
+    """Server workers open one audit file together; one still creating it must not make another fail,
+    even past SQLite's own 5-s busy timeout."""
+    path = tmp_path / "audit.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(6.0, holder.rollback)
+    release.start()
+    try:
+        log = AuditLog(f"sqlite:///{path}")
+    finally:
+        release.join()
+    assert log.get(log.append(AuditRecord("score", "k", {}, {}))) is not None
 
 
 def test_unwritable_store_raises_audit_unavailable(tmp_path):
