@@ -322,8 +322,6 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
     }
 
 
-
-
 def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
     """A one-page summary for reviewers: data, windows, method, test evidence, reasons and limits."""
     lgb, sc, split = evaluation["lightgbm"], evaluation["challenger"], evaluation["split"]
