@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -51,20 +50,17 @@ def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame 
     daily, cust = pl.collect_all([daily_rollup(facts), customer_rollup(facts, bounds)], engine="streaming")
     pop = population(tables, as_of).collect().lazy()
     conc_rows = None if keep is None else pop.join(keep.lazy(), on=KEYS, how="semi").select("mkey", "as_of")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # the customer features' sort and NumPy passes run beside Polars' threads on the other parts
-        customers = pool.submit(customer_features, cust, pop, bounds, as_of, conc_rows)
-        parts = pl.collect_all([
-            sales_features(daily.lazy(), pop),
-            complaint_features(tables.complaints, pop),
-            credit_features(tables.loans, tables.loan_performance, pop),
-            public_record_features(tables.public_records, pop),
-            profile_features(tables.merchants, pop),
-        ])
-        parts.insert(1, customers.result().collect())
+    parts = [
+        sales_features(daily.lazy(), pop),
+        customer_features(cust, pop, bounds, as_of, conc_rows),
+        complaint_features(tables.complaints, pop),
+        credit_features(tables.loans, tables.loan_performance, pop),
+        public_record_features(tables.public_records, pop),
+        profile_features(tables.merchants, pop),
+    ]
     frame = pop.drop("mkey")
     for part in parts:
-        frame = frame.join(part.lazy().drop("mkey", strict=False), on=KEYS, how="left")
+        frame = frame.join(part.drop("mkey", strict=False), on=KEYS, how="left")
     rate = pl.when(pl.col("sale_count_365d") > 0).then(pl.col("complaints_365d") * 1000.0 / pl.col("sale_count_365d"))
     return frame.with_columns(rate.alias("complaints_per_1k_txn_365d"), single_visit_share()).drop(IDENTIFIED_SALES_90D).collect()
 
