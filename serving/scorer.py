@@ -106,14 +106,15 @@ def check_booster_file(path: Path) -> None:
 
     LightGBM's parser aborts the whole process (C++ terminate) on a truncated or corrupt
     model text, which would take the serving worker and its current model down with it; a
-    child that dies instead costs ~1 s per new model file (each file is checked once).
+    child that dies instead costs ~1 s per new model file (each file is checked once). Its
+    message may quote the file's broken bytes: decoded with replacement, never an error of its own.
     """
     stat = path.stat()
     ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if ident in _CHECKED_BOOSTERS:
         return
     res = subprocess.run([sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])",
-                          str(path)], capture_output=True, text=True, timeout=300,
+                          str(path)], capture_output=True, text=True, errors="replace", timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     if res.returncode != 0:
         lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
