@@ -461,7 +461,7 @@ def html_to_pdf(html_path: Path, pdf_path: Path, *, timeout: int = 120) -> str:
         cmd = [path, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
                "--no-pdf-header-footer", "--print-to-pdf-no-header", f"--print-to-pdf={pdf_path}",
                html_path.as_uri()]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False)
     if done.returncode != 0 or not pdf_path.exists():
         raise PdfUnavailable(f"{path} could not print the report (exit {done.returncode}): {done.stderr.strip()[-500:]}")
     return f"chromium ({path})"
