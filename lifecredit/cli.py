@@ -579,6 +579,64 @@ def bento_build(
     print(json.dumps(result))
 
 
+@app.command("truth-check")
+def truth_check(
+    model: Annotated[str | None, typer.Option(help="Model URI: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model (default: models:/<model_name>@champion).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature folder with panel.parquet and latest.parquet (default: <data_dir>/features).")] = None,
+    truth: Annotated[Path | None, typer.Option(help="The simulator's truth.parquet (default: <data_dir>/raw/truth.parquet).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for truth_check.json (default: <data_dir>/truth_check).")] = None,
+    as_of: Annotated[
+        list[str] | None, typer.Option("--as-of", help="Check these dates, YYYY-MM-DD (repeatable; default: the latest date in both truth and features).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the ceiling's holdout and fit.")] = 7,
+    log: Annotated[bool, typer.Option(help="Log the JSON and truth.* metrics to the model's run (local MLflow store only).")] = True,
+) -> None:
+    """Judge a model of a simulated market against the true PD (truth.parquet), beside a feature ceiling.
+
+    Rows: the latest month in both truth and features (or --as-of), less rows that trained or calibrated the model and merchants already in default; every figure for all merchants and for the unseen ones (none of their rows trained or calibrated the model).
+
+    Spearman: rank correlation of the model's pd with true_pd_12m (1 = same order).
+    kappa: quadratic-weighted Cohen's kappa, model class vs true class (its master scale on true_pd_12m), A<B<C<D.
+    confusion, shares: merchants per (true class, model class); share per class under the model and the truth.
+    mean PD vs mean true PD: per model class and per model grade.
+    calibration slope, intercept: OLS of logit(true PD) on logit(pd); 1 and 0 are perfect; intercept > 0: pd too low.
+    AUC pd, AUC true PD: against the observed label bad where those rows have labels (else skipped).
+    ceiling: LightGBM fitted to logit(true PD) on the model's own training rows and features; its Spearman and kappa.
+    ratios: model / ceiling, for Spearman and kappa (1: the model gets what the features carry).
+
+    Writes OUT/truth_check.json; with a local MLflow store also logs it (truth_check/truth_check.json) and truth.* metrics to the model's run. The last stdout line is a JSON summary. Needs a run that logged evaluation/split_rows.parquet.
+    """
+    _quiet_training_logs()
+    from truth_check import TruthCheckError
+    from truth_check import run as run_check
+    from truth_check.tables import tables
+
+    settings = get_settings()
+    try:
+        dates = [date.fromisoformat(d) for d in as_of] if as_of else None
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--as-of") from err
+    uri = model or f"models:/{settings.model_name}@champion"
+    try:
+        result = run_check(uri, features or settings.features_dir, truth or settings.raw_dir / "truth.parquet",
+                           out_dir=out or settings.data_dir / "truth_check", as_of=dates, seed=seed, log=log,
+                           progress=lambda msg: stderr.print(f"[dim]truth-check:[/] {escape(msg)}"))
+    except (TruthCheckError, FileNotFoundError, ValueError) as err:
+        stderr.print(f"[bold red]truth-check stopped:[/] {escape(str(err))}")
+        raise typer.Exit(code=2) from err
+    for table in tables(result):
+        stdout.print(table)
+    stderr.print(f"written {result['out']}" + (f"; logged to run {result['model']['run_id']}" if result["logged"] else ""))
+    a, u = result["all"], result["unseen"]
+    keys = ("rows", "spearman", "kappa", "spearman_ratio", "kappa_ratio")
+    print(json.dumps({"model_uri": uri, "run_id": result["model"]["run_id"], "as_of": result["rows"]["as_of"],
+                      **{k: a.get(k) for k in keys}, "ceiling_spearman": a["ceiling"]["spearman"],
+                      "ceiling_kappa": a["ceiling"]["kappa"], "calibration": a["calibration"],
+                      "unseen": {**{k: u.get(k) for k in keys}, "ceiling_spearman": u["ceiling"]["spearman"],
+                                 "ceiling_kappa": u["ceiling"]["kappa"]},
+                      "out": result["out"], "logged": result["logged"]}))
+
+
 @app.command("settings")
 def show_settings(
     field: Annotated[str | None, typer.Option(help="Print only this setting's value (e.g. tracking_uri).")] = None,
