@@ -3,6 +3,13 @@
 Training derives LightGBM monotone constraints from ``risk_direction``, serving maps the
 top contributions to ``reason_en`` / ``reason_zh``, and the docs render the reference from it.
 The pipeline's output columns must equal the catalogue, in order and dtype (a test enforces it).
+
+Reason codes: a feature is shown as a reason (:attr:`Feature.shows_reason`) only if it has a
+risk direction (+1 or -1) and is not marked ``reason: false``; its ``reason_en`` / ``reason_zh``
+then state the adverse side of that direction (a high value for +1, a low one for -1) in words
+a merchant can act on. Features without a direction (non-monotone: no fixed adverse side) and
+identity features (sector, province, urban/rural, business form: who the merchant is, not what
+it does) are never reasons and carry no reason texts.
 """
 
 from __future__ import annotations
@@ -42,14 +49,35 @@ class Feature(BaseModel):
     risk_direction: Literal[-1, 0, 1] = Field(
         description="+1: riskier as the value grows; -1: safer; 0: not monotone or unknown (no constraint)."
     )
-    reason_en: str = Field(min_length=1)
-    reason_zh: str = Field(min_length=1)
+    reason: bool | None = Field(
+        None,
+        description="Whether the feature may be a reason code; default: only with a risk direction. "
+                    "false: never (identity features, non-monotone features).",
+    )
+    reason_en: str | None = Field(None, min_length=1)
+    reason_zh: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _category_has_no_direction(self) -> "Feature":
         if self.dtype == "category" and self.risk_direction != 0:
             raise ValueError(f"{self.name}: a category feature cannot carry a monotone risk direction")
         return self
+
+    @model_validator(mode="after")
+    def _reason_needs_direction_and_texts(self) -> "Feature":
+        if self.reason and self.risk_direction == 0:
+            raise ValueError(f"{self.name}: a feature without a risk direction cannot be a reason "
+                             "(its adverse side is not fixed); set reason: false")
+        if self.shows_reason and not (self.reason_en and self.reason_zh):
+            raise ValueError(f"{self.name}: a reason feature needs reason_en and reason_zh")
+        if self.reason is False and (self.reason_en or self.reason_zh):
+            raise ValueError(f"{self.name}: reason: false with reason texts that would never be shown")
+        return self
+
+    @property
+    def shows_reason(self) -> bool:
+        """May this feature be given as a reason code? (``reason``, default: it has a risk direction)."""
+        return self.risk_direction != 0 if self.reason is None else self.reason
 
 
 class Catalog(BaseModel):
@@ -92,6 +120,10 @@ class Catalog(BaseModel):
     def monotone_constraints(self, names: list[str] | None = None) -> list[int]:
         """LightGBM ``monotone_constraints`` for ``names`` (default: all features, catalogue order)."""
         return [self[n].risk_direction for n in (names or self.names)]
+
+    def reason_features(self) -> list[str]:
+        """Names of the features that may be reason codes."""
+        return [f.name for f in self.features if f.shows_reason]
 
     def categorical(self) -> list[str]:
         """Names of the category features."""

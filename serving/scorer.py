@@ -203,7 +203,7 @@ def results(bundle: ScoringBundle, X: np.ndarray, merchant_ids: list[str | None]
         p = bundle.pd_from_margin(bundle.booster.predict(chunk, raw_score=True, num_threads=threads))
         score, grade, klass = bundle.scale.score(p), bundle.scale.grade(p), bundle.scale.risk_class(p)
         contrib = bundle.booster.predict(chunk, pred_contrib=True, num_threads=threads)[:, :-1]
-        why = bundle.reasons(contrib)
+        why = bundle.reasons(contrib, chunk)
         ranks = [(why[f"reason_{k}_code"], why[f"reason_{k}_en"], why[f"reason_{k}_zh"]) for k in range(1, 5)]
         for j in range(len(chunk)):
             i = start + j

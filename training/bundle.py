@@ -8,7 +8,7 @@ Layout of a bundle directory (``serving_bundle/`` in every training run)::
 
     serving_bundle/
       bundle.json         format version, model kind, feature list (name, dtype, categories,
-                          risk direction, reason texts en/zh), id columns, target, feature-set
+                          risk direction, reason flag and texts en/zh), id columns, target, feature-set
                           name and version, TreeSHAP baseline (expected margin and its PD)
       model.txt           the LightGBM booster, native text format
       calibrator.json     {"kind": "platt", "a", "b"} or {"kind": "isotonic", "x", "y"}:
@@ -30,6 +30,13 @@ baseline (the model's expected margin over the training window), largest first. 
 the catalogue feature name; fewer than four risk-raising features leave the rest null. Flat
 columns rather than a list column: every bank API, CSV export and Parquet reader handles
 them without nesting.
+
+Only reason-capable features are reasons (``Feature.reason``, from the catalogue: never the
+identity features nor those without a risk direction); the next one moves up. A catalogue
+reason text names a high or a low value ("Currently past due on a loan"), so a feature whose
+value is missing in the row (no loan at all) is no reason for that row: its contribution is
+that of the missing value, which the text does not describe. Features without a text
+(bring-your-own tables) are reasons whatever their value, as "<name> raised the risk".
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ class Feature:
     categories: tuple[str, ...] = ()
     reason_en: str = ""
     reason_zh: str = ""
+    reason: bool = True  # may be a reason code (catalogue: false for identity and direction-0 features)
 
     @property
     def is_categorical(self) -> bool:
@@ -89,13 +97,14 @@ class Feature:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "direction": self.direction,
-                "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh}
+                "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh,
+                "reason": self.reason}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Feature":
         return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
                    categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
-                   reason_zh=d.get("reason_zh", ""))
+                   reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)))  # absent: older bundles
 
 
 def encode(frame, features: list[Feature]) -> np.ndarray:
@@ -238,14 +247,23 @@ class ScoringBundle:
         )
         if reasons:
             contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)[:, :-1]
-            for col, values in self.reasons(contrib).items():
+            for col, values in self.reasons(contrib, X).items():
                 out[col] = values
         return out
 
-    def reasons(self, contrib: np.ndarray) -> dict[str, np.ndarray]:
-        """Top risk-raising features per row from TreeSHAP margin contributions."""
+    def reasons(self, contrib: np.ndarray, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Top risk-raising reason-capable features per row from TreeSHAP margin contributions.
+
+        ``X`` (the encoded rows) lets a feature with a catalogue text be skipped where its value
+        is missing (see the module docstring); without it only ``Feature.reason`` filters.
+        """
         n = contrib.shape[0]
         k = min(N_REASONS, contrib.shape[1])
+        eligible = np.array([f.reason for f in self.features], dtype=bool)
+        contrib = np.where(eligible, contrib, -np.inf)
+        if X is not None:
+            texted = np.array([bool(f.reason_en) for f in self.features], dtype=bool)
+            contrib = np.where(texted & np.isnan(X), -np.inf, contrib)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(contrib, order, axis=1)
         names = np.array(self.feature_names, dtype=object)

@@ -70,8 +70,8 @@ class Catalog:
             cat = load_catalog(path)
         except ValidationError as err:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
-        features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction),
-                            reason_en=f.reason_en, reason_zh=f.reason_zh) for f in cat.features]
+        features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
+                            reason_en=f.reason_en or "", reason_zh=f.reason_zh or "") for f in cat.features]
         raw = path.read_bytes()
         return cls(name=cat.name, version=cat.version, features=features, text=raw.decode("utf-8"),
                    sha256=hashlib.sha256(raw).hexdigest())
@@ -299,7 +299,7 @@ def _with_categories(features: list[Feature], frame: pl.DataFrame) -> list[Featu
         if f.is_categorical:
             cats = frame[f.name].cast(pl.String).drop_nulls().unique().sort().to_list()
             f = Feature(name=f.name, dtype=f.dtype, direction=0, categories=tuple(cats),
-                        reason_en=f.reason_en, reason_zh=f.reason_zh)
+                        reason_en=f.reason_en, reason_zh=f.reason_zh, reason=f.reason)
         out.append(f)
     return out
 

@@ -24,7 +24,8 @@ def test_catalogue_header_and_completeness():
     assert (features.FEATURE_SET_NAME, features.FEATURE_SET_VERSION) == (cat.name, cat.version)
     assert len(cat.features) >= 60
     for f in cat.features:
-        assert re.search(r"[\u4e00-\u9fff]", f.description_zh) and re.search(r"[\u4e00-\u9fff]", f.reason_zh), f.name
+        assert re.search(r"[\u4e00-\u9fff]", f.description_zh), f.name
+        assert not f.shows_reason or re.search(r"[\u4e00-\u9fff]", f.reason_zh), f.name
         assert f.window_days is None or f.window_days in (30, 60, 90, 180, 365, 455), f.name
     # every family the issue asks for is present
     names = set(cat.names)
@@ -51,6 +52,65 @@ def test_risk_directions_are_the_honest_ones():
     assert direction["thin_file"] == 1 and direction["worst_dpd_365d"] == 1
     assert all(direction[n] == 0 for n in cat.categorical())
     assert cat.monotone_constraints() == [f.risk_direction for f in cat.features]
+
+
+# Words that name the adverse side of a feature: a high (or present) value for risk_direction +1,
+# a low one for -1. A reason text must hold a word of its own side and none of the other side's,
+# so "Few refunds" on a +1 feature or "High sales" on a -1 one fails.
+HIGH_EN = r"high|higher|many|more|long|slow|slowly|rising|currently|previously|on record"
+LOW_EN = r"low|lower|few|fewer|fell|falling|declining|below|short|recent|recently|young"
+HIGH_ZH = ("偏高", "较高", "高于", "较多", "上升", "较长", "较慢", "慢于", "偏大", "当前", "曾", "记录")
+LOW_ZH = ("偏低", "较低", "低于", "偏少", "较少", "少于", "下降", "下滑", "较短", "不足", "较近")
+IDENTITY = ("sector", "province", "urban_rural", "business_form")
+
+
+def _words(pattern: str, text: str) -> set[str]:
+    return {m.group(0) for m in re.finditer(rf"\b(?:{pattern})\b", text.lower())}
+
+
+def test_every_reason_text_names_the_adverse_direction():
+    cat = load_catalog()
+    reasons = [f for f in cat.features if f.shows_reason]
+    assert len(reasons) >= 60
+    for f in reasons:
+        own, other = (HIGH_EN, LOW_EN) if f.risk_direction == 1 else (LOW_EN, HIGH_EN)
+        assert _words(own, f.reason_en) and not _words(other, f.reason_en), (f.name, f.risk_direction, f.reason_en)
+        own_zh = HIGH_ZH if f.risk_direction == 1 else LOW_ZH
+        assert any(w in f.reason_zh for w in own_zh), (f.name, f.risk_direction, f.reason_zh)
+    texts = [f.reason_en for f in reasons]
+    assert len(set(texts)) == len(texts), "two reasons read the same"
+    # the check is not trivially true: a text of the wrong side or a bare description fails it
+    assert not _words(HIGH_EN, "Low net sales over the last 90 days")
+    assert not _words(LOW_EN, "Outstanding loan balance") and not _words(HIGH_EN, "Outstanding loan balance")
+
+
+def test_identity_and_directionless_features_are_never_reasons():
+    cat = load_catalog()
+    for f in cat.features:
+        if f.name in IDENTITY or f.dtype == "category" or f.risk_direction == 0:
+            # stated in the catalogue, not left to the default, and no text that would never be shown
+            assert f.reason is False and f.reason_en is None and f.reason_zh is None, f.name
+        else:
+            assert f.shows_reason, f.name
+    assert not set(IDENTITY) & set(cat.reason_features())
+
+
+def test_catalogue_reason_rules(tmp_path):
+    doc = yaml.safe_load((ROOT / "features" / "catalog.yaml").read_text(encoding="utf-8"))
+    sector = next(f for f in doc["features"] if f["name"] == "sector")
+    dpd = next(f for f in doc["features"] if f["name"] == "current_dpd")
+    for broken, match in (
+        ({**sector, "reason": True, "reason_en": "Sector", "reason_zh": "所属行业"}, "cannot be a reason"),
+        ({**sector, "reason_en": "Sector"}, "never be shown"),
+        ({k: v for k, v in dpd.items() if k != "reason_zh"}, "needs reason_en and reason_zh"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            Catalog.model_validate({**doc, "features": [broken]})
+    # without `reason`, a feature is a reason exactly when it has a direction
+    plain = {k: v for k, v in sector.items() if k != "reason"}
+    assert Catalog.model_validate({**doc, "features": [plain, dpd]}).reason_features() == ["current_dpd"]
+    assert Catalog.model_validate({**doc, "features": [{**dpd, "reason": False, "reason_en": None,
+                                                        "reason_zh": None}]}).reason_features() == []
 
 
 def test_catalogue_rejects_unknown_keys_and_bad_values(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -95,9 +97,11 @@ def test_reasons_are_the_top_risk_raising_contributions(bundle):
     np.testing.assert_allclose(contrib.sum(axis=1), bundle.margin(bundle.encode(frame)), rtol=1e-6, atol=1e-6)
     assert np.allclose(contrib[:, -1], bundle.baseline)
     names = [f.name for f in FEATURES]
+    X = bundle.encode(frame)
+    assert np.isnan(X[:, 1]).any()  # some rows without sales: "Low sales" is no reason there
     for i in range(len(frame)):
         c = contrib[i, :-1]
-        expected = [names[j] for j in np.argsort(-c, kind="stable") if c[j] > 0][:4]
+        expected = [names[j] for j in np.argsort(-c, kind="stable") if c[j] > 0 and not np.isnan(X[i, j])][:4]
         got = [out.iloc[i][f"reason_{k}_code"] for k in range(1, 5)]
         assert [g for g in got if isinstance(g, str)] == expected
     row = out.iloc[int(np.argmax(contrib[:, 0]))]
@@ -113,3 +117,49 @@ def test_save_and_load_give_the_same_predictions(bundle, tmp_path):
     pd.testing.assert_frame_equal(again.predict(frame), bundle.predict(frame))
     assert again.features == bundle.features and again.id_columns == ["merchant_id"]
     assert again.baseline == pytest.approx(bundle.baseline)
+
+
+def _with(bundle: ScoringBundle, **changes) -> ScoringBundle:
+    """The same model with some features' bundle metadata changed (``name={field: value}``)."""
+    feats = [dataclasses.replace(f, **changes.get(f.name, {})) for f in bundle.features]
+    return dataclasses.replace(bundle, features=feats)
+
+
+def test_non_reason_features_are_skipped_and_the_next_moves_up(bundle):
+    frame, _ = _frame(400, 7)
+    contrib = bundle.booster.predict(bundle.encode(frame), pred_contrib=True)[:, :-1]
+    assert (contrib[:, 3] > 0).any()  # sector does raise the risk of some rows
+    plain = bundle.reasons(contrib)
+    quiet = _with(bundle, sector={"reason": False}).reasons(contrib)
+    codes = lambda r: [[r[f"reason_{k}_code"][i] for k in range(1, 5)] for i in range(len(frame))]  # noqa: E731
+    for before, after in zip(codes(plain), codes(quiet), strict=True):
+        assert "sector" not in after
+        assert [c for c in after if c] == [c for c in before if c and c != "sector"]
+    assert "Sector risk" not in set(quiet["reason_1_en"]) and "Sector risk" in set(plain["reason_1_en"])
+
+
+def test_missing_values_are_reasons_only_without_a_catalogue_text(bundle):
+    """A text names a high or low value: a missing value is no reason for it; a bare feature (bring your own) is."""
+    frame, _ = _frame(400, 8)
+    frame.loc[frame.index[::2], "sales"] = np.nan
+    X = bundle.encode(frame)
+    contrib = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
+    raising_missing = np.isnan(X[:, 1]) & (contrib[:, 1] > 0)
+    with_text = bundle.reasons(contrib, X)
+    byo = _with(bundle, sales={"reason_en": "", "reason_zh": ""}).reasons(contrib, X)
+    shown = lambda r: np.any([r[f"reason_{k}_code"] == "sales" for k in range(1, 5)], axis=0)  # noqa: E731
+    assert raising_missing.any()
+    assert not shown(with_text)[np.isnan(X[:, 1])].any() and shown(with_text).any()
+    assert shown(byo)[raising_missing].all()
+    assert set(byo["reason_1_en"][byo["reason_1_code"] == "sales"]) == {"sales raised the risk"}
+
+
+def test_reason_flag_is_saved_and_old_bundles_default_to_reasons(bundle, tmp_path):
+    quiet = _with(bundle, sector={"reason": False})
+    meta = json.loads((quiet.save(tmp_path / "b") / "bundle.json").read_text(encoding="utf-8"))
+    assert [f["reason"] for f in meta["features"]] == [True, True, True, False]
+    assert ScoringBundle.load(tmp_path / "b").features == quiet.features
+    for f in meta["features"]:
+        del f["reason"]  # a bundle written before the flag
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert all(f.reason for f in ScoringBundle.load(tmp_path / "b").features)
