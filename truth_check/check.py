@@ -255,7 +255,7 @@ class Ceiling:
 
 
 def fit_ceiling(X: np.ndarray, true_pd: np.ndarray, groups: np.ndarray, categorical: Sequence[int] = (), *,
-                seed: int = 7, holdout: float = CEILING_HOLDOUT) -> Ceiling:
+                seed: int = 7, holdout: float = CEILING_HOLDOUT, max_rounds: int = CEILING_MAX_ROUNDS) -> Ceiling:
     """LightGBM regressor of logit(true PD) on ``X``, early-stopped on ``holdout`` of the groups (merchants)."""
     import lightgbm as lgb
 
@@ -270,7 +270,7 @@ def fit_ceiling(X: np.ndarray, true_pd: np.ndarray, groups: np.ndarray, categori
     cats = list(categorical) or "auto"
     train = lgb.Dataset(X[~is_held], y[~is_held], categorical_feature=cats, free_raw_data=False)
     valid = lgb.Dataset(X[is_held], y[is_held], categorical_feature=cats, reference=train)
-    booster = lgb.train(params, train, num_boost_round=CEILING_MAX_ROUNDS, valid_sets=[valid],
+    booster = lgb.train(params, train, num_boost_round=max_rounds, valid_sets=[valid],
                         callbacks=[lgb.early_stopping(CEILING_PATIENCE, verbose=False)])
     best = int(booster.best_iteration or booster.current_iteration())
     rmse = float(np.sqrt(np.mean((booster.predict(X[is_held], num_iteration=best) - y[is_held]) ** 2)))
