@@ -14,6 +14,9 @@ CHANNELS = ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "digital_rmb", "
 SUM_WINDOWS = (30, 90, 180, 365)
 OFFSETS = (0, 30, 60, 90, 120, 150, 180, 365, 455)
 """Days before ``as_of`` at which running totals are read (windows, trend buckets, growth bases)."""
+HISTORY_CAP_DAYS = 365
+"""``sales_history_days`` reads at most the observation window: an established merchant reads 365
+whatever the as_of, so the feature tells entrants and thin files apart and is no calendar clock."""
 
 _COUNTS = ("sale_amt", "sale_cnt", "id_cnt", "refund_amt", "refund_cnt", "active", "net", "wkd_amt", *(f"ch_{c}" for c in CHANNELS))
 _CUMS = (*_COUNTS, "net_sq")
@@ -131,7 +134,7 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
         .then(ratio(win("sale_amt", 30) / 30.0, win("sale_amt", 365) / pl.min_horizontal(pl.lit(365), txn_days)))
         .alias("sales_level_30d_vs_365d"),
         (pl.col("as_of") - pl.col("last_sale_day")).dt.total_days().alias("days_since_last_sale"),
-        history.alias("sales_history_days"),
+        history.clip(upper_bound=HISTORY_CAP_DAYS).alias("sales_history_days"),
         history.fill_null(0).lt(90).alias("thin_file"),
     ]
     out += _latent_state(history, txn_days)

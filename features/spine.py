@@ -26,13 +26,32 @@ def month_start_after(d: date) -> date:
     return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
 
 
-def monthly_as_of(first_day: date, last_day: date) -> list[date]:
-    """Month starts from the first one after ``first_day`` to the first one after ``last_day``.
+HISTORY_MONTHS = 12
+"""Calendar months of data that the first monthly ``as_of`` has behind it (its 365-day windows)."""
 
-    The first ``as_of`` sees at least one day of data; the last sees all of it.
+
+def months_after(d: date, months: int) -> date:
+    """First day of the month ``months`` months after ``d``'s month."""
+    m = d.year * 12 + d.month - 1 + months
+    return date(m // 12, m % 12 + 1, 1)
+
+
+def monthly_as_of(first_day: date, last_day: date) -> list[date]:
+    """Month starts from the first one with a full year of data behind it to the first one after ``last_day``.
+
+    The first ``as_of`` is the first month start on or after ``first_day`` (``first_day`` itself
+    when it is the 1st of a month) plus ``HISTORY_MONTHS`` months: its 365-day windows lie wholly
+    inside the data, so no feature of the panel is truncated by where the data happen to begin.
+    The last ``as_of`` sees all the data (the latest snapshot). When the data span less than that
+    (short test markets), the month starts run from the first one after ``first_day``, which sees
+    at least one day of data.
     """
-    out, d = [], month_start_after(first_day)
+    base = first_day if first_day.day == 1 else month_start_after(first_day)
     end = month_start_after(last_day)
+    d = months_after(base, HISTORY_MONTHS)
+    if d > end:
+        d = month_start_after(first_day)
+    out = []
     while d <= end:
         out.append(d)
         d = month_start_after(d)

@@ -50,15 +50,21 @@ def _check_engine(engine: Engine, scheduler: str | None) -> None:
 @app.command()
 def simulate(
     merchants: Annotated[int, typer.Option(min=1, help="Number of merchants.")] = 2000,
-    months: Annotated[int, typer.Option(min=1, help="Months of history to generate.")] = 24,
+    months: Annotated[int, typer.Option(min=1, help="Months of the panel, from --start; 12 months of history come before them.")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same market.")] = 7,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/raw).")] = None,
     defect_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows corrupted in realistic ways.")] = 0.0,
     scenario: Annotated[Scenario, typer.Option(help="baseline, or downturn (a broad shock).")] = Scenario.baseline,
     volume_scale: Annotated[float, typer.Option(min=0.001, max=10.0, help="Thin (or thicken) transaction volume.")] = 1.0,
-    start: Annotated[str, typer.Option(help="First month simulated, YYYY-MM-01.")] = "2023-01-01",
+    start: Annotated[str, typer.Option(help="First month of the panel, YYYY-MM-01 (the data begin 12 months earlier).")] = "2023-01-01",
 ) -> None:
-    """Simulate a life-service market: six raw tables plus truth.parquet (evaluation only)."""
+    """Simulate a life-service market: six raw tables plus truth.parquet (evaluation only).
+
+    The data span [start - 12 months, start + months): a year of history, then the panel, so the
+    first panel as_of (start) has full 365-day windows. Established merchants are active from the
+    start of the history, entrants (about 3.5 % of the merchants a year) from their registration.
+    truth.parquet holds the true 12-month PD at every panel as_of, start .. start + months.
+    """
     from simulation import simulate_market
 
     out = out or get_settings().raw_dir
@@ -599,7 +605,8 @@ def truth_check(
     kappa: quadratic-weighted Cohen's kappa, model class vs true class (its master scale on true_pd_12m), A<B<C<D.
     confusion, shares: merchants per (true class, model class); share per class under the model and the truth.
     mean PD vs mean true PD: per model class and per model grade.
-    calibration slope, intercept: OLS of logit(true PD) on logit(pd); 1 and 0 are perfect; intercept > 0: pd too low.
+    calibration slope, intercept: OLS of logit(true PD) on logit(pd); 1 and 0 are perfect (slope < 1: pd spread too wide).
+    logit offset: mean of logit(true PD) - logit(pd), the intercept at slope 1; > 0: pd too low, < 0: too high.
     AUC pd, AUC true PD: against the observed label bad where those rows have labels (else skipped).
     ceiling: LightGBM fitted to logit(true PD) on the model's own training rows and features; its Spearman and kappa.
     ratios: model / ceiling, for Spearman and kappa (1: the model gets what the features carry).

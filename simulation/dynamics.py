@@ -102,27 +102,36 @@ def group_index(sector: np.ndarray, enterprise: np.ndarray, rural: np.ndarray) -
 
 
 def common_shocks(dyn: Dynamics, rng: np.random.Generator, months: int, n_regions: int,
-                  scenario: str) -> dict[str, np.ndarray]:
-    """Market-wide draws shared by all merchants: sector and regional shocks, the broad downturn push."""
+                  scenario: str, panel_start: int = 0) -> dict[str, np.ndarray]:
+    """Market-wide draws shared by all merchants: sector and regional shocks, the broad downturn push.
+
+    ``months`` counts every simulated month; the downturn falls in the panel, the months from
+    ``panel_start`` on (the ones before are history).
+    """
     n_sec = len(sectors.SECTORS)
     sector = rng.standard_normal((months, n_sec)) * dyn.sigma_sector
     region = rng.standard_normal((months, n_regions)) * dyn.sigma_region
     push = np.zeros((months, n_sec))
     if scenario == "downturn":
-        first = downturn_start(months)
+        first = panel_start + downturn_start(months - panel_start)
         last = min(months, first + dyn.downturn_length)
         push[first:last] = dyn.downturn_push * sectors.column("downturn_exposure")[None, :]
     return {"sector": sector, "region": region, "push": push}
 
 
 def downturn_start(months: int) -> int:
-    """Month the broad shock of ``downturn`` begins: a little before the middle of the run."""
+    """Month of the panel (``months`` long) the broad shock of ``downturn`` begins: a little before its middle."""
     return max(1, months // 2 - 3)
 
 
 def latent_paths(dyn: Dynamics, rng: np.random.Generator, d0: np.ndarray, sector: np.ndarray,
-                 region: np.ndarray, shocks: dict[str, np.ndarray]) -> np.ndarray:
-    """(n, months+1) deviation ``d``: column 0 is month -1 (the state before the first month)."""
+                 region: np.ndarray, shocks: dict[str, np.ndarray], entry: np.ndarray | None = None) -> np.ndarray:
+    """(n, months+1) deviation ``d``: column 0 is month -1 (the state before the first month).
+
+    ``entry``: per merchant, the column where its path starts afresh at ``d0`` (an entrant's
+    registration month + 1), or 0 for a path that starts at column 0. Before that column the
+    path is never used.
+    """
     n = len(d0)
     months = shocks["sector"].shape[0]
     eps = rng.standard_normal((n, months)) * dyn.sigma_idio
@@ -133,6 +142,10 @@ def latent_paths(dyn: Dynamics, rng: np.random.Generator, d0: np.ndarray, sector
          - dyn.jump_prob * dyn.jump_mean + shocks["push"][:, sector].T)
     d = np.empty((n, months + 1))
     d[:, 0] = d0
+    restart = None if entry is None else entry > 0
     for t in range(months):
         d[:, t + 1] = dyn.phi * d[:, t] + e[:, t]
+        if restart is not None:
+            fresh = restart & (entry == t + 1)
+            d[fresh, t + 1] = d0[fresh]
     return d

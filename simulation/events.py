@@ -6,7 +6,8 @@ resolution (a complaint whose resolution would fall after the data window is unr
 Public records: administrative penalties (Poisson, ``exp(0.5 d)``), the abnormal-operation list
 (listed more as health worsens and almost surely once a business has shut, removed as it
 recovers) and the serious-violation list (rare, removed after a year at the earliest).
-Complaints and records are not thinned by ``volume_scale``.
+Complaints and records are not thinned by ``volume_scale``. None falls before the merchant's
+registration day; in its registration month the rates scale with the days it was open.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ _PENALTY_RATE = {"catering": 0.010, "accommodation": 0.008, "beauty_hairdressing
 _UTC_OFFSET_S = 8 * 3600
 
 
+def _open_share(mer: Merchants, month_first: np.ndarray, month_days: np.ndarray) -> np.ndarray:
+    """(n, months) share of each month's days on or after the registration day."""
+    open_days = month_first[None, :] + month_days[None, :] - np.maximum(month_first[None, :], mer.registered_day[:, None])
+    return np.clip(open_days, 0, month_days[None, :]) / month_days[None, :]
+
+
+def _days(rng: np.random.Generator, mer: Merchants, mi: np.ndarray, m: np.ndarray, month_first: np.ndarray,
+          month_days: np.ndarray) -> np.ndarray:
+    """A uniform day of month ``m`` on or after merchant ``mi``'s registration day."""
+    lo = np.maximum(month_first[m], mer.registered_day[mi])
+    return lo + (rng.random(len(mi)) * (month_first[m] + month_days[m] - lo)).astype(np.int64)
+
+
 def complaints(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_first: np.ndarray,
                month_days: np.ndarray, active_until_day: np.ndarray, window_end_s: int,
                first_id: int) -> pa.Table:
@@ -35,13 +49,13 @@ def complaints(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_fi
     s = mer.sector
     propensity = np.exp(0.4 * rng.standard_normal(n_m) - 0.08)
     rate = (sectors.column("complaints_month")[s] * np.sqrt(mer.size) * propensity)[:, None] * np.exp(0.55 * d)
-    active = month_first[None, :] < active_until_day[:, None]
+    active = (month_first[None, :] < active_until_day[:, None]) * _open_share(mer, month_first, month_days)
     counts = rng.poisson(rate * active)
     cell = np.repeat(np.arange(n_m * months), counts.ravel())
     mi, m = cell // months, cell % months
     n = len(cell)
     dd = d[mi, m]
-    day = month_first[m] + (rng.random(n) * month_days[m]).astype(np.int64)
+    day = _days(rng, mer, mi, m, month_first, month_days)
     received_s = day * 86400 + rng.integers(8 * 3600, 22 * 3600, n) - _UTC_OFFSET_S
     logits = np.stack([np.zeros(n), -0.8 + 0.3 * dd, -2.2 + 0.7 * dd], axis=1)
     p = np.exp(logits)
@@ -82,7 +96,8 @@ def public_records(rng: np.random.Generator, mer: Merchants, d: np.ndarray, mont
     """Penalties and list entries/removals of a block; ``closed_month``: month the business shut (or large)."""
     n_m, months = d.shape
     pen_rate = np.array([_PENALTY_RATE.get(name, 0.004) for name in sectors.NAMES])[mer.sector]
-    penalties = rng.poisson(pen_rate[:, None] * np.exp(0.5 * d))
+    open_share = _open_share(mer, month_first, month_days)
+    penalties = rng.poisson(pen_rate[:, None] * np.exp(0.5 * d) * open_share)
     events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (merchant, month, type)
     cell = np.repeat(np.arange(n_m * months), penalties.ravel())
     events.append((cell // months, cell % months, np.zeros(len(cell), dtype=np.int64)))
@@ -93,7 +108,8 @@ def public_records(rng: np.random.Generator, mer: Merchants, d: np.ndarray, mont
         shut = closed_month <= t
         dt = d[:, t]
         u = rng.random((4, n_m))
-        list_a = ~abnormal & (u[0] < 0.0015 * np.exp(0.9 * dt) + 0.25 * shut)
+        u[:, open_share[:, t] == 0] = 1.0  # nothing happens to a business before it exists
+        list_a = ~abnormal & (u[0] < open_share[:, t] * 0.0015 * np.exp(0.9 * dt) + 0.25 * shut)
         drop_a = abnormal & ~shut & (u[1] < 0.15 * expit(-dt))
         list_s = ~serious & (u[2] < 0.0002 * np.exp(1.1 * dt) + 0.02 * shut)
         drop_s = serious & (t - serious_since >= 12) & ~shut & (u[3] < 0.06)
@@ -107,7 +123,7 @@ def public_records(rng: np.random.Generator, mer: Merchants, d: np.ndarray, mont
     m = np.concatenate([e[1] for e in events])
     kind = np.concatenate([e[2] for e in events])
     n = len(mi)
-    day = month_first[m] + (rng.random(n) * month_days[m]).astype(np.int64)
+    day = _days(rng, mer, mi, m, month_first, month_days)
     amount = np.rint(3000 * np.exp(0.9 * rng.standard_normal(n))).astype(np.int64) // 100 * 100 * 100
     amount = np.maximum(amount, 10_000)
     order = np.lexsort((kind, day, mi))

@@ -4,7 +4,9 @@ Implements the loan chain of ``simulation.dynamics`` exactly as ``simulation.tru
 it: at most one open loan per merchant; instalments fall due on the loan's due day (10th-27th)
 of each month after disbursement, so 1/2/3 months in arrears read as 1-21 / 32-52 / 62-82 days
 past due and 4 months as 92+ (``default``); a defaulted loan is written off 3-9 months later.
-Borrowers who already hold a loan when the window opens start current with a random age.
+Borrowers who already hold a loan when the window opens start current with a random age. A
+lender wants ``MIN_TRADING_MONTHS`` months of trading since registration before a first loan
+(opening loans included), so no loan is disbursed before its merchant was registered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ N_LENDERS = 12
 NO_LOAN = -1
 IN_DEFAULT = 4
 """End-of-month loan state: -1 none, 0..3 months in arrears, 4 in default."""
+MIN_TRADING_MONTHS = 3
+"""Calendar months from the registration month to the first month a loan can be disbursed."""
 
 
 @dataclass
@@ -42,9 +46,10 @@ class LoanBook:
     perf_outstanding: np.ndarray
     perf_status: np.ndarray  # index into STATUSES
     state_before: np.ndarray
-    """(n, months): loan state at the end of month t-1 (-1 none, 0..3 arrears, 4 default)."""
+    """(n, months+1): loan state at the end of month t-1 (-1 none, 0..3 arrears, 4 default);
+    column ``months`` is the state after the last simulated month."""
     remaining_before: np.ndarray
-    """(n, months): instalment months left at the end of month t-1."""
+    """(n, months+1): instalment months left at the end of month t-1."""
     default_month: np.ndarray
     """Month of a merchant's first default, or -1."""
 
@@ -56,13 +61,21 @@ def _month_first(start_month: np.datetime64, k: np.ndarray) -> np.ndarray:
 
 def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borrower: np.ndarray,
                    monthly_sales_yuan: np.ndarray, sector_revenue_ok: np.ndarray,
-                   start_month: np.datetime64) -> LoanBook:
-    """Run the loan chain for one block. ``x``: (n, months+1) risk index, column 0 = month -1."""
+                   start_month: np.datetime64, registered_month: np.ndarray | None = None) -> LoanBook:
+    """Run the loan chain for one block. ``x``: (n, months+1) risk index, column 0 = month -1.
+
+    ``registered_month``: month of each merchant's registration, counted from month 0 (negative
+    before it; None: long before); a first loan comes ``MIN_TRADING_MONTHS`` later at the earliest.
+    """
     n, months = x.shape[0], x.shape[1] - 1
-    # the book at the end of month -1: borrowers hold a loan with a chance that rises with approval
+    first_loan = (np.full(n, -(10**6), dtype=np.int64) if registered_month is None
+                  else registered_month.astype(np.int64) + MIN_TRADING_MONTHS)
+    # the book at the end of month -1: borrowers hold a loan with a chance that rises with approval,
+    # disbursed in month -age0 (never before the merchant could borrow)
     has0 = borrower & (rng.random(n) < 0.45 * expit(-(x[:, 0] - dyn.approve_centre) / dyn.approve_scale))
     term0 = _draw_terms(rng, sector_revenue_ok)
-    age0 = 1 + (rng.random(n) * (term0[1] - 1)).astype(np.int64)
+    age0 = np.minimum(1 + (rng.random(n) * (term0[1] - 1)).astype(np.int64), -first_loan)
+    has0 &= age0 >= 1
 
     loans: dict[str, list] = {k: [] for k in ("merchant", "seq", "product", "disb_month", "due", "principal",
                                             "term", "rate", "lender")}
@@ -104,8 +117,8 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
         remaining[idx] = term if age is None else term - age[idx]
 
     originate(has0, 0, x[:, 0], product_term=term0, age=age0)
-    state_before = np.full((n, months), NO_LOAN, dtype=np.int8)
-    remaining_before = np.zeros((n, months), dtype=np.int16)
+    state_before = np.full((n, months + 1), NO_LOAN, dtype=np.int8)
+    remaining_before = np.zeros((n, months + 1), dtype=np.int16)
     rows: dict[str, list] = {"loan": [], "month": [], "arrears": [], "status": []}
 
     for k in range(months):
@@ -141,7 +154,7 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
         open_[ended] = False
         cur[ended] = -1
         # borrowers without a loan since last month may get one (never after a default)
-        eligible = was_out & borrower & (default_month < 0)
+        eligible = was_out & borrower & (default_month < 0) & (first_loan <= k)
         new = eligible & (rng.random(n) < dyn.originate(xk))
         originate(new, k, xk)
         rows["loan"].append(cur[new])
@@ -149,6 +162,8 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
         rows["arrears"].append(np.zeros(int(new.sum()), dtype=np.int64))
         rows["status"].append(np.zeros(int(new.sum()), dtype=np.int64))
 
+    state_before[:, months] = np.where(open_, np.minimum(arrears, IN_DEFAULT), NO_LOAN)
+    remaining_before[:, months] = np.clip(remaining, 0, 32767)
     cat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in loans.items()}
     r = {k: np.concatenate(v) for k, v in rows.items()}
     disb_first = _month_first(start_month, cat["disb_month"])

@@ -1,5 +1,15 @@
 """``simulate_market``: the whole synthetic market, generated in blocks of merchants.
 
+A market with a past: the panel's ``months`` months from ``start`` are preceded by
+``HISTORY_MONTHS`` months of history, so the tables span [start - 12 months, start + months) and
+the first panel ``as_of`` (``start``) already has a full year of data behind it. Established
+merchants do business, borrow, draw complaints and public records from the first day of the
+history; entrants (``simulation.merchants.ENTRY_RATE`` a year, registered during the history or
+the panel) only from their registration day, with the poor health of a new business; a
+business that shuts after a default records nothing more. ``truth.parquet`` has one row per
+merchant and panel ``as_of`` (the first day of months start .. start + months, the last one the
+day after the data, i.e. the latest snapshot's ``as_of``) for every merchant registered before it.
+
 Blocks hold about ``BLOCK_ROWS`` expected transactions (64 to 2,048 merchants, a function of
 months and ``volume_scale`` only), so memory does not grow with the number of merchants: peak
 resident memory was 0.54 GB for 5,000 merchants x 24 months at full volume (and, with blocks
@@ -28,6 +38,8 @@ from simulation.merchants import REVENUE_BASED_SECTORS, Merchants, draw_merchant
 from simulation.sink import ParquetSink
 from simulation.transactions import VOLUME_NORM, Calendar, transactions
 
+HISTORY_MONTHS = 12
+"""Months simulated before the first panel month (``start``): a full year of history at its first ``as_of``."""
 BLOCK_ROWS = 1_000_000
 """Expected transaction rows per block of merchants."""
 SCENARIOS = ("baseline", "downturn")
@@ -42,7 +54,10 @@ class _Setup:
     shocks: dict[str, np.ndarray]
     cal: Calendar
     months: int
+    """Every simulated month: history and panel."""
+    history: int
     start: date
+    """First day of the first simulated (history) month."""
     month_first: np.ndarray
     month_days: np.ndarray
     window_end_s: int
@@ -67,9 +82,10 @@ def simulate_market(
     """Write the six raw tables and ``truth.parquet`` into ``out``; return row counts and timing.
 
     ``defect_rate``: share of rows corrupted (0 for a clean market). ``scenario``: ``baseline`` or
-    ``downturn`` (a broad shock a little before mid-run). ``volume_scale`` thins recorded
-    transactions only (loan sizes still follow the unthinned business). ``start``: first day of
-    the first month.
+    ``downturn`` (a broad shock a little before the middle of the panel). ``volume_scale`` thins
+    recorded transactions only (loan sizes still follow the unthinned business). ``start``: first
+    day of the first panel month; the data begin ``HISTORY_MONTHS`` months earlier and end on the
+    last day of panel month ``months - 1``.
     """
     if merchants < 1 or months < 1:
         raise ValueError("merchants and months must be at least 1")
@@ -91,9 +107,9 @@ def simulate_market(
     schemas = {name: schema(name, strings and name in TIMESTAMP_COLUMNS) for name in TABLES}
     schemas["truth"] = SCHEMAS["truth"]
     sink = ParquetSink(out, schemas)
-    counters = {"txn": 1, "complaint": 1, "record": 1}
+    counters = {"txn": 1, "complaint": 1, "record": 1, "entrants": 0}
     defects = {name: {} for name in TABLES}
-    block = block_size(months, volume_scale)
+    block = block_size(months + HISTORY_MONTHS, volume_scale)
     try:
         for b, lo in enumerate(range(0, merchants, block)):
             index = np.arange(lo, min(lo + block, merchants), dtype=np.int64)
@@ -115,7 +131,8 @@ def simulate_market(
         raise
     summary = {"rows": rows, "seconds": time.perf_counter() - t0,
                "cpu_seconds": {"generate": generate_cpu, "write": sink.cpu_seconds},
-               "merchants": merchants, "months": months,
+               "merchants": merchants, "months": months, "history_months": HISTORY_MONTHS,
+               "data_start": setup.start.isoformat(), "entrants": counters["entrants"],
                "seed": seed, "scenario": scenario, "volume_scale": volume_scale, "defect_rate": defect_rate}
     if defect_rate > 0:
         summary["defects"] = defects
@@ -123,7 +140,8 @@ def simulate_market(
 
 
 def block_size(months: int, volume_scale: float) -> int:
-    """Merchants per block: about ``BLOCK_ROWS`` expected transactions, a multiple of 64 in [64, 2048]."""
+    """Merchants per block: about ``BLOCK_ROWS`` expected transactions over ``months`` simulated
+    months (history included), a multiple of 64 in [64, 2048]."""
     rows_per_merchant = months * 30.4 * 10.0 * volume_scale
     return int(np.clip(BLOCK_ROWS / rows_per_merchant // 64 * 64, 64, 2048))
 
@@ -132,9 +150,13 @@ def _rng(entropy: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([entropy, *key])))
 
 
-def _setup(seed: int, months: int, scenario: str, volume_scale: float, start: date, defect_rate: float) -> _Setup:
+def _setup(seed: int, panel_months: int, scenario: str, volume_scale: float, panel_start: date,
+           defect_rate: float) -> _Setup:
     dyn = dynamics.DEFAULT
     entropy = int(seed) % 2**63
+    history = HISTORY_MONTHS
+    months = history + panel_months
+    start = calendar.month_start(panel_start, -history)
     grid = calendar.month_grid(start, months)
     n_days = int(grid["last"][-1] - grid["first"][0] + 1)
     first_day = int(grid["first"][0])
@@ -149,8 +171,8 @@ def _setup(seed: int, months: int, scenario: str, volume_scale: float, start: da
     )
     return _Setup(
         dyn=dyn, truth=truth.tables(dyn),
-        shocks=dynamics.common_shocks(dyn, _rng(entropy, 0), months, len(regions.CODES), scenario),
-        cal=cal, months=months, start=start, month_first=grid["first"], month_days=grid["days"],
+        shocks=dynamics.common_shocks(dyn, _rng(entropy, 0), months, len(regions.CODES), scenario, history),
+        cal=cal, months=months, history=history, start=start, month_first=grid["first"], month_days=grid["days"],
         window_end_s=int((grid["last"][-1] + 1) * 86400 - 8 * 3600 - 1),
         volume_scale=volume_scale, defect_rate=defect_rate,
         salt=hashlib.sha256(f"lifecredit-simulation:{seed}".encode()).hexdigest()[:16], entropy=entropy,
@@ -161,16 +183,21 @@ def _block(setup: _Setup, b: int, index: np.ndarray, counters: dict[str, int]) -
     """Every table's rows for one block of merchants."""
     dyn, months = setup.dyn, setup.months
     r_merchants, r_latent, r_loans, r_txn, r_events = (_rng(setup.entropy, 1, b, k) for k in range(5))
-    mer = draw_merchants(dyn, r_merchants, index, int(setup.month_first[0]), setup.salt)
-    d = dynamics.latent_paths(dyn, r_latent, mer.d0, mer.sector, mer.region, setup.shocks)
+    end_day = int(setup.month_first[-1] + setup.month_days[-1])
+    mer = draw_merchants(dyn, r_merchants, index, int(setup.month_first[0]), setup.salt, end_day)
+    # month of registration counted from the first simulated month (negative before it)
+    start_month = np.datetime64(setup.start, "M")
+    registered_month = (mer.registered_day.astype("datetime64[D]").astype("datetime64[M]") - start_month).astype(np.int64)
+    entry = np.where(mer.entrant, registered_month + 1, 0)
+    d = dynamics.latent_paths(dyn, r_latent, mer.d0, mer.sector, mer.region, setup.shocks, entry)
     group = dynamics.group_index(mer.sector, mer.enterprise, mer.rural)
     x = dyn.group_offsets()[group][:, None] + d
     s = mer.sector
     monthly_sales = (sectors.column("daily_txns")[s] * mer.size * VOLUME_NORM * sectors.column("ticket_yuan")[s]
                      * np.exp(0.5 * sectors.column("ticket_sigma")[s] ** 2) * 30.0)
     revenue_ok = np.isin(s, [sectors.NAMES.index(n) for n in REVENUE_BASED_SECTORS])
-    book = loans.simulate_loans(dyn, r_loans, x, mer.borrower, monthly_sales, revenue_ok,
-                                np.datetime64(setup.start, "M"))
+    book = loans.simulate_loans(dyn, r_loans, x, mer.borrower, monthly_sales, revenue_ok, start_month,
+                                registered_month)
     # a defaulted business often shuts within three months; a shut business records nothing more
     shuts = (book.default_month >= 0) & (r_latent.random(len(index)) < CLOSE_AFTER_DEFAULT)
     closed_month = np.where(shuts, book.default_month + r_latent.integers(0, 4, len(index)), 10**6)
@@ -192,6 +219,7 @@ def _block(setup: _Setup, b: int, index: np.ndarray, counters: dict[str, int]) -
     counters["txn"] += tables["transactions"].num_rows
     counters["complaint"] += tables["complaints"].num_rows
     counters["record"] += tables["public_records"].num_rows
+    counters["entrants"] += int(mer.entrant.sum())
     return tables
 
 
@@ -253,19 +281,25 @@ def _performance_table(mer: Merchants, book: loans.LoanBook) -> pa.Table:
 
 
 def _truth_table(setup: _Setup, mer: Merchants, d: np.ndarray, group: np.ndarray, book: loans.LoanBook) -> pa.Table:
-    """True 12-month PD per merchant and month, from the state at the end of the previous month."""
-    n, months = d.shape[0], setup.months
-    before = book.state_before.astype(np.int64)
+    """True 12-month PD per merchant and panel ``as_of``, from the state at the end of the previous month.
+
+    ``as_of`` runs over the first days of the panel months and of the month after the data; a
+    merchant has rows from the first ``as_of`` after its registration day.
+    """
+    n, cols = d.shape[0], np.arange(setup.history, setup.months + 1)  # column c: state at the end of month c - 1
+    before = book.state_before[:, cols].astype(np.int64)
     held = (before >= 0) & (before < loans.IN_DEFAULT)
-    state = np.where(held, truth.state_index(np.maximum(before, 0), book.remaining_before), -1)
-    pd = setup.truth.lookup(np.repeat(group[:, None], months, axis=1), d[:, :-1], state)
+    state = np.where(held, truth.state_index(np.maximum(before, 0), book.remaining_before[:, cols]), -1)
+    pd = setup.truth.lookup(np.repeat(group[:, None], len(cols), axis=1), d[:, cols], state)
     pd = np.where(before == loans.IN_DEFAULT, 1.0, np.clip(pd, 0.0, 1.0))
+    as_of = np.concatenate([setup.month_first, [setup.month_first[-1] + setup.month_days[-1]]])[cols]
+    keep = (mer.registered_day[:, None] < as_of[None, :]).ravel()
     ids = ascii_rows(mer.ids)
     return pa.Table.from_arrays(
         [
-            fixed_width(np.repeat(ids, months)),
-            pa.array(np.tile(setup.month_first, n).astype(np.int32)).view(pa.date32()),
-            pa.array(pd.ravel()),
+            fixed_width(np.repeat(ids, len(cols))[keep]),
+            pa.array(np.tile(as_of, n)[keep].astype(np.int32)).view(pa.date32()),
+            pa.array(pd.ravel()[keep]),
         ],
         schema=SCHEMAS["truth"],
     )

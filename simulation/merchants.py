@@ -3,6 +3,10 @@
 Static attributes feed both the registry table and the dynamics: young businesses start with
 worse latent health, well-capitalised enterprises with better; individual businesses and rural
 merchants are smaller and record fewer of their sales on the platform (thinner files).
+
+Most merchants are established before the first simulated day. ``ENTRY_RATE`` of the market a
+year are entrants: registered on a day inside the simulated span, they do business only from
+that day on and start with the worst health of all (``ENTRANT_SHIFT``, a brand-new business).
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ _ENTERPRISE = {"catering": 0.25, "retail": 0.30, "accommodation": 0.45, "houseke
 _EARLIEST_REGISTRATION = 3652  # 1980-01-01 as an epoch day, the contract's lower bound
 # sectors where revenue-based loans (repaid from card-acquiring flow) are offered
 REVENUE_BASED_SECTORS = ("catering", "retail", "laundry_dyeing", "beauty_hairdressing", "convenience")
+ENTRY_RATE = 0.035
+"""Entrants a year as a share of the merchants: the chance of being registered inside the span is
+``ENTRY_RATE`` x the span in years (at most 0.5)."""
+ENTRANT_SHIFT = 0.45
+"""Latent ill health of a business in its registration month, above the long-run mean (an
+established business under two years old starts 0.35 above it)."""
 
 _PREFIX = ("老王", "老李", "张记", "刘记", "陈家", "阿强", "小杨", "福满", "金源", "鑫隆", "顺发", "兴旺",
            "嘉禾", "和兴", "红星", "东方", "新城", "绿源", "如意", "佳美", "百姓", "万家", "惠民", "乐享",
@@ -53,7 +63,10 @@ class Merchants:
     enterprise: np.ndarray
     registered_day: np.ndarray
     """Epoch day of registration."""
+    entrant: np.ndarray
+    """Registered inside the simulated span: no activity of any kind before ``registered_day``."""
     tenure_years: np.ndarray
+    """Years registered at the first simulated day (negative for entrants)."""
     capital_fen: np.ndarray
     """Registered capital in fen; -1 where none is declared."""
     size: np.ndarray
@@ -62,7 +75,7 @@ class Merchants:
     """Noise level of what the platform records (individual/rural merchants higher)."""
     borrower: np.ndarray
     d0: np.ndarray
-    """Latent deviation at the end of month -1."""
+    """Latent deviation at the end of month -1; for an entrant, in its registration month."""
     credit_code: list[str]
     name: list[str]
     owner_hash: list[str]
@@ -73,8 +86,12 @@ class Merchants:
 
 
 def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, start_day: int,
-                   salt: str) -> Merchants:
-    """Draw a block of merchants with global numbers ``index``."""
+                   salt: str, end_day: int | None = None) -> Merchants:
+    """Draw a block of merchants with global numbers ``index``.
+
+    ``start_day`` and ``end_day``: epoch days of the first simulated day and of the day after the
+    last; entrants register in [start_day, end_day) (none when ``end_day`` is None).
+    """
     n = len(index)
     sector = rng.choice(len(sectors.SECTORS), size=n, p=sectors.SHARES)
     region = rng.choice(len(regions.CODES), size=n, p=regions.WEIGHTS)
@@ -83,6 +100,11 @@ def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, s
     enterprise = rng.random(n) < p_ent
     tenure = np.clip(np.exp(np.log(np.where(enterprise, 6.0, 4.0)) + 0.8 * rng.standard_normal(n)), 0.1, 35.0)
     registered_day = np.maximum(start_day - np.round(tenure * 365.25).astype(np.int64), _EARLIEST_REGISTRATION)
+    span = 0 if end_day is None else end_day - start_day
+    entrant = rng.random(n) < min(ENTRY_RATE * span / 365.25, 0.5)
+    entry_day = start_day + (rng.random(n) * span).astype(np.int64)
+    registered_day = np.where(entrant, entry_day, registered_day)
+    tenure = np.where(entrant, (start_day - registered_day) / 365.25, tenure)
     log_cap = rng.standard_normal(n)
     cap_yuan = np.where(enterprise, np.round(5e5 * np.exp(1.0 * log_cap), -4).clip(1e4, 1e9),
                         np.round(3e4 * np.exp(0.8 * log_cap), -3).clip(1e3, 1e7))
@@ -92,11 +114,12 @@ def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, s
     thin = np.where(enterprise, 0.05, 0.15) + np.where(rural, 0.12, 0.0)
     borrow_share = sectors.column("borrow_share")[sector] * np.where(enterprise, 1.15, 0.95)
     borrower = rng.random(n) < borrow_share
-    shift = np.where(tenure < 2, 0.35, np.where(tenure < 4, 0.15, -0.05)) - np.where(enterprise, 0.12 * log_cap, 0.0)
+    shift = np.where(entrant, ENTRANT_SHIFT, np.where(tenure < 2, 0.35, np.where(tenure < 4, 0.15, -0.05)))
+    shift = shift - np.where(enterprise, 0.12 * log_cap, 0.0)
     d0 = shift + dyn.stationary_sd * rng.standard_normal(n)
     return Merchants(
         index=index, sector=sector, region=region, rural=rural, enterprise=enterprise,
-        registered_day=registered_day, tenure_years=tenure, capital_fen=capital_fen, size=size, thin=thin,
+        registered_day=registered_day, entrant=entrant, tenure_years=tenure, capital_fen=capital_fen, size=size, thin=thin,
         borrower=borrower, d0=d0,
         credit_code=_credit_codes(rng, region, enterprise),
         name=_names(rng, sector),

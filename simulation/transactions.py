@@ -70,7 +70,8 @@ HOUR_TABLE = _hour_table()
 
 def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active_until_day: np.ndarray,
                  cal: Calendar, volume_scale: float, first_txn_id: int) -> pa.Table:
-    """All transactions of a block. ``d``: (n, months) deviation per month; business stops at ``active_until_day``."""
+    """All transactions of a block. ``d``: (n, months) deviation per month; business runs from the
+    registration day (``mer.registered_day``) to the day before ``active_until_day``."""
     n_m, months = d.shape
     s = mer.sector
     n_days = cal.n_days
@@ -114,7 +115,8 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     noise = sd * rng.standard_normal((n_m, n_days), dtype=np.float32) - np.float32(0.5) * sd * sd
     mu = (level[:, dm] * (cal.weekly[s][:, cal.weekday] * cal.yearly[s])).astype(np.float32) * np.exp(noise)
     mu *= rng.random((n_m, n_days), dtype=np.float32) >= p_closed[:, dm].astype(np.float32)
-    mu *= (cal.first_day + np.arange(n_days))[None, :] < active_until_day[:, None]
+    day = (cal.first_day + np.arange(n_days))[None, :]
+    mu *= (day >= mer.registered_day[:, None]) & (day < active_until_day[:, None])
     counts = rng.poisson(mu)
     per_mm = np.add.reduceat(counts, cal.month_first_index, axis=1)
     per_merchant = per_mm.sum(axis=1)

@@ -1,6 +1,7 @@
 """The simulated market: contracts, determinism, stated rates, calibration of the truth, defects.
 
-Most checks read the shared ``small_market`` (400 merchants x 30 months, thinned transactions).
+Most checks read the shared ``small_market`` (400 merchants x 30 panel months from 2023-01 after
+12 months of history from 2022-01, thinned transactions).
 The statistical claims (default rate, sector differences, decile calibration, AUC) need more
 loan-months: ``calibration_market`` simulates 8,000 merchants x 48 months with almost no
 transactions (they do not affect loans or truth).
@@ -19,6 +20,7 @@ from scipy.stats import chi2
 
 from data_contracts.uscc import is_valid
 from simulation import regions, simulate_market
+from simulation.market import HISTORY_MONTHS
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "data_contracts" / "contracts"
 TABLES = ("merchants", "transactions", "complaints", "loans", "loan_performance", "public_records")
@@ -35,6 +37,18 @@ def _contract(table: str) -> dict:
 
 def _read(root: Path, table: str) -> pl.DataFrame:
     return pl.read_parquet(root / f"{table}.parquet")
+
+
+HISTORY_START = date(2022, 1, 1)
+"""First day of the small market's data: its panel starts on 2023-01-01 after 12 months of history."""
+PANEL_AS_OF = [date(2023 + m // 12, 1 + m % 12, 1) for m in range(31)]
+"""The small market's panel as_of dates: 2023-01-01 .. 2025-07-01 (the day after the data)."""
+
+
+def _expected_truth_rows(root: Path, as_of: list[date]) -> int:
+    """Merchant x as_of pairs with the merchant registered before the as_of."""
+    m = _read(root, "merchants")
+    return sum(int((m["registered_on"] < a).sum()) for a in as_of)
 
 
 # ---------------------------------------------------------------- contracts
@@ -114,7 +128,8 @@ def test_profile_attributes_vary_realistically(small_market):
     capital = m.group_by("business_form").agg(pl.col("registered_capital_fen").null_count() / pl.len())
     nulls = dict(capital.iter_rows())
     assert nulls["enterprise"] == 0 and 0.3 < nulls["individual_business"] < 0.8
-    tenure = (date(2023, 1, 1) - m["registered_on"]).dt.total_days() / 365.25
+    established = m.filter(pl.col("registered_on") < HISTORY_START)
+    tenure = (HISTORY_START - established["registered_on"]).dt.total_days() / 365.25
     assert tenure.min() > 0 and tenure.quantile(0.1) < 2 and tenure.quantile(0.9) > 8
     assert m["owner_hash"].n_unique() < m.height  # a few owners run two shops
 
@@ -144,7 +159,10 @@ def test_summary_and_progress(tmp_path):
     s = simulate_market(tmp_path, merchants=600, months=3, seed=1, volume_scale=0.01,
                         progress=lambda done, total: calls.append((done, total)))
     assert set(s["rows"]) == {*TABLES, "truth"} and s["seconds"] > 0
-    assert s["rows"]["truth"] == 600 * 3
+    assert s["history_months"] == HISTORY_MONTHS and s["data_start"] == "2022-01-01"
+    assert s["rows"]["truth"] == _expected_truth_rows(tmp_path, [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1),
+                                                                 date(2023, 4, 1)])
+    assert s["entrants"] == int((_read(tmp_path, "merchants")["registered_on"] >= HISTORY_START).sum())
     assert calls[-1] == (600, 600) and [c[0] for c in calls] == sorted(c[0] for c in calls)
     for t, n in s["rows"].items():
         assert pl.scan_parquet(tmp_path / f"{t}.parquet").select(pl.len()).collect().item() == n
@@ -163,10 +181,11 @@ def test_bad_arguments_are_refused(tmp_path):
 
 def test_volume_about_ten_per_merchant_day_with_sector_ordering(tmp_path):
     simulate_market(tmp_path, merchants=1500, months=2, seed=2, volume_scale=1.0, start=date(2023, 5, 1))
-    days = 31 + 30
+    days = (date(2023, 7, 1) - date(2022, 5, 1)).days  # 12 months of history and the 2 panel months
     t = _read(tmp_path, "transactions")
     m = _read(tmp_path, "merchants")
-    per_day = t.height / (m.height * days)
+    open_days = (date(2023, 7, 1) - pl.max_horizontal(m["registered_on"], pl.lit(date(2022, 5, 1)))).dt.total_days()
+    per_day = t.height / m.select(open_days.alias("d"))["d"].sum()
     assert 8.5 < per_day < 11.5, per_day
     by_sector = (
         m.join(t.group_by("merchant_id").len(), on="merchant_id", how="left")
@@ -189,7 +208,7 @@ def test_volume_about_ten_per_merchant_day_with_sector_ordering(tmp_path):
 
 def test_volume_scale_thins_transactions(small_market):
     t = _read(small_market, "transactions")
-    per_day = t.height / (400 * (date(2025, 7, 1) - date(2023, 1, 1)).days)
+    per_day = t.height / (400 * (date(2025, 7, 1) - HISTORY_START).days)
     assert 0.35 < per_day < 0.65  # about 10 x 0.05
 
 
@@ -262,13 +281,128 @@ def test_health_shows_in_complaints_and_public_records(small_market):
         pl.col("record_type") != "administrative_penalty").height
 
 
-def test_truth_covers_every_merchant_month(small_market):
+def test_truth_covers_every_panel_as_of(small_market):
+    """One row per merchant and panel as_of (2023-01-01 .. 2025-07-01, the latest snapshot's as_of
+    included) for every merchant registered before it; none before."""
     truth = _read(small_market, "truth")
     assert truth.schema == pl.Schema({"merchant_id": pl.String, "as_of": pl.Date, "true_pd_12m": pl.Float64})
-    assert truth.height == 400 * 30
-    assert (truth["as_of"].dt.day() == 1).all() and truth["as_of"].min() == date(2023, 1, 1)
+    assert sorted(truth["as_of"].unique()) == PANEL_AS_OF
+    last_day = _read(small_market, "transactions")["ts"].dt.date().max()
+    assert PANEL_AS_OF[-1] == date(last_day.year + last_day.month // 12, last_day.month % 12 + 1, 1)
+    assert truth.height == _expected_truth_rows(small_market, PANEL_AS_OF)
+    registered = truth.join(_read(small_market, "merchants").select("merchant_id", "registered_on"), on="merchant_id")
+    assert (registered["registered_on"] < registered["as_of"]).all()
     assert truth["true_pd_12m"].is_between(0, 1).all()
     assert truth.select(pl.struct("merchant_id", "as_of").n_unique()).item() == truth.height
+
+
+def test_truth_at_the_latest_as_of_uses_the_state_after_the_last_month(small_market):
+    """A loan in default at the last month-end has PD 1 at the latest as_of; the truth moves between
+    the last two as_of dates (it is not a copy of the previous month)."""
+    truth = _read(small_market, "truth")
+    perf = _read(small_market, "loan_performance")
+    last = perf.filter(pl.col("reported_on") == date(2025, 6, 30))
+    in_default = last.filter(pl.col("status") == "default")["merchant_id"].unique()
+    latest = truth.filter(pl.col("as_of") == PANEL_AS_OF[-1])
+    assert in_default.len() > 0
+    assert (latest.filter(pl.col("merchant_id").is_in(in_default.implode()))["true_pd_12m"] == 1.0).all()
+    before = truth.filter(pl.col("as_of") == PANEL_AS_OF[-2]).join(latest, on="merchant_id")
+    assert (before["true_pd_12m"] != before["true_pd_12m_right"]).mean() > 0.9
+
+
+# ---------------------------------------------------------------- history and entrants
+
+
+def _event_days(root: Path) -> dict[str, pl.DataFrame]:
+    """merchant_id and the day of every event of each table."""
+    days = {"transactions": pl.col("ts").dt.date(), "complaints": pl.col("received_at").dt.date(),
+            "loans": pl.col("disbursed_on"), "loan_performance": pl.col("reported_on"),
+            "public_records": pl.col("published_on")}
+    return {t: _read(root, t).select("merchant_id", e.alias("day")) for t, e in days.items()}
+
+
+def test_a_year_of_history_precedes_the_panel(small_market):
+    """Every table's activity starts on the first day of the history (2022-01-01), never before it;
+    the only older dates are the disbursement days of loans already open then (reported from the
+    first history month on)."""
+    events = _event_days(small_market)
+    for table in ("transactions", "complaints", "loan_performance", "public_records"):
+        first = events[table]["day"].min()
+        assert first >= HISTORY_START, table
+        assert (first - HISTORY_START).days < 31, table
+    assert events["transactions"]["day"].min() == HISTORY_START
+    assert events["transactions"]["day"].max() == date(2025, 6, 30)
+    perf = _read(small_market, "loan_performance")
+    older = _read(small_market, "loans").filter(pl.col("disbursed_on") < HISTORY_START)["loan_id"]
+    assert older.len() > 0
+    opening = perf.filter(pl.col("reported_on") == date(2022, 1, 31))["loan_id"]
+    assert older.is_in(opening.implode()).all()
+
+
+def test_no_event_before_a_merchants_registration(small_market):
+    m = _read(small_market, "merchants").select("merchant_id", "registered_on")
+    for table, ev in _event_days(small_market).items():
+        early = ev.join(m, on="merchant_id").filter(pl.col("day") < pl.col("registered_on"))
+        assert early.height == 0, (table, early.head())
+
+
+def test_entrants_open_during_the_history_and_the_panel(small_market):
+    """About 3.5 % of the market a year registers inside the data span; they trade from their
+    registration, start with worse health (a higher true PD) and borrow only after three months."""
+    m = _read(small_market, "merchants")
+    entrants = m.filter(pl.col("registered_on") >= HISTORY_START)
+    years = (date(2025, 7, 1) - HISTORY_START).days / 365.25
+    assert 0.015 < entrants.height / m.height / years < 0.06, entrants.height
+    assert entrants["registered_on"].min() < date(2023, 1, 1) <= entrants["registered_on"].max()
+    t = _read(small_market, "transactions").select("merchant_id", pl.col("ts").dt.date().alias("day"))
+    first = t.group_by("merchant_id").agg(pl.col("day").min()).join(entrants, on="merchant_id")
+    assert first.height > 0.8 * entrants.filter(pl.col("registered_on") < date(2025, 6, 1)).height
+    assert ((first["day"] - first["registered_on"]).dt.total_days() < 45).mean() > 0.8  # they start trading at once
+    loans = _read(small_market, "loans").join(entrants, on="merchant_id")
+    if loans.height:
+        gap = (loans["disbursed_on"].dt.year() - loans["registered_on"].dt.year()) * 12 + (
+            loans["disbursed_on"].dt.month() - loans["registered_on"].dt.month())
+        assert (gap >= 3).all()
+
+
+def test_entrants_start_less_healthy(tmp_path):
+    """An entrant's true PD at its first as_of (its health in the registration month) is well above
+    the established merchants' (medians: the established include loans in default)."""
+    simulate_market(tmp_path, merchants=4000, months=12, seed=21, volume_scale=0.001)
+    m = _read(tmp_path, "merchants").select("merchant_id", "registered_on")
+    truth = _read(tmp_path, "truth").join(m, on="merchant_id")
+    new = truth.filter(pl.col("registered_on") >= HISTORY_START).group_by("merchant_id").agg(
+        pl.col("true_pd_12m").sort_by("as_of").first())
+    assert new.height > 150
+    assert new["true_pd_12m"].median() > 1.3 * truth.filter(pl.col("registered_on") < HISTORY_START)["true_pd_12m"].median()
+
+
+def test_the_first_panel_as_of_has_full_year_windows(small_market, validated_market):
+    """The monthly panel starts where 12 months of data exist: its as_of dates are the truth's, the
+    first one's 365-day windows lie inside the data and are as full as a year later's, and
+    ``sales_history_days`` reads 365 for established merchants, less only for entrants."""
+    from features import RawTables, compute_features, monthly_as_of
+    from features.spine import data_date_range
+
+    tables = RawTables.scan(validated_market)
+    first_day, last_day = data_date_range(tables)
+    assert monthly_as_of(first_day, last_day) == PANEL_AS_OF
+    assert (PANEL_AS_OF[0] - first_day).days >= 365
+    feats = compute_features(tables, [PANEL_AS_OF[0], PANEL_AS_OF[12]])
+    m = _read(small_market, "merchants").select("merchant_id", "registered_on")
+    feats = feats.join(m, on="merchant_id")
+    f = feats.filter(pl.col("as_of") == PANEL_AS_OF[0])
+    old = pl.col("registered_on") < HISTORY_START
+    year_later = feats.filter((pl.col("as_of") == PANEL_AS_OF[12]) & old)["active_days_365d"].mean()
+    assert f.filter(old)["active_days_365d"].mean() > 0.85 * year_later
+    assert f["active_days_365d"].max() > 330
+    assert feats["sales_history_days"].max() == 365
+    # established merchants read (about) the full year at the first as_of, exactly 365 later on
+    assert f.filter(old)["sales_history_days"].median() >= 355
+    established = feats.filter((pl.col("as_of") == PANEL_AS_OF[12]) & old)
+    assert (established["sales_history_days"].drop_nulls() == 365).mean() > 0.95
+    young = f.filter(pl.col("registered_on") >= HISTORY_START)
+    assert young.height > 0 and (young["sales_history_days"].drop_nulls() < 365).all()
 
 
 # ---------------------------------------------------------------- defects

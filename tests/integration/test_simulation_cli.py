@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 from typer.testing import CliRunner
 
@@ -18,7 +20,13 @@ def test_simulate_command_writes_every_table(tmp_path):
     for name in TABLES:
         assert (out / f"{name}.parquet").is_file()
         assert name in result.output
-    assert pl.read_parquet(out / "truth.parquet").height == 60 * 4
+    truth = pl.read_parquet(out / "truth.parquet")
+    registered = pl.read_parquet(out / "merchants.parquet")["registered_on"]
+    panel = [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1), date(2023, 5, 1)]
+    assert sorted(truth["as_of"].unique()) == panel  # the 4 panel months and the latest snapshot
+    assert truth.height == sum(int((registered < a).sum()) for a in panel)
+    tx = pl.read_parquet(out / "transactions.parquet")
+    assert tx["ts"].dt.date().min() == date(2022, 1, 1) and tx["ts"].dt.date().max() == date(2023, 4, 30)
 
 
 def test_simulate_command_with_defects_and_downturn(tmp_path):
@@ -29,10 +37,18 @@ def test_simulate_command_with_defects_and_downturn(tmp_path):
     assert result.exit_code == 0, result.output
     tx = pl.read_parquet(out / "transactions.parquet")
     assert tx.schema["ts"] == pl.String
-    assert tx["ts"].str.slice(0, 7).min() == "2024-06"
+    good = tx.filter(pl.col("ts").str.contains(r"^\d{4}-\d{2}-\d{2}T"))["ts"].str.slice(0, 7)
+    assert good.min() == "2023-06" and good.max() == "2024-08"  # 12 months of history, then the panel
 
 
 def test_simulate_command_rejects_an_unknown_scenario(tmp_path):
     result = CliRunner().invoke(app, ["simulate", "--merchants", "5", "--months", "1", "--out", str(tmp_path),
                                       "--scenario", "boom"])
     assert result.exit_code != 0
+
+
+def test_simulate_help_explains_history_and_panel():
+    result = CliRunner().invoke(app, ["simulate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "12 months" in text and "panel" in text and "entrants" in text

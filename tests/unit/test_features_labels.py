@@ -27,9 +27,31 @@ def _market(loans: list[tuple], perf: list[tuple]) -> RawTables:
     return RawTables.from_frames(**m)
 
 
+def _months(first: date, n: int) -> list[date]:
+    return [date(first.year + (first.month - 1 + k) // 12, (first.month - 1 + k) % 12 + 1, 1) for k in range(n)]
+
+
 def test_monthly_as_of_covers_the_data():
+    """Short spans (under a year and a month): from the first month start after the first day."""
     assert monthly_as_of(date(2023, 1, 1), date(2023, 4, 30)) == [date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1), date(2023, 5, 1)]
     assert monthly_as_of(date(2023, 12, 15), date(2024, 1, 2)) == [date(2024, 1, 1), date(2024, 2, 1)]
+    assert monthly_as_of(date(2023, 1, 1), date(2023, 11, 30)) == _months(date(2023, 2, 1), 11)
+
+
+def test_monthly_as_of_starts_with_a_full_year_of_data():
+    """The first as_of has 12 calendar months of data behind it (its 365-day windows lie inside the
+    data); the last one is the month start after the last day (the latest snapshot)."""
+    # a simulated market: 12 months of history from 2022-01-01, panel 2023-01 .. 2025-06
+    assert monthly_as_of(date(2022, 1, 1), date(2025, 6, 30)) == _months(date(2023, 1, 1), 31)
+    # data starting mid-month: the year is counted from the next month start
+    assert monthly_as_of(date(2022, 1, 15), date(2024, 3, 10)) == _months(date(2023, 2, 1), 15)
+    # exactly a year: one as_of, the latest snapshot
+    assert monthly_as_of(date(2023, 1, 1), date(2023, 12, 31)) == [date(2024, 1, 1)]
+    assert monthly_as_of(date(2023, 1, 2), date(2024, 1, 20)) == [date(2024, 2, 1)]
+    for first in (date(2022, 1, 1), date(2022, 3, 17), date(2023, 2, 28), date(2023, 3, 1)):
+        got = monthly_as_of(first, first + timedelta(days=800))
+        assert (got[0] - first).days >= 365 and (got[0] - timedelta(days=1) - first).days < 365 + 31
+        assert all(b == (a + timedelta(days=32)).replace(day=1) for a, b in zip(got, got[1:], strict=False))
 
 
 def test_training_spine_holders_applicants_and_default_exclusion():

@@ -97,7 +97,7 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     rr365 = win(refunds, 365).height / n365 if n365 else None
     out["refund_rate_90d_vs_365d"] = rr90 / rr365 if hist is not None and hist >= 180 and rr90 is not None and rr365 else None
     out["days_since_last_sale"] = (a - sales["day"].max()).days if sales.height else None
-    out["sales_history_days"] = hist
+    out["sales_history_days"] = min(hist, 365) if hist is not None else None  # capped at the observation window
     out["thin_file"] = hist is None or hist < 90
 
     c = market["complaints"].with_columns(local_date("received_at").alias("recv"), local_date("resolved_at").alias("res")).filter(

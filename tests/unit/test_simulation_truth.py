@@ -90,3 +90,33 @@ def test_a_loan_that_matures_soon_carries_less_risk_than_a_long_one():
     short = tables.holder[:, truth.state_index(np.array(0), np.array(1))]
     long = tables.holder[:, truth.state_index(np.array(0), np.array(truth.LONG))]
     assert np.all(short <= long + 1e-12)
+
+
+def test_loan_states_follow_the_month_end_reports_through_the_last_month():
+    """``state_before[:, k + 1]`` (what the truth at the first day of month k + 1 conditions on) is
+    the state of the month-end k reports, for every month including the last one: the extra
+    column that gives the truth at the latest snapshot's as_of. No loan starts before its
+    merchant may borrow (``MIN_TRADING_MONTHS`` after registration)."""
+    from simulation import loans
+
+    rng = np.random.default_rng(3)
+    n, months = 3000, 18
+    x = np.cumsum(0.2 * rng.standard_normal((n, months + 1)), axis=1) + rng.normal(0.5, 0.8, (n, 1))
+    registered = rng.integers(-40, months, n)
+    book = loans.simulate_loans(DEFAULT, rng, x, rng.random(n) < 0.7, np.full(n, 50_000.0), rng.random(n) < 0.5,
+                                np.datetime64("2023-01"), registered)
+    assert book.state_before.shape == book.remaining_before.shape == (n, months + 1)
+    # expected state after month k from its reports: -1 none, 0..3 arrears (from dpd), 4 default
+    month = ((book.perf_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01"))
+             .astype(np.int64))
+    arrears = np.searchsorted([0, 30, 60], book.perf_dpd, side="left")
+    status = book.perf_status
+    state = np.select([status == 0, status == 1, status == 2], [0, arrears, loans.IN_DEFAULT], loans.NO_LOAN)
+    expected = np.full((n, months), loans.NO_LOAN)
+    np.maximum.at(expected, (book.merchant[book.perf_loan], month), state)
+    np.testing.assert_array_equal(book.state_before[:, 1:], expected)
+    assert (book.state_before[:, -1] >= 0).sum() > 100
+    # first loans wait for three months of trading after registration
+    disbursed = (book.disbursed_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01")).astype(np.int64)
+    assert np.all(disbursed >= registered[book.merchant] + loans.MIN_TRADING_MONTHS)
+    assert np.any(disbursed < 0) and np.any(registered[book.merchant] >= 0)
