@@ -23,7 +23,9 @@ Figures (one :func:`section` per population)
 * ``calibration`` - OLS of logit(true PD) on logit(PD), both clipped to [1e-4, 1 - 1e-4]:
   slope 1 and intercept 0 is perfect; slope < 1 means the model spreads PDs wider than the truth
   (over-confident), > 1 narrower; at slope 1 an intercept > 0 means PDs too low (under-prediction
-  by a factor ~e^intercept in odds), < 0 too high;
+  by a factor ~e^intercept in odds), < 0 too high. The intercept is the line's value at logit 0
+  (PD 50 %), so away from slope 1 it mixes spread and level: ``offset``, the mean of
+  logit(true PD) - logit(PD) (the intercept with the slope held at 1), gives the level alone;
 * ``labels`` - AUC of ``pd`` and of ``true_pd_12m`` against the observed ``bad`` where those rows
   carry labels (usually none at the latest month: then skipped, with the reason);
 * ``ceiling`` - the same Spearman and kappa for the feature ceiling, and the model's ratios to it
@@ -109,12 +111,14 @@ def spearman(a, b) -> float | None:
 
 
 def calibration_line(pd_: Sequence[float], true_pd: Sequence[float]) -> dict:
-    """OLS of logit(true PD) on logit(PD): ``slope`` 1 and ``intercept`` 0 is perfect (module docstring)."""
+    """OLS of logit(true PD) on logit(PD): ``slope`` 1 and ``intercept`` 0 is perfect; ``offset`` the mean
+    logit gap (true - model; > 0: PDs too low) whatever the slope (module docstring)."""
     x, y = logit(pd_), logit(true_pd)
+    offset = _finite(np.mean(y - x)) if len(x) else None
     if len(x) < 3 or np.ptp(x) == 0:
-        return {"slope": None, "intercept": None, "rows": int(len(x))}
+        return {"slope": None, "intercept": None, "offset": offset, "rows": int(len(x))}
     slope, intercept = np.polyfit(x, y, 1)
-    return {"slope": _finite(slope), "intercept": _finite(intercept), "rows": int(len(x))}
+    return {"slope": _finite(slope), "intercept": _finite(intercept), "offset": offset, "rows": int(len(x))}
 
 
 def class_agreement(model_class: Sequence[str], true_class: Sequence[str]) -> dict:
@@ -442,6 +446,7 @@ def headline(result: dict) -> dict[str, float]:
             f"{prefix}spearman_ratio": sec.get("spearman_ratio"), f"{prefix}kappa_ratio": sec.get("kappa_ratio"),
             f"{prefix}calibration_slope": sec["calibration"]["slope"],
             f"{prefix}calibration_intercept": sec["calibration"]["intercept"],
+            f"{prefix}calibration_offset": sec["calibration"]["offset"],
         })
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 

@@ -36,6 +36,7 @@ def headline(result: dict) -> Table:
     line("  model / ceiling", lambda s: s["kappa_ratio"])
     line("calibration slope (1 ideal)", lambda s: s["calibration"]["slope"])
     line("calibration intercept (0 ideal)", lambda s: s["calibration"]["intercept"])
+    line("  logit offset, slope 1 (0 ideal)", lambda s: s["calibration"]["offset"])
     line("mean PD", lambda s: s["mean_pd"], _pct)
     line("mean true PD", lambda s: s["mean_true_pd"], _pct)
     for s_name, key in (("AUC of pd on bad", "auc_pd"), ("AUC of true PD on bad", "auc_true_pd")):

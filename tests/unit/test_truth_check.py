@@ -72,6 +72,7 @@ def test_odds_shift_shows_in_the_intercept(true_pd, scale, shift):
     line = calibration_line(pd_, true_pd)
     assert line["slope"] == pytest.approx(1.0, abs=1e-3)
     assert line["intercept"] == pytest.approx(shift, abs=1e-3)
+    assert line["offset"] == pytest.approx(shift, abs=1e-3)
     s = section(_frame(true_pd, pd_, scale), scale)
     assert s["spearman"] == pytest.approx(1.0)  # ranks untouched
     assert 0.5 < s["kappa"] < 1.0  # classes shift by about one grade for some merchants
@@ -81,7 +82,9 @@ def test_odds_shift_shows_in_the_intercept(true_pd, scale, shift):
 def test_over_confident_model_has_slope_below_one(true_pd):
     centre = np.median(logit(true_pd))
     pd_ = expit(centre + 2.0 * (logit(true_pd) - centre))  # logits spread twice as wide
-    assert calibration_line(pd_, true_pd)["slope"] == pytest.approx(0.5, abs=0.01)  # a few logits clipped at 1e-4
+    line = calibration_line(pd_, true_pd)
+    assert line["slope"] == pytest.approx(0.5, abs=0.01)  # a few logits clipped at 1e-4
+    assert line["offset"] == pytest.approx(np.mean(logit(true_pd) - logit(pd_)))
 
 
 def test_class_agreement_by_hand():
