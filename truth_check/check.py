@@ -309,8 +309,13 @@ def split_rows(client, run_id: str, tmp: str) -> pl.DataFrame:
         raise TruthCheckError(f"this model's run ({run_id}) has no {SPLIT_ROWS_ARTIFACT}: retrain with this version "
                               "of lifecredit, whose training logs which rows trained the model")
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SPLIT_ROWS_ARTIFACT, dst_path=tmp)
-    return pl.read_parquet(path).select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date),
+    rows = pl.read_parquet(path).select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date),
                                         pl.col("role").cast(pl.String))
+    roles = set(rows["role"].unique().to_list())
+    if "train" not in roles or not roles <= {*FITTED_ROLES, "test"}:
+        raise TruthCheckError(f"{SPLIT_ROWS_ARTIFACT} of run {run_id}: roles {sorted(map(str, roles))}, expected "
+                              "train, calibration and test")
+    return rows
 
 
 def read_features(features_dir: Path) -> pl.DataFrame:
