@@ -7,7 +7,8 @@ The pipeline's output columns must equal the catalogue, in order and dtype (a te
 Reason codes: a feature is shown as a reason (:attr:`Feature.shows_reason`) only if it has a
 risk direction (+1 or -1) and is not marked ``reason: false``; its ``reason_en`` / ``reason_zh``
 then state the adverse side of that direction (a high value for +1, a low one for -1) in words
-a merchant can act on. Features without a direction (non-monotone: no fixed adverse side) and
+a merchant can act on, and ``reason_threshold`` (optional) is the value beyond which the text is
+literally true ("Sales fell": below 0), so that it is never shown on the other side of it. Features without a direction (non-monotone: no fixed adverse side) and
 identity features (sector, province, urban/rural, business form: who the merchant is, not what
 it does) are never reasons and carry no reason texts.
 """
@@ -56,6 +57,12 @@ class Feature(BaseModel):
     )
     reason_en: str | None = Field(None, min_length=1)
     reason_zh: str | None = Field(None, min_length=1)
+    reason_threshold: float | None = Field(
+        None,
+        description="Where the text starts to be true: the reason is given only for a value above it "
+                    "(risk_direction +1) or below it (-1), e.g. 0 for 'Sales fell', 1 for 'below its own "
+                    "yearly level', 0.5 for a peer percentile. Absent: wherever the value raises the risk.",
+    )
 
     @model_validator(mode="after")
     def _category_has_no_direction(self) -> "Feature":
@@ -72,6 +79,8 @@ class Feature(BaseModel):
             raise ValueError(f"{self.name}: a reason feature needs reason_en and reason_zh")
         if self.reason is False and (self.reason_en or self.reason_zh):
             raise ValueError(f"{self.name}: reason: false with reason texts that would never be shown")
+        if self.reason_threshold is not None and not self.shows_reason:
+            raise ValueError(f"{self.name}: reason_threshold on a feature that is never a reason")
         return self
 
     @property

@@ -35,7 +35,9 @@ Only reason-capable features are reasons (``Feature.reason``, from the catalogue
 identity features nor those without a risk direction); the next one moves up. A catalogue
 reason text names a high or a low value ("Currently past due on a loan"), so a feature whose
 value is missing in the row (no loan at all) is no reason for that row: its contribution is
-that of the missing value, which the text does not describe. Features without a text
+that of the missing value, which the text does not describe. Nor is it one on the wrong side of
+its ``reason_threshold`` (no "Sales fell" where sales grew, though a flat month may still raise
+the risk against the average). Features without a text
 (bring-your-own tables) are reasons whatever their value, as "<name> raised the risk".
 """
 
@@ -90,6 +92,7 @@ class Feature:
     reason_en: str = ""
     reason_zh: str = ""
     reason: bool = True  # may be a reason code (catalogue: false for identity and direction-0 features)
+    reason_threshold: float | None = None  # the text holds only above it (direction +1) or below it (-1)
 
     @property
     def is_categorical(self) -> bool:
@@ -98,13 +101,14 @@ class Feature:
     def to_dict(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "direction": self.direction,
                 "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh,
-                "reason": self.reason}
+                "reason": self.reason, "reason_threshold": self.reason_threshold}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Feature":
         return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
                    categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
-                   reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)))  # absent: older bundles
+                   reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)),  # absent: older bundles
+                   reason_threshold=d.get("reason_threshold"))
 
 
 def encode(frame, features: list[Feature]) -> np.ndarray:
@@ -264,6 +268,10 @@ class ScoringBundle:
         if X is not None:
             texted = np.array([bool(f.reason_en) for f in self.features], dtype=bool)
             contrib = np.where(texted & np.isnan(X), -np.inf, contrib)
+            for j, f in enumerate(self.features):
+                if f.reason_threshold is not None:
+                    holds = X[:, j] > f.reason_threshold if f.direction >= 0 else X[:, j] < f.reason_threshold
+                    contrib[:, j] = np.where(holds, contrib[:, j], -np.inf)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(contrib, order, axis=1)
         names = np.array(self.feature_names, dtype=object)

@@ -109,8 +109,25 @@ def test_catalogue_reason_rules(tmp_path):
     # without `reason`, a feature is a reason exactly when it has a direction
     plain = {k: v for k, v in sector.items() if k != "reason"}
     assert Catalog.model_validate({**doc, "features": [plain, dpd]}).reason_features() == ["current_dpd"]
-    assert Catalog.model_validate({**doc, "features": [{**dpd, "reason": False, "reason_en": None,
-                                                        "reason_zh": None}]}).reason_features() == []
+    silent = {**dpd, "reason": False, "reason_en": None, "reason_zh": None, "reason_threshold": None}
+    assert Catalog.model_validate({**doc, "features": [silent]}).reason_features() == []
+    with pytest.raises(ValidationError, match="reason_threshold on a feature that is never a reason"):
+        Catalog.model_validate({**doc, "features": [{**silent, "reason_threshold": 0}]})
+
+
+# Texts that state a fact with a natural zero point (a change, a comparison, a present state)
+# must say where it starts to hold, or they would be shown on the wrong side of it.
+COMPARATIVE_EN = r"fell|falling|rising|declining|below|above|than|compared|currently|previously|on record|recently|many"
+
+
+def test_comparative_texts_carry_the_point_where_they_become_true():
+    cat = load_catalog()
+    for f in cat.features:
+        if f.shows_reason and _words(COMPARATIVE_EN, f.reason_en):
+            assert f.reason_threshold is not None, (f.name, f.reason_en)
+    assert cat["sales_growth_yoy"].reason_threshold == 0 and cat["current_dpd"].reason_threshold == 0
+    assert cat["sales_level_30d_vs_365d"].reason_threshold == 1
+    assert cat["net_sales_90d_peer_pct"].reason_threshold == 0.5
 
 
 def test_catalogue_rejects_unknown_keys_and_bad_values(tmp_path):

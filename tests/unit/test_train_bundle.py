@@ -158,8 +158,28 @@ def test_reason_flag_is_saved_and_old_bundles_default_to_reasons(bundle, tmp_pat
     quiet = _with(bundle, sector={"reason": False})
     meta = json.loads((quiet.save(tmp_path / "b") / "bundle.json").read_text(encoding="utf-8"))
     assert [f["reason"] for f in meta["features"]] == [True, True, True, False]
+    assert [f["reason_threshold"] for f in meta["features"]] == [None] * 4
     assert ScoringBundle.load(tmp_path / "b").features == quiet.features
     for f in meta["features"]:
         del f["reason"]  # a bundle written before the flag
     (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta), encoding="utf-8")
     assert all(f.reason for f in ScoringBundle.load(tmp_path / "b").features)
+
+
+def test_a_reason_is_never_given_on_the_wrong_side_of_its_threshold(bundle):
+    """"Many complaints" (+1) only above its threshold, "Low sales" (-1) only below its own."""
+    frame, _ = _frame(400, 9)
+    X = bundle.encode(frame)
+    contrib = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
+    plain = bundle.reasons(contrib, X)
+    shown = lambda r, name: np.any([r[f"reason_{k}_code"] == name for k in range(1, 5)], axis=0)  # noqa: E731
+    # thresholds in the middle of the values where each is a reason today: half of those rows lose it
+    t_complaints = float(np.median(X[shown(plain, "complaints"), 0]))
+    t_sales = float(np.median(X[shown(plain, "sales"), 1]))
+    limited = _with(bundle, complaints={"reason_threshold": t_complaints}, sales={"reason_threshold": t_sales})
+    out = limited.reasons(contrib, X)
+    for name, wrong_side in (("complaints", X[:, 0] <= t_complaints), ("sales", ~(X[:, 1] < t_sales))):
+        assert (shown(plain, name) & wrong_side).any(), name  # the filter has something to do
+        assert not (shown(out, name) & wrong_side).any(), name
+        assert (shown(out, name) == (shown(plain, name) & ~wrong_side)).all(), name
+    assert (shown(limited.reasons(contrib), "complaints") == shown(bundle.reasons(contrib), "complaints")).all()
