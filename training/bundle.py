@@ -137,12 +137,24 @@ def encode(frame, features: list[Feature]) -> np.ndarray:
     return out
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, PD_EPS, 1.0 - PD_EPS)
+    return np.log(p / (1.0 - p))
+
+
 def apply_calibration(params: dict, margin) -> np.ndarray:
     """Margin -> PD with a calibrator's parameters (``training.calibration`` fits them)."""
     m = np.asarray(margin, dtype=np.float64)
     if params["kind"] == "platt":
         p = 1.0 / (1.0 + np.exp(-(params["a"] * m + params["b"])))
-    elif params["kind"] == "isotonic":
+    elif params["kind"] == "isotonic" and "tail_slope" in params:  # logit interpolation, logit-linear tails
+        x = np.asarray(params["x"], dtype=np.float64)
+        z = _logit(np.asarray(params["y"], dtype=np.float64))
+        a = float(params["tail_slope"])
+        inner = np.interp(m, x, z)
+        z_m = np.where(m < x[0], z[0] + a * (m - x[0]), np.where(m > x[-1], z[-1] + a * (m - x[-1]), inner))
+        p = 1.0 / (1.0 + np.exp(-z_m))
+    elif params["kind"] == "isotonic":  # bundles written before the tails: steps clipped at both ends
         p = np.interp(m, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
     else:
         raise ValueError(f"unknown calibrator kind {params['kind']!r}; expected 'platt' or 'isotonic'")

@@ -1,17 +1,22 @@
 """Calibration of a raw model score (LightGBM log-odds margin) to a 12-month PD.
 
-Two scikit-learn-compatible calibrators, fitted on the out-of-time validation window:
+Two scikit-learn-compatible calibrators, fitted on the out-of-fold margins of the calibration
+rows (later than the booster rows, each scored by a booster that never saw its merchant; see
+``training.lgbm.crossfit``):
 
 - :class:`PlattCalibrator`: ``PD = 1 / (1 + exp(-(a * margin + b)))``; smooth, two parameters,
-  keeps the ranking exactly.
-- :class:`IsotonicCalibrator`: a non-decreasing step function of the margin; follows any
-  monotone miscalibration but ties neighbouring scores.
+  keeps the ranking exactly, extrapolates in logit space.
+- :class:`IsotonicCalibrator`: isotonic regression, read as a curve through its blocks' centres
+  (each block's default rate; an all-good or all-bad block gets a Jeffreys half-count, so it is not a
+  zero or certain PD)
+  interpolated in logit space, and beyond the first and last centres a straight logit line with
+  the Platt slope: no flat clip that caps the riskiest merchants at the top block's rate or
+  floors the safest at the bottom block's.
 
-:func:`choose_calibrator` picks the one with the lower validation log loss. An in-sample log
-loss would always favour isotonic (it has as many steps as it likes), so the comparison uses
-5-fold cross-validated log loss inside the validation window; the winner is then refitted on
-the whole window. Both are non-decreasing in the margin, so a monotone booster stays monotone
-after calibration.
+:func:`choose_calibrator` picks the one with the lower cross-validated log loss; the folds are
+grouped by merchant (a merchant's monthly rows share one outcome, so row folds would let a
+calibrator see the answer through a sibling row). The winner is then refitted on all rows.
+Both are non-decreasing in the margin, so a monotone booster stays monotone after calibration.
 
 A fitted calibrator serialises to a small JSON-able dict (:meth:`to_dict`), which the serving
 bundle stores and :func:`training.bundle.apply_calibration` applies.
@@ -24,7 +29,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
@@ -99,45 +104,46 @@ class PlattCalibrator(_Calibrator):
 
 
 class IsotonicCalibrator(_Calibrator):
-    """Isotonic (monotone step-function) calibration of a margin, interpolated between steps.
-
-    Args:
-        y_min: smallest PD it returns (an observed zero default rate is not a zero PD).
-    """
-
-    def __init__(self, y_min: float = PD_EPS):
-        self.y_min = y_min
+    """Isotonic calibration through block centres, logit-linear tails (see the module docstring)."""
 
     def fit(self, X, y) -> "IsotonicCalibrator":
         m, target = self._check_fit_input(X, y)
-        iso = IsotonicRegression(y_min=self.y_min, y_max=1.0 - PD_EPS, increasing=True, out_of_bounds="clip")
-        iso.fit(m, target)
-        self.x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
-        self.y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        level = IsotonicRegression(increasing=True, out_of_bounds="clip").fit_transform(m, target)
+        _, block = np.unique(level, return_inverse=True)
+        n = np.bincount(block)
+        centre = np.bincount(block, weights=m) / n
+        d = np.bincount(block, weights=target)
+        rate = np.where((d == 0) | (d == n), (d + 0.5) / (n + 1.0), d / n)  # only an all-good / all-bad block
+        self.x_ = centre
+        self.y_ = np.clip(np.maximum.accumulate(rate), PD_EPS, 1.0 - PD_EPS)
+        self.tail_slope_ = max(PlattCalibrator().fit(m, target).a_, 0.0)
         return self
 
     def _params(self) -> dict:
-        return {"kind": "isotonic", "x": self.x_, "y": self.y_}
+        return {"kind": "isotonic", "x": self.x_, "y": self.y_, "tail_slope": self.tail_slope_}
 
 
-def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, seed: int = 0, folds: int = 5) -> tuple[
-    PlattCalibrator | IsotonicCalibrator, dict[str, float]
-]:
-    """Fit both calibrators on the validation window; keep the lower cross-validated log loss.
+def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None = None, seed: int = 0,
+                      folds: int = 5) -> tuple[PlattCalibrator | IsotonicCalibrator, dict[str, float]]:
+    """Fit both calibrators; keep the lower cross-validated log loss (folds grouped by ``groups``).
 
-    Returns the winner refitted on the whole window, and the cross-validated log loss of each.
+    Returns the winner refitted on all rows, and the cross-validated log loss of each.
     """
     margin = np.asarray(margin, dtype=np.float64)
     y = np.asarray(y).astype(int)
     candidates = {"platt": PlattCalibrator, "isotonic": IsotonicCalibrator}
     n_splits = int(min(folds, np.bincount(y, minlength=2).min()))
+    if groups is not None:
+        n_splits = min(n_splits, len(np.unique(groups)))
+    splitter = (StratifiedKFold(n_splits, shuffle=True, random_state=seed) if groups is None
+                else StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed))
     losses: dict[str, float] = {}
     for name, make in candidates.items():
         if n_splits < 2:
             losses[name] = float(log_loss(y, make().fit(margin, y).predict_pd(margin), labels=[0, 1]))
             continue
         pred = np.empty_like(margin)
-        for fit_idx, out_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(margin, y):
+        for fit_idx, out_idx in splitter.split(margin, y, groups):
             pred[out_idx] = make().fit(margin[fit_idx], y[fit_idx]).predict_pd(margin[out_idx])
         losses[name] = float(log_loss(y, pred, labels=[0, 1]))
     best = min(losses, key=losses.get)

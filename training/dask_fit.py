@@ -1,17 +1,13 @@
 """The LightGBM booster fitted on a Dask cluster (``lifecredit train --engine dask``).
 
-A drop-in for :func:`training.lgbm.train_booster`: the same parameters (monotone constraints,
-native categoricals), the same validation set and early stopping, and a plain
-``lightgbm.Booster`` back, so calibration, the master scale, evaluation and registration run
-unchanged. Only the fit moves to ``lightgbm.dask.DaskLGBMClassifier``:
+The final fit of :func:`training.lgbm.crossfit` (a fixed number of trees, chosen by the
+cross-fitting that runs here): the same parameters (monotone constraints, native categoricals)
+and a plain ``lightgbm.Booster`` back, so calibration, the master scale, evaluation and
+registration run unchanged. Only the fit moves to ``lightgbm.dask.DaskLGBMClassifier``:
 
 * the training rows are partitioned by a hash of the merchant (all rows of one merchant in one
   partition), one partition per worker, each scattered to its worker;
-* data-parallel LightGBM sums the workers' histograms, so every worker grows the same trees;
-* early stopping: LightGBM evaluates a validation metric on each worker's *local* rows without
-  combining them, so workers holding different validation rows could stop at different rounds.
-  Every worker therefore holds the whole validation set: all compute the same log loss and stop
-  together, at the round the local fit's rule picks.
+* data-parallel LightGBM sums the workers' histograms, so every worker grows the same trees.
 
 Bin boundaries are found by the workers on their own rows and bagging samples per worker, so
 the trees differ slightly from a local fit's (the test checks AUC within 0.005).
@@ -26,13 +22,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from training.lgbm import MAX_ROUNDS, PATIENCE
 
 NOT_PASSED = ("num_threads",)  # each Dask worker uses its own thread count
 
 
 class DaskFitter:
-    """``fitter(params, train, valid) -> Booster`` on the cluster at ``scheduler`` (None: a local one).
+    """``fitter(params, train, rounds) -> Booster`` on the cluster at ``scheduler`` (None: a local one).
 
     ``groups`` (one per training row, e.g. merchant ids) keep each group's rows in one partition.
     """
@@ -41,11 +36,11 @@ class DaskFitter:
         self.scheduler = scheduler
         self.groups = groups
 
-    def __call__(self, params: dict, train, valid):
+    def __call__(self, params: dict, train, rounds: int):
         from features.dask_engine import dask_client
 
         with dask_client(self.scheduler) as client:
-            return fit_booster(client, params, train, valid, groups=self.groups)
+            return fit_booster(client, params, train, rounds, groups=self.groups)
 
 
 def partition_rows(groups: np.ndarray | None, n_rows: int, n: int) -> np.ndarray:
@@ -55,14 +50,12 @@ def partition_rows(groups: np.ndarray | None, n_rows: int, n: int) -> np.ndarray
     return (pd.util.hash_array(np.asarray(groups, dtype=object)) % n).astype(np.int64)
 
 
-def fit_booster(client, params: dict, train, valid, *, groups: np.ndarray | None = None):
-    """Fit on the workers of ``client`` from two ``lightgbm.Dataset`` built with raw data kept."""
+def fit_booster(client, params: dict, train, rounds: int, *, groups: np.ndarray | None = None):
+    """Fit ``rounds`` trees on the workers of ``client`` from a ``lightgbm.Dataset`` built with raw data kept."""
     import dask.array as da
-    import lightgbm as lgb
     from lightgbm.dask import DaskLGBMClassifier
 
     X, y = np.asarray(train.data), np.asarray(train.label)
-    Xv, yv = np.asarray(valid.data), np.asarray(valid.label)
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     if not workers:
         raise RuntimeError("the Dask cluster has no workers: start some with `dask worker SCHEDULER_ADDRESS`")
@@ -71,23 +64,19 @@ def fit_booster(client, params: dict, train, valid, *, groups: np.ndarray | None
     def chunk(a: np.ndarray, worker: str):
         return da.from_delayed(client.scatter(a, workers=[worker], direct=True), shape=a.shape, dtype=a.dtype)
 
-    Xs, ys, Xe, ye = [], [], [], []
+    Xs, ys = [], []
     for k, worker in enumerate(workers):
         rows = np.flatnonzero(part == k)
         if len(rows) == 0:
             continue
         Xs.append(chunk(X[rows], worker))
         ys.append(chunk(y[rows], worker))
-        Xe.append(chunk(Xv, worker))  # the whole validation set beside every partition (see module doc)
-        ye.append(chunk(yv, worker))
-    model = DaskLGBMClassifier(client=client, n_estimators=MAX_ROUNDS,
+    model = DaskLGBMClassifier(client=client, n_estimators=rounds,
                                **{k: v for k, v in params.items() if k not in NOT_PASSED})
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # lightgbm.dask prints progress
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
         model.fit(
             da.concatenate(Xs), da.concatenate(ys),
-            eval_X=(da.concatenate(Xe),), eval_y=(da.concatenate(ye),), eval_names=["valid"],
             feature_name=list(train.feature_name), categorical_feature=list(train.categorical_feature),
-            callbacks=[lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)],
         )
     return model.booster_

@@ -6,26 +6,26 @@ row, which is the label, where it came from (path and SHA-256) and how it is spl
 
 Splits
 ------
-* Out of time for the test, out of merchant for validation (the feature panel, or a table with
-  ``--time-col``). Working back from the latest labelled date, whole dates go to the **test**
-  window until it holds at least ``test_share`` of the labelled rows: the latest, fully
-  labelled period, never seen in fitting. The earlier rows are split **by merchant**: a seeded
-  ``valid_share`` of the merchants (drawn separately among merchants with and without a
-  default) form the **validation** set, where the booster early-stops and the calibrator fits;
-  the other merchants' rows are **train**.
-
-  Why not the "next window" for validation: a merchant appears in every month of the panel with
-  nearly the same features, and one default labels up to twelve consecutive months. A validation
-  window next to the training window is full of the same merchants and the same defaults, so it
-  rewards memorising merchants: on a 5,000-merchant market, early stopping on it ran to ~700 trees
-  with validation AUC 0.87 (above the AUC of the true PD, 0.79, on those rows) and test AUC 0.77;
-  on held-out merchants it stops at ~100 trees and reaches test AUC 0.80-0.85 (see the training
-  benchmark). Unlabelled rows (``bad`` null: 12 months not yet observed) are dropped first.
+* Merchant-disjoint and out of time (the feature panel, or a table with ``--time-col``). A
+  merchant's monthly rows share one 12-month outcome and its static attributes identify it, so
+  a test row of a merchant the booster saw is not a new applicant. A seeded ``test_share`` of
+  the merchants (drawn separately among merchants with and without a default) is held out
+  whole: no booster or calibration row comes from them. Working back from the latest labelled
+  date, whole dates form the **late window** until it holds ``late_share`` of the rows; its
+  first date is the split date. The other merchants' rows before it are the **booster rows**
+  (``train``), their rows from it on the **calibration rows** (``valid``), and the held-out
+  merchants' rows from it on the **test** rows: later than every booster row, from merchants
+  no fitted row came from. The other merchants are dealt into ``FOLDS`` folds for
+  cross-fitting (``training.lgbm.crossfit``): a calibration row is scored by a booster fitted
+  without its merchant. The held-out merchants' rows before the split date are not used.
   For a table, the ``--id`` column plays the merchant's part (row ids make it a random split).
-* Stratified random (a table without a time column): train / validation / test drawn with the
-  label's proportions kept, seeded.
+* Stratified random (a table without a time column): test drawn with the label's proportions
+  kept; the other rows are both booster and calibration rows, in stratified folds (plain
+  K-fold cross-fitting). Seeded.
 
-The bounds and counts of every window are returned by :meth:`Split.params` and logged.
+Unlabelled rows (``bad`` null: 12 months not yet observed) are dropped first. The bounds and
+counts of every window, and the merchants on each side, are returned by :meth:`Split.params`
+and logged; :meth:`Split.roles` names each row's role (logged as ``evaluation/split_rows.parquet``).
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ from training.bundle import Feature
 
 LABEL = "bad"
 PANEL_IDS = ["merchant_id", "as_of"]
-TEST_SHARE = 0.2
-VALID_SHARE = 0.2
+TEST_SHARE = 0.25
+"""Share of merchants held out whole for the test (stratified tables: share of rows)."""
+LATE_SHARE = 0.35
+"""Share of labelled rows in the late window (calibration and test rows)."""
+FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,14 @@ class Catalog:
 
 @dataclass
 class Split:
-    """Row positions of the train, validation and test windows and how they were drawn."""
+    """Row positions of the booster (``train``), calibration (``valid``) and test rows, the
+    cross-fitting fold of each row (-1: not fitted on), and how they were drawn."""
 
-    kind: str  # "out_of_time" (test; validation on held-out merchants) | "stratified_random"
+    kind: str  # "merchant_disjoint" | "stratified_random"
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
+    fold: np.ndarray
     bounds: dict[str, str] = field(default_factory=dict)
 
     def params(self, y: np.ndarray) -> dict[str, object]:
@@ -95,6 +100,10 @@ class Split:
             out[f"{name}_rows"] = int(len(idx))
             out[f"{name}_bads"] = int(y[idx].sum())
         return out
+
+    def roles(self) -> list[tuple[str, np.ndarray]]:
+        """(role, rows) for the split-rows artefact: train, calibration, test."""
+        return [("train", self.train), ("calibration", self.valid), ("test", self.test)]
 
 
 @dataclass
@@ -122,45 +131,61 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int,
-               test_share: float = TEST_SHARE, valid_share: float = VALID_SHARE) -> Split:
-    """Test window out of time; validation out of merchant (see the module docstring)."""
-    values, counts = np.unique(times, return_counts=True)
-    if len(values) < 2:
-        raise ValueError(f"an out-of-time split needs at least 2 distinct labelled dates, got {len(values)}")
-    n = counts.sum()
-    # the fewest latest dates holding test_share of the rows, leaving at least one date to fit on
-    n_test = min(int(np.searchsorted(np.cumsum(counts[::-1]), test_share * n) + 1), len(values) - 1)
-    test_from = values[len(values) - n_test]
-    pos = np.arange(len(times))
-    te = pos[times >= test_from]
-    fit = pos[times < test_from]
-    # whole merchants to validation, drawn separately among those with and without a default
-    group_bad = pd.Series(y[fit]).groupby(groups[fit]).max()
-    rng = np.random.default_rng(seed)
+def _held_out(groups: np.ndarray, y: np.ndarray, share: float, rng: np.random.Generator) -> set:
+    """A ``share`` of the groups, drawn separately among groups with and without a default."""
+    group_bad = pd.Series(y).groupby(groups).max()
     held: list = []
     for _, members in group_bad.groupby(group_bad):
         ids = members.index.to_numpy()
-        held.extend(rng.choice(ids, size=max(1, int(round(valid_share * len(ids)))), replace=False))
-    in_valid = pd.Series(groups[fit]).isin(set(held)).to_numpy()  # hashed: np.isin on objects is quadratic
-    tr, va = fit[~in_valid], fit[in_valid]
+        held.extend(rng.choice(ids, size=int(round(share * len(ids))), replace=False))
+    return set(held)
+
+
+def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE,
+               late_share: float = LATE_SHARE, folds: int = FOLDS) -> Split:
+    """Merchant-disjoint test in a late window; booster rows before it (see the module docstring)."""
+    values, counts = np.unique(times, return_counts=True)
+    if len(values) < 2:
+        raise ValueError(f"a merchant-disjoint out-of-time split needs at least 2 distinct labelled dates, "
+                         f"got {len(values)}")
+    # the fewest latest dates holding late_share of the rows, leaving at least one date to fit on
+    n_late = min(int(np.searchsorted(np.cumsum(counts[::-1]), late_share * counts.sum()) + 1), len(values) - 1)
+    split_at = values[len(values) - n_late]
+    rng = np.random.default_rng(seed)
+    held = _held_out(groups, y, test_share, rng)
+    is_test = pd.Series(groups).isin(held).to_numpy()  # hashed: np.isin on objects is quadratic
+    late = times >= split_at
+    pos = np.arange(len(times))
+    others = pd.unique(groups[~is_test])
+    fold_of = pd.Series(rng.permutation(len(others)) % folds, index=others)
+    fold = np.where(is_test, -1, pd.Series(groups).map(fold_of).fillna(-1).to_numpy()).astype(np.int64)
+    tr, va, te = pos[~is_test & ~late], pos[~is_test & late], pos[is_test & late]
+    if not len(tr) or not len(va) or not len(te):
+        raise ValueError("too few merchants or dates for a merchant-disjoint out-of-time split "
+                         f"(booster rows {len(tr)}, calibration rows {len(va)}, test rows {len(te)})")
     day = lambda v: str(v)[:10]  # noqa: E731 - dates or timestamps
-    bounds = {"train_from": day(times[fit].min()), "train_to": day(times[fit].max()),
-              "valid_from": day(times[fit].min()), "valid_to": day(times[fit].max()),
-              "test_from": day(test_from), "test_to": day(times[te].max()),
-              "valid_groups": str(len(held)), "train_groups": str(len(group_bad) - len(held))}
-    return Split("out_of_time", tr, va, te, {**bounds, "validation": "held-out merchants"})
+    bounds = {"train_from": day(times[tr].min()), "train_to": day(times[tr].max()),
+              "valid_from": day(split_at), "valid_to": day(times[va].max()),
+              "test_from": day(split_at), "test_to": day(times[te].max()),
+              "train_groups": str(len(others)), "test_groups": str(len(held)),
+              "test_groups_unused_rows": str(int((is_test & ~late).sum())),
+              "folds": str(folds), "validation": "out-of-fold margins of later rows (cross-fitting by merchant)",
+              "test": "merchants held out whole, rows from the split date on"}
+    return Split("merchant_disjoint", tr, va, te, fold, bounds)
 
 
-def stratified_split(y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE,
-                     valid_share: float = VALID_SHARE) -> Split:
-    """Stratified random train / validation / test positions."""
-    from sklearn.model_selection import train_test_split
+def stratified_split(y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE, folds: int = FOLDS) -> Split:
+    """Stratified random test rows; the other rows are booster and calibration rows in stratified folds."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
 
     pos = np.arange(len(y))
     rest, te = train_test_split(pos, test_size=test_share, stratify=y, random_state=seed)
-    tr, va = train_test_split(rest, test_size=valid_share / (1 - test_share), stratify=y[rest], random_state=seed)
-    return Split("stratified_random", np.sort(tr), np.sort(va), np.sort(te), {"seed": str(seed)})
+    rest = np.sort(rest)
+    fold = np.full(len(y), -1, dtype=np.int64)
+    n_folds = int(max(2, min(folds, np.bincount(y[rest], minlength=2).min())))
+    for k, (_, idx) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rest, y[rest])):
+        fold[rest[idx]] = k
+    return Split("stratified_random", rest, rest, np.sort(te), fold, {"seed": str(seed), "folds": str(n_folds)})
 
 
 def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, seed: int = 7) -> TrainingTable:

@@ -1,5 +1,13 @@
 """The LightGBM PD booster: monotone in the catalogue's risk directions, native categoricals,
-early-stopped on the out-of-time validation window, optionally tuned with Optuna.
+its number of trees chosen by merchant-grouped cross-fitting (:func:`crossfit`), optionally
+tuned with Optuna.
+
+Cross-fitting: the merchants of the fit period are dealt into ``K`` folds; fold model ``k``
+trains on the booster rows of the other folds' merchants and scores fold ``k``'s calibration
+rows (later in time, see ``training.data``). Every calibration margin therefore comes from a
+model that never saw that merchant, nor any row as late as it; the pooled out-of-fold log loss
+picks the number of trees, and the final booster is refitted on all booster rows with it. The
+calibrator then fits those out-of-fold margins (``training.calibration``).
 
 Fixed parameters (``--tune 0``) are deliberately conservative for noisy, imbalanced credit
 panels: shallow trees (15 leaves), at least 1/80 of the training rows a leaf (50 to 200: a
@@ -99,27 +107,99 @@ def train_booster(params: dict, train, valid) -> object:
     )
 
 
+@dataclass
+class CrossFit:
+    """The final booster and what cross-fitting learnt on the way."""
+
+    booster: object  # lightgbm.Booster, refitted on every booster row
+    params: dict
+    best_iteration: int
+    oof_margin: np.ndarray
+    """Out-of-fold margin of each calibration row (in ``cal_rows`` order)."""
+    cv_log_loss: float
+    trials: list[dict]
+
+
+def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
+             features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
+             progress: Callable[[int, int], None] | None = None,
+             fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
+    """Cross-fit (module docstring): ``fold[i]`` is row ``i``'s fold (by merchant), ``fit_rows`` train the
+    boosters, ``cal_rows`` are scored out of fold. ``fit_rows`` and ``cal_rows`` may be the same rows
+    (plain K-fold cross-validation, for a table without time).
+
+    ``fitter(params, train, rounds)`` replaces the local final fit (``training.dask_fit.DaskFitter``).
+    """
+    import lightgbm as lgb
+
+    rows = np.union1d(fit_rows, cal_rows)
+    pos = {r: i for i, r in enumerate(rows)}
+    fit_pos = np.array([pos[r] for r in fit_rows])
+    cal_pos = np.array([pos[r] for r in cal_rows])
+    folds = [(fit_pos[fold[fit_rows] != k], cal_pos[fold[cal_rows] == k]) for k in np.unique(fold[cal_rows])]
+    if len(folds) < 2 or any(len(tr) == 0 for tr, _ in folds):
+        raise ValueError("cross-fitting needs at least 2 folds, each with booster rows of other merchants")
+    names = booster_names([f.name for f in features])
+    cats = [j for j, f in enumerate(features) if f.is_categorical]
+    data = lgb.Dataset(X[rows], label=y[rows], feature_name=names, categorical_feature=cats, free_raw_data=False,
+                       params={"feature_pre_filter": False} if tune else None)
+    params = base_params(features, seed=seed, num_threads=num_threads, n_rows=len(fit_rows))
+    trials: list[dict] = []
+
+    def cv(p: dict) -> tuple[float, int, object]:
+        res = lgb.cv({**p, "metric": "binary_logloss"}, data, num_boost_round=MAX_ROUNDS, folds=folds,
+                     stratified=False, shuffle=False, return_cvbooster=True,
+                     callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+        curve = res["valid binary_logloss-mean"]
+        return float(curve[-1]), len(curve), res["cvbooster"]
+
+    if tune > 0:
+        params, trials = _tune(params, cv, n_trials=tune, seed=seed, progress=progress)
+    loss, best, cvb = cv(params)
+    oof = np.empty(len(cal_rows))
+    where = {r: i for i, r in enumerate(cal_rows)}
+    for (_, te), b in zip(folds, cvb.boosters, strict=True):
+        idx = [where[rows[i]] for i in te]
+        oof[idx] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
+    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=names, categorical_feature=cats,
+                        free_raw_data=False)
+    final = (fitter or _fixed_rounds)(params, train, best)
+    return CrossFit(booster=final, params=params, best_iteration=best, oof_margin=oof, cv_log_loss=loss,
+                    trials=trials)
+
+
+def _fixed_rounds(params: dict, train, rounds: int):
+    import lightgbm as lgb
+
+    return lgb.train(params, train, num_boost_round=rounds)
+
+
 def fit(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
         features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
-        progress: Callable[[int, int], None] | None = None,
-        fitter: Callable[[dict, object, object], object] | None = None) -> FitResult:
-    """Fit the booster; with ``tune > 0``, first run that many Optuna (TPE) trials minimising validation log loss.
+        progress: Callable[[int, int], None] | None = None) -> FitResult:
+    """Fit one booster early-stopped on a hold-out set; with ``tune > 0``, Optuna (TPE) trials first.
 
-    ``fitter(params, train, valid)`` replaces :func:`train_booster` for the final fit
-    (``training.dask_fit.DaskFitter`` fits on a Dask cluster); trials always run here.
+    The training pipeline cross-fits instead (:func:`crossfit`); this is the plain fit for a given split.
     """
     train, valid = _datasets(X_train, y_train, X_valid, y_valid, features, tuning=tune > 0)
     params = base_params(features, seed=seed, num_threads=num_threads, n_rows=len(y_train))
     trials: list[dict] = []
     if tune > 0:
-        params, trials = _tune(params, train, valid, n_trials=tune, seed=seed, progress=progress)
-    booster = (fitter or train_booster)(params, train, valid)
+        params, trials = _tune(params, lambda p: _holdout(p, train, valid), n_trials=tune, seed=seed,
+                               progress=progress)
+    booster = train_booster(params, train, valid)
     return FitResult(booster=booster, params=params, best_iteration=int(booster.best_iteration),
                      valid_auc=float(booster.best_score["valid"]["auc"]), trials=trials)
 
 
-def _tune(params: dict, train, valid, *, n_trials: int, seed: int,
+def _holdout(params: dict, train, valid) -> tuple[float, int, object]:
+    booster = train_booster(params, train, valid)
+    return float(booster.best_score["valid"]["binary_logloss"]), int(booster.best_iteration), booster
+
+
+def _tune(params: dict, evaluate: Callable[[dict], tuple[float, int, object]], *, n_trials: int, seed: int,
           progress: Callable[[int, int], None] | None) -> tuple[dict, list[dict]]:
+    """Optuna (TPE) over the main parameters; ``evaluate(params)`` gives (log loss, trees, model)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,12 +214,11 @@ def _tune(params: dict, train, valid, *, n_trials: int, seed: int,
             "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
         }
-        booster = train_booster(trial_params, train, valid)
-        trial.set_user_attr("best_iteration", int(booster.best_iteration))
-        trial.set_user_attr("valid_auc", float(booster.best_score["valid"]["auc"]))
+        loss, best, _ = evaluate(trial_params)
+        trial.set_user_attr("best_iteration", best)
         if progress:
             progress(trial.number + 1, n_trials)
-        return float(booster.best_score["valid"]["binary_logloss"])
+        return loss
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials)

@@ -40,10 +40,10 @@ def test_dask_test_auc_within_0005_of_local(cluster, tmp_path):
 
     data = load_panel(write_synthetic_panel(tmp_path, merchants=4000, months=20, seed=0), seed=7)
     s, y, X = data.split, data.y, encode(data.frame, data.features)
-    args = (X[s.train], y[s.train], X[s.valid], y[s.valid], data.features)
-    local = lgbm.fit(*args, seed=7)
+    args = (X, y, s.train, s.valid, s.fold, data.features)
+    local = lgbm.crossfit(*args, seed=7)
     merchants = data.frame["merchant_id"].to_numpy()[s.train]
-    dask = lgbm.fit(*args, seed=7, fitter=DaskFitter(cluster.scheduler_address, groups=merchants))
+    dask = lgbm.crossfit(*args, seed=7, fitter=DaskFitter(cluster.scheduler_address, groups=merchants))
     auc = {name: roc_auc_score(y[s.test], r.booster.predict(X[s.test], raw_score=True))
            for name, r in (("local", local), ("dask", dask))}
     assert auc["local"] > 0.7
@@ -51,7 +51,8 @@ def test_dask_test_auc_within_0005_of_local(cluster, tmp_path):
     assert type(dask.booster) is type(local.booster)  # a plain lightgbm.Booster
     assert dask.booster.params["tree_learner"] == "data"
     assert dask.booster.params["monotone_constraints"] == local.params["monotone_constraints"]
-    assert 0 < dask.best_iteration < lgbm.MAX_ROUNDS  # early-stopped on the validation set
+    assert 0 < dask.best_iteration < lgbm.MAX_ROUNDS  # trees chosen by cross-fitting
+    assert dask.booster.num_trees() == local.booster.num_trees() == local.best_iteration
 
 
 def test_train_cli_on_dask_tunes_registers_and_scores(tmp_path, mlflow_store):

@@ -20,37 +20,48 @@ def _months(n_months: int, per_month: int) -> tuple[np.ndarray, np.ndarray, np.n
     return times, groups, y
 
 
-def test_test_window_is_out_of_time_and_validation_out_of_merchant():
+def test_test_rows_come_from_held_out_merchants_after_every_booster_row():
     times, groups, y = _months(18, 100)
     s = time_split(times, groups, y, seed=1)
-    assert times[s.train].max() < times[s.test].min() and times[s.valid].max() < times[s.test].min()
-    assert len(np.intersect1d(groups[s.train], groups[s.valid])) == 0  # no merchant on both sides
-    assert len(s.train) + len(s.valid) + len(s.test) == len(times)
-    assert 0.2 <= len(s.test) / len(times) < 0.3
-    assert 0.15 <= len(s.valid) / (len(s.train) + len(s.valid)) <= 0.25
-    assert y[s.valid].sum() > 0 and y[s.train].sum() > 0  # merchants with defaults on both sides
+    # the test: later than every booster row, and from merchants no booster or calibration row came from
+    assert times[s.train].max() < times[s.test].min()
+    assert len(np.intersect1d(groups[s.test], np.union1d(groups[s.train], groups[s.valid]))) == 0
+    # calibration: the other merchants' rows from the split date on, each merchant in one fold
+    assert times[s.train].max() < times[s.valid].min() == times[s.test].min()
+    assert set(groups[s.valid]) <= set(groups[s.train])
+    assert (s.fold[s.test] == -1).all() and (s.fold[s.train] >= 0).all()
+    folds_of = {g: set(s.fold[groups == g]) for g in np.unique(groups[s.train])}
+    assert all(len(f) == 1 for f in folds_of.values()) and len({f.pop() for f in folds_of.values()}) == 5
+    assert 0.2 <= len(np.unique(groups[s.test])) / 100 <= 0.3
+    assert 0.35 <= (len(s.valid) + len(s.test)) / len(times) < 0.45  # the late window
+    assert len(s.train) + len(s.valid) + len(s.test) + int(s.bounds["test_groups_unused_rows"]) == len(times)
+    assert y[s.test].sum() > 0 and y[s.train].sum() > 0  # merchants with defaults on both sides
     assert s.bounds["test_to"] == "2024-06-01" and s.bounds["train_from"] == "2023-01-01"
     params = s.params(y)
-    assert params["split"] == "out_of_time" and params["test_rows"] == len(s.test)
+    assert params["split"] == "merchant_disjoint" and params["test_rows"] == len(s.test)
+    assert int(params["test_groups"]) + int(params["train_groups"]) == 100  # 25 % of each stratum, rounded
     again = time_split(times, groups, y, seed=1)
-    np.testing.assert_array_equal(again.valid, s.valid)
+    np.testing.assert_array_equal(again.test, s.test)
+    np.testing.assert_array_equal(again.fold, s.fold)
 
 
 def test_time_split_needs_two_dates():
     times, groups, y = _months(2, 50)
     s = time_split(times, groups, y, seed=0)
-    assert len(s.test) == 50 and len(s.train) + len(s.valid) == 50
+    assert set(times[s.test]) == {times.max()} and set(times[s.train]) == {times.min()}
     times, groups, y = _months(1, 50)
     with pytest.raises(ValueError, match="at least 2"):
         time_split(times, groups, y, seed=0)
 
 
-def test_stratified_split_keeps_the_default_rate():
+def test_stratified_split_keeps_the_default_rate_and_folds_the_rest():
     y = (np.arange(10_000) % 20 == 0).astype(int)
     s = stratified_split(y, seed=3)
-    for idx in (s.train, s.valid, s.test):
+    for idx in (s.train, s.test):
         assert y[idx].mean() == pytest.approx(0.05, abs=0.002)
     assert len(np.intersect1d(s.train, s.test)) == 0
+    np.testing.assert_array_equal(s.train, s.valid)  # every fitted row is scored out of fold
+    assert (s.fold[s.test] == -1).all() and set(s.fold[s.train]) == set(range(5))
     np.testing.assert_array_equal(stratified_split(y, seed=3).test, s.test)
 
 
@@ -105,7 +116,7 @@ def test_load_table_infers_features_and_types(tmp_path):
 
 def test_load_table_with_time_column_splits_out_of_time(tmp_path):
     t = load_table(_table(tmp_path, "parquet"), target="target", id_col="loan_id", time_col="month")
-    assert t.split.kind == "out_of_time" and "month" not in [f.name for f in t.features]
+    assert t.split.kind == "merchant_disjoint" and "month" not in [f.name for f in t.features]
 
 
 @pytest.mark.parametrize("kwargs, message", [
