@@ -31,8 +31,9 @@ from features.catalog import load_catalog
 from features.pipeline import (
     BATCH_ROWS,
     KEYS,
-    PEER_COLUMNS,
     PEER_GROUP,
+    PEER_INPUTS,
+    PEER_OUTPUTS,
     ProgressFn,
     catalog_columns,
     merchant_features,
@@ -186,8 +187,8 @@ def build_features_dask(
     if not any(r["feature_rows"] for r in results):
         raise ValueError(f"no merchants registered before {as_of[-1]} in {raw}: nothing to build")
     per_merchant = pl.scan_parquet(root / "*" / "features.parquet")
-    ranked = per_merchant.select(*KEYS, *PEER_GROUP[1:], *PEER_COLUMNS.values())
-    peers = peer_features(ranked).select(*KEYS, *PEER_COLUMNS).collect()
+    ranked = per_merchant.select(*KEYS, *PEER_GROUP[1:], *PEER_INPUTS)
+    peers = peer_features(ranked).select(*KEYS, *PEER_OUTPUTS).collect()
     feats = catalog_columns(per_merchant.join(peers.lazy(), on=KEYS, how="inner"), catalog)
     labelled = pl.scan_parquet(root / "*" / "labelled.parquet")
     meta = write_outputs(out, tables=tables, catalog=catalog, as_of=as_of, feats=feats, labelled=labelled,

@@ -111,7 +111,7 @@ def _batched_features(
     full, ranked = [], []
     for i, (lo, hi) in enumerate(batches):
         part = _merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of, keep)
-        ranked.append(part.select(*KEYS, *PEER_GROUP[1:], *PEER_COLUMNS.values()))
+        ranked.append(part.select(*KEYS, *PEER_GROUP[1:], *PEER_INPUTS))
         full.append(part if keep is None else part.join(keep, on=KEYS, how="semi"))
         del part
         tick(i + 1, len(batches))
@@ -130,9 +130,30 @@ PEER_COLUMNS = {
 """Peer-relative feature -> the per-merchant feature it ranks within sector x province at each as_of."""
 
 
+_DEFAULTED_365D = pl.when(pl.col("has_credit_history")).then((pl.col("worst_dpd_365d").fill_null(0) >= 90).cast(pl.Float64))
+PEER_CONDITIONS = {
+    "sector_sales_momentum": ("sector", pl.col("sale_count_ewm_level_vs_365d").median()),
+    "province_sales_momentum": ("province", pl.col("sale_count_ewm_level_vs_365d").median()),
+    "sector_default_rate_365d": ("sector", _DEFAULTED_365D.mean()),
+    "province_default_rate_365d": ("province", _DEFAULTED_365D.mean()),
+    "sector_complaints_90d": ("sector", pl.col("complaints_90d").fill_null(0).mean()),
+}
+"""Market conditions of a merchant's sector (all provinces) and province (all sectors) at its as_of,
+measured over every merchant registered before it: sales momentum (median level of recent sale
+counts against the merchant's own year), the share of borrowers 90+ days past due within the last
+365 days, complaints per merchant. Sector and regional shocks enter as these measurements rather
+than through the sector or province identity, which a new economy does not share."""
+PEER_INPUTS = sorted({*PEER_COLUMNS.values(), "sale_count_ewm_level_vs_365d", "has_credit_history", "worst_dpd_365d",
+                      "complaints_90d"})
+PEER_OUTPUTS = [*PEER_COLUMNS, *PEER_CONDITIONS]
+
+
 def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """``frame`` (per-merchant features of *every* merchant) plus the peer percentile columns."""
-    return frame.with_columns(_peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items())
+    """``frame`` (per-merchant features of *every* merchant) plus the peer percentile and condition columns."""
+    return frame.with_columns(
+        *(_peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items()),
+        *(expr.over("as_of", by).alias(name) for name, (by, expr) in PEER_CONDITIONS.items()),
+    )
 
 
 def catalog_columns(frame: pl.LazyFrame, catalog: Catalog) -> pl.LazyFrame:
@@ -164,7 +185,7 @@ def compute_features(
     if keep is not None:
         keep = keep.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).unique().collect()
     full, ranked = _batched_features(tables, as_of, progress=progress, batch_rows=batch_rows, keep=keep)
-    peers = peer_features(ranked.lazy()).select(*KEYS, *PEER_COLUMNS)
+    peers = peer_features(ranked.lazy()).select(*KEYS, *PEER_OUTPUTS)
     return catalog_columns(full.lazy().join(peers, on=KEYS, how="left"), catalog).collect()
 
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_catalogue_header_and_completeness():
     cat = load_catalog()
-    assert (cat.name, cat.version) == ("lifecredit-merchant-features", "1.2.0")
+    assert (cat.name, cat.version) == ("lifecredit-merchant-features", "1.3.0")
     assert (features.FEATURE_SET_NAME, features.FEATURE_SET_VERSION) == (cat.name, cat.version)
     assert len(cat.features) >= 60
     for f in cat.features:
@@ -84,15 +84,19 @@ def test_every_reason_text_names_the_adverse_direction():
     assert not _words(LOW_EN, "Outstanding loan balance") and not _words(HIGH_EN, "Outstanding loan balance")
 
 
+MARKET_CONDITIONS = {"sector_sales_momentum", "province_sales_momentum", "sector_default_rate_365d",
+                     "province_default_rate_365d", "sector_complaints_90d"}
+
+
 def test_identity_and_directionless_features_are_never_reasons():
     cat = load_catalog()
     for f in cat.features:
-        if f.name in IDENTITY or f.dtype == "category" or f.risk_direction == 0:
+        if f.name in {*IDENTITY, *MARKET_CONDITIONS} or f.dtype == "category" or f.risk_direction == 0:
             # stated in the catalogue, not left to the default, and no text that would never be shown
             assert f.reason is False and f.reason_en is None and f.reason_zh is None, f.name
         else:
             assert f.shows_reason, f.name
-    assert not set(IDENTITY) & set(cat.reason_features())
+    assert not (set(IDENTITY) | MARKET_CONDITIONS) & set(cat.reason_features())
 
 
 def test_catalogue_reason_rules(tmp_path):
