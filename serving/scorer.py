@@ -200,9 +200,9 @@ def results(bundle: ScoringBundle, X: np.ndarray, merchant_ids: list[str | None]
     out: list[dict] = []
     for start in range(0, len(X), CHUNK_ROWS):
         chunk = X[start:start + CHUNK_ROWS]
-        p = bundle.pd_from_margin(bundle.booster.predict(chunk, raw_score=True, num_threads=threads))
+        p = bundle.pd_from_margin(bundle.margin(chunk, threads=threads))
         score, grade, klass = bundle.scale.score(p), bundle.scale.grade(p), bundle.scale.risk_class(p)
-        contrib = bundle.booster.predict(chunk, pred_contrib=True, num_threads=threads)[:, :-1]
+        contrib = bundle.contributions(chunk, threads=threads)  # TreeSHAP, or scorecard points (bundle kinds)
         why = bundle.reasons(contrib, chunk)
         ranks = [(why[f"reason_{k}_code"], why[f"reason_{k}_en"], why[f"reason_{k}_zh"]) for k in range(1, 5)]
         for j in range(len(chunk)):
@@ -237,7 +237,8 @@ class Scorer:
         started = time.perf_counter()
         threads = threads or max(1, os.cpu_count() or 1)
         try:
-            check_booster_file(Path(handle.bundle_dir) / "model.txt")
+            if (Path(handle.bundle_dir) / "model.txt").exists():  # a scorecard bundle has no booster
+                check_booster_file(Path(handle.bundle_dir) / "model.txt")
             bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
         except Exception as err:
             raise ScorerError(f"model '{handle.name}' version {handle.version}: cannot load its bundle from "

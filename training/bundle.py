@@ -2,7 +2,8 @@
 
 One definition, offline and online: training evaluates with it, the MLflow pyfunc wraps it,
 and serving loads it straight from the artefact directory without the pyfunc layer. It
-imports NumPy, pandas, LightGBM and PyYAML only (no MLflow, no scikit-learn).
+imports NumPy, pandas, LightGBM and PyYAML only (no MLflow, no scikit-learn; a
+scorecard or blend bundle imports ``training.scorecard``, hence scikit-learn, when it scores).
 
 Layout of a bundle directory (``serving_bundle/`` in every training run)::
 
@@ -16,6 +17,23 @@ Layout of a bundle directory (``serving_bundle/`` in every training run)::
       master_scale.yaml   PD -> score -> grade -> class (see training.master_scale)
       catalog.yaml        the feature catalogue the model was trained with (absent for
                           bring-your-own tables)
+      scorecard.json      kinds "scorecard" and "blend": the WoE scorecard spec (bins, WoE,
+                          coefficients, points; see training.scorecard)
+
+Model kinds (``bundle.json`` ``kind``; a bundle without one is "lightgbm"):
+
+* ``lightgbm``: margin = the booster's raw score; reasons by TreeSHAP (format 1, as ever).
+* ``scorecard``: margin = the WoE scorecard's log-odds; no ``model.txt``. Reasons from the points:
+  a feature's contribution is ``coef * (WoE of the row's bin - lowest WoE of the feature)``, i.e. the
+  points the row lost against the feature's best bin (in margin units), so the reasons are the
+  features where the merchant scored furthest below the best bin.
+* ``blend``: margin = ``intercept + w_lightgbm * booster margin + w_scorecard * scorecard log-odds``
+  (weights in ``bundle.json`` ``blend``, both positive); reasons from the LightGBM part (its
+  TreeSHAP contributions times ``w_lightgbm``).
+
+Every kind then goes through the same calibrator and master scale. Bundles of a kind other
+than lightgbm are written as format 2, which older readers refuse by name instead of failing
+on a missing ``model.txt``; format 1 bundles load as before.
 
 Inputs: a pandas (or Polars) frame with every feature column, in any order; extra columns
 are ignored; a missing feature column raises :class:`MissingFeatureError` naming it.
@@ -55,6 +73,8 @@ import pandas as pd
 from training.master_scale import MasterScale
 
 FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)  # 2: a model kind other than lightgbm (format 1 readers refuse it by name)
+KINDS = ("lightgbm", "scorecard", "blend")
 N_REASONS = 4
 REASON_COLUMNS = [f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("code", "en", "zh")]
 OUTPUT_COLUMNS = ["pd", "score", "grade", "class", *REASON_COLUMNS]
@@ -137,6 +157,36 @@ def encode(frame, features: list[Feature]) -> np.ndarray:
     return out
 
 
+def decode(X: np.ndarray, features: list[Feature]) -> pd.DataFrame:
+    """The inverse of :func:`encode` as a frame the scorecard reads: numbers as floats, a
+    categorical's code as its training category (NaN -> None: unseen or missing)."""
+    cols = {}
+    for j, f in enumerate(features):
+        if f.is_categorical:
+            cats = np.array([*f.categories, None], dtype=object)
+            codes = np.where(np.isnan(X[:, j]), len(f.categories), X[:, j]).astype(np.intp)
+            cols[f.name] = cats[codes]
+        else:
+            cols[f.name] = X[:, j]
+    return pd.DataFrame(cols)
+
+
+def scorecard_contributions(spec: dict, X: np.ndarray, features: list[Feature]) -> np.ndarray:
+    """Per row and feature, the margin the row's bin adds over the feature's best (lowest-WoE) bin:
+    ``coef * (woe - min woe)`` >= 0; zero for features the scorecard does not use."""
+    from training.scorecard import _bin_codes  # lazily: scikit-learn only for scorecard bundles
+
+    frame = decode(X, features)
+    out = np.zeros((len(X), len(features)))
+    col = {f.name: j for j, f in enumerate(features)}
+    for f in spec["features"]:
+        codes, labels = _bin_codes(f, frame[f["name"]])
+        woe = np.array([f["woe"].get(label, 0.0) for label in labels], dtype=np.float64)
+        best = min(f["woe"].values()) if f["woe"] else 0.0
+        out[:, col[f["name"]]] = f["coef"] * (woe[codes] - best)
+    return out
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, PD_EPS, 1.0 - PD_EPS)
     return np.log(p / (1.0 - p))
@@ -165,7 +215,7 @@ def apply_calibration(params: dict, margin) -> np.ndarray:
 class ScoringBundle:
     """Booster + calibrator + master scale + feature list: the model as serving sees it."""
 
-    booster: object  # lightgbm.Booster
+    booster: object | None  # lightgbm.Booster (kinds lightgbm and blend)
     calibrator: dict
     scale: MasterScale
     features: list[Feature]
@@ -176,6 +226,16 @@ class ScoringBundle:
     catalog_yaml: str | None = None
     num_threads: int = 1
     _baseline: float | None = None
+    scorecard: dict | None = None  # the WoE scorecard spec (kinds scorecard and blend)
+    blend: dict | None = None  # {"intercept", "lightgbm", "scorecard"}: the blend's weights (kind blend)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        needs = {"lightgbm": ("booster",), "scorecard": ("scorecard",), "blend": ("booster", "scorecard", "blend")}
+        lacking = [part for part in needs[self.kind] if getattr(self, part) is None]
+        if lacking:
+            raise ValueError(f"a {self.kind} bundle needs {', '.join(lacking)}")
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -184,22 +244,32 @@ class ScoringBundle:
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
-        self.booster.save_model(str(d / "model.txt"))
+        if self.booster is not None:
+            self.booster.save_model(str(d / "model.txt"))
+        if self.scorecard is not None:
+            (d / "scorecard.json").write_text(json.dumps(self.scorecard, ensure_ascii=False, indent=1),
+                                              encoding="utf-8")
         (d / "calibrator.json").write_text(json.dumps(self.calibrator), encoding="utf-8")
         (d / "master_scale.yaml").write_text(self.scale.to_yaml(), encoding="utf-8")
         if self.catalog_yaml is not None:
             (d / "catalog.yaml").write_text(self.catalog_yaml, encoding="utf-8")
         baseline = self.baseline
+        meaning = ("TreeSHAP expected value: the mean model margin over the training window; "
+                   "reason contributions are measured against it") if self.kind == "lightgbm" else (
+            "the mean model margin over the training rows; reasons are measured against each feature's best "
+            "scorecard bin" if self.kind == "scorecard" else
+            "the mean model margin over the training rows; reasons are the LightGBM part's TreeSHAP "
+            "contributions times its blend weight")
         meta = {
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.kind == "lightgbm" else 2,
             "kind": self.kind,
             "features": [f.to_dict() for f in self.features],
             "id_columns": self.id_columns,
             "target": self.target,
             "feature_set": self.feature_set,
             "baseline": {"margin": baseline, "pd": float(self.pd_from_margin(np.array([baseline]))[0]),
-                         "meaning": "TreeSHAP expected value: the mean model margin over the training window; "
-                                    "reason contributions are measured against it"},
+                         "meaning": meaning},
+            **({"blend": self.blend} if self.blend is not None else {}),
         }
         (d / "bundle.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         return d
@@ -211,11 +281,14 @@ class ScoringBundle:
 
         d = Path(directory)
         meta = json.loads((d / "bundle.json").read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{d}: bundle format {meta.get('format_version')} is not {FORMAT_VERSION}")
-        catalog = d / "catalog.yaml"
+        if meta.get("format_version") not in FORMAT_VERSIONS:
+            raise ValueError(f"{d}: bundle format {meta.get('format_version')} is not one of "
+                             f"{', '.join(map(str, FORMAT_VERSIONS))}")
+        catalog, model_file, scorecard = d / "catalog.yaml", d / "model.txt", d / "scorecard.json"
         return cls(
-            booster=lgb.Booster(model_file=str(d / "model.txt")),
+            booster=lgb.Booster(model_file=str(model_file)) if model_file.exists() else None,
+            scorecard=json.loads(scorecard.read_text(encoding="utf-8")) if scorecard.exists() else None,
+            blend=meta.get("blend"),
             calibrator=json.loads((d / "calibrator.json").read_text(encoding="utf-8")),
             scale=MasterScale.load(d / "master_scale.yaml"),
             features=[Feature.from_dict(f) for f in meta["features"]],
@@ -235,8 +308,11 @@ class ScoringBundle:
 
     @property
     def baseline(self) -> float:
-        """TreeSHAP expected margin (the reasons' reference point)."""
+        """TreeSHAP expected margin (the reasons' reference point); for the other kinds the mean
+        training margin given at construction (0 if none was)."""
         if self._baseline is None:
+            if self.kind != "lightgbm":
+                return 0.0
             probe = np.full((1, len(self.features)), np.nan)
             self._baseline = float(self.booster.predict(probe, pred_contrib=True, num_threads=1)[0, -1])
         return self._baseline
@@ -244,8 +320,27 @@ class ScoringBundle:
     def encode(self, frame) -> np.ndarray:
         return encode(frame, self.features)
 
-    def margin(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, raw_score=True, num_threads=self.num_threads)
+    def margin(self, X: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """The model's raw log-odds margin of encoded rows (before calibration), for every kind."""
+        threads = threads or self.num_threads
+        if self.kind == "lightgbm":
+            return self.booster.predict(X, raw_score=True, num_threads=threads)
+        from training.scorecard import scorecard_logit  # lazily: scikit-learn only for these kinds
+
+        sc = scorecard_logit(self.scorecard, decode(X, self.features))
+        if self.kind == "scorecard":
+            return sc
+        w = self.blend
+        return w["intercept"] + w["lightgbm"] * self.booster.predict(X, raw_score=True, num_threads=threads) \
+            + w["scorecard"] * sc
+
+    def contributions(self, X: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """Per row and feature, how much it raised the margin: the reasons' input (see the module docstring)."""
+        threads = threads or self.num_threads
+        if self.kind == "scorecard":
+            return scorecard_contributions(self.scorecard, X, self.features)
+        contrib = self.booster.predict(X, pred_contrib=True, num_threads=threads)[:, :-1]
+        return contrib if self.kind == "lightgbm" else self.blend["lightgbm"] * contrib
 
     def pd_from_margin(self, margin: np.ndarray) -> np.ndarray:
         """Calibrated PD of raw margins, floored by the master scale."""
@@ -262,8 +357,7 @@ class ScoringBundle:
             index=index,
         )
         if reasons:
-            contrib = self.booster.predict(X, pred_contrib=True, num_threads=self.num_threads)[:, :-1]
-            for col, values in self.reasons(contrib, X).items():
+            for col, values in self.reasons(self.contributions(X), X).items():
                 out[col] = values
         return out
 

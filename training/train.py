@@ -8,8 +8,11 @@
 2. cross-fit the LightGBM booster by merchant (monotone where directions are known, native
    categoricals; the number of trees by out-of-fold log loss, ``tune`` Optuna trials first if
    asked), then refit it on all booster rows (``training.lgbm.crossfit``);
-3. calibrate to PD on the out-of-fold margins of the calibration rows (Platt or isotonic with
-   logit tails, lower merchant-grouped CV log loss wins);
+   For a table (not the feature panel), compare candidates on the same folds and register the
+   one with the lowest out-of-fold log loss: this LightGBM, two LightGBM variants for small
+   tables, the WoE scorecard and a blend (``training.select``; never the test rows);
+3. calibrate to PD on the (winner's) out-of-fold margins of the calibration rows (Platt or
+   isotonic with logit tails, lower merchant-grouped CV log loss wins);
 4. map PD to score, grade and class with the master scale;
 5. fit the WoE scorecard challenger on the booster + calibration rows (it needs no
    validation set), in a thread beside the LightGBM fit (which releases the GIL), while
@@ -17,8 +20,8 @@
 6. evaluate both on the test rows with the same code (``training.evaluate``), plus PSI,
    CSI, importance (gain and mean |TreeSHAP| on a sample) and plots;
 7. log everything to one MLflow run (params, metrics, the dataset with its hash, evaluation,
-   plots, points table, the native booster, the serving bundle, both pyfunc models) and
-   register the LightGBM pyfunc with alias ``challenger``.
+   plots, points table, the native booster, the serving bundle, both pyfunc models, the
+   selection table) and register the selected model's pyfunc with alias ``challenger``.
 
 It returns ``{"run_id", "model_uri", "version", "metrics", "challenger_metrics", ...}``; the
 CLI prints the first five as its last stdout line.
@@ -42,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.bundle import ScoringBundle, encode
+from training.bundle import encode
 from training.data import TrainingTable, load_panel, load_table
 from training.master_scale import MasterScale
 
@@ -50,6 +53,13 @@ DEFAULT_EXPERIMENT = "lifecredit"
 SHAP_SAMPLE = 2000
 SWITCH_INTERVAL = 0.0005  # s; Python's default 0.005 (see _train)
 Progress = Callable[[str], None]
+TABLE_CANDIDATES = ("lightgbm", "lightgbm_small", "lightgbm_additive", "scorecard", "blend")
+"""Candidates of ``train --table``, chosen by out-of-fold log loss on the training rows (``training.select``)."""
+PANEL_CANDIDATES = None
+"""The feature panel keeps the cross-fitted LightGBM without a comparison: serving precomputes TreeSHAP
+reasons with the catalogue's reason thresholds for it, its defaults were tuned on the panel, and a
+comparison would add three cross-fits and five scorecards to every panel run. (``training.select.select``
+with ``prefer="lightgbm"`` is the rule if it is ever switched on: another candidate must win by 1 %.)"""
 
 
 def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_EXPERIMENT,
@@ -65,7 +75,7 @@ def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_E
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
     return _train(lambda: load_panel(features_dir, catalog, seed=seed), experiment=experiment,
                   model_name=model_name, seed=seed, tune=tune, master_scale=master_scale, say=say,
-                  engine=engine, scheduler=scheduler)
+                  engine=engine, scheduler=scheduler, candidates=PANEL_CANDIDATES)
 
 
 def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: str | None = None,
@@ -79,7 +89,7 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
     return _train(lambda: load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
                                      monotone=monotone, seed=seed),
                   experiment=experiment, model_name=model_name, seed=seed, tune=tune, master_scale=master_scale,
-                  say=say, engine=engine, scheduler=scheduler)
+                  say=say, engine=engine, scheduler=scheduler, candidates=TABLE_CANDIDATES)
 
 
 def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
@@ -150,15 +160,15 @@ def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
 
 def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, experiment: str,
               model_name: str | None, seed: int, tune: int, master_scale: str | Path | None, say: Progress,
-              engine: str = "local", scheduler: str | None = None) -> dict:
+              engine: str = "local", scheduler: str | None = None,
+              candidates: tuple[str, ...] | None = None) -> dict:
     """Load, fit, calibrate, evaluate, log and register (the steps of the module docstring).
 
     The MLflow store opens and the challenger fits in ``pool`` while LightGBM trains.
     """
     from lifecredit.settings import get_settings
     from training import evaluate as ev
-    from training import lgbm
-    from training.calibration import choose_calibrator
+    from training.select import fit_selected
 
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -191,22 +201,20 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
         fitter = DaskFitter(scheduler, groups=data.frame[data.id_columns[0]].to_numpy()[split.train])
         say(f"the final fit runs on Dask ({scheduler or 'a local cluster of 2 workers'})")
-    fit = lgbm.crossfit(X, y, split.train, split.valid, split.fold, features, seed=seed, tune=tune,
-                        progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
+    if candidates:
+        say("candidates compared on the training rows' out-of-fold log loss: " + ", ".join(candidates))
+    fitted = fit_selected(X, y, split, features, scale, seed=seed, tune=tune, candidates=candidates, fitter=fitter,
+                          run_beside=pool.submit, progress=say,
+                          bundle_kwargs={"id_columns": data.id_columns, "target": data.target,
+                                         "feature_set": data.feature_set, "catalog_yaml": data.catalog_text,
+                                         "num_threads": 2})
+    fit, bundle, calibrator, cal_losses = fitted.fit, fitted.bundle, fitted.calibrator, fitted.cal_losses
+    selection = _selection_record(fitted)
     lap("lightgbm")
-
-    calibrator, cal_losses = choose_calibrator(fit.oof_margin, y[split.valid], groups=split.fold[split.valid],
-                                               seed=seed)
-    bundle = ScoringBundle(
-        booster=fit.booster, calibrator=calibrator.to_dict(), scale=scale, features=features,
-        id_columns=data.id_columns, target=data.target, feature_set=data.feature_set,
-        kind="lightgbm", catalog_yaml=data.catalog_text, num_threads=2,
-    )
     say(f"calibrated: {calibrator.to_dict()['kind']} (CV log loss "
         + ", ".join(f"{k} {v:.4f}" for k, v in cal_losses.items()) + ")")
-    lap("calibration")
 
-    oof_auc = ev.discrimination(y[split.valid], fit.oof_margin)["auc"]
+    oof_auc = ev.discrimination(y[split.valid], fitted.oof_margin)["auc"]
     say("evaluating on the test rows (merchants no fitted row came from)")
     frame_train = data.frame.iloc[split.train]
     frame_test = data.frame.iloc[split.test]
@@ -235,7 +243,9 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
         "split": split.params(y),
         "master_scale": {"name": scale.name, "version": scale.version, "grades": scale.table()},
         "calibration": {"chosen": calibrator.to_dict()["kind"], "cv_log_loss": cal_losses},
-        "lightgbm": {**evaluation_lgb, "best_iteration": fit.best_iteration, "cv_log_loss": fit.cv_log_loss,
+        "selection": selection,
+        "lightgbm": {**evaluation_lgb, "model_kind": bundle.kind, "selected_model": selection["selected_model"],
+                     "best_iteration": fit.best_iteration, "cv_log_loss": fit.cv_log_loss,
                      "oof_auc": oof_auc,
                      "baseline": {"margin": bundle.baseline,
                                   "pd": float(bundle.pd_from_margin(np.array([bundle.baseline]))[0])}},
@@ -264,6 +274,8 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
             "lgbm.best_iteration": fit.best_iteration, "tune_trials": tune, "seed": seed, "engine": engine,
             **{f"window.{k}": v for k, v in split.params(y).items()},
             "calibrator": calibrator.to_dict()["kind"],
+            "selected_model": selection["selected_model"], "model_kind": bundle.kind,
+            "selection_rule": selection["rule"][:500],
             "master_scale": f"{scale.name}@{scale.version}",
             "feature_set.name": data.feature_set["name"], "feature_set.version": data.feature_set["version"],
             "n_features": len(features), "dataset_sha256": data.sha256,
@@ -275,11 +287,13 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
         metrics["oof_auc"] = oof_auc
         metrics["cv_log_loss"] = fit.cv_log_loss
         metrics.update({f"calibration.cv_log_loss.{k}": v for k, v in cal_losses.items()})
+        metrics.update({k: v for k, v in selection["metrics"].items() if v == v})
         mlflow.log_metrics(metrics)
 
         logged = tmp / "run"  # the run's artifact tree, logged in one call
         bundle_dir = bundle.save(logged / "serving_bundle")
-        shutil.copy(bundle_dir / "model.txt", logged / "model.txt")  # the native booster, beside the bundle
+        if (bundle_dir / "model.txt").exists():  # the native booster, beside the bundle (not for a scorecard)
+            shutil.copy(bundle_dir / "model.txt", logged / "model.txt")
         ev_dir = logged / "evaluation"
         ev_dir.mkdir()
         (ev_dir / "evaluation.json").write_text(
@@ -291,7 +305,10 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
         _split_rows(data).to_parquet(ev_dir / "split_rows.parquet", index=False)
         if fit.trials:
             pd.DataFrame(fit.trials).to_csv(ev_dir / "optuna_trials.csv", index=False)
-        ev.write_plots(ev_dir / "plots", y_test, pred_test, evaluation_lgb, importance, title="LightGBM")
+        if selection["candidates"]:
+            pd.DataFrame(selection["candidates"]).to_csv(ev_dir / "selection.csv", index=False)
+        ev.write_plots(ev_dir / "plots", y_test, pred_test, evaluation_lgb, importance,
+                       title=_TITLES.get(selection["selected_model"], selection["selected_model"]))
         sc_dir, sc_model_dir = logged / "challenger", tmp / "scorecard_model"
         sc_dir.mkdir()
         sc_model_dir.mkdir()
@@ -304,12 +321,13 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
         model_meta = {"id_columns": data.id_columns, "target": data.target, "features": names,
                       "feature_set": data.feature_set, "master_scale": f"{scale.name}@{scale.version}"}
-        info = pyfunc.log_model("model", {"serving_bundle": str(bundle_dir)}, {**model_meta, "kind": "lightgbm"})
+        info = pyfunc.log_model("model", {"serving_bundle": str(bundle_dir)},
+                                {**model_meta, "kind": bundle.kind, "selected_model": selection["selected_model"]})
         sc_info = pyfunc.log_model("challenger_model", {"scorecard": str(sc_model_dir)},
                                    {**model_meta, "kind": "scorecard"})
         lap("log_models")
         version = registry.register(c, info.model_uri, model_name, run_id=run_id, tags={
-            "test_auc": f"{evaluation_lgb['metrics']['auc']:.4f}",
+            "test_auc": f"{evaluation_lgb['metrics']['auc']:.4f}", "selected_model": selection["selected_model"],
             "feature_set": f"{data.feature_set['name']}@{data.feature_set['version']}",
             "test_window": f"{split.bounds.get('test_from', '')}..{split.bounds.get('test_to', '')}",
         })
@@ -324,9 +342,30 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
         "metrics": _flat_metrics(evaluation_lgb["metrics"], None),
         "challenger_metrics": _flat_metrics(evaluation_sc["metrics"], None),
         "calibrator": calibrator.to_dict()["kind"],
+        "selected_model": selection["selected_model"],
+        "selection": selection["candidates"],
         "split": split.params(y),
         "timings_s": timings,
     }
+
+
+_TITLES = {"lightgbm": "LightGBM", "lightgbm_small": "LightGBM (small-table defaults)",
+           "lightgbm_additive": "LightGBM (boosted stumps)", "scorecard": "WoE scorecard",
+           "blend": "LightGBM + scorecard blend"}
+
+
+def _selection_record(fitted) -> dict:
+    """The model selection as logged: winner, rule, reason, one row per candidate and the metrics."""
+    sel = fitted.selection
+    if sel is None:
+        return {"selected_model": "lightgbm", "rule": "feature panel: the cross-fitted LightGBM, not compared "
+                "(serving's TreeSHAP reasons with catalogue thresholds rely on it)", "reason": "", "candidates": [],
+                "metrics": {}}
+    rows = [{k: v for k, v in r.items() if k != "params"} for r in sel.table()]
+    return {"selected_model": sel.winner,
+            "rule": "lowest out-of-fold log loss on the training rows (each candidate's margins out of fold "
+                    "on the cross-fitting folds, calibrated fold by fold); test rows never used",
+            "reason": sel.reason, "candidates": rows, "metrics": sel.metrics()}
 
 
 def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
@@ -338,6 +377,23 @@ def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
         f"{'-' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')} | {'yes' if r['rejected'] else 'no'} |"
         for r in lgb["by_class"])
     top = ", ".join(r["feature"] for r in evaluation["importance"][:8])
+    sel = evaluation["selection"]
+    chosen = sel["selected_model"]
+    if sel["candidates"]:
+        rows = "\n".join(f"| {r['candidate']}{' (selected)' if r['selected'] else ''} | {r['oof_log_loss']:.5f} | "
+                         f"{r['oof_auc']:.4f} | {r['oof_brier']:.5f} | {r['calibrator']} |" for r in sel["candidates"])
+        selection = (f"\n\n**Model selection.** {sel['rule']}. Registered: **{chosen}** ({sel['reason']}).\n\n"
+                     "| candidate | OOF log loss | OOF AUC | OOF Brier | calibrator |\n|---|---:|---:|---:|---|\n"
+                     + rows)
+    else:
+        selection = f"\n\n**Model selection.** {sel['rule']}."
+    if chosen == "scorecard":
+        reasons = ("Per row, the scorecard features whose bin lost the most points against that feature's best "
+                   "bin (coefficient x WoE gap, in log-odds), up to four.")
+    else:
+        reasons = (f"Per row, the features with the largest positive TreeSHAP contribution to the LightGBM margin"
+                   f"{' (times its blend weight: the scorecard part gives no reasons)' if chosen == 'blend' else ''}"
+                   f" (LightGBM `pred_contrib`), up to four, with the catalogue's reason texts.")
     return f"""# Model card: {model_name}
 
 **Purpose.** 12-month probability of default (90+ days past due or written off) of a life-service
@@ -355,9 +411,9 @@ categoricals; {lgb['best_iteration']} trees, chosen by the pooled out-of-fold lo
 merchant, then refitted on all booster rows), calibrated to PD by {evaluation['calibration']['chosen']} on the
 out-of-fold margins of the calibration rows (merchant-grouped cross-validated log loss:
 {", ".join(f"{k} {v:.4f}" for k, v in evaluation['calibration']['cv_log_loss'].items())}).
-Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features, fitted on booster + calibration rows.
+Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features, fitted on booster + calibration rows.{selection}
 
-**Test evidence.** AUC {m['auc']:.4f} (Gini {m['gini']:.4f}, KS {m['ks']:.4f}); Brier {m['brier']:.4f};
+**Test evidence** (the registered model, {chosen}). AUC {m['auc']:.4f} (Gini {m['gini']:.4f}, KS {m['ks']:.4f}); Brier {m['brier']:.4f};
 ECE {m['ece']:.4f}; mean PD {_pct(m['mean_pd'])} vs observed {_pct(m['default_rate'])};
 score PSI train->test {m.get('psi_score_train_test', float('nan')):.3f}; Herfindahl of grades {m['herfindahl']:.3f}.
 Challenger AUC {sc['metrics']['auc']:.4f}.
@@ -366,9 +422,7 @@ Challenger AUC {sc['metrics']['auc']:.4f}.
 |---|---:|---:|---:|---:|---|
 {classes}
 
-**Reason codes.** Per merchant, the features with the largest positive TreeSHAP contribution to the
-margin (LightGBM `pred_contrib`), up to four, with the catalogue's reason texts. Contributions are
-measured against the baseline: the model's expected margin over the training rows,
+**Reason codes.** {reasons} The baseline, the model's expected margin over the training rows, is
 {lgb['baseline']['margin']:.4f} (PD {_pct(lgb['baseline']['pd'])} after calibration).
 Most important features (mean |SHAP|): {top}.
 

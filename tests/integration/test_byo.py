@@ -111,7 +111,9 @@ def test_byo_with_a_time_column_and_monotone_directions(env, tables):
     r = train_from_table(tables / "loans.parquet", target="default_flag", id_col="loan_id",
                          time_col="application_date", monotone={"debt_ratio": 1, "income": -1},
                          model_name="byo-loans-oot", seed=3)
-    assert r["split"]["split"] == "out_of_time" and r["split"]["test_from"] > r["split"]["valid_to"]
+    # test rows: ids held out whole, from the split date on (the calibration rows' window)
+    assert r["split"]["split"] == "merchant_disjoint" and r["split"]["test_from"] == r["split"]["valid_from"]
+    assert r["split"]["valid_from"] > r["split"]["train_to"]
     model = mlflow.pyfunc.load_model(r["model_uri"])
     rows = pl.read_parquet(tables / "loans.parquet").head(40).to_pandas()
     pds = np.column_stack([model.predict(rows.assign(debt_ratio=v))["pd"] for v in np.linspace(0, 1.2, 13)])

@@ -1,0 +1,335 @@
+"""Model selection for bring-your-own tables: candidates compared on the training rows' own
+out-of-fold predictions, never on the test rows.
+
+Candidates (each gives an out-of-fold log-odds margin for every calibration row, from models that
+never saw that row's fold; the folds are the split's ``fold`` of the calibration rows, the same
+folds LightGBM is cross-fitted on):
+
+* ``lightgbm`` - the pipeline's cross-fitted booster (``training.lgbm.crossfit``, its defaults tuned
+  for the merchant panel: 15 leaves, leaves of at least 50 rows);
+* ``lightgbm_small`` - defaults for small tables: 7 leaves at most 3 deep, leaves of 10-50 rows
+  (1 % of the rows), 70 % of the features per tree, stronger L2 and categorical smoothing, a smaller
+  learning rate;
+* ``lightgbm_additive`` - boosted stumps (2 leaves: one feature per tree, so an additive model with
+  non-linear shapes, the tree analogue of a scorecard), learning rate 0.05;
+* ``scorecard`` - the WoE logistic scorecard (``training.scorecard``), fitted per fold on the
+  booster rows of the other folds;
+* ``blend`` - a logistic stacker on the out-of-fold margins of the best LightGBM variant and the
+  scorecard, itself cross-fitted over the same folds (fold k's weights learnt on the other folds);
+  left out when a weight comes out non-positive (a blend that would turn a model against itself).
+
+Every candidate's margin is then calibrated the way the registered model will be (Platt or
+isotonic with logit tails, the lower cross-validated log loss; ``training.calibration``), again
+fold by fold, so each candidate's out-of-fold PD is what it would have predicted for rows it never
+saw. **Rule: the lowest out-of-fold log loss wins.** Log loss rather than AUC: the product is a
+PD, and log loss is the proper score that rewards both ranking and calibration; it is also far less
+noisy than AUC on a few hundred bads, and never ties. AUC and Brier are logged beside it.
+``prefer`` (the feature panel's LightGBM, whose TreeSHAP reasons serving relies on) keeps that
+candidate unless another beats its log loss by more than ``margin`` (relative).
+
+The winner is refitted for serving: a LightGBM variant on all booster rows with its cross-fitted
+number of trees, the scorecard on all booster rows, a blend of both with the stacker's weights
+on all out-of-fold margins; the calibrator is fitted on the winner's out-of-fold margins
+(``training.calibration.choose_calibrator``). :func:`fit_selected` is that whole step, the one
+code path of ``lifecredit train --table`` and of ``benchmarks/bench_byo.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from training.bundle import Feature, ScoringBundle, decode
+from training.master_scale import MasterScale
+
+LGBM_VARIANTS = ("lightgbm", "lightgbm_small", "lightgbm_additive")
+CANDIDATES = (*LGBM_VARIANTS, "scorecard", "blend")
+PANEL_MARGIN = 0.01
+"""For the feature panel: another candidate must beat LightGBM's out-of-fold log loss by 1 % (relative)."""
+
+
+def variant_params(name: str, base: dict, n_rows: int) -> dict:
+    """LightGBM parameters of a variant (``base``: ``training.lgbm.base_params`` of the table)."""
+    if name == "lightgbm":
+        return dict(base)
+    leaf = int(min(50, max(10, n_rows // 100)))
+    # one thread: on small tables LightGBM's second OpenMP thread only spins, and on the shared 2-core
+    # machine (load ~5) it made these cross-fits 3-12x slower (1,000 rows: 0.4 s vs 5.2 s); same trees
+    base = {**base, "num_threads": 1}
+    if name == "lightgbm_small":
+        return {**base, "learning_rate": 0.02, "num_leaves": 7, "max_depth": 3, "min_data_in_leaf": leaf,
+                "feature_fraction": 0.7, "lambda_l2": 10.0, "cat_smooth": 30.0, "min_data_per_group": 20,
+                "max_cat_threshold": 8}
+    if name == "lightgbm_additive":
+        return {**base, "learning_rate": 0.05, "num_leaves": 2, "max_depth": 1, "min_data_in_leaf": leaf,
+                "feature_fraction": 1.0, "lambda_l2": 5.0, "cat_smooth": 30.0, "min_data_per_group": 20,
+                "max_cat_threshold": 8}
+    raise ValueError(f"unknown LightGBM variant {name!r}")
+
+
+@dataclass
+class Candidate:
+    """One candidate's out-of-fold evidence and what it takes to refit it."""
+
+    name: str
+    oof_margin: np.ndarray  # calibration rows, in cal_rows order
+    oof_pd: np.ndarray = field(default=None)  # cross-calibrated
+    calibrator: str = ""
+    log_loss: float = float("nan")
+    auc: float = float("nan")
+    brier: float = float("nan")
+    info: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class Selection:
+    candidates: dict[str, Candidate]
+    winner: str
+    reason: str
+
+    def table(self) -> list[dict]:
+        """One row per candidate: out-of-fold log loss, AUC, Brier, calibrator, chosen."""
+        return [{"candidate": c.name, "oof_log_loss": c.log_loss, "oof_auc": c.auc, "oof_brier": c.brier,
+                 "calibrator": c.calibrator, "selected": c.name == self.winner, "seconds": c.seconds,
+                 **{k: v for k, v in c.info.items() if isinstance(v, (int, float, str))}}
+                for c in self.candidates.values()]
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for c in self.candidates.values():
+            out[f"oof.{c.name}.log_loss"] = c.log_loss
+            out[f"oof.{c.name}.auc"] = c.auc
+            out[f"oof.{c.name}.brier"] = c.brier
+        return out
+
+
+# -- out-of-fold pieces ------------------------------------------------------------------------
+def cv_calibrated(margin: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[np.ndarray, str, dict[str, float]]:
+    """Out-of-fold PD of margins: each fold's calibrator (Platt and isotonic) fitted on the other folds;
+    the kind with the lower log loss. Returns (pd, kind, log loss of each kind)."""
+    from sklearn.metrics import log_loss
+
+    from training.calibration import IsotonicCalibrator, PlattCalibrator
+
+    best: tuple[float, str, np.ndarray] | None = None
+    losses = {}
+    for name, make in (("platt", PlattCalibrator), ("isotonic", IsotonicCalibrator)):
+        p = np.empty(len(margin))
+        for k in np.unique(fold):
+            out = fold == k
+            p[out] = make().fit(margin[~out], y[~out]).predict_pd(margin[out])
+        losses[name] = float(log_loss(y, p, labels=[0, 1]))
+        if best is None or losses[name] < best[0]:
+            best = (losses[name], name, p)
+    return best[2], best[1], losses
+
+
+def crossfit_variant(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
+                     features: list[Feature], params: dict) -> tuple[np.ndarray, int, float]:
+    """``training.lgbm.crossfit``'s cross-fitting with given parameters (no final refit, no tuning):
+    (out-of-fold margins of ``cal_rows``, trees by pooled out-of-fold log loss, that log loss)."""
+    import lightgbm as lgb
+
+    from training.lgbm import MAX_ROUNDS, PATIENCE, booster_names
+
+    rows = np.union1d(fit_rows, cal_rows)
+    pos = {r: i for i, r in enumerate(rows)}
+    fit_pos = np.array([pos[r] for r in fit_rows])
+    cal_pos = np.array([pos[r] for r in cal_rows])
+    folds = [(fit_pos[fold[fit_rows] != k], cal_pos[fold[cal_rows] == k]) for k in np.unique(fold[cal_rows])]
+    data = lgb.Dataset(X[rows], label=y[rows], feature_name=booster_names([f.name for f in features]),
+                       categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
+                       free_raw_data=False, params={"feature_pre_filter": False})
+    res = lgb.cv({**params, "metric": "binary_logloss"}, data, num_boost_round=MAX_ROUNDS, folds=folds,
+                 stratified=False, shuffle=False, return_cvbooster=True,
+                 callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+    curve = res["valid binary_logloss-mean"]
+    best = len(curve)
+    oof = np.empty(len(cal_rows))
+    where = {r: i for i, r in enumerate(cal_rows)}
+    for (_, te), b in zip(folds, res["cvbooster"].boosters, strict=True):
+        oof[[where[rows[i]] for i in te]] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
+    return oof, best, float(curve[-1])
+
+
+def refit_variant(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[Feature], params: dict,
+                  rounds: int):
+    """The final booster of a variant: all booster rows, its cross-fitted number of trees."""
+    import lightgbm as lgb
+
+    from training.lgbm import booster_names
+
+    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=booster_names([f.name for f in features]),
+                        categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
+                        free_raw_data=False)
+    return lgb.train(params, train, num_boost_round=rounds)
+
+
+def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[Feature],
+                  scale: MasterScale) -> dict:
+    """The WoE scorecard's spec fitted on ``rows`` of the encoded matrix (decoded as serving decodes it)."""
+    from training.scorecard import WoEScorecard
+
+    frame = decode(X[rows], features)
+    sc = WoEScorecard(directions={f.name: f.direction for f in features},
+                      categorical=[f.name for f in features if f.is_categorical],
+                      **scale.score_config.model_dump()).fit(frame, y[rows])
+    return sc.spec_
+
+
+def scorecard_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
+                  features: list[Feature], scale: MasterScale) -> tuple[np.ndarray, float]:
+    """Out-of-fold scorecard log-odds of ``cal_rows`` (fold k scored by a scorecard of the other folds'
+    booster rows), and the seconds it took."""
+    from training.scorecard import scorecard_logit
+
+    started = time.perf_counter()
+    oof = np.empty(len(cal_rows))
+    for k in np.unique(fold[cal_rows]):
+        spec = fit_scorecard(X, y, fit_rows[fold[fit_rows] != k], features, scale)
+        out = fold[cal_rows] == k
+        oof[out] = scorecard_logit(spec, decode(X[cal_rows[out]], features))
+    return oof, time.perf_counter() - started
+
+
+def stack_weights(margins: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Logistic stacker on margin columns: (intercept, weight per column)."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e4, max_iter=1000).fit(margins, y)
+    return np.concatenate([lr.intercept_, lr.coef_[0]])
+
+
+def _score(c: Candidate, y: np.ndarray, fold: np.ndarray) -> Candidate:
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    c.oof_pd, c.calibrator, losses = cv_calibrated(c.oof_margin, y, fold)
+    c.log_loss = losses[c.calibrator]
+    c.auc = float(roc_auc_score(y, c.oof_margin))
+    c.brier = float(brier_score_loss(y, c.oof_pd))
+    return c
+
+
+# -- selection ---------------------------------------------------------------------------------
+def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
+           features: list[Feature], *, base_oof: np.ndarray, base_trees: int, base_params: dict,
+           scorecard: tuple[np.ndarray, float] | None, candidates: tuple[str, ...] = CANDIDATES,
+           prefer: str | None = None, margin: float = PANEL_MARGIN) -> Selection:
+    """Compare the candidates on the calibration rows' out-of-fold predictions (module docstring).
+
+    ``base_oof``/``base_trees``/``base_params``: the pipeline's own cross-fit (candidate ``lightgbm``);
+    ``scorecard``: :func:`scorecard_oof`'s result (computed beside LightGBM by the caller), or None.
+    """
+    y_cal = y[cal_rows].astype(int)
+    f_cal = fold[cal_rows]
+    out: dict[str, Candidate] = {}
+    out["lightgbm"] = _score(Candidate("lightgbm", base_oof, info={"trees": base_trees}), y_cal, f_cal)
+    for name in LGBM_VARIANTS[1:]:
+        if name not in candidates:
+            continue
+        started = time.perf_counter()
+        params = variant_params(name, base_params, len(fit_rows))
+        oof, trees, _ = crossfit_variant(X, y, fit_rows, cal_rows, fold, features, params)
+        out[name] = _score(Candidate(name, oof, info={"trees": trees, "params": params}), y_cal, f_cal)
+        out[name].seconds = round(time.perf_counter() - started, 3)
+    if scorecard is not None and "scorecard" in candidates:
+        out["scorecard"] = _score(Candidate("scorecard", scorecard[0]), y_cal, f_cal)
+        out["scorecard"].seconds = round(scorecard[1], 3)
+    best_tree = min((c for c in out.values() if c.name in LGBM_VARIANTS), key=lambda c: c.log_loss)
+    if "scorecard" in out and "blend" in candidates:
+        started = time.perf_counter()
+        M = np.column_stack([best_tree.oof_margin, out["scorecard"].oof_margin])
+        blend = np.empty(len(y_cal))
+        positive = True
+        for k in np.unique(f_cal):
+            w = stack_weights(M[f_cal != k], y_cal[f_cal != k])
+            positive &= bool(np.all(w[1:] > 0))
+            blend[f_cal == k] = w[0] + M[f_cal == k] @ w[1:]
+        w = stack_weights(M, y_cal)
+        if positive and np.all(w[1:] > 0):
+            out["blend"] = _score(Candidate("blend", blend, info={
+                "of": best_tree.name, "intercept": float(w[0]), "w_lightgbm": float(w[1]),
+                "w_scorecard": float(w[2])}), y_cal, f_cal)
+            out["blend"].seconds = round(time.perf_counter() - started, 3)
+    ranked = sorted(out.values(), key=lambda c: c.log_loss)
+    winner = ranked[0].name
+    reason = f"lowest out-of-fold log loss ({ranked[0].log_loss:.5f}"
+    reason += f" vs {ranked[1].name} {ranked[1].log_loss:.5f})" if len(ranked) > 1 else ")"
+    if prefer and prefer in out and winner != prefer:
+        if ranked[0].log_loss > out[prefer].log_loss * (1 - margin):
+            reason = (f"{prefer} kept: {winner}'s out-of-fold log loss {ranked[0].log_loss:.5f} is within "
+                      f"{margin:.0%} of {prefer}'s {out[prefer].log_loss:.5f}")
+            winner = prefer
+    return Selection(out, winner, reason)
+
+
+@dataclass
+class Fitted:
+    """What the training pipeline needs after the fit: the bundle to register and the evidence."""
+
+    bundle: ScoringBundle
+    fit: object  # training.lgbm.CrossFit (the LightGBM candidate, always fitted)
+    calibrator: object
+    cal_losses: dict[str, float]
+    selection: Selection | None
+    oof_margin: np.ndarray  # the registered model's out-of-fold margins of the calibration rows
+
+
+def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[Feature], scale: MasterScale, *,
+                 seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
+                 prefer: str | None = None, fitter=None, run_beside: Callable | None = None,
+                 progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:
+    """Cross-fit LightGBM, compare the candidates (``None``: LightGBM only, as before selection),
+    refit the winner, calibrate it on its out-of-fold margins and build its bundle.
+
+    ``run_beside(fn)`` runs ``fn`` in a helper thread and returns a future (the out-of-fold
+    scorecards fit there while LightGBM trains); without it they run inline.
+    """
+    from training import lgbm
+    from training.calibration import choose_calibrator
+
+    say = progress or (lambda _m: None)
+    fit_rows, cal_rows = split.train, split.valid
+    sc_job = None
+    if candidates and "scorecard" in candidates:
+        job = lambda: scorecard_oof(X, y, fit_rows, cal_rows, split.fold, features, scale)  # noqa: E731
+        sc_job = run_beside(job) if run_beside else job
+    fit = lgbm.crossfit(X, y, fit_rows, cal_rows, split.fold, features, seed=seed, tune=tune,
+                        progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
+    selection = None
+    kind, booster, spec, blend, oof = "lightgbm", fit.booster, None, None, fit.oof_margin
+    if candidates:
+        sc = (sc_job.result() if hasattr(sc_job, "result") else sc_job()) if sc_job is not None else None
+        selection = select(X, y, fit_rows, cal_rows, split.fold, features, base_oof=fit.oof_margin,
+                           base_trees=fit.best_iteration, base_params=fit.params, scorecard=sc,
+                           candidates=candidates, prefer=prefer)
+        win = selection.candidates[selection.winner]
+        say(f"selected {selection.winner}: {selection.reason}")
+        oof = win.oof_margin
+        tree = win.info.get("of", win.name)
+        if tree in LGBM_VARIANTS and tree != "lightgbm" and win.name != "scorecard":
+            c = selection.candidates[tree]
+            booster = refit_variant(X, y, fit_rows, features, c.info["params"], c.info["trees"])
+        if win.name in ("scorecard", "blend"):
+            spec = fit_scorecard(X, y, fit_rows, features, scale)
+        if win.name == "scorecard":
+            kind, booster = "scorecard", None
+        elif win.name == "blend":
+            kind = "blend"
+            blend = {"intercept": win.info["intercept"], "lightgbm": win.info["w_lightgbm"],
+                     "scorecard": win.info["w_scorecard"], "lightgbm_variant": tree}
+    calibrator, cal_losses = choose_calibrator(oof, y[cal_rows], groups=split.fold[cal_rows], seed=seed)
+    bundle = ScoringBundle(booster=booster, calibrator=calibrator.to_dict(), scale=scale, features=features,
+                           kind=kind, scorecard=spec, blend=blend, **(bundle_kwargs or {}))
+    if kind != "lightgbm":  # the reasons' reference: the mean margin over the booster rows
+        bundle._baseline = float(np.mean(bundle.margin(X[fit_rows])))
+    return Fitted(bundle, fit, calibrator, cal_losses, selection, oof)
+
+
+def selection_frame(selection: Selection) -> pd.DataFrame:
+    return pd.DataFrame(selection.table())
