@@ -124,7 +124,9 @@ def test_train_registers_a_calibrated_model_with_metrics(in_store):
     assert m["classes_rejected"] == 0 and m["ece"] < 0.05
     assert abs(m["mean_pd"] - m["default_rate"]) < 0.02  # calibrated level
     assert r["challenger_metrics"]["auc"] > 0.7
-    assert r["split"]["test_from"] > r["split"]["valid_to"] == r["split"]["train_to"]
+    # merchant-disjoint: test and calibration rows from the split date on, after every booster row
+    assert r["split"]["split"] == "merchant_disjoint"
+    assert r["split"]["test_from"] == r["split"]["valid_from"] > r["split"]["train_to"]
 
 
 def test_run_holds_the_evidence(in_store):
