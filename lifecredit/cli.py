@@ -185,20 +185,21 @@ def train(
     table: Annotated[Path | None, typer.Option(help="Bring your own table (Parquet or CSV) instead of the feature panel.")] = None,
     target: Annotated[str | None, typer.Option(help="With --table: the 0/1 label column.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="With --table: the row id column.")] = None,
-    time_col: Annotated[str | None, typer.Option(help="With --table: split out of time on this column (default: stratified random).")] = None,
+    time_col: Annotated[str | None, typer.Option(help="With --table: test on --id values held out whole, rows late on this column (default: stratified random).")] = None,
     categorical: Annotated[str | None, typer.Option(help="With --table: categorical columns, A,B (string columns always are).")] = None,
     monotone: Annotated[str | None, typer.Option(help="With --table: risk directions, COL=1,COL=-1 (+1 riskier as it grows).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lifecredit",
     model_name: Annotated[str | None, typer.Option(help="Registered model (default: settings' model_name; byo-<table stem> with --table).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same metrics.")] = 7,
-    tune: Annotated[int, typer.Option(min=0, help="Optuna trials on the validation window before the final fit (0: fixed parameters).")] = 0,
+    tune: Annotated[int, typer.Option(min=0, help="Optuna trials (out-of-fold log loss of the cross-fitting) before the final fit (0: fixed parameters).")] = 0,
     engine: Annotated[Engine, typer.Option(help=ENGINE_HELP + " Dask fits the booster only (lightgbm.dask).")] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Train, calibrate, evaluate, log and register a PD model (alias 'challenger').
 
     Progress goes to stderr; the last stdout line is one JSON object: run_id, model_uri,
-    version and the test-window metrics.
+    version and the metrics on the test rows (merchants held out whole, after every booster row;
+    with --table and no --time-col, a stratified random draw).
     """
     _check_engine(engine, scheduler)
     _quiet_training_logs()
@@ -230,7 +231,7 @@ def train(
         stderr.print(f"[bold red]train stopped:[/] {escape(str(err))}")
         raise typer.Exit(code=2) from err
     m = result["metrics"]
-    stderr.print(f"test window: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
+    stderr.print(f"test rows: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
                  f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}")
     print(json.dumps({k: result[k] for k in ("run_id", "model_uri", "version", "metrics", "challenger_metrics")}))
     # the work is done and the process about to end: frozen, the ~470k objects that MLflow,
@@ -250,7 +251,7 @@ def promote(
 ) -> None:
     """Move alias 'champion' to VERSION if it passes the gate against the current champion.
 
-    Checks (on VERSION's test window): no class rejected by the Jeffreys test at 1%; score PSI
+    Checks (on VERSION's test rows): no class rejected by the Jeffreys test at 1%; score PSI
     train->test < 0.25; with a champion, AUC not lower by more than 0.01 and score PSI against
     the champion < 0.25. Every decision is appended to the promotion history.
     """
