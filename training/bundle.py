@@ -17,8 +17,9 @@ Layout of a bundle directory (``serving_bundle/`` in every training run)::
       master_scale.yaml   PD -> score -> grade -> class (see training.master_scale)
       catalog.yaml        the feature catalogue the model was trained with (absent for
                           bring-your-own tables)
-      scorecard.json      kinds "scorecard" and "blend": the WoE scorecard spec (bins, WoE,
-                          coefficients, points; see training.scorecard)
+      scorecard.json      kind "scorecard" (or a blend with it): the WoE scorecard spec (bins,
+                          WoE, coefficients, points; see training.scorecard)
+      logistic.json       kind "logistic" (or a blend with it): the one-hot logistic model
 
 Model kinds (``bundle.json`` ``kind``; a bundle without one is "lightgbm"):
 
@@ -27,9 +28,13 @@ Model kinds (``bundle.json`` ``kind``; a bundle without one is "lightgbm"):
   a feature's contribution is ``coef * (WoE of the row's bin - lowest WoE of the feature)``, i.e. the
   points the row lost against the feature's best bin (in margin units), so the reasons are the
   features where the merchant scored furthest below the best bin.
-* ``blend``: margin = ``intercept + w_lightgbm * booster margin + w_scorecard * scorecard log-odds``
-  (weights in ``bundle.json`` ``blend``, both positive); reasons from the LightGBM part (its
-  TreeSHAP contributions times ``w_lightgbm``).
+* ``logistic``: a one-hot logistic regression (numerics median-imputed with a missing indicator and
+  standardised, categoricals one-hot with missing as a level, unseen ignored; ``logistic.json``).
+  Reasons: each feature's term against its mean over the training rows (the exact SHAP value of a
+  linear model), so "raised the risk" means against the average row, as with TreeSHAP.
+* ``blend``: margin = ``intercept + w_lightgbm * booster margin + w_linear * linear log-odds``, the
+  linear part the scorecard or the logistic model (weights in ``bundle.json`` ``blend``, both
+  positive); reasons from the LightGBM part (its TreeSHAP contributions times ``w_lightgbm``).
 
 Every kind then goes through the same calibrator and master scale. Bundles of a kind other
 than lightgbm are written as format 2, which older readers refuse by name instead of failing
@@ -74,7 +79,7 @@ from training.master_scale import MasterScale
 
 FORMAT_VERSION = 1
 FORMAT_VERSIONS = (1, 2)  # 2: a model kind other than lightgbm (format 1 readers refuse it by name)
-KINDS = ("lightgbm", "scorecard", "blend")
+KINDS = ("lightgbm", "scorecard", "logistic", "blend")
 N_REASONS = 4
 REASON_COLUMNS = [f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("code", "en", "zh")]
 OUTPUT_COLUMNS = ["pd", "score", "grade", "class", *REASON_COLUMNS]
@@ -187,6 +192,26 @@ def scorecard_contributions(spec: dict, X: np.ndarray, features: list[Feature]) 
     return out
 
 
+def logistic_terms(spec: dict, X: np.ndarray, features: list[Feature]) -> tuple[float, np.ndarray]:
+    """A one-hot logistic model's (intercept, per-feature terms centred on the training rows' mean):
+    the margin is ``intercept + terms.sum(1)``; a positive term raised the risk against the average row
+    (for a linear model the exact SHAP value). See ``training.select.fit_logistic`` for the spec."""
+    col = {f.name: j for j, f in enumerate(features)}
+    terms = np.zeros((len(X), len(features)))
+    for t in spec["numeric"]:
+        x = X[:, col[t["name"]]]
+        miss = np.isnan(x)
+        z = (np.where(miss, t["median"], x) - t["mean"]) / t["sd"]
+        terms[:, col[t["name"]]] = t["coef"] * z + t["missing_coef"] * (miss - t["missing_mean"])
+    for t in spec["categorical"]:
+        f = features[col[t["name"]]]
+        coefs = np.array([t["coefs"].get(c, 0.0) for c in f.categories] + [t["missing"]], dtype=np.float64)
+        x = X[:, col[t["name"]]]
+        codes = np.where(np.isnan(x), len(f.categories), x).astype(np.intp)
+        terms[:, col[t["name"]]] = coefs[codes] - t["mean"]
+    return spec["centred_intercept"], terms
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, PD_EPS, 1.0 - PD_EPS)
     return np.log(p / (1.0 - p))
@@ -227,13 +252,17 @@ class ScoringBundle:
     num_threads: int = 1
     _baseline: float | None = None
     scorecard: dict | None = None  # the WoE scorecard spec (kinds scorecard and blend)
-    blend: dict | None = None  # {"intercept", "lightgbm", "scorecard"}: the blend's weights (kind blend)
+    blend: dict | None = None  # {"intercept", "lightgbm", "scorecard" or "logistic"}: the blend's weights
+    logistic: dict | None = None  # the one-hot logistic model's spec (kind logistic, or a blend's linear part)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        needs = {"lightgbm": ("booster",), "scorecard": ("scorecard",), "blend": ("booster", "scorecard", "blend")}
+        needs = {"lightgbm": ("booster",), "scorecard": ("scorecard",), "logistic": ("logistic",),
+                 "blend": ("booster", "blend")}
         lacking = [part for part in needs[self.kind] if getattr(self, part) is None]
+        if self.kind == "blend" and not lacking:
+            lacking = [part for part in ("scorecard", "logistic") if part in self.blend and getattr(self, part) is None]
         if lacking:
             raise ValueError(f"a {self.kind} bundle needs {', '.join(lacking)}")
 
@@ -246,6 +275,8 @@ class ScoringBundle:
         d.mkdir(parents=True)
         if self.booster is not None:
             self.booster.save_model(str(d / "model.txt"))
+        if self.logistic is not None:
+            (d / "logistic.json").write_text(json.dumps(self.logistic, ensure_ascii=False, indent=1), encoding="utf-8")
         if self.scorecard is not None:
             (d / "scorecard.json").write_text(json.dumps(self.scorecard, ensure_ascii=False, indent=1),
                                               encoding="utf-8")
@@ -258,6 +289,8 @@ class ScoringBundle:
                    "reason contributions are measured against it") if self.kind == "lightgbm" else (
             "the mean model margin over the training rows; reasons are measured against each feature's best "
             "scorecard bin" if self.kind == "scorecard" else
+            "the mean model margin over the training rows; reasons are each feature's term against its "
+            "training mean (exact SHAP of the linear model)" if self.kind == "logistic" else
             "the mean model margin over the training rows; reasons are the LightGBM part's TreeSHAP "
             "contributions times its blend weight")
         meta = {
@@ -289,6 +322,8 @@ class ScoringBundle:
             booster=lgb.Booster(model_file=str(model_file)) if model_file.exists() else None,
             scorecard=json.loads(scorecard.read_text(encoding="utf-8")) if scorecard.exists() else None,
             blend=meta.get("blend"),
+            logistic=json.loads((d / "logistic.json").read_text(encoding="utf-8"))
+            if (d / "logistic.json").exists() else None,
             calibrator=json.loads((d / "calibrator.json").read_text(encoding="utf-8")),
             scale=MasterScale.load(d / "master_scale.yaml"),
             features=[Feature.from_dict(f) for f in meta["features"]],
@@ -325,20 +360,31 @@ class ScoringBundle:
         threads = threads or self.num_threads
         if self.kind == "lightgbm":
             return self.booster.predict(X, raw_score=True, num_threads=threads)
-        from training.scorecard import scorecard_logit  # lazily: scikit-learn only for these kinds
-
-        sc = scorecard_logit(self.scorecard, decode(X, self.features))
+        if self.kind == "logistic":
+            return self._logistic_margin(X)
         if self.kind == "scorecard":
-            return sc
+            return self._scorecard_margin(X)
         w = self.blend
-        return w["intercept"] + w["lightgbm"] * self.booster.predict(X, raw_score=True, num_threads=threads) \
-            + w["scorecard"] * sc
+        linear = (w["scorecard"] * self._scorecard_margin(X) if "scorecard" in w
+                  else w["logistic"] * self._logistic_margin(X))
+        return w["intercept"] + w["lightgbm"] * self.booster.predict(X, raw_score=True, num_threads=threads) + linear
+
+    def _scorecard_margin(self, X: np.ndarray) -> np.ndarray:
+        from training.scorecard import scorecard_logit  # lazily: scikit-learn only for scorecard kinds
+
+        return scorecard_logit(self.scorecard, decode(X, self.features))
+
+    def _logistic_margin(self, X: np.ndarray) -> np.ndarray:
+        intercept, terms = logistic_terms(self.logistic, X, self.features)
+        return intercept + terms.sum(axis=1)
 
     def contributions(self, X: np.ndarray, *, threads: int | None = None) -> np.ndarray:
         """Per row and feature, how much it raised the margin: the reasons' input (see the module docstring)."""
         threads = threads or self.num_threads
         if self.kind == "scorecard":
             return scorecard_contributions(self.scorecard, X, self.features)
+        if self.kind == "logistic":
+            return logistic_terms(self.logistic, X, self.features)[1]
         contrib = self.booster.predict(X, pred_contrib=True, num_threads=threads)[:, :-1]
         return contrib if self.kind == "lightgbm" else self.blend["lightgbm"] * contrib
 

@@ -10,7 +10,8 @@
    asked), then refit it on all booster rows (``training.lgbm.crossfit``);
    For a table (not the feature panel), compare candidates on the same folds and register the
    one with the lowest out-of-fold log loss: this LightGBM, two LightGBM variants for small
-   tables, the WoE scorecard and a blend (``training.select``; never the test rows);
+   tables, the WoE scorecard, a one-hot logistic regression and a blend (``training.select``;
+   never the test rows);
 3. calibrate to PD on the (winner's) out-of-fold margins of the calibration rows (Platt or
    isotonic with logit tails, lower merchant-grouped CV log loss wins);
 4. map PD to score, grade and class with the master scale;
@@ -53,7 +54,7 @@ DEFAULT_EXPERIMENT = "lifecredit"
 SHAP_SAMPLE = 2000
 SWITCH_INTERVAL = 0.0005  # s; Python's default 0.005 (see _train)
 Progress = Callable[[str], None]
-TABLE_CANDIDATES = ("lightgbm", "lightgbm_small", "lightgbm_additive", "scorecard", "blend")
+TABLE_CANDIDATES = ("lightgbm", "lightgbm_small", "lightgbm_additive", "scorecard", "logistic", "blend")
 """Candidates of ``train --table``, chosen by out-of-fold log loss on the training rows (``training.select``)."""
 PANEL_CANDIDATES = None
 """The feature panel keeps the cross-fitted LightGBM without a comparison: serving precomputes TreeSHAP
@@ -351,6 +352,7 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
 _TITLES = {"lightgbm": "LightGBM", "lightgbm_small": "LightGBM (small-table defaults)",
            "lightgbm_additive": "LightGBM (boosted stumps)", "scorecard": "WoE scorecard",
+           "logistic": "One-hot logistic regression",
            "blend": "LightGBM + scorecard blend"}
 
 
@@ -390,6 +392,9 @@ def _model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
     if chosen == "scorecard":
         reasons = ("Per row, the scorecard features whose bin lost the most points against that feature's best "
                    "bin (coefficient x WoE gap, in log-odds), up to four.")
+    elif chosen == "logistic":
+        reasons = ("Per row, the features whose logistic term is furthest above its mean over the training rows "
+                   "(the exact SHAP value of a linear model), up to four.")
     else:
         reasons = (f"Per row, the features with the largest positive TreeSHAP contribution to the LightGBM margin"
                    f"{' (times its blend weight: the scorecard part gives no reasons)' if chosen == 'blend' else ''}"
