@@ -101,6 +101,14 @@ def test_byo_table_is_as_good_as_hand_built_models(env, tables):
     assert r["metrics"]["auc"] >= max(hand.values()) - 0.01, (r["metrics"]["auc"], hand)
     assert r["challenger_metrics"]["auc"] >= hand["logistic"] - 0.03
     assert r["metrics"]["classes_rejected"] == 0
+    # the registered model is the candidate with the best out-of-fold evidence, and the run says so
+    from mlflow import MlflowClient
+
+    run = MlflowClient().get_run(r["run_id"]).data
+    table = {row["candidate"]: row for row in r["selection"]}
+    assert run.params["selected_model"] == r["selected_model"] and table[r["selected_model"]]["selected"]
+    assert {"lightgbm", "lightgbm_small", "lightgbm_additive", "scorecard", "logistic"} <= set(table)
+    assert all(f"oof.{c}.log_loss" in run.metrics and f"oof.{c}.auc" in run.metrics for c in table)
 
 
 def test_byo_with_a_time_column_and_monotone_directions(env, tables):
