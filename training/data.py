@@ -8,11 +8,11 @@ Splits
 ------
 * Merchant-disjoint and out of time (the feature panel, or a table with ``--time-col``). A
   merchant's monthly rows share one 12-month outcome and its static attributes identify it, so
-  a test row of a merchant the booster saw is not a new applicant. A seeded ``test_share`` of
-  the merchants (drawn separately among merchants with and without a default) is held out
-  whole: no booster or calibration row comes from them. Working back from the latest labelled
-  date, whole dates form the **late window** until it holds ``late_share`` of the rows; its
-  first date is the split date. The other merchants' rows before it are the **booster rows**
+  a test row of a merchant the booster saw is not a new applicant. Working back from the latest
+  labelled date, whole dates form the **late window** until it holds ``late_share`` of the rows;
+  its first date is the split date. A seeded ``test_share`` of the merchants with rows in the
+  late window (drawn separately among those with and without a default there) is held out
+  whole: no booster or calibration row comes from them. The other merchants' rows before it are the **booster rows**
   (``train``), their rows from it on the **calibration rows** (``valid``), and the held-out
   merchants' rows from it on the **test** rows: later than every booster row, from merchants
   no fitted row came from. The other merchants are dealt into ``FOLDS`` folds for
@@ -132,7 +132,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _held_out(groups: np.ndarray, y: np.ndarray, share: float, rng: np.random.Generator) -> set:
-    """A ``share`` of the groups, drawn separately among groups with and without a default."""
+    """A ``share`` of the groups, drawn separately among groups with and without a default in ``y``."""
     group_bad = pd.Series(y).groupby(groups).max()
     held: list = []
     for _, members in group_bad.groupby(group_bad):
@@ -152,9 +152,11 @@ def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: in
     n_late = min(int(np.searchsorted(np.cumsum(counts[::-1]), late_share * counts.sum()) + 1), len(values) - 1)
     split_at = values[len(values) - n_late]
     rng = np.random.default_rng(seed)
-    held = _held_out(groups, y, test_share, rng)
-    is_test = pd.Series(groups).isin(held).to_numpy()  # hashed: np.isin on objects is quadratic
     late = times >= split_at
+    # held out among merchants with late rows, stratified by a default in them: the test's defaults
+    # are then about test_share of the late window's, and no early-only merchant is wasted
+    held = _held_out(groups[late], y[late], test_share, rng)
+    is_test = pd.Series(groups).isin(held).to_numpy()  # hashed: np.isin on objects is quadratic
     pos = np.arange(len(times))
     others = pd.unique(groups[~is_test])
     fold_of = pd.Series(rng.permutation(len(others)) % folds, index=others)
