@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 LC = str(ROOT / ".venv" / "bin" / "lifecredit")
@@ -80,6 +81,7 @@ def main() -> None:
                         "test": train["metrics"], "split": _evaluation(mlruns, train["run_id"])["split"],
                         "gate": gate, "truth": truth,
                         "check": check, "unseen": _unseen(mlruns, train["run_id"], d),
+                        "reasons": _reasons(mlruns, train["model_uri"], d),
                         "seconds": {"prepare": prepared - started, "train": trained - prepared}})
     first = results[0]
     for other in results[1:]:
@@ -165,13 +167,41 @@ def _transfer(mlruns: Path, model_uri: str, d: Path) -> dict:
     scored = _scores(mlruns, model_uri, pdf)
     y = pdf["bad"].to_numpy().astype(int)
     p = scored["pd"].to_numpy()
-    classes = group_table(y, p, scored["class"].to_numpy(), list("ABCD"), clusters=pdf["merchant_id"].to_numpy())
+    merchants = pdf["merchant_id"].to_numpy()
+    classes = group_table(y, p, scored["class"].to_numpy(), list("ABCD"), clusters=merchants)
+    from training.master_scale import MasterScale
+
+    t = pdf["true_pd_12m"].to_numpy()  # the truth's own verdict on the same rows (a surprise shock beats it too)
+    truth_rejected = [r["group"] for r in group_table(y, t, MasterScale.load().risk_class(t), list("ABCD"),
+                                                      clusters=merchants) if r["rejected"]]
     auc, truth_auc = roc_auc_score(y, p), roc_auc_score(y, pdf["true_pd_12m"])
     return {"rows": len(pdf), "defaults": int(y.sum()), "from": str(late[0]), "to": str(late[-1]),
             "auc": float(auc), "truth_auc": float(truth_auc), "gap": float(auc - truth_auc),
-            "mean_pd": float(p.mean()), "default_rate": float(y.mean()),
+            "mean_pd": float(p.mean()), "default_rate": float(y.mean()), "mean_true_pd": float(t.mean()),
+            "truth_jeffreys_rejected": truth_rejected,
             "jeffreys": [{k: r[k] for k in ("group", "n", "obligors", "defaults", "mean_pd", "default_rate",
                                              "jeffreys_p", "rejected")} for r in classes]}
+
+
+ARREARS = {"current_dpd", "worst_dpd_365d", "worst_dpd_ever", "delinquent_months_365d", "months_since_last_delinquency"}
+SALES_PREFIXES = ("sales_", "sale_count_", "net_sales_", "active_days_")
+IDENTITY = {"sector", "province", "urban_rural", "business_form"}
+
+
+def _reasons(mlruns: Path, model_uri: str, d: Path) -> dict:
+    """Directional reason checks on the latest snapshot (issue 13, item 5)."""
+    import pandas as pd
+
+    latest = pd.read_parquet(d / "features" / "latest.parquet")
+    out = _scores(mlruns, model_uri, latest)
+    codes = out[[f"reason_{k}_code" for k in range(1, 5)]].to_numpy(dtype=object)
+    past_due = latest["current_dpd"].fillna(0).to_numpy() >= 30
+    falling = latest["sales_growth_yoy"].to_numpy() <= -0.3
+    arrears = [any(c in ARREARS for c in row[:2]) for row in codes[past_due]]
+    sales = [any(isinstance(c, str) and c.startswith(SALES_PREFIXES) for c in row) for row in codes[falling]]
+    return {"past_due": int(past_due.sum()), "arrears_top2": float(pd.Series(arrears, dtype=float).mean()),
+            "falling": int(falling.sum()), "sales_top4": float(pd.Series(sales, dtype=float).mean()),
+            "identity_reasons": int(sum(c in IDENTITY for c in codes.ravel()))}
 
 
 def _shares_ok(section: dict) -> tuple[bool, list[str]]:
@@ -210,7 +240,13 @@ def _report(results: list[dict]) -> None:
              + ("" if shares_ok else "  MISSED " + "; ".join(misses))),
             ("mean PD / mean true PD", f"{a['mean_pd']:.2%} / {a['mean_true_pd']:.2%}; calibration slope "
                                        f"{a['calibration']['slope']:.2f}, offset {a['calibration']['offset']:+.2f}"),
+            ("reasons (latest snapshot)", f"30+ dpd with an arrears reason in top 2: {r['reasons']['arrears_top2']:.1%} "
+                                          f"of {r['reasons']['past_due']}; sales down 30%+ yoy with a sales reason in "
+                                          f"top 4: {r['reasons']['sales_top4']:.1%} of {r['reasons']['falling']}; "
+                                          f"identity reasons: {r['reasons']['identity_reasons']}"),
         ]
+        goals[f"{name}.reasons_arrears>=95%"] = r["reasons"]["arrears_top2"] >= 0.95
+        goals[f"{name}.reasons_sales>=80%"] = r["reasons"]["sales_top4"] >= 0.80
         if "from_first" in r:
             t = r["from_first"]
             rejected = [j["group"] for j in t["jeffreys"] if j["rejected"]]
@@ -218,7 +254,9 @@ def _report(results: list[dict]) -> None:
             goals[f"{name}.transfer_jeffreys"] = not rejected
             lines.append((f"model of {results[0]['market']} here", (
                 f"AUC {t['auc']:.4f} vs true PD {t['truth_auc']:.4f} (gap {t['gap']:+.4f}) on {t['rows']:,} rows "
-                f"{t['from']}..{t['to']}; mean PD {t['mean_pd']:.2%} vs observed {t['default_rate']:.2%}; Jeffreys "
+                f"{t['from']}..{t['to']}; mean PD {t['mean_pd']:.2%} vs observed {t['default_rate']:.2%} "
+                f"(true PD {t['mean_true_pd']:.2%}; the truth itself rejected in "
+                f"{', '.join(t['truth_jeffreys_rejected']) or 'no class'}); Jeffreys "
                 + ", ".join(f"{j['group']} p={'-' if j['jeffreys_p'] is None else format(j['jeffreys_p'], '.3f')}"
                             f"{' REJECTED' if j['rejected'] else ''}" for j in t["jeffreys"]))))
         width = max(len(k) for k, _ in lines)

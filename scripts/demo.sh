@@ -22,6 +22,9 @@ step "4/8 train, calibrate, evaluate on merchants held out whole, and register (
 train_json=$($lc train --features "$data/features" | tail -n 1)
 echo "$train_json"
 version=$(printf '%s' "$train_json" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+step "4b/8 judge version $version against the simulator's true PD (simulated markets only; training never reads it)"
+$lc truth-check --model "models:/lifecredit-merchant-pd/$version" --features "$data/features" \
+  --truth "$data/raw/truth.parquet" --out "$data/truth_check"
 step "5/8 promote version $version through the gate (alias champion)"
 if ! $lc promote --version "$version"; then
   # never forced: a refusal is a regression to look at, not something to paper over

@@ -124,13 +124,16 @@ class CrossFit:
 
 def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
              features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
+             params: dict | None = None, refit: bool = True,
              progress: Callable[[int, int], None] | None = None,
              fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
     """Cross-fit (module docstring): ``fold[i]`` is row ``i``'s fold (by merchant), ``fit_rows`` train the
     boosters, ``cal_rows`` are scored out of fold. ``fit_rows`` and ``cal_rows`` may be the same rows
     (plain K-fold cross-validation, for a table without time).
 
-    ``fitter(params, train, rounds)`` replaces the local final fit (``training.dask_fit.DaskFitter``).
+    ``params`` replaces :func:`base_params`; ``refit=False`` skips the final fit (``booster`` None: a
+    candidate being compared). ``fitter(params, train, rounds)`` replaces the local final fit
+    (``training.dask_fit.DaskFitter``).
     """
     import lightgbm as lgb
 
@@ -145,7 +148,7 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
     cats = [j for j, f in enumerate(features) if f.is_categorical]
     data = lgb.Dataset(X[rows], label=y[rows], feature_name=names, categorical_feature=cats, free_raw_data=False,
                        params={"feature_pre_filter": False} if tune else None)
-    params = base_params(features, seed=seed, num_threads=num_threads, n_rows=len(fit_rows))
+    params = params or base_params(features, seed=seed, num_threads=num_threads, n_rows=len(fit_rows))
     trials: list[dict] = []
 
     def cv(p: dict) -> tuple[float, int, object]:
@@ -163,16 +166,21 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
     for (_, te), b in zip(folds, cvb.boosters, strict=True):
         idx = [where[rows[i]] for i in te]
         oof[idx] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
-    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=names, categorical_feature=cats,
-                        free_raw_data=False)
-    final = (fitter or _fixed_rounds)(params, train, best)
+    final = refit_booster(X, y, fit_rows, features, params, best, fitter) if refit else None
     return CrossFit(booster=final, params=params, best_iteration=best, oof_margin=oof, cv_log_loss=loss,
                     trials=trials)
 
 
-def _fixed_rounds(params: dict, train, rounds: int):
+def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[Feature], params: dict,
+                  rounds: int, fitter: Callable[[dict, object, int], object] | None = None):
+    """The final booster: all booster rows, the cross-fitted number of trees (on ``fitter`` if given)."""
     import lightgbm as lgb
 
+    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=booster_names([f.name for f in features]),
+                        categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
+                        free_raw_data=False)
+    if fitter is not None:
+        return fitter(params, train, rounds)
     return lgb.train(params, train, num_boost_round=rounds)
 
 

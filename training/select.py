@@ -143,47 +143,6 @@ def cv_calibrated(margin: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[
     return best[2], best[1], losses
 
 
-def crossfit_variant(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-                     features: list[Feature], params: dict) -> tuple[np.ndarray, int, float]:
-    """``training.lgbm.crossfit``'s cross-fitting with given parameters (no final refit, no tuning):
-    (out-of-fold margins of ``cal_rows``, trees by pooled out-of-fold log loss, that log loss)."""
-    import lightgbm as lgb
-
-    from training.lgbm import MAX_ROUNDS, PATIENCE, booster_names
-
-    rows = np.union1d(fit_rows, cal_rows)
-    pos = {r: i for i, r in enumerate(rows)}
-    fit_pos = np.array([pos[r] for r in fit_rows])
-    cal_pos = np.array([pos[r] for r in cal_rows])
-    folds = [(fit_pos[fold[fit_rows] != k], cal_pos[fold[cal_rows] == k]) for k in np.unique(fold[cal_rows])]
-    data = lgb.Dataset(X[rows], label=y[rows], feature_name=booster_names([f.name for f in features]),
-                       categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
-                       free_raw_data=False, params={"feature_pre_filter": False})
-    res = lgb.cv({**params, "metric": "binary_logloss"}, data, num_boost_round=MAX_ROUNDS, folds=folds,
-                 stratified=False, shuffle=False, return_cvbooster=True,
-                 callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
-    curve = res["valid binary_logloss-mean"]
-    best = len(curve)
-    oof = np.empty(len(cal_rows))
-    where = {r: i for i, r in enumerate(cal_rows)}
-    for (_, te), b in zip(folds, res["cvbooster"].boosters, strict=True):
-        oof[[where[rows[i]] for i in te]] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
-    return oof, best, float(curve[-1])
-
-
-def refit_variant(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[Feature], params: dict,
-                  rounds: int):
-    """The final booster of a variant: all booster rows, its cross-fitted number of trees."""
-    import lightgbm as lgb
-
-    from training.lgbm import booster_names
-
-    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=booster_names([f.name for f in features]),
-                        categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
-                        free_raw_data=False)
-    return lgb.train(params, train, num_boost_round=rounds)
-
-
 def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[Feature],
                   scale: MasterScale) -> dict:
     """The WoE scorecard's spec fitted on ``rows`` of the encoded matrix (decoded as serving decodes it)."""
@@ -354,6 +313,8 @@ def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndar
     ``base_oof``/``base_trees``/``base_params``: the pipeline's own cross-fit (candidate ``lightgbm``);
     ``scorecard``: :func:`scorecard_oof`'s result (computed beside LightGBM by the caller), or None.
     """
+    from training import lgbm
+
     y_cal = y[cal_rows].astype(int)
     f_cal = fold[cal_rows]
     out: dict[str, Candidate] = {}
@@ -363,7 +324,8 @@ def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndar
             continue
         started = time.perf_counter()
         params = variant_params(name, base_params, len(fit_rows))
-        oof, trees, _ = crossfit_variant(X, y, fit_rows, cal_rows, fold, features, params)
+        cf = lgbm.crossfit(X, y, fit_rows, cal_rows, fold, features, seed=0, params=params, refit=False)
+        oof, trees = cf.oof_margin, cf.best_iteration
         out[name] = _score(Candidate(name, oof, info={"trees": trees, "params": params}), y_cal, f_cal)
         out[name].seconds = round(time.perf_counter() - started, 3)
     for name, given in (("scorecard", scorecard), ("logistic", logistic)):
@@ -468,7 +430,7 @@ def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[Feature], s
         lin = win.info.get("linear", win.name)
         if tree in LGBM_VARIANTS and tree != "lightgbm":
             c = selection.candidates[tree]
-            booster = refit_variant(X, y, fit_rows, features, c.info["params"], c.info["trees"])
+            booster = lgbm.refit_booster(X, y, fit_rows, features, c.info["params"], c.info["trees"])
         if lin == "scorecard":
             spec = fit_scorecard(X, y, fit_rows, features, scale)
         elif lin == "logistic":
