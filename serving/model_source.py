@@ -58,7 +58,7 @@ def _card_from_run(client, name: str, version: str, run_id: str, source: str) ->
         if key.startswith("window."):
             part, _, field = key.removeprefix("window.").partition("_")
             if part in ("train", "valid", "test") and field:
-                windows.setdefault({"valid": "validation"}.get(part, part), {})[field] = value
+                windows.setdefault({"valid": "calibration"}.get(part, part), {})[field] = value
             else:
                 windows.setdefault("split", {})[key.removeprefix("window.")] = value
     return {

@@ -170,7 +170,7 @@ class ModelCard(BaseModel):
     alias: str
     run_id: str
     source: str = Field(description="Where the model was loaded from: mlflow registry or BentoML model store.")
-    windows: dict = Field(description="Training, validation and test windows (dates, rows, defaults).")
+    windows: dict = Field(description="Booster (train), calibration and test rows: dates, rows, defaults, merchants held out.")
     test_metrics: dict = Field(description="Discrimination and calibration on the out-of-time test window.")
     feature_set: dict = Field(description="Feature set name, version and feature list.")
     master_scale: str
