@@ -50,6 +50,11 @@ class Feature(BaseModel):
     risk_direction: Literal[-1, 0, 1] = Field(
         description="+1: riskier as the value grows; -1: safer; 0: not monotone or unknown (no constraint)."
     )
+    model_input: bool = Field(
+        True,
+        description="Whether models train on it. false: kept in the panel and the snapshot (peer groups, "
+                    "regulator views) but not a model input - identities a new economy does not share.",
+    )
     reason: bool | None = Field(
         None,
         description="Whether the feature may be a reason code; default: only with a risk direction. "
@@ -79,14 +84,16 @@ class Feature(BaseModel):
             raise ValueError(f"{self.name}: a reason feature needs reason_en and reason_zh")
         if self.reason is False and (self.reason_en or self.reason_zh):
             raise ValueError(f"{self.name}: reason: false with reason texts that would never be shown")
+        if self.reason and not self.model_input:
+            raise ValueError(f"{self.name}: a feature that is not a model input cannot be a reason")
         if self.reason_threshold is not None and not self.shows_reason:
             raise ValueError(f"{self.name}: reason_threshold on a feature that is never a reason")
         return self
 
     @property
     def shows_reason(self) -> bool:
-        """May this feature be given as a reason code? (``reason``, default: it has a risk direction)."""
-        return self.risk_direction != 0 if self.reason is None else self.reason
+        """May this feature be given as a reason code? (``reason``, default: a model input with a risk direction)."""
+        return self.model_input and self.risk_direction != 0 if self.reason is None else self.reason
 
 
 class Catalog(BaseModel):
@@ -129,6 +136,10 @@ class Catalog(BaseModel):
     def monotone_constraints(self, names: list[str] | None = None) -> list[int]:
         """LightGBM ``monotone_constraints`` for ``names`` (default: all features, catalogue order)."""
         return [self[n].risk_direction for n in (names or self.names)]
+
+    def model_features(self) -> list[Feature]:
+        """The features models train on (``model_input``), in catalogue order."""
+        return [f for f in self.features if f.model_input]
 
     def reason_features(self) -> list[str]:
         """Names of the features that may be reason codes."""

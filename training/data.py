@@ -75,7 +75,7 @@ class Catalog:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
         features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
                             reason_en=f.reason_en or "", reason_zh=f.reason_zh or "",
-                            reason_threshold=f.reason_threshold) for f in cat.features]
+                            reason_threshold=f.reason_threshold) for f in cat.model_features()]
         raw = path.read_bytes()
         return cls(name=cat.name, version=cat.version, features=features, text=raw.decode("utf-8"),
                    sha256=hashlib.sha256(raw).hexdigest())

@@ -124,7 +124,7 @@ class CrossFit:
 
 def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
              features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
-             params: dict | None = None, refit: bool = True,
+             params: dict | None = None, refit: bool = True, weight: np.ndarray | None = None,
              progress: Callable[[int, int], None] | None = None,
              fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
     """Cross-fit (module docstring): ``fold[i]`` is row ``i``'s fold (by merchant), ``fit_rows`` train the
@@ -132,7 +132,7 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
     (plain K-fold cross-validation, for a table without time).
 
     ``params`` replaces :func:`base_params`; ``refit=False`` skips the final fit (``booster`` None: a
-    candidate being compared). ``fitter(params, train, rounds)`` replaces the local final fit
+    candidate being compared); ``weight`` (one per row of ``X``) weights the rows. ``fitter(params, train, rounds)`` replaces the local final fit
     (``training.dask_fit.DaskFitter``).
     """
     import lightgbm as lgb
@@ -146,7 +146,8 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
         raise ValueError("cross-fitting needs at least 2 folds, each with booster rows of other merchants")
     names = booster_names([f.name for f in features])
     cats = [j for j, f in enumerate(features) if f.is_categorical]
-    data = lgb.Dataset(X[rows], label=y[rows], feature_name=names, categorical_feature=cats, free_raw_data=False,
+    data = lgb.Dataset(X[rows], label=y[rows], weight=None if weight is None else weight[rows], feature_name=names,
+                       categorical_feature=cats, free_raw_data=False,
                        params={"feature_pre_filter": False} if tune else None)
     params = params or base_params(features, seed=seed, num_threads=num_threads, n_rows=len(fit_rows))
     trials: list[dict] = []
@@ -166,17 +167,19 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
     for (_, te), b in zip(folds, cvb.boosters, strict=True):
         idx = [where[rows[i]] for i in te]
         oof[idx] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
-    final = refit_booster(X, y, fit_rows, features, params, best, fitter) if refit else None
+    final = refit_booster(X, y, fit_rows, features, params, best, fitter, weight) if refit else None
     return CrossFit(booster=final, params=params, best_iteration=best, oof_margin=oof, cv_log_loss=loss,
                     trials=trials)
 
 
 def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[Feature], params: dict,
-                  rounds: int, fitter: Callable[[dict, object, int], object] | None = None):
+                  rounds: int, fitter: Callable[[dict, object, int], object] | None = None,
+                  weight: np.ndarray | None = None):
     """The final booster: all booster rows, the cross-fitted number of trees (on ``fitter`` if given)."""
     import lightgbm as lgb
 
-    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], feature_name=booster_names([f.name for f in features]),
+    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], weight=None if weight is None else weight[fit_rows],
+                        feature_name=booster_names([f.name for f in features]),
                         categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
                         free_raw_data=False)
     if fitter is not None:

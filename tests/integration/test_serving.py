@@ -59,8 +59,11 @@ def _body(response) -> dict:
 
 
 def _features(served, i: int = 0) -> dict:
-    row = served.snapshot.row(i, named=True)
-    return {k: v for k, v in row.items() if k not in ("merchant_id", "as_of", "bad")}
+    """The model's inputs from snapshot row ``i`` (the snapshot also holds identities that are no model input)."""
+    from features import load_catalog
+
+    inputs = {f.name for f in load_catalog().model_features()}
+    return {k: v for k, v in served.snapshot.row(i, named=True).items() if k in inputs}
 
 
 # -- tier 1: the service's methods, called directly ---------------------------------------------

@@ -166,3 +166,18 @@ def test_features_package_never_reads_truth():
         if "truth.parquet" in p.read_text(encoding="utf-8") or re.search(r"""["']truth["']""", p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_identities_stay_in_the_panel_but_are_no_model_inputs():
+    """Sector, province, urban/rural and business form feed peer groups and regulator views, not the model
+    (issue 13, item 4: an identity stays in the model only if the cross-market check holds with it)."""
+    from training.data import Catalog as TrainingCatalog
+
+    cat = load_catalog()
+    assert set(IDENTITY) <= set(cat.names)
+    assert not set(IDENTITY) & {f.name for f in cat.model_features()}
+    assert not set(IDENTITY) & {f.name for f in TrainingCatalog.read().features}
+    doc = yaml.safe_load((ROOT / "features" / "catalog.yaml").read_text(encoding="utf-8"))
+    dpd = next(f for f in doc["features"] if f["name"] == "current_dpd")
+    with pytest.raises(ValidationError, match="not a model input cannot be a reason"):
+        Catalog.model_validate({**doc, "features": [{**dpd, "model_input": False, "reason": True}]})
