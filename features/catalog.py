@@ -62,6 +62,11 @@ class Feature(BaseModel):
     )
     reason_en: str | None = Field(None, min_length=1)
     reason_zh: str | None = Field(None, min_length=1)
+    reason_group: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]*$",
+        description="Reason features telling one story (e.g. sales, arrears, complaints): a merchant gets at most "
+                    "one reason per group, the groups ranked by their members' summed contribution.",
+    )
     reason_threshold: float | None = Field(
         None,
         description="Where the text starts to be true: the reason is given only for a value above it "
@@ -86,6 +91,8 @@ class Feature(BaseModel):
             raise ValueError(f"{self.name}: reason: false with reason texts that would never be shown")
         if self.reason and not self.model_input:
             raise ValueError(f"{self.name}: a feature that is not a model input cannot be a reason")
+        if self.reason_group is not None and not self.shows_reason:
+            raise ValueError(f"{self.name}: reason_group on a feature that is never a reason")
         if self.reason_threshold is not None and not self.shows_reason:
             raise ValueError(f"{self.name}: reason_threshold on a feature that is never a reason")
         return self

@@ -118,6 +118,7 @@ class Feature:
     reason_zh: str = ""
     reason: bool = True  # may be a reason code (catalogue: false for identity and direction-0 features)
     reason_threshold: float | None = None  # the text holds only above it (direction +1) or below it (-1)
+    reason_group: str = ""  # features telling one story (e.g. "sales"); empty: a group of its own
 
     @property
     def is_categorical(self) -> bool:
@@ -126,14 +127,14 @@ class Feature:
     def to_dict(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "direction": self.direction,
                 "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh,
-                "reason": self.reason, "reason_threshold": self.reason_threshold}
+                "reason": self.reason, "reason_threshold": self.reason_threshold, "reason_group": self.reason_group}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Feature":
         return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
                    categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
                    reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)),  # absent: older bundles
-                   reason_threshold=d.get("reason_threshold"))
+                   reason_threshold=d.get("reason_threshold"), reason_group=d.get("reason_group", ""))
 
 
 def encode(frame, features: list[Feature]) -> np.ndarray:
@@ -408,7 +409,8 @@ class ScoringBundle:
         return out
 
     def reasons(self, contrib: np.ndarray, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Top risk-raising reason-capable features per row from TreeSHAP margin contributions.
+        """Top risk-raising reason-capable features per row from TreeSHAP margin contributions, at most
+        one per ``reason_group`` (groups ranked by their members' summed risk-raising contribution).
 
         ``X`` (the encoded rows) lets a feature with a catalogue text be skipped where its value
         is missing (see the module docstring); without it only ``Feature.reason`` filters.
@@ -424,8 +426,20 @@ class ScoringBundle:
                 if f.reason_threshold is not None:
                     holds = X[:, j] > f.reason_threshold if f.direction >= 0 else X[:, j] < f.reason_threshold
                     contrib[:, j] = np.where(holds, contrib[:, j], -np.inf)
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-        top = np.take_along_axis(contrib, order, axis=1)
+        # one reason per group: groups ranked by the sum of their members' risk-raising contributions,
+        # each shown as its largest member (several sales features do not crowd out complaints, and a
+        # decline spread thin over a dozen sales windows still counts as one strong reason)
+        groups: dict[str, list[int]] = {}
+        for j, f in enumerate(self.features):
+            groups.setdefault(f.reason_group or f.name, []).append(j)
+        members = list(groups.values())
+        shown = np.where(np.isfinite(contrib), contrib, -np.inf)
+        score = np.column_stack([np.where(shown[:, m] > 0, shown[:, m], 0.0).sum(axis=1) for m in members])
+        best = np.column_stack([np.asarray(m)[np.argmax(shown[:, m], axis=1)] for m in members])
+        k = min(N_REASONS, len(members))
+        rank = np.argsort(-score, axis=1, kind="stable")[:, :k]
+        order = np.take_along_axis(best, rank, axis=1)
+        top = np.take_along_axis(score, rank, axis=1)
         names = np.array(self.feature_names, dtype=object)
         texts = {"en": np.array([f.reason_en or f"{f.name} raised the risk" for f in self.features], dtype=object),
                  "zh": np.array([f.reason_zh or f"{f.name} 提高了风险" for f in self.features], dtype=object)}

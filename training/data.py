@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,8 @@ class Catalog:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
         features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
                             reason_en=f.reason_en or "", reason_zh=f.reason_zh or "",
-                            reason_threshold=f.reason_threshold) for f in cat.model_features()]
+                            reason_threshold=f.reason_threshold, reason_group=f.reason_group or "")
+                    for f in cat.model_features()]
         raw = path.read_bytes()
         return cls(name=cat.name, version=cat.version, features=features, text=raw.decode("utf-8"),
                    sha256=hashlib.sha256(raw).hexdigest())
@@ -326,8 +327,7 @@ def _with_categories(features: list[Feature], frame: pl.DataFrame) -> list[Featu
     for f in features:
         if f.is_categorical:
             cats = frame[f.name].cast(pl.String).drop_nulls().unique().sort().to_list()
-            f = Feature(name=f.name, dtype=f.dtype, direction=0, categories=tuple(cats),
-                        reason_en=f.reason_en, reason_zh=f.reason_zh, reason=f.reason)
+            f = replace(f, direction=0, categories=tuple(cats))
         out.append(f)
     return out
 

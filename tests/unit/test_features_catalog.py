@@ -113,8 +113,11 @@ def test_catalogue_reason_rules(tmp_path):
     # without `reason`, a feature is a reason exactly when it has a direction
     plain = {k: v for k, v in sector.items() if k != "reason"}
     assert Catalog.model_validate({**doc, "features": [plain, dpd]}).reason_features() == ["current_dpd"]
-    silent = {**dpd, "reason": False, "reason_en": None, "reason_zh": None, "reason_threshold": None}
+    silent = {**dpd, "reason": False, "reason_en": None, "reason_zh": None, "reason_threshold": None,
+              "reason_group": None}
     assert Catalog.model_validate({**doc, "features": [silent]}).reason_features() == []
+    with pytest.raises(ValidationError, match="reason_group on a feature that is never a reason"):
+        Catalog.model_validate({**doc, "features": [{**silent, "reason_group": "arrears"}]})
     with pytest.raises(ValidationError, match="reason_threshold on a feature that is never a reason"):
         Catalog.model_validate({**doc, "features": [{**silent, "reason_threshold": 0}]})
 

@@ -183,3 +183,24 @@ def test_a_reason_is_never_given_on_the_wrong_side_of_its_threshold(bundle):
         assert not (shown(out, name) & wrong_side).any(), name
         assert (shown(out, name) == (shown(plain, name) & ~wrong_side)).all(), name
     assert (shown(limited.reasons(contrib), "complaints") == shown(bundle.reasons(contrib), "complaints")).all()
+
+
+def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
+    """Three small sales contributions outrank one larger complaints contribution, and show as one reason."""
+    import numpy as np
+
+    from training.bundle import Feature, ScoringBundle
+    from training.master_scale import MasterScale
+
+    features = [Feature("sales_a", direction=-1, reason_en="Sales fell", reason_zh="销售下降", reason_group="sales"),
+                Feature("sales_b", direction=-1, reason_en="Low sales", reason_zh="销售低", reason_group="sales"),
+                Feature("sales_c", direction=-1, reason_en="Few sales", reason_zh="销售少", reason_group="sales"),
+                Feature("complaints", direction=1, reason_en="Many complaints", reason_zh="投诉多"),
+                Feature("sector", dtype="category", reason=False)]
+    bundle = ScoringBundle(booster=object(), calibrator={"kind": "platt", "a": 1.0, "b": 0.0}, scale=MasterScale.load(),
+                           features=features)
+    contrib = np.array([[0.20, 0.25, 0.10, 0.40, 0.90],    # sales 0.55 in all > complaints 0.40; sector never
+                        [0.05, -0.3, 0.00, 0.40, 0.00]])  # sales 0.05 < complaints
+    out = bundle.reasons(contrib)
+    assert [out[f"reason_{k}_code"][0] for k in (1, 2, 3)] == ["sales_b", "complaints", None]
+    assert [out[f"reason_{k}_code"][1] for k in (1, 2, 3)] == ["complaints", "sales_a", None]
