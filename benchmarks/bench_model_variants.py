@@ -15,7 +15,8 @@ variant, run in the same process: each variant's line gives its difference to it
 Variants: ``base`` (the pipeline as it is); ``with_identity`` (sector, province, urban/rural and
 business form as native categorical inputs, as before catalogue 1.3.0); ``merchant_weight`` (one unit of weight per merchant and outcome window:
 a row weighs max(1/rows of its merchant, 1/12)); ``leaf_merchants`` (a leaf holds at least 50
-merchants' worth of rows); ``unconstrained`` (no monotone constraints); ``slow`` (learning rate
+merchants' worth of rows); ``small_leaves`` (a leaf of 30 rows: lets the few rows 60+ days in
+arrears form leaves of their own); ``unconstrained`` (no monotone constraints); ``slow`` (learning rate
 0.01); ``half_features`` (the earlier 50 % features and 80 % rows per round).
 """
 
@@ -31,7 +32,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("base", "with_identity", "merchant_weight", "leaf_merchants", "unconstrained", "slow", "half_features")
+VARIANTS = ("base", "with_identity", "merchant_weight", "leaf_merchants", "small_leaves", "unconstrained", "slow",
+            "half_features")
 IDENTITY = ("sector", "province", "urban_rural", "business_form")
 
 
@@ -66,8 +68,9 @@ def _load(d: Path) -> dict:
     truth = pl.read_parquet(d / "raw" / "truth.parquet").with_columns(pl.col("as_of").cast(pl.Date))
     data = load_panel(d / "features")
     ids = pl.read_parquet(d / "features" / "panel.parquet", columns=["merchant_id", "as_of", *IDENTITY])
-    data.frame = (pl.from_pandas(data.frame).join(ids, on=["merchant_id", "as_of"], how="left", maintain_order="left")
-                  .to_pandas())
+    left = pl.from_pandas(data.frame).drop(IDENTITY, strict=False)
+    data.frame = (left.join(ids.with_columns(pl.col("as_of").cast(left.schema["as_of"])), on=["merchant_id", "as_of"],
+                            how="left", maintain_order="left").to_pandas())
     frame = (pl.from_pandas(data.frame).with_columns(pl.col("as_of").cast(pl.Date))
              .join(truth, on=["merchant_id", "as_of"], how="left").to_pandas())
     latest = (pl.read_parquet(d / "features" / "latest.parquet").with_columns(pl.col("as_of").cast(pl.Date))
@@ -125,6 +128,8 @@ def _run(name: str, m: dict, other: dict, ceiling: dict) -> dict:
     elif name == "leaf_merchants":
         rows_per_merchant = len(s.train) / data.frame["merchant_id"].iloc[s.train].nunique()
         params["min_data_in_leaf"] = int(50 * rows_per_merchant)
+    elif name == "small_leaves":
+        params["min_data_in_leaf"] = 30
     elif name == "unconstrained":
         params["monotone_constraints"] = [0] * len(features)
     elif name == "slow":

@@ -44,7 +44,7 @@ LATE_MONTHS = 6
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--merchants", type=int, default=int(os.environ.get("DEMO_MERCHANTS", 8000)))
+    ap.add_argument("--merchants", type=int, default=int(os.environ.get("DEMO_MERCHANTS", 12000)))
     ap.add_argument("--months", type=int, default=int(os.environ.get("DEMO_MONTHS", 30)))
     ap.add_argument("--volume-scale", type=float, default=float(os.environ.get("DEMO_VOLUME_SCALE", 0.1)))
     ap.add_argument("--markets", default="7,11,13:downturn", help="seed[:scenario],... (the first is the demo's)")

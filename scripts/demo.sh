@@ -12,7 +12,7 @@ data=${LIFECREDIT_DATA_DIR:-data}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "1/8 simulate a small market"
-$lc simulate --merchants "${DEMO_MERCHANTS:-8000}" --months "${DEMO_MONTHS:-30}" --seed 7 \
+$lc simulate --merchants "${DEMO_MERCHANTS:-12000}" --months "${DEMO_MONTHS:-30}" --seed 7 \
   --volume-scale "${DEMO_VOLUME_SCALE:-0.1}" --defect-rate 0.01 --out "$data/raw"
 step "2/8 validate against the contracts (rejected rows go to quarantine)"
 $lc validate --raw "$data/raw" --out "$data/validated"
