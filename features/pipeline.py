@@ -201,7 +201,8 @@ def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *,
 
 
 def resolve_as_of(tables: RawTables, as_of: list[date] | None) -> list[date]:
-    """Sorted distinct ``as_of`` dates; None means month starts covering the transactions."""
+    """Sorted distinct ``as_of`` dates; None means monthly ones (``monthly_as_of``: from the first month start
+    with a year of transactions behind it)."""
     if as_of is None:
         rng = data_date_range(tables)
         if rng is None:
@@ -221,7 +222,7 @@ def build_features(
     """Build ``panel.parquet`` (training spine, with ``bad``), ``latest.parquet`` (every merchant at
     the latest ``as_of``) and ``metadata.json`` from the validated tables in ``raw``.
 
-    ``as_of`` None means month starts covering the transactions (see ``monthly_as_of``).
+    ``as_of`` None means monthly ones (see ``monthly_as_of``).
     Returns the metadata written.
     """
     catalog = load_catalog()

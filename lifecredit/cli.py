@@ -332,7 +332,7 @@ def predict(
 def features(
     raw: Annotated[Path | None, typer.Option(help="Folder of validated tables (default: <data_dir>/validated).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/features).")] = None,
-    monthly: Annotated[bool, typer.Option("--monthly", help="as_of = month starts covering the data (the default).")] = False,
+    monthly: Annotated[bool, typer.Option("--monthly", help="as_of = month starts from the first with a whole year of data behind it (so 365-day windows are complete; shorter data: from its first month) to the month after the last day (the default).")] = False,
     as_of: Annotated[
         list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable); replaces --monthly.")
     ] = None,
