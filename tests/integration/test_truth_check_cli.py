@@ -8,7 +8,6 @@ its JSON, its last stdout line, the metrics and artefact it logs to the model's 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,31 +18,6 @@ from lifecredit.cli import app
 from truth_check import SPLIT_ROWS_ARTIFACT
 
 pytestmark = pytest.mark.slow
-
-
-def _ensure_split_rows(client, run_id: str, features: Path, seed: int) -> bool:
-    """Log the run's split rows, rebuilt from the same panel and seed, if training did not; True if it had to.
-
-    (Training logs ``evaluation/split_rows.parquet`` itself from this version on; older runs lack it.)
-    """
-    folder, name = SPLIT_ROWS_ARTIFACT.rsplit("/", 1)
-    if name in {Path(a.path).name for a in client.list_artifacts(run_id, folder)}:
-        return False
-    from training.data import load_panel
-
-    data = load_panel(features, seed=seed)
-    parts = []
-    for role, idx in (("train", data.split.train), ("calibration", data.split.valid), ("test", data.split.test)):
-        part = data.frame.iloc[idx][["merchant_id", "as_of"]].copy()
-        part["role"] = role
-        parts.append(part)
-    rows = pd.concat(parts, ignore_index=True)
-    rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.date
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        rows.to_parquet(path, index=False)
-        client.log_artifact(run_id, str(path), folder)
-    return True
 
 
 def _invoke(args: list[str]):
@@ -62,7 +36,8 @@ def test_truth_check_cli(validated_market, small_market, mlflow_store, tmp_path)
     with mlflow_store.use(mlflow_store.new(tmp_path / "mlruns")):
         trained = train_from_features(features, seed=7)
         c = client()
-        _ensure_split_rows(c, trained["run_id"], features, seed=7)
+        folder, name = SPLIT_ROWS_ARTIFACT.rsplit("/", 1)  # training logs which rows it fitted on
+        assert name in {Path(a.path).name for a in c.list_artifacts(trained["run_id"], folder)}
         out = tmp_path / "out"
         res, summary = _invoke(["--model", trained["model_uri"], "--features", str(features), "--truth", str(truth),
                                 "--out", str(out)])
