@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import polars as pl
+from sample_rows import sample_frame
 from typer.testing import CliRunner
 
 from data_contracts import TABLES
-from data_contracts.samples import sample_frame
 from lifecredit.cli import app
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from market_frames import tiny_market
 from pydantic import ValidationError
 
 import features
 from features import RawTables, compute_features, load_catalog
 from features.catalog import Catalog
-from features.synthetic import tiny_market
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from market_frames import CONTRACT_DTYPES, month_ends, tiny_market
 
 from features import RawTables, labels, monthly_as_of, training_spine
 from features.spine import observed_until
-from features.synthetic import CONTRACT_DTYPES, month_ends, tiny_market
 
 
 def _market(loans: list[tuple], perf: list[tuple]) -> RawTables:

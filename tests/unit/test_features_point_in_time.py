@@ -14,10 +14,10 @@ import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from market_frames import CONTRACT_DTYPES, tiny_market
 from polars.testing import assert_frame_equal
 
 from features import RawTables, compute_features
-from features.synthetic import CONTRACT_DTYPES, tiny_market
 from features.tables import TZ, local_date
 
 START = date(2023, 1, 1)

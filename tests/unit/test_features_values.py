@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from market_frames import tiny_market
 
 from features import RawTables, compute_features, load_catalog
-from features.synthetic import tiny_market
 from features.tables import local_date
 
 AS_OF = [date(2023, 9, 1), date(2024, 3, 1), date(2024, 7, 17), date(2024, 12, 1)]

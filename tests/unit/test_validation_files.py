@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from sample_rows import MERCHANT_ID, sample_frame
 
 from data_contracts import REASONS, TABLES, TableError, load_contract, validate_dir, validate_table
-from data_contracts.samples import MERCHANT_ID, sample_frame
 
 
 def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:

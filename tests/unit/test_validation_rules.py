@@ -10,10 +10,10 @@ from datetime import date, datetime
 
 import polars as pl
 import pytest
+from sample_rows import MERCHANT_ID, SAMPLE_ROWS, sample_frame
 
 from data_contracts import REASONS, TABLES, load_contract, rule_names, validate_table
 from data_contracts.contract import Column
-from data_contracts.samples import MERCHANT_ID, SAMPLE_ROWS, sample_frame
 
 VALID_IDS = [MERCHANT_ID, "M00000002"]
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sample_rows import MERCHANT_ID, sample_frame
 
 from data_contracts import REASONS, TableError, load_contract, validate_table
-from data_contracts.samples import MERCHANT_ID, sample_frame
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 IDS = [MERCHANT_ID]

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sample_rows import MERCHANT_ID, SAMPLE_ROWS
 
 from data_contracts import REASONS, TABLES, load_contract, rule_names, validate_table
-from data_contracts.samples import MERCHANT_ID, SAMPLE_ROWS
 
 ODD = ["", " ", "-1", "0", "1e309", "NaN", "inf", "2024-02-30", "2024-13-01", "9999-12-31T00:00:00Z",
        "1970-01-01", "M1", "x" * 300, "１２３", "null", "0x10", "99999999999999999999", "\x00", "2024-03-05 12:00"]

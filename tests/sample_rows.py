@@ -1,7 +1,8 @@
 """One valid example row per raw table, as CSV text would give it (every value a string).
 
 Tests break one rule at a time starting from these rows; they also document what a valid
-row looks like. The credit code's check character is computed, not typed in.
+row looks like. The credit code's check character is computed, not typed in. Test-only:
+importable as ``sample_rows`` from any test (``tests/`` is on ``sys.path`` through its conftest).
 """
 
 from __future__ import annotations

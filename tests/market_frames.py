@@ -1,7 +1,8 @@
 """Tiny random markets in the raw-table contracts, built directly as Polars frames.
 
 For unit and property tests of the feature pipeline (no simulator needed). Dense enough that
-every feature family sees events, small enough to build in milliseconds.
+every feature family sees events, small enough to build in milliseconds. Test-only: importable
+as ``market_frames`` from any test (``tests/`` is on ``sys.path`` through its conftest).
 """
 
 from __future__ import annotations
