@@ -26,6 +26,19 @@ MLflow executes ``training/pyfunc_model.py`` at load time, which builds a
 
 Loading needs the ``lifecredit`` package importable (``training.bundle`` does the scoring), and
 its third-party requirements are pinned in the model's ``requirements.txt``.
+
+Both models carry a signature built from the feature list (:func:`model_signature`: every feature
+an optional input, the id columns optional too) and an input example of a few typed rows
+(:func:`input_example`), for the MLflow UI, ``mlflow models serve`` and whoever loads the model.
+The signature describes; it does not police: the bundle checks its inputs itself (missing columns
+named, extras ignored, nullable integers and booleans, category codes given as numbers), and
+MLflow 3's per-column enforcement would refuse several of those: an int column with a null
+(float64 NaN) is no ``long``, an int64 column no ``double``, and a pandas ``Int64`` column with
+``pd.NA`` neither. So the signature is marked as one whose model validates its own input (the
+flag MLflow sets for signatures taken from ``predict``'s type hints), which makes
+``PyFuncModel.predict`` pass the frame through untouched; ``mlflow models serve`` then takes
+``{"inputs": [{column: value, ...}, ...]}`` (the saved ``serving_input_example.json``), which
+:meth:`LifecreditModel.predict` turns into a frame.
 """
 
 from __future__ import annotations
@@ -38,10 +51,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, DataType, Schema
 
-from training.bundle import ScoringBundle, default_threads
+from training.bundle import REASON_COLUMNS, Feature, ScoringBundle, default_threads
 from training.master_scale import MasterScale
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -72,6 +88,9 @@ class LifecreditModel(PythonModel):
             raise ValueError(f"no serving_bundle or scorecard among the artefacts: {sorted(artifacts)}")
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame):  # records or columns, as the scoring server passes them
+            model_input = pd.DataFrame([model_input] if isinstance(model_input, dict) and all(
+                np.isscalar(v) or v is None for v in model_input.values()) else model_input)
         if self._bundle is not None:
             return self._bundle.predict(model_input)
         from training.scorecard import scorecard_predict
@@ -79,13 +98,62 @@ class LifecreditModel(PythonModel):
         return scorecard_predict(self._scorecard, model_input, self._scale)
 
 
-def log_model(name: str, artifacts: dict[str, str], metadata: dict) -> "mlflow.models.model.ModelInfo":
-    """Log one lifecredit pyfunc (models from code) in the active run.
+_FEATURE_TYPES = {"float": DataType.double, "int": DataType.double,  # an int with a null arrives as float
+                  "bool": DataType.boolean, "category": DataType.string}
 
-    No signature: the bundle checks its inputs itself (missing columns named, extras ignored,
-    nullable integers and booleans accepted), which MLflow's per-column schema enforcement
-    would either reject or slow down. MLflow's notes about that and about the environment
-    (no ``pip`` in a uv venv) are silenced for the call.
+
+def model_signature(features: list[Feature], id_columns: dict[str, bool], *, reasons: bool) -> ModelSignature:
+    """The signature of a lifecredit pyfunc, from the feature list alone (no data is scanned).
+
+    ``id_columns`` maps each id column to whether it holds dates. Every input is optional: a
+    missing feature column is the bundle's to name, and an id column is only carried (a column
+    named "" is left out: MLflow takes an empty name for none). Outputs:
+    ``pd``, ``score``, ``grade``, ``class`` and, with ``reasons``, the optional reason columns.
+    The signature is marked as validated by the model itself (see the module docstring).
+    """
+    inputs = [ColSpec(DataType.datetime if is_date else DataType.string, name, required=False)
+              for name, is_date in id_columns.items() if name]
+    inputs += [ColSpec(_FEATURE_TYPES.get(f.dtype, DataType.double), f.name, required=False)
+               for f in features if f.name]  # MLflow reads a column named "" as unnamed: left out
+    outputs = [ColSpec(DataType.double, "pd"), ColSpec(DataType.long, "score"),
+               ColSpec(DataType.string, "grade"), ColSpec(DataType.string, "class")]
+    if reasons:
+        outputs += [ColSpec(DataType.string, c, required=False) for c in REASON_COLUMNS]
+    signature = ModelSignature(Schema(inputs), Schema(outputs))
+    signature._is_signature_from_type_hint = True  # MLflow then leaves the input to the model
+    return signature
+
+
+def input_example(frame: pd.DataFrame, features: list[Feature], id_columns: list[str]) -> list[dict]:
+    """Rows of ``frame`` (id columns and features) as records typed as :func:`model_signature` says:
+    numbers as floats (null NaN), booleans and categories as ``True``/``False``/strings (null None),
+    dates as datetimes."""
+    out = {}
+    features = [f for f in features if f.name]  # as in model_signature
+    for c in filter(None, id_columns):
+        values = frame[c]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[c] = [None if pd.isna(v) else v.to_pydatetime() for v in values]
+        else:
+            out[c] = [None if pd.isna(v) else str(v) for v in values]
+    for f in features:
+        values = frame[f.name].astype(object)
+        if f.dtype == "bool":
+            out[f.name] = [None if pd.isna(v) else bool(v) for v in values]
+        elif f.is_categorical:
+            out[f.name] = [None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v % 1 == 0 else str(v))
+                           for v in values]
+        else:
+            out[f.name] = [float("nan") if pd.isna(v) else float(v) for v in values]
+    return [dict(zip(out, row)) for row in zip(*out.values())]
+
+
+def log_model(name: str, artifacts: dict[str, str], metadata: dict, *, signature: ModelSignature | None = None,
+              example: list[dict] | None = None) -> "mlflow.models.model.ModelInfo":
+    """Log one lifecredit pyfunc (models from code) in the active run, with ``signature`` and
+    input ``example`` (:func:`model_signature`, :func:`input_example`).
+
+    MLflow's notes about the environment (no ``pip`` in a uv venv) are silenced for the call.
     """
     loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.utils.uv_utils")]
     levels = [lg.level for lg in loggers]
@@ -99,6 +167,8 @@ def log_model(name: str, artifacts: dict[str, str], metadata: dict) -> "mlflow.m
                 artifacts=artifacts,
                 pip_requirements=pip_requirements(),
                 metadata=metadata,
+                signature=signature,
+                input_example=example,
             )
     finally:
         for lg, level in zip(loggers, levels):

@@ -322,10 +322,14 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
         model_meta = {"id_columns": data.id_columns, "target": data.target, "features": names,
                       "feature_set": data.feature_set, "master_scale": f"{scale.name}@{scale.version}"}
+        ids = {c: pd.api.types.is_datetime64_any_dtype(data.frame[c]) for c in data.id_columns}
+        example = pyfunc.input_example(frame_test.head(3), features, data.id_columns)
         info = pyfunc.log_model("model", {"serving_bundle": str(bundle_dir)},
-                                {**model_meta, "kind": bundle.kind, "selected_model": selection["selected_model"]})
+                                {**model_meta, "kind": bundle.kind, "selected_model": selection["selected_model"]},
+                                signature=pyfunc.model_signature(features, ids, reasons=True), example=example)
         sc_info = pyfunc.log_model("challenger_model", {"scorecard": str(sc_model_dir)},
-                                   {**model_meta, "kind": "scorecard"})
+                                   {**model_meta, "kind": "scorecard"},
+                                   signature=pyfunc.model_signature(features, ids, reasons=False), example=example)
         lap("log_models")
         version = registry.register(c, info.model_uri, model_name, run_id=run_id, tags={
             "test_auc": f"{evaluation_lgb['metrics']['auc']:.4f}", "selected_model": selection["selected_model"],

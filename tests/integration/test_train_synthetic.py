@@ -212,6 +212,30 @@ def test_missing_feature_column_is_named(packaged, scoring_rows):
         packaged.predict(scoring_rows.drop(columns=["dpd_worst_12m"]))
 
 
+def test_models_carry_a_signature_of_optional_features_and_an_example(in_store, packaged, scoring_rows):
+    """The signature lists every feature as an optional input and the model comes with an input
+    example, yet the bundle's input rules still hold: a null in an int or bool feature scores."""
+    import mlflow
+
+    names = {f["name"] for f in CATALOG["features"]}
+    for uri in (in_store["model_uri"], in_store["challenger_model_uri"]):
+        info = mlflow.models.get_model_info(uri)
+        inputs = {c.name: c for c in info.signature.inputs.inputs}
+        assert names <= set(inputs) and not any(c.required for c in inputs.values())
+        types = {n: c.type.name for n, c in inputs.items()}
+        assert types["dpd_worst_12m"] == "double" and types["is_thin_file"] == "boolean"
+        assert types["sector"] == "string" and types["as_of"] == "datetime" and types["merchant_id"] == "string"
+        assert {"pd", "score", "grade", "class"} <= set(info.signature.outputs.input_names())
+        assert info.saved_input_example_info is not None
+    rows = scoring_rows.head(5).copy()
+    rows["dpd_worst_12m"] = pd.array([None, 1, 0, 2, None], dtype="Int64")
+    rows["is_thin_file"] = pd.Series([None, True, False, True, None], dtype=object, index=rows.index)
+    out = packaged.predict(rows)
+    assert out["pd"].between(0, 1).all() and len(out) == 5
+    rows["dpd_worst_12m"] = [np.nan, 1.0, 0.0, 2.0, 3.0]  # an int column with a null, as polars gives it
+    assert packaged.predict(rows)["pd"].between(0, 1).all()
+
+
 def test_serving_bundle_scores_like_the_pyfunc_and_challenger_loads(in_store, packaged, scoring_rows, tmp_path):
     import mlflow
 
