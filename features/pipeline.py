@@ -35,9 +35,8 @@ def _peer_pct(col: str) -> pl.Expr:
 
 
 BATCH_ROWS = 8_000_000
-"""Transactions per merchant batch: bounds memory whatever the market size (100k merchants x 24
-months, 710M transactions: ``lifecredit features`` peak RSS 3.3 GB with 8M-row batches, 2026-11-29;
-4.8 GB with 20M measured earlier). Batch size barely moves CPU time (4M-16M rows: within 2%)."""
+"""Transactions per merchant batch: bounds memory whatever the market size, at little CPU cost
+(figures in ``benchmarks/RESULTS.md``)."""
 
 
 def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame | None = None) -> pl.DataFrame:
