@@ -70,6 +70,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -408,6 +409,14 @@ class ScoringBundle:
                 out[col] = values
         return out
 
+    @cached_property
+    def reason_groups(self) -> list[np.ndarray]:
+        """Feature positions per reason group (``Feature.reason_group``, else the feature alone)."""
+        groups: dict[str, list[int]] = {}
+        for j, f in enumerate(self.features):
+            groups.setdefault(f.reason_group or f.name, []).append(j)
+        return [np.asarray(m) for m in groups.values()]
+
     def reasons(self, contrib: np.ndarray, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Top risk-raising reason-capable features per row from TreeSHAP margin contributions, at most
         one per ``reason_group`` (groups ranked by their members' summed risk-raising contribution).
@@ -416,7 +425,6 @@ class ScoringBundle:
         is missing (see the module docstring); without it only ``Feature.reason`` filters.
         """
         n = contrib.shape[0]
-        k = min(N_REASONS, contrib.shape[1])
         eligible = np.array([f.reason for f in self.features], dtype=bool)
         contrib = np.where(eligible, contrib, -np.inf)
         if X is not None:
@@ -429,13 +437,9 @@ class ScoringBundle:
         # one reason per group: groups ranked by the sum of their members' risk-raising contributions,
         # each shown as its largest member (several sales features do not crowd out complaints, and a
         # decline spread thin over a dozen sales windows still counts as one strong reason)
-        groups: dict[str, list[int]] = {}
-        for j, f in enumerate(self.features):
-            groups.setdefault(f.reason_group or f.name, []).append(j)
-        members = list(groups.values())
-        shown = np.where(np.isfinite(contrib), contrib, -np.inf)
-        score = np.column_stack([np.where(shown[:, m] > 0, shown[:, m], 0.0).sum(axis=1) for m in members])
-        best = np.column_stack([np.asarray(m)[np.argmax(shown[:, m], axis=1)] for m in members])
+        members = self.reason_groups
+        score = np.column_stack([np.where(contrib[:, m] > 0, contrib[:, m], 0.0).sum(axis=1) for m in members])
+        best = np.column_stack([m[np.argmax(contrib[:, m], axis=1)] for m in members])
         k = min(N_REASONS, len(members))
         rank = np.argsort(-score, axis=1, kind="stable")[:, :k]
         order = np.take_along_axis(best, rank, axis=1)

@@ -68,15 +68,6 @@ def base_params(features: list[Feature], *, seed: int, num_threads: int = 2, n_r
     }
 
 
-@dataclass
-class FitResult:
-    booster: object  # lightgbm.Booster
-    params: dict
-    best_iteration: int
-    valid_auc: float
-    trials: list[dict]
-
-
 def booster_names(names: list[str]) -> list[str]:
     """Names LightGBM accepts: a table's column may be empty or hold JSON characters (``"``, ``:``,
     ``[`` ...) that LightGBM refuses; such a name becomes ``f{j}_`` + its letters and digits.
@@ -84,29 +75,6 @@ def booster_names(names: list[str]) -> list[str]:
     Only the booster sees these: the bundle keeps the table's names, and scoring passes arrays.
     """
     return [n if n and _SAFE.fullmatch(n) else f"f{j}_" + re.sub(r"[^0-9A-Za-z_]+", "_", n) for j, n in enumerate(names)]
-
-
-def _datasets(X_train, y_train, X_valid, y_valid, features: list[Feature], *, tuning: bool = False):
-    import lightgbm as lgb
-
-    cats = [j for j, f in enumerate(features) if f.is_categorical]
-    names = booster_names([f.name for f in features])
-    # a tuned min_data_in_leaf must not meet features pre-filtered for another value
-    params = {"feature_pre_filter": False} if tuning else None
-    train = lgb.Dataset(X_train, label=y_train, feature_name=names, categorical_feature=cats,
-                        free_raw_data=False, params=params)
-    valid = lgb.Dataset(X_valid, label=y_valid, reference=train, free_raw_data=False, params=params)  # raw kept for a fitter
-    return train, valid
-
-
-def train_booster(params: dict, train, valid) -> object:
-    """Train with early stopping on the hold-out's log loss; the booster keeps its best iteration."""
-    import lightgbm as lgb
-
-    return lgb.train(
-        params, train, num_boost_round=MAX_ROUNDS, valid_sets=[valid], valid_names=["valid"],
-        callbacks=[lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)],
-    )
 
 
 @dataclass
@@ -185,29 +153,6 @@ def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: 
     if fitter is not None:
         return fitter(params, train, rounds)
     return lgb.train(params, train, num_boost_round=rounds)
-
-
-def fit(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
-        features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
-        progress: Callable[[int, int], None] | None = None) -> FitResult:
-    """Fit one booster early-stopped on a hold-out set; with ``tune > 0``, Optuna (TPE) trials first.
-
-    The training pipeline cross-fits instead (:func:`crossfit`); this is the plain fit for a given split.
-    """
-    train, valid = _datasets(X_train, y_train, X_valid, y_valid, features, tuning=tune > 0)
-    params = base_params(features, seed=seed, num_threads=num_threads, n_rows=len(y_train))
-    trials: list[dict] = []
-    if tune > 0:
-        params, trials = _tune(params, lambda p: _holdout(p, train, valid), n_trials=tune, seed=seed,
-                               progress=progress)
-    booster = train_booster(params, train, valid)
-    return FitResult(booster=booster, params=params, best_iteration=int(booster.best_iteration),
-                     valid_auc=float(booster.best_score["valid"]["auc"]), trials=trials)
-
-
-def _holdout(params: dict, train, valid) -> tuple[float, int, object]:
-    booster = train_booster(params, train, valid)
-    return float(booster.best_score["valid"]["binary_logloss"]), int(booster.best_iteration), booster
 
 
 def _tune(params: dict, evaluate: Callable[[dict], tuple[float, int, object]], *, n_trials: int, seed: int,

@@ -35,8 +35,6 @@ is a PD, and log loss is the proper score that rewards both ranking and calibrat
 less noisy than AUC on a few hundred bads. The one-SE rule because on small tables the best OOF
 loss among six candidates is partly luck (a winner's curse), and the simpler model then generalises
 at least as well. AUC and Brier are logged beside it.
-``prefer`` (the feature panel's LightGBM, whose TreeSHAP reasons serving relies on) keeps that
-candidate unless another beats its log loss by more than ``margin`` (relative).
 
 The winner is refitted for serving: a LightGBM variant on all booster rows with its cross-fitted
 number of trees, the scorecard on all booster rows, a blend of both with the stacker's weights
@@ -63,8 +61,6 @@ CANDIDATES = (*LGBM_VARIANTS, *LINEAR, "blend")
 SMALL_TABLE_ROWS = 20_000
 SIMPLICITY = ("logistic", "scorecard", "lightgbm_additive", "lightgbm_small", "lightgbm", "blend")
 """Simplest first: the order the one-standard-error rule prefers among statistically tied candidates."""
-PANEL_MARGIN = 0.01
-"""For the feature panel: another candidate must beat LightGBM's out-of-fold log loss by 1 % (relative)."""
 
 
 def variant_params(name: str, base: dict, n_rows: int) -> dict:
@@ -306,8 +302,7 @@ def _score(c: Candidate, y: np.ndarray, fold: np.ndarray) -> Candidate:
 def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
            features: list[Feature], *, base_oof: np.ndarray, base_trees: int, base_params: dict,
            scorecard: tuple[np.ndarray, float] | None, logistic: tuple[np.ndarray, float] | None = None,
-           candidates: tuple[str, ...] = CANDIDATES,
-           prefer: str | None = None, margin: float = PANEL_MARGIN, one_se: bool = True) -> Selection:
+           candidates: tuple[str, ...] = CANDIDATES, one_se: bool = True) -> Selection:
     """Compare the candidates on the calibration rows' out-of-fold predictions (module docstring).
 
     ``base_oof``/``base_trees``/``base_params``: the pipeline's own cross-fit (candidate ``lightgbm``);
@@ -368,11 +363,6 @@ def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndar
             reason = (f"simplest within one standard error of the lowest out-of-fold log loss ({simplest.name} "
                       f"{simplest.log_loss:.5f}, {simplest.info['loss_gap_se']:.2f} SE above {best.name} "
                       f"{best.log_loss:.5f})")
-    if prefer and prefer in out and winner != prefer:
-        if ranked[0].log_loss > out[prefer].log_loss * (1 - margin):
-            reason = (f"{prefer} kept: {winner}'s out-of-fold log loss {ranked[0].log_loss:.5f} is within "
-                      f"{margin:.0%} of {prefer}'s {out[prefer].log_loss:.5f}")
-            winner = prefer
     return Selection(out, winner, reason)
 
 
@@ -390,7 +380,7 @@ class Fitted:
 
 def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[Feature], scale: MasterScale, *,
                  seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
-                 prefer: str | None = None, fitter=None, run_beside: Callable | None = None,
+                 fitter=None, run_beside: Callable | None = None,
                  progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:
     """Cross-fit LightGBM, compare the candidates (``None``: LightGBM only, as before selection),
     refit the winner, calibrate it on its out-of-fold margins and build its bundle.
@@ -422,7 +412,7 @@ def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[Feature], s
         done = {k: (job.result() if hasattr(job, "result") else job()) for k, job in jobs.items()}
         selection = select(X, y, fit_rows, cal_rows, split.fold, features, base_oof=fit.oof_margin,
                            base_trees=fit.best_iteration, base_params=fit.params, scorecard=done.get("scorecard"),
-                           logistic=done.get("logistic"), candidates=candidates, prefer=prefer)
+                           logistic=done.get("logistic"), candidates=candidates)
         win = selection.candidates[selection.winner]
         say(f"selected {selection.winner}: {selection.reason}")
         oof = win.oof_margin

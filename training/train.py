@@ -57,10 +57,8 @@ Progress = Callable[[str], None]
 TABLE_CANDIDATES = ("lightgbm", "lightgbm_small", "lightgbm_additive", "scorecard", "logistic", "blend")
 """Candidates of ``train --table``, chosen by out-of-fold log loss on the training rows (``training.select``)."""
 PANEL_CANDIDATES = None
-"""The feature panel keeps the cross-fitted LightGBM without a comparison: serving precomputes TreeSHAP
-reasons with the catalogue's reason thresholds for it, its defaults were tuned on the panel, and a
-comparison would add three cross-fits and five scorecards to every panel run. (``training.select.select``
-with ``prefer="lightgbm"`` is the rule if it is ever switched on: another candidate must win by 1 %.)"""
+"""The feature panel keeps the cross-fitted LightGBM without a comparison: serving precomputes its TreeSHAP
+reasons with the catalogue's thresholds and groups, which the other candidates do not have."""
 
 
 def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_EXPERIMENT,

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
+from scipy.special import expit
 
 from training.master_scale import CLASSES, MasterScale
 
@@ -89,10 +90,6 @@ def logit(p) -> np.ndarray:
     """log(p / (1 - p)) with p clipped to :data:`PD_CLIP`."""
     p = np.clip(np.asarray(p, dtype=np.float64), *PD_CLIP)
     return np.log(p / (1.0 - p))
-
-
-def expit(x) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def _finite(x) -> float | None:
