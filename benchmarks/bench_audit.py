@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from serving.audit import AuditLog, AuditRecord, RawJSON, canonical_json  # noqa: E402
+from core.audit import AuditLog, AuditRecord, RawJSON, canonical_json  # noqa: E402
 
 DEFAULT_PG = os.environ.get("LC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -118,7 +118,7 @@ def serve_with(stores: dict[str, str], seconds: float, work: Path) -> None:
     import polars as pl
     from bench_serving import BIN, CLIENT_CORE, Server, free_port, http
 
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.keys import KeyStore
 
     settings = get_settings()

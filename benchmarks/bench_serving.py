@@ -195,9 +195,9 @@ def main() -> None:
 
     import polars as pl
 
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.keys import KeyStore
-    from serving.model_source import from_mlflow
+    from training.model_source import from_mlflow
 
     settings = get_settings()
     snapshot_file = settings.serving_snapshot_dir.resolve() / "latest.parquet"

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core.progress import ProgressFn
 from data_contracts.cast import Typed, plan_casts
 from data_contracts.contract import Contract, load_contracts
 from data_contracts.errors import TableError
@@ -48,7 +49,6 @@ QUARANTINE_DIR = "quarantine"
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1)
 """zstd level 1: close to level 3 in size, markedly faster to write."""
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def _count_rejected(flagged: pl.LazyFrame) -> int:
     return flagged.filter(pl.col(REJECTED)).select(pl.len()).collect(engine="streaming").item()
 
 
-def validate_dir(raw: Path, out: Path, progress: Progress | None = None) -> dict:
+def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> dict:
     """Validate every raw table in `raw`; write valid rows, quarantine and the summary under `out`.
 
     All files are located and all schemas checked before anything is written, so a TableError

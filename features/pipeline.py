@@ -10,23 +10,39 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
+from core.progress import ProgressFn
 from features.catalog import CATALOG_PATH, Catalog, load_catalog
-from features.customers import customer_features, customer_rollup, segment_bounds, single_visit_share
-from features.events import complaint_features, credit_features, profile_features, public_record_features
+from features.customers import (
+    customer_features,
+    customer_rollup,
+    segment_bounds,
+    single_visit_share,
+)
+from features.events import (
+    complaint_features,
+    credit_features,
+    profile_features,
+    public_record_features,
+)
 from features.sales import IDENTIFIED_SALES_90D, daily_rollup, sales_features
-from features.spine import data_date_range, labels, monthly_as_of, observed_until, population, training_spine
+from features.spine import (
+    data_date_range,
+    labels,
+    monthly_as_of,
+    observed_until,
+    population,
+    training_spine,
+)
 from features.tables import RawTables, transaction_facts
 
 KEYS = ["merchant_id", "as_of"]
 PEER_GROUP = ["as_of", "sector", "province"]
 
-ProgressFn = Callable[[int, int], None]
 
 
 def _peer_pct(col: str) -> pl.Expr:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import polars as pl
 
-
 CHANNELS = ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "digital_rmb", "other")
 SUM_WINDOWS = (30, 90, 180, 365)
 OFFSETS = (0, 30, 60, 90, 120, 150, 180, 365, 455)

@@ -6,11 +6,12 @@ columns and dtypes of ``data_contracts/contracts/*.yaml``. Nothing here reads ``
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import polars as pl
+
+from core.files import file_sha256
 
 TZ = "Asia/Shanghai"
 
@@ -86,8 +87,7 @@ class RawTables:
         """SHA-256 of every input file (empty when the tables did not come from files)."""
         out = {}
         for name, path in (self.paths or {}).items():
-            with open(path, "rb") as fh:
-                out[name] = hashlib.file_digest(fh, "sha256").hexdigest()
+            out[name] = file_sha256(path)
         return out
 
 

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from core.settings import get_settings
 from lifecredit.progress import progress_bar, stderr
-from lifecredit.settings import get_settings
 
 app = typer.Typer(
     name="lifecredit",
@@ -395,9 +395,9 @@ def score_all(
     Prints a JSON summary (months, merchants, class counts, model version) as the last stdout line.
     """
     _quiet_training_logs()
-    from serving.model_source import ModelUnavailable
-    from serving.regulator.history import HistoryError
-    from serving.regulator.history import score_all as run_score_all
+    from regulator.history import HistoryError
+    from regulator.history import score_all as run_score_all
+    from training.model_source import ModelUnavailable
 
     try:
         dates = [date.fromisoformat(d) for d in as_of] if as_of else None
@@ -435,10 +435,10 @@ def report(
     import re
 
     _quiet_training_logs()
-    from serving.regulator.aggregates import ViewError
-    from serving.regulator.history import HistoryError
-    from serving.regulator.report import PdfUnavailable, html_to_pdf, write_report
-    from serving.regulator.views import RegulatorViews
+    from regulator.aggregates import ViewError
+    from regulator.history import HistoryError
+    from regulator.report import PdfUnavailable, html_to_pdf, write_report
+    from regulator.views import RegulatorViews
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise typer.BadParameter(f"expected YYYY-MM, got {month!r}", param_hint="--month")
@@ -501,8 +501,8 @@ def serve(
     import sys
 
     _quiet_training_logs()
-    from lifecredit.settings import Settings
-    from serving.model_source import ModelUnavailable, from_mlflow
+    from core.settings import Settings
+    from training.model_source import ModelUnavailable, from_mlflow
 
     overrides = {k: v for k, v in {"host": host, "port": port, "model_name": model_name,
                                    "snapshot_dir": features}.items() if v is not None}
@@ -574,7 +574,7 @@ def bento_build(
     """
     _quiet_training_logs()
     from serving.bento import build_bento
-    from serving.model_source import ModelUnavailable
+    from training.model_source import ModelUnavailable
 
     try:
         result = build_bento(get_settings(), model_name=model_name, progress=lambda m: stderr.print(f"[dim]bento:[/] {m}"))

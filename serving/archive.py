@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lifecredit.settings import Settings
+from core.settings import Settings
 from serving.policy import Policy, load_policy
 
 

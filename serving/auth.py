@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from lifecredit.settings import get_settings
+from core.settings import get_settings
 from serving.keys import ROLES, KeyStore
 from serving.ratelimit import RateLimiter
 

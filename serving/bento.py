@@ -16,9 +16,9 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-from lifecredit.settings import Settings
-from serving.model_source import from_mlflow, import_to_bentoml
+from core.settings import Settings
 from serving.policy import DEFAULT_POLICY
+from training.model_source import from_mlflow, import_to_bentoml
 
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDE = ["serving/*.py", "serving/*.yaml", "serving/regulator/*.py", "serving/regulator/static/*", "training/*.py",

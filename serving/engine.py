@@ -24,13 +24,18 @@ from typing import Any
 
 from starlette.responses import Response
 
-from lifecredit.settings import Settings
+from core.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
+from core.settings import Settings
 from serving import archive
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
 from serving.keys import ApiKey
-from serving.model_source import ModelHandle, ModelUnavailable, from_bentoml, from_mlflow
 from serving.policy import DEFAULT_POLICY
 from serving.scorer import InputError, Scorer, ScorerError, Snapshot
+from training.model_source import (
+    ModelHandle,
+    ModelUnavailable,
+    from_bentoml,
+    from_mlflow,
+)
 
 logger = logging.getLogger("lifecredit.serving")
 JSON = "application/json"

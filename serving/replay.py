@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from lifecredit.settings import Settings, redacted
+from core.audit import AuditLog, AuditUnavailable
+from core.settings import Settings, redacted
 from serving import archive
-from serving.audit import AuditLog, AuditUnavailable
-from serving.model_source import ModelHandle, from_cache, from_mlflow
 from serving.policy import decide
 from serving.scorer import Snapshot, results, row_frame
 from training.bundle import ScoringBundle
+from training.model_source import ModelHandle, from_cache, from_mlflow
 
 PD_RTOL = 1e-12
 

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from serving.audit import canonical_json
-from serving.model_source import ModelHandle
+from core.audit import canonical_json
 from serving.policy import Policy, decide, load_policy
 from training.bundle import MissingFeatureError, ScoringBundle
+from training.model_source import ModelHandle
 
 SNAPSHOT_FILE = "latest.parquet"
 METADATA_FILE = "metadata.json"

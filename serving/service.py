@@ -30,8 +30,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lifecredit.settings import Settings, get_settings
-from serving.audit import is_postgres
+from core.audit import is_postgres
+from core.settings import Settings, get_settings
 from serving.auth import AuthMiddleware
 from serving.engine import Engine, error
 from serving.regulator.api import router as regulator_router

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,8 +30,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.progress import ProgressFn
 from simulation import calendar, dynamics, events, loans, regions, sectors, truth
-from simulation.arrow import SCHEMAS, TABLES, TIMESTAMP_COLUMNS, ascii_rows, digits_ids, fixed_width, schema, take
+from simulation.arrow import (
+    SCHEMAS,
+    TABLES,
+    TIMESTAMP_COLUMNS,
+    ascii_rows,
+    digits_ids,
+    fixed_width,
+    schema,
+    take,
+)
 from simulation.defects import corrupt
 from simulation.merchants import REVENUE_BASED_SECTORS, Merchants, draw_merchants
 from simulation.sink import ParquetSink
@@ -77,7 +86,7 @@ def simulate_market(
     scenario: str = "baseline",
     volume_scale: float = 1.0,
     start: date = date(2023, 1, 1),
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict:
     """Write the six raw tables and ``truth.parquet`` into ``out``; return row counts and timing.
 

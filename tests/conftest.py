@@ -16,7 +16,7 @@ SMALL_MARKET = dict(merchants=400, months=30, seed=11, volume_scale=0.05, start=
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path, monkeypatch):
     """Point every LIFECREDIT_* path at a per-test folder and drop cached settings."""
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("LIFECREDIT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LIFECREDIT_MLRUNS_DIR", str(tmp_path / "mlruns"))
@@ -55,7 +55,7 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
     Returns the folders as LIFECREDIT_* values: ``{"env": {...}, "features": Path, "version": str}``.
     """
     from features import build_features
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     root = tmp_path_factory.mktemp("served")
     features = root / "features"

@@ -147,7 +147,7 @@ def in_process_app():
 
 def apply_env(env: dict, mp: pytest.MonkeyPatch) -> None:
     """Set ``env`` through ``mp`` and drop the cached settings so the next read sees it."""
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     for k, v in env.items():
         mp.setenv(k, v)

@@ -181,7 +181,9 @@ def decode(X: np.ndarray, features: list[Feature]) -> pd.DataFrame:
 def scorecard_contributions(spec: dict, X: np.ndarray, features: list[Feature]) -> np.ndarray:
     """Per row and feature, the margin the row's bin adds over the feature's best (lowest-WoE) bin:
     ``coef * (woe - min woe)`` >= 0; zero for features the scorecard does not use."""
-    from training.scorecard import _bin_codes  # lazily: scikit-learn only for scorecard bundles
+    from training.scorecard import (
+        _bin_codes,  # lazily: scikit-learn only for scorecard bundles
+    )
 
     frame = decode(X, features)
     out = np.zeros((len(X), len(features)))
@@ -372,7 +374,9 @@ class ScoringBundle:
         return w["intercept"] + w["lightgbm"] * self.booster.predict(X, raw_score=True, num_threads=threads) + linear
 
     def _scorecard_margin(self, X: np.ndarray) -> np.ndarray:
-        from training.scorecard import scorecard_logit  # lazily: scikit-learn only for scorecard kinds
+        from training.scorecard import (
+            scorecard_logit,  # lazily: scikit-learn only for scorecard kinds
+        )
 
         return scorecard_logit(self.scorecard, decode(X, self.features))
 

@@ -22,7 +22,6 @@ import warnings
 import numpy as np
 import pandas as pd
 
-
 NOT_PASSED = ("num_threads",)  # each Dask worker uses its own thread count
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 import polars as pl
 from pydantic import ValidationError
 
+from core.files import file_sha256
 from training.bundle import Feature
 
 LABEL = "bad"
@@ -125,11 +126,6 @@ class TrainingTable:
     @property
     def y(self) -> np.ndarray:
         return self.frame[self.target].to_numpy(dtype=np.int8)
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _held_out(groups: np.ndarray, y: np.ndarray, share: float, rng: np.random.Generator) -> set:

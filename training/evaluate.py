@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.vocabulary import CLASSES
+
 JEFFREYS_ALPHA = 0.01
 PSI_EPS = 1e-4
 
@@ -181,7 +183,7 @@ def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_scor
     cal = calibration(y, p)
     grade_order = [g.grade for g in scale.grades]
     by_grade = group_table(y, p, pred["grade"].to_numpy(), grade_order, alpha, clusters)
-    by_class = group_table(y, p, pred["class"].to_numpy(), ["A", "B", "C", "D"], alpha, clusters)
+    by_class = group_table(y, p, pred["class"].to_numpy(), list(CLASSES), alpha, clusters)
     metrics = {
         "n": int(len(y)), "defaults": int(y.sum()), "default_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_pd": float(p.mean()) if len(p) else float("nan"),
@@ -205,7 +207,9 @@ def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_scor
 
 # -- plots ---------------------------------------------------------------------------------
 def _figure(width: float = 6.0, height: float = 4.2):
-    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend state
+    from matplotlib.figure import (
+        Figure,  # the object API: no pyplot, no global backend state
+    )
 
     return Figure(figsize=(width, height), dpi=100)
 
@@ -240,7 +244,7 @@ def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
 
     fig = _figure()
     ax = fig.add_subplot()
-    for cls in ["A", "B", "C", "D"]:
+    for cls in CLASSES:
         s = pred.loc[pred["class"] == cls, "score"]
         if len(s):
             ax.hist(s, bins=30, alpha=0.6, label=f"{cls} ({len(s)})")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.progress import ProgressFn
 from training.bundle import Feature
 
 MAX_ROUNDS = 3000
@@ -93,7 +94,7 @@ class CrossFit:
 def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
              features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
              params: dict | None = None, refit: bool = True, weight: np.ndarray | None = None,
-             progress: Callable[[int, int], None] | None = None,
+             progress: ProgressFn | None = None,
              fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
     """Cross-fit (module docstring): ``fold[i]`` is row ``i``'s fold (by merchant), ``fit_rows`` train the
     boosters, ``cal_rows`` are scored out of fold. ``fit_rows`` and ``cal_rows`` may be the same rows
@@ -156,7 +157,7 @@ def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: 
 
 
 def _tune(params: dict, evaluate: Callable[[dict], tuple[float, int, object]], *, n_trials: int, seed: int,
-          progress: Callable[[int, int], None] | None) -> tuple[dict, list[dict]]:
+          progress: ProgressFn | None) -> tuple[dict, list[dict]]:
     """Optuna (TPE) over the main parameters; ``evaluate(params)`` gives (log loss, trees, model)."""
     import optuna
 

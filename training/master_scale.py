@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.vocabulary import CLASSES, RiskClass
+
 DEFAULT_PATH = Path(__file__).with_name("master_scale.yaml")
-CLASSES = ("A", "B", "C", "D")
 MIN_NON_DEFAULT_GRADES = 7
 
 
@@ -59,7 +59,7 @@ class Grade(_Strict):
     grade: str
     pd_min: float = Field(ge=0.0, le=1.0)
     pd_max: float = Field(ge=0.0, le=1.0)
-    risk_class: Literal["A", "B", "C", "D"] = Field(alias="class")
+    risk_class: RiskClass = Field(alias="class")
     default: bool = False
 
 

@@ -1,6 +1,6 @@
 """MLflow store, model registry and the promotion gate.
 
-* The tracking and registry URI come from :func:`lifecredit.settings.get_settings` (embedded
+* The tracking and registry URI come from :func:`core.settings.get_settings` (embedded
   SQLite by default); each experiment keeps its artefacts under ``settings.artifact_root``.
 * Every registered version gets alias ``challenger``. Alias ``champion`` moves only through
   :func:`promote`.
@@ -41,13 +41,13 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from lifecredit.settings import get_settings
+from core.settings import get_settings
+from core.vocabulary import CLASSES, PSI_LIMIT
 from training.evaluate import JEFFREYS_ALPHA, discrimination, group_table, psi
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 AUC_TOLERANCE = 0.01
-PSI_LIMIT = 0.25
 TEST_WINDOW_ARTIFACT = "evaluation/test_window.parquet"
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 HISTORY_FILE = "promotion_history.jsonl"
@@ -148,7 +148,7 @@ def gate(c: MlflowClient, name: str, version: str, champion: str | None) -> tupl
     cand = _scores(f"models:/{name}/{version}", test)
     checks: list[Check] = []
     merchants = test[evaluation["id_columns"][0]].to_numpy()  # Jeffreys counts merchants, not monthly rows
-    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), ["A", "B", "C", "D"],
+    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), list(CLASSES),
                            clusters=merchants):
         if row["n"] == 0:
             checks.append(Check(f"jeffreys_class_{row['group']}", True, None, JEFFREYS_ALPHA, "no merchants in class"))

@@ -165,7 +165,7 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
     The MLflow store opens and the challenger fits in ``pool`` while LightGBM trains.
     """
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from training import evaluate as ev
     from training.select import fit_selected
 

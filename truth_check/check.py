@@ -364,7 +364,7 @@ def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, out
 
     Returns the JSON's content plus ``out`` (its path) and ``logged`` (whether it went to the run).
     """
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from training.bundle import encode
     from training.registry import client as open_client
 

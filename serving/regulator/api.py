@@ -3,7 +3,7 @@
 A FastAPI router included into the service's read API (:data:`serving.service.read_api`), so
 the routes share the service's key check (:mod:`serving.auth` lets only ``regulator`` keys
 through) and appear in its OpenAPI document. Each route validates its query, then calls one
-:class:`~serving.regulator.views.RegulatorViews` method: the same numbers, with the same
+:class:`~regulator.views.RegulatorViews` method: the same numbers, with the same
 small-cell suppression, as the dashboard and the report.
 
 Errors are JSON ``{"error": ..., "parameter": ..., "expected": ...}``: 400 for a malformed or
@@ -22,12 +22,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from lifecredit.settings import get_settings
+from core.settings import get_settings
+from regulator.aggregates import (
+    DIMENSIONS,
+    INCLUSION_DIMENSIONS,
+    UnknownValue,
+    ViewError,
+)
+from regulator.history import HistoryError
+from regulator.views import RegulatorViews
 from serving.engine import error, json_response
-from serving.regulator.aggregates import DIMENSIONS, INCLUSION_DIMENSIONS, UnknownValue, ViewError
 from serving.regulator.dashboard import pages
-from serving.regulator.history import HistoryError
-from serving.regulator.views import RegulatorViews
 
 logger = logging.getLogger("lifecredit.serving")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -235,7 +240,7 @@ def inclusion(request: Request,
 def validation(request: Request) -> Response:
     """AUC / Gini / KS, calibration per grade and class with one-sided Jeffreys p-values, score PSI and feature CSI,
     as training recorded them for the current champion."""
-    from serving.model_source import ModelUnavailable
+    from training.model_source import ModelUnavailable
 
     def build() -> dict:
         _only(request)

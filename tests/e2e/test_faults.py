@@ -48,7 +48,7 @@ def _wait_settled(url: str, seconds: float = 180) -> httpx.Response:
 
 
 def _use_store(monkeypatch, mlruns: Path) -> None:
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("LIFECREDIT_MLRUNS_DIR", str(mlruns))
     get_settings.cache_clear()
@@ -219,7 +219,7 @@ def _immutable(path: Path, on: bool) -> bool:
 
 
 def test_audit_store_read_only_or_full_fails_closed(served_champion, tmp_path):
-    from serving.audit import AuditLog
+    from core.audit import AuditLog
 
     env = base_env(**served_champion["env"], LIFECREDIT_VAR_DIR=str(tmp_path / "var"))
     bank = _keys(env, "bank")["bank"]

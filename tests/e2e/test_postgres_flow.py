@@ -27,7 +27,7 @@ def _server_env(settings_env: dict[str, str]) -> dict[str, str]:
 
 
 def _bank_key(monkeypatch, settings_env: dict[str, str]) -> str:
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.keys import KeyStore
 
     for k, v in settings_env.items():

@@ -36,7 +36,7 @@ def site(served_champion, tmp_path_factory):
 
 def test_serve_refuses_to_start_without_snapshot_or_champion(served_champion, monkeypatch, tmp_path):
     from lifecredit.cli import app
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     for k, v in served_champion["env"].items():
         monkeypatch.setenv(k, v)

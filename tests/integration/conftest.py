@@ -49,7 +49,7 @@ class MlflowStores:
     @contextmanager
     def use(directory: Path):
         """Settings and CLI defaults pointed at ``directory`` for the duration of the block."""
-        from lifecredit.settings import get_settings
+        from core.settings import get_settings
 
         with pytest.MonkeyPatch.context() as mp:
             for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
@@ -80,7 +80,7 @@ def regulator(served_champion, validated_market, tmp_path_factory):
     from typer.testing import CliRunner
 
     from lifecredit.cli import app
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     root = tmp_path_factory.mktemp("regulator")
     env = {**served_champion["env"], "LIFECREDIT_HISTORY_DIR": str(root / "history"),

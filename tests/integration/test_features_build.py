@@ -82,7 +82,7 @@ def test_cli_features(validated_market, tmp_path):
 
 
 def test_cli_defaults_to_settings_paths(validated_market, tmp_path):
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings()
     shutil.copytree(validated_market, settings.validated_dir)

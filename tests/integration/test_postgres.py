@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 from helpers import fresh_database, pg_execute, set_reachable
 
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable, PostgresAuditLog
+from core.audit import AuditLog, AuditRecord, AuditUnavailable, PostgresAuditLog
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_records_read_back_exactly_as_from_sqlite(pg_url, tmp_path):
 
 
 def test_regulator_reads_the_same_decisions_from_either_store(pg_url, tmp_path):
-    from serving.regulator.views import read_decisions
+    from regulator.views import read_decisions
 
     lite_url = f"sqlite:///{tmp_path}/audit.db"
     pg, lite = AuditLog(pg_url), AuditLog(lite_url)
@@ -123,7 +123,7 @@ def test_a_stuck_store_answers_within_the_statement_timeout(pg_url):
 
 
 def test_the_service_opens_an_audit_store_that_was_down_at_start(pg_url, monkeypatch):
-    from lifecredit.settings import Settings
+    from core.settings import Settings
     from serving import engine
 
     set_reachable(pg_url, False)

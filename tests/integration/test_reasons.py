@@ -33,7 +33,7 @@ def scored(served_champion, tmp_path_factory):
     """The champion's serving bundle and the latest snapshot with its predictions, reasons included."""
     import mlflow
 
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from training.bundle import ScoringBundle
 
     with pytest.MonkeyPatch.context() as mp:

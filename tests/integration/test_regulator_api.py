@@ -26,7 +26,7 @@ def api(regulator, served_champion):
     """A running service (ASGI) over the 14-month class history, keys per role, 60 decisions made by a bank."""
     from starlette.testclient import TestClient
 
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
         apply_env(regulator["env"], mp)
@@ -90,7 +90,7 @@ def test_roles_on_every_regulator_route(reg):
 
 
 def test_distribution_shape_and_suppression(reg):
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     k = get_settings().min_cell_count
     months = _get(reg, "/regulator/months").json()

@@ -16,7 +16,7 @@ from lifecredit.cli import app
 
 @pytest.fixture
 def in_regulator(regulator, monkeypatch):
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     for k, v in regulator["env"].items():
         monkeypatch.setenv(k, v)
@@ -25,9 +25,9 @@ def in_regulator(regulator, monkeypatch):
 
 
 def test_score_all_writes_every_merchant_every_month(in_regulator):
-    from lifecredit.settings import get_settings
-    from serving.model_source import from_mlflow
-    from serving.regulator.history import scan_history
+    from core.settings import get_settings
+    from training.model_source import from_mlflow
+    from regulator.history import scan_history
     from training.bundle import ScoringBundle
 
     summary = in_regulator["summary"]
@@ -48,8 +48,8 @@ def test_score_all_writes_every_merchant_every_month(in_regulator):
 
 
 def test_rescoring_a_month_replaces_it(in_regulator):
-    from lifecredit.settings import get_settings
-    from serving.regulator.history import scan_history
+    from core.settings import get_settings
+    from regulator.history import scan_history
 
     last = in_regulator["summary"]["months"][-1]
     res = CliRunner().invoke(app, ["score-all", "--as-of", last["as_of"], "--validated", str(in_regulator["validated"])])
@@ -74,9 +74,9 @@ def _counts(obj, found: list) -> list:
 
 
 def test_views_answer_and_never_publish_a_small_count(in_regulator):
-    from lifecredit.settings import get_settings
-    from serving.audit import AuditLog, AuditRecord
-    from serving.regulator.views import RegulatorViews
+    from core.settings import get_settings
+    from core.audit import AuditLog, AuditRecord
+    from regulator.views import RegulatorViews
 
     settings = get_settings()
     log = AuditLog(settings.audit_url, checkpoint_seconds=None)
@@ -121,7 +121,7 @@ def test_report_is_one_self_contained_bilingual_file(in_regulator, tmp_path):
     assert '<span class="sup" title="suppressed / 已抑制">&lt;10</span>' in page and ">c</span>" not in page
     assert CliRunner().invoke(app, ["report", "--month", "1999-01", "--out", str(out)]).exit_code == 2
     pdf = CliRunner().invoke(app, ["report", "--month", month, "--out", str(tmp_path / "r.html"), "--pdf"])
-    from serving.regulator.report import pdf_engine
+    from regulator.report import pdf_engine
 
     if pdf_engine() is None:
         assert pdf.exit_code == 3 and "no PDF engine" in pdf.stderr and (tmp_path / "r.html").exists()

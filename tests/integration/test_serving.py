@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture(scope="module")
 def served(served_champion, tmp_path_factory):
     """Settings env for this module (the session champion, a fresh var folder) and one key per role."""
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     env = {**served_champion["env"], "LIFECREDIT_VAR_DIR": str(tmp_path_factory.mktemp("serving_var"))}
     with pytest.MonkeyPatch.context() as mp:
@@ -141,7 +141,7 @@ def test_direct_errors_are_4xx_with_the_field(svc, served):
 
 
 def test_audit_failure_fails_closed(served, monkeypatch, tmp_path):
-    from lifecredit.settings import Settings
+    from core.settings import Settings
     from serving.engine import Engine
 
     apply_env(served.env, monkeypatch)
@@ -162,7 +162,7 @@ def test_audit_failure_fails_closed(served, monkeypatch, tmp_path):
 @pytest.fixture
 def own_store(served, monkeypatch, tmp_path):
     """A copy of the champion's registry (the session store stays untouched) and a snapshot folder."""
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     apply_env(served.env, monkeypatch)
     mlruns = tmp_path / "mlruns"
@@ -179,7 +179,7 @@ def own_store(served, monkeypatch, tmp_path):
 def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, own_store):
     import mlflow
 
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.engine import Engine
     from training.registry import CHAMPION, client
 
@@ -243,7 +243,7 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
 # -- replay ---------------------------------------------------------------------------------------
 def test_replay_reproduces_every_kind_of_record_after_the_snapshot_moves_on(served, own_store):
     from lifecredit.cli import app
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.engine import Engine
 
     engine = Engine(get_settings())
@@ -270,7 +270,7 @@ def test_replay_reproduces_every_kind_of_record_after_the_snapshot_moves_on(serv
 
 def test_replay_detects_a_changed_policy_copy(served, own_store):
     from lifecredit.cli import app
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving import archive
     from serving.engine import Engine
 
@@ -443,7 +443,7 @@ def test_keys_never_reach_the_logs(client, served, caplog):
 
 def test_a_reload_in_one_worker_reaches_the_others(served, own_store):
     """Workers share the var folder: one reloads and writes the marker, the others poll it and follow."""
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
     from serving.engine import Engine
 
     first, second = Engine(get_settings()), Engine(get_settings())

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from lifecredit.settings import Settings
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
+from core.settings import Settings
+from core.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
 
 
 def test_record_round_trips_and_hash_is_canonical(tmp_path):

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import beta
 
-from serving.regulator import aggregates as agg
-from serving.regulator.aggregates import ViewError
+from regulator import aggregates as agg
+from regulator.aggregates import ViewError
 from training.evaluate import jeffreys_pvalue, psi_from_counts
 
 K = 10
@@ -282,7 +282,7 @@ def test_inclusion_calibration_by_segment():
 
 
 def agg_decision_schema() -> dict:
-    from serving.regulator.views import DECISION_SCHEMA
+    from regulator.views import DECISION_SCHEMA
 
     return DECISION_SCHEMA
 
@@ -393,7 +393,7 @@ def joint_adversary_primary(tables, shared, k) -> list:
 
 
 def _migration_values(h: pl.DataFrame) -> np.ndarray:
-    from serving.regulator.suppression import augment
+    from regulator.suppression import augment
 
     a = h.filter(pl.col("month") == "2025-06").select("merchant_id", pl.col("class").alias("f"))
     b = h.filter(pl.col("month") == "2025-07").select("merchant_id", pl.col("class").alias("t"))

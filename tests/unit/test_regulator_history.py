@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from serving.regulator.history import (
+from regulator.history import (
     SCHEMA,
     HistoryError,
     months_available,

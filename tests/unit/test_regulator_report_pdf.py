@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.regulator.report import PdfUnavailable, html_to_pdf, pdf_engine
+from regulator.report import PdfUnavailable, html_to_pdf, pdf_engine
 
 PAGE = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><h1>报告 Report</h1><p>&lt;10</p></body></html>"
 

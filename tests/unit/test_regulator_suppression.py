@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from serving.regulator.suppression import augment, cell, protect, recoverable
+from regulator.suppression import augment, cell, protect, recoverable
 
 K = 10
 
@@ -95,7 +95,7 @@ def test_iteration_across_rows_and_columns():
 def test_two_per_line_is_not_enough_a_bridge_is_closed():
     """Every line holds 0 or >= 2 suppressed cells after the per-line rule, yet cell (0, 0) = 3 equals
     col3 + col4 - 12 - col2 arithmetic (it is a bridge of the suppressed-cell graph): one more cell fixes it."""
-    from serving.regulator import suppression as S
+    from regulator import suppression as S
 
     counts = np.array([[3, 12, 5], [0, 0, 1], [3, 5, 40]])
     values = S.augment(counts)
@@ -155,7 +155,7 @@ def test_cell_json_hides_derived_values():
 
 
 def test_hidden_zeros_can_be_pinned_by_non_negativity_and_the_lp_check_sees_it():
-    from serving.regulator.suppression import recoverable_lp
+    from regulator.suppression import recoverable_lp
 
     values = augment(np.array([[0, 0, 15], [12, 11, 20]]))
     hidden = np.zeros_like(values, dtype=bool)

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from lifecredit.cli import app
-from lifecredit.settings import Settings
+from core.settings import Settings
 
 
 def test_environment_overrides_and_derived_defaults(monkeypatch, tmp_path):
@@ -32,7 +32,7 @@ def test_wrong_type_is_an_error(monkeypatch):
 
 def test_cli_prints_one_setting(monkeypatch):
     monkeypatch.setenv("LIFECREDIT_MODEL_NAME", "my-model")
-    from lifecredit.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     result = CliRunner().invoke(app, ["settings", "--field", "model_name"])

@@ -6,7 +6,7 @@ its bands), migration (matrix and heatmap), concentration, observed outcomes, in
 finance (when the service has made decisions), the champion's validation evidence, and the
 methods (classes, grades, bands, Jeffreys intervals, small-cell protection).
 
-Every number comes from :class:`serving.regulator.views.RegulatorViews`, the same functions
+Every number comes from :class:`regulator.views.RegulatorViews`, the same functions
 the API serves, so the report never shows a cell the API would hide. Figure text is English
 (no CJK font is assumed on the machine); headings, tables and notes are bilingual.
 """
@@ -24,10 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.regulator.aggregates import CLASSES, DECISIONS, DIMENSIONS, PSI_BANDS, ViewError
-from serving.regulator.labels import label
-from serving.regulator.suppression import SUPPRESSED_NOTE_EN, SUPPRESSED_NOTE_ZH, suppressed_mark
-from serving.regulator.views import RegulatorViews
+from core.vocabulary import CLASSES, DECISIONS, PSI_BANDS
+from regulator.aggregates import DIMENSIONS, ViewError
+from regulator.labels import label
+from regulator.suppression import (
+    SUPPRESSED_NOTE_EN,
+    SUPPRESSED_NOTE_ZH,
+    suppressed_mark,
+)
+from regulator.views import RegulatorViews
 
 CLASS_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#ffa726", "D": "#c62828"}
 PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lifecredit.settings import redacted
+from core.settings import redacted
 
 # The same table in SQLite and PostgreSQL; each adds its own guards against UPDATE and DELETE.
 TABLE = """

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lifecredit.settings import Settings, redacted
+from core.settings import Settings, redacted
 
 CHAMPION = "champion"
 BUNDLE_ARTIFACT = "serving_bundle"

@@ -2,8 +2,8 @@
 
 Every function takes plain frames (the class history, the feature panel's outcomes, the audit
 log's decisions) and returns a JSON-able dict; nothing here reads settings or files (see
-:mod:`serving.regulator.views` for that). Every count of merchants goes through
-:mod:`serving.regulator.suppression`: a suppressed cell is ``{"count": null, "suppressed":
+:mod:`regulator.views` for that). Every count of merchants goes through
+:mod:`regulator.suppression`: a suppressed cell is ``{"count": null, "suppressed":
 true}``, and every value derived from it (share, rate, mean, interval) is null too.
 
 Views:
@@ -27,16 +27,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from serving.regulator.labels import UNKNOWN, dimension_label, label
-from serving.regulator.suppression import Protected, ProtectionError, augment, protect, recoverable_lp
+from core.vocabulary import CLASSES, DECISIONS, PSI_BANDS
+from regulator.labels import UNKNOWN, dimension_label, label
+from regulator.suppression import (
+    Protected,
+    ProtectionError,
+    augment,
+    protect,
+    recoverable_lp,
+)
 from training.evaluate import herfindahl, jeffreys_pvalue, psi, psi_from_counts
 
-CLASSES = ("A", "B", "C", "D")
 DIMENSIONS = ("sector", "province", "city", "business_form", "urban_rural")
 INCLUSION_DIMENSIONS = ("urban_rural", "business_form", "sector", "province")
-DECISIONS = ("approve", "refer", "decline")
 OUTCOMES = ("defaults", "performing")
-PSI_BANDS = {"stable": 0.10, "shifted": 0.25}
 INTERVAL_LEVEL = 0.95
 FILTERS = {"sector": ("sector",), "province": ("province", "city")}
 """Which ``by`` tables each filter may narrow: a filter selects rows of the protected table
@@ -267,7 +271,7 @@ def _distribution_by_month(history, *, k: int, from_month: str | None, to_month:
 
 
 def _cell_1d(values: np.ndarray, mask: np.ndarray, j: int, share: bool = True) -> dict:
-    from serving.regulator.suppression import cell
+    from regulator.suppression import cell
 
     total = None if mask[-1] else int(values[-1])
     if not share:
@@ -532,7 +536,7 @@ def inclusion(history, decisions: pl.DataFrame, *, k: int, by: str = "urban_rura
     """Decisions of the service per segment, and mean PD against observed default rate per segment.
 
     ``decisions``: ``merchant_id``, ``month`` (YYYY-MM of the decision), ``decision``
-    (approve / refer / decline), ``approved_limit_fen`` (e.g. :func:`serving.regulator.views.read_decisions`).
+    (approve / refer / decline), ``approved_limit_fen`` (e.g. :func:`regulator.views.read_decisions`).
     A decision's segment is the merchant's in its latest history month. Rates count decisions;
     the threshold counts distinct merchants. ``approval_ratio``: the segment's approval rate
     over the overall rate (1 = on par). Calibration (``panel`` given): the same segments'

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import polars as pl
 
-from lifecredit.settings import Settings
+from core.settings import Settings
+from core.vocabulary import CLASSES
 
 PART_FILE = "part-0.parquet"
 SEGMENTS = ("sector", "province", "city", "urban_rural", "business_form")
@@ -148,8 +149,8 @@ def score_all(settings: Settings, *, as_of: list[date] | None = None, months: in
     Returns ``{"model": {...}, "history_dir": str, "months": [{"month", "as_of", "merchants", "classes", "path"}]}``.
     """
     from features import RawTables, compute_features
-    from serving.model_source import from_mlflow
     from training.bundle import ScoringBundle, default_threads
+    from training.model_source import from_mlflow
 
     say = progress or (lambda msg: None)
     features_dir = Path(features_dir or settings.serving_snapshot_dir)
@@ -193,7 +194,7 @@ def score_all(settings: Settings, *, as_of: list[date] | None = None, months: in
         )
         path = write_month(root, month_of(d), out)
         counts = out.group_by("class").len()
-        classes = {c: 0 for c in ("A", "B", "C", "D")} | dict(counts.iter_rows())
+        classes = {c: 0 for c in CLASSES} | dict(counts.iter_rows())
         written.append({"month": month_of(d), "as_of": d.isoformat(), "merchants": out.height,
                         "classes": classes, "path": str(path)})
         say(f"{month_of(d)}: {out.height:,} merchants scored -> {path}")

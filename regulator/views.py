@@ -1,10 +1,10 @@
 """Where the regulator views read their inputs: the one object the API, dashboard and report call.
 
-:class:`RegulatorViews` binds the pure functions of :mod:`serving.regulator.aggregates` to
+:class:`RegulatorViews` binds the pure functions of :mod:`regulator.aggregates` to
 the configured class history, feature panel (12-month outcomes), audit log (decisions) and
 MLflow store (validation evidence). Each method returns a JSON-able dict; a request it
-cannot answer raises :class:`~serving.regulator.aggregates.ViewError` (a 4xx) or
-:class:`~serving.regulator.history.HistoryError` (nothing to show yet: the message names the
+cannot answer raises :class:`~regulator.aggregates.ViewError` (a 4xx) or
+:class:`~regulator.history.HistoryError` (nothing to show yet: the message names the
 command that builds it).
 
 Example (an API route is one line)::
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
-from lifecredit.settings import Settings
-from serving.regulator import aggregates as agg
-from serving.regulator.history import scan_history
+from core.settings import Settings
+from regulator import aggregates as agg
+from regulator.history import scan_history
 
 DECIDE_ENDPOINTS = ("/decide", "decide")
 DECISION_SCHEMA = {"merchant_id": pl.String, "month": pl.String, "decision": pl.String, "approved_limit_fen": pl.Int64}
@@ -34,7 +34,7 @@ def read_decisions(audit_url: str) -> pl.DataFrame:
 
     Reads the SQLite or PostgreSQL store the URL names; no SQLite file yet means no decisions.
     """
-    from serving.audit import AuditLog, is_postgres, sqlite_path
+    from core.audit import AuditLog, is_postgres, sqlite_path
 
     if not is_postgres(audit_url) and not sqlite_path(audit_url).exists():
         return pl.DataFrame(schema=DECISION_SCHEMA)
@@ -132,7 +132,7 @@ def validation_evidence(settings: Settings, model_name: str | None = None, *, pl
     """
     import mlflow
 
-    from serving.model_source import from_mlflow
+    from training.model_source import from_mlflow
     from training.registry import client
 
     handle = from_mlflow(settings, model_name)
