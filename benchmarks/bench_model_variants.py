@@ -115,9 +115,9 @@ def _run(name: str, m: dict, other: dict, ceiling: dict) -> dict:
     s, y = data.split, data.y
     features = list(data.features)
     if name == "with_identity":
-        from training.bundle import Feature
+        from training.bundle import ModelInput
 
-        features += [Feature(name=n, dtype="category", reason=False,
+        features += [ModelInput(name=n, dtype="category", reason=False,
                              categories=tuple(sorted(data.frame[n].dropna().astype(str).unique()))) for n in IDENTITY]
     X = encode(data.frame, features)
     params = lgbm.base_params(features, seed=7, n_rows=len(s.train))

@@ -54,7 +54,7 @@ the catalogue feature name; fewer than four risk-raising features leave the rest
 columns rather than a list column: every bank API, CSV export and Parquet reader handles
 them without nesting.
 
-Only reason-capable features are reasons (``Feature.reason``, from the catalogue: never the
+Only reason-capable features are reasons (``ModelInput.reason``, from the catalogue: never the
 identity features nor those without a risk direction); the next one moves up. A catalogue
 reason text names a high or a low value ("Currently past due on a loan"), so a feature whose
 value is missing in the row (no loan at all) is no reason for that row: its contribution is
@@ -108,7 +108,7 @@ def _category_keys(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Feature:
+class ModelInput:
     """One model input as the bundle needs it."""
 
     name: str
@@ -131,14 +131,14 @@ class Feature:
                 "reason": self.reason, "reason_threshold": self.reason_threshold, "reason_group": self.reason_group}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Feature":
+    def from_dict(cls, d: dict) -> "ModelInput":
         return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
                    categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
                    reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)),  # absent: older bundles
                    reason_threshold=d.get("reason_threshold"), reason_group=d.get("reason_group", ""))
 
 
-def encode(frame, features: list[Feature]) -> np.ndarray:
+def encode(frame, features: list[ModelInput]) -> np.ndarray:
     """Feature columns of ``frame`` as a float64 matrix in model order.
 
     Numeric and boolean columns become floats (null -> NaN); a categorical column becomes the
@@ -164,7 +164,7 @@ def encode(frame, features: list[Feature]) -> np.ndarray:
     return out
 
 
-def decode(X: np.ndarray, features: list[Feature]) -> pd.DataFrame:
+def decode(X: np.ndarray, features: list[ModelInput]) -> pd.DataFrame:
     """The inverse of :func:`encode` as a frame the scorecard reads: numbers as floats, a
     categorical's code as its training category (NaN -> None: unseen or missing)."""
     cols = {}
@@ -178,7 +178,7 @@ def decode(X: np.ndarray, features: list[Feature]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def scorecard_contributions(spec: dict, X: np.ndarray, features: list[Feature]) -> np.ndarray:
+def scorecard_contributions(spec: dict, X: np.ndarray, features: list[ModelInput]) -> np.ndarray:
     """Per row and feature, the margin the row's bin adds over the feature's best (lowest-WoE) bin:
     ``coef * (woe - min woe)`` >= 0; zero for features the scorecard does not use."""
     from training.scorecard import (
@@ -196,7 +196,7 @@ def scorecard_contributions(spec: dict, X: np.ndarray, features: list[Feature]) 
     return out
 
 
-def logistic_terms(spec: dict, X: np.ndarray, features: list[Feature]) -> tuple[float, np.ndarray]:
+def logistic_terms(spec: dict, X: np.ndarray, features: list[ModelInput]) -> tuple[float, np.ndarray]:
     """A one-hot logistic model's (intercept, per-feature terms centred on the training rows' mean):
     the margin is ``intercept + terms.sum(1)``; a positive term raised the risk against the average row
     (for a linear model the exact SHAP value). See ``training.select.fit_logistic`` for the spec."""
@@ -247,7 +247,7 @@ class ScoringBundle:
     booster: object | None  # lightgbm.Booster (kinds lightgbm and blend)
     calibrator: dict
     scale: MasterScale
-    features: list[Feature]
+    features: list[ModelInput]
     id_columns: list[str] = field(default_factory=list)
     target: str = "bad"
     feature_set: dict = field(default_factory=dict)
@@ -330,7 +330,7 @@ class ScoringBundle:
             if (d / "logistic.json").exists() else None,
             calibrator=json.loads((d / "calibrator.json").read_text(encoding="utf-8")),
             scale=MasterScale.load(d / "master_scale.yaml"),
-            features=[Feature.from_dict(f) for f in meta["features"]],
+            features=[ModelInput.from_dict(f) for f in meta["features"]],
             id_columns=list(meta.get("id_columns", [])),
             target=meta.get("target", "bad"),
             feature_set=meta.get("feature_set", {}),
@@ -415,7 +415,7 @@ class ScoringBundle:
 
     @cached_property
     def reason_groups(self) -> list[np.ndarray]:
-        """Feature positions per reason group (``Feature.reason_group``, else the feature alone)."""
+        """Feature positions per reason group (``ModelInput.reason_group``, else the feature alone)."""
         groups: dict[str, list[int]] = {}
         for j, f in enumerate(self.features):
             groups.setdefault(f.reason_group or f.name, []).append(j)
@@ -426,7 +426,7 @@ class ScoringBundle:
         one per ``reason_group`` (groups ranked by their members' summed risk-raising contribution).
 
         ``X`` (the encoded rows) lets a feature with a catalogue text be skipped where its value
-        is missing (see the module docstring); without it only ``Feature.reason`` filters.
+        is missing (see the module docstring); without it only ``ModelInput.reason`` filters.
         """
         n = contrib.shape[0]
         eligible = np.array([f.reason for f in self.features], dtype=bool)

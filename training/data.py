@@ -41,7 +41,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from core.files import file_sha256
-from training.bundle import Feature
+from training.bundle import ModelInput
 
 LABEL = "bad"
 PANEL_IDS = ["merchant_id", "as_of"]
@@ -53,18 +53,18 @@ FOLDS = 5
 
 
 @dataclass(frozen=True)
-class Catalog:
+class FeatureSet:
     """The feature catalogue as training needs it: feature-set name and version, the features
     (dtype, risk direction, reason texts) and the YAML text that is logged with the model."""
 
     name: str
     version: str
-    features: list[Feature]
+    features: list[ModelInput]
     text: str
     sha256: str
 
     @classmethod
-    def read(cls, path: str | Path | None = None) -> "Catalog":
+    def read(cls, path: str | Path | None = None) -> "FeatureSet":
         """Read ``features/catalog.yaml`` (or ``path``), checked by :func:`features.load_catalog`."""
         from features import load_catalog
         from features.catalog import CATALOG_PATH
@@ -74,7 +74,7 @@ class Catalog:
             cat = load_catalog(path)
         except ValidationError as err:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
-        features = [Feature(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
+        features = [ModelInput(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
                             reason_en=f.reason_en or "", reason_zh=f.reason_zh or "",
                             reason_threshold=f.reason_threshold, reason_group=f.reason_group or "")
                     for f in cat.model_features()]
@@ -113,7 +113,7 @@ class TrainingTable:
     """Labelled rows ready for training, with their features, ids, label, provenance and split."""
 
     frame: pd.DataFrame
-    features: list[Feature]
+    features: list[ModelInput]
     id_columns: list[str]
     target: str
     source: Path
@@ -204,7 +204,7 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, s
     explicit = catalog is not None
     if catalog is None and (features_dir / "catalog.yaml").exists():
         catalog, explicit = features_dir / "catalog.yaml", True
-    cat = Catalog.read(catalog)
+    cat = FeatureSet.read(catalog)
     meta_path = features_dir / "metadata.json"
     built_with = json.loads(meta_path.read_text(encoding="utf-8")).get("catalog_sha256") if meta_path.exists() else None
     if not explicit and built_with and built_with != cat.sha256:
@@ -271,7 +271,7 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
         if is_cat and monotone.get(name, 0):
             raise ValueError(f"{name}: a categorical feature cannot carry a monotone direction")
         kind = "category" if is_cat else ("bool" if dtype == pl.Boolean else "float")
-        features.append(Feature(name=name, dtype=kind, direction=int(monotone.get(name, 0))))
+        features.append(ModelInput(name=name, dtype=kind, direction=int(monotone.get(name, 0))))
     if not features:
         raise ValueError(f"{path}: no feature columns besides {target!r}, {id_col!r}")
     frame = frame.with_columns([pl.col(f.name).cast(pl.String) for f in features if f.is_categorical])
@@ -317,7 +317,7 @@ def _percent_to_number(frame: pl.DataFrame) -> list[pl.Expr]:
     return out
 
 
-def _with_categories(features: list[Feature], frame: pl.DataFrame) -> list[Feature]:
+def _with_categories(features: list[ModelInput], frame: pl.DataFrame) -> list[ModelInput]:
     """Fix each categorical feature's categories: sorted distinct non-null values in the frame."""
     out = []
     for f in features:

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.progress import ProgressFn
-from training.bundle import Feature
+from training.bundle import ModelInput
 
 MAX_ROUNDS = 3000
 _SAFE = re.compile(r'[^"\[\]{}:,\s]+')  # no JSON specials, no whitespace
 PATIENCE = 100
 
 
-def base_params(features: list[Feature], *, seed: int, num_threads: int = 2, n_rows: int | None = None) -> dict:
+def base_params(features: list[ModelInput], *, seed: int, num_threads: int = 2, n_rows: int | None = None) -> dict:
     """Fixed LightGBM parameters with monotone constraints from the features' risk directions.
 
     ``n_rows`` (training rows) sizes the smallest leaf; without it, 200.
@@ -92,7 +92,7 @@ class CrossFit:
 
 
 def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-             features: list[Feature], *, seed: int, tune: int = 0, num_threads: int = 2,
+             features: list[ModelInput], *, seed: int, tune: int = 0, num_threads: int = 2,
              params: dict | None = None, refit: bool = True, weight: np.ndarray | None = None,
              progress: ProgressFn | None = None,
              fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
@@ -141,7 +141,7 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
                     trials=trials)
 
 
-def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[Feature], params: dict,
+def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[ModelInput], params: dict,
                   rounds: int, fitter: Callable[[dict, object, int], object] | None = None,
                   weight: np.ndarray | None = None):
     """The final booster: all booster rows, the cross-fitted number of trees (on ``fitter`` if given)."""

@@ -57,7 +57,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, DataType, Schema
 
-from training.bundle import REASON_COLUMNS, Feature, ScoringBundle, default_threads
+from training.bundle import REASON_COLUMNS, ModelInput, ScoringBundle, default_threads
 from training.master_scale import MasterScale
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -102,7 +102,7 @@ _FEATURE_TYPES = {"float": DataType.double, "int": DataType.double,  # an int wi
                   "bool": DataType.boolean, "category": DataType.string}
 
 
-def model_signature(features: list[Feature], id_columns: dict[str, bool], *, reasons: bool) -> ModelSignature:
+def model_signature(features: list[ModelInput], id_columns: dict[str, bool], *, reasons: bool) -> ModelSignature:
     """The signature of a lifecredit pyfunc, from the feature list alone (no data is scanned).
 
     ``id_columns`` maps each id column to whether it holds dates. Every input is optional: a
@@ -124,7 +124,7 @@ def model_signature(features: list[Feature], id_columns: dict[str, bool], *, rea
     return signature
 
 
-def input_example(frame: pd.DataFrame, features: list[Feature], id_columns: list[str]) -> list[dict]:
+def input_example(frame: pd.DataFrame, features: list[ModelInput], id_columns: list[str]) -> list[dict]:
     """Rows of ``frame`` (id columns and features) as records typed as :func:`model_signature` says:
     numbers as floats (null NaN), booleans and categories as ``True``/``False``/strings (null None),
     dates as datetimes."""

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.bundle import Feature, ScoringBundle, decode
+from training.bundle import ModelInput, ScoringBundle, decode
 from training.master_scale import MasterScale
 
 LGBM_VARIANTS = ("lightgbm", "lightgbm_small", "lightgbm_additive")
@@ -139,7 +139,7 @@ def cv_calibrated(margin: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[
     return best[2], best[1], losses
 
 
-def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[Feature],
+def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[ModelInput],
                   scale: MasterScale) -> dict:
     """The WoE scorecard's spec fitted on ``rows`` of the encoded matrix (decoded as serving decodes it)."""
     from training.scorecard import WoEScorecard
@@ -152,7 +152,7 @@ def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list
 
 
 def scorecard_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-                  features: list[Feature], scale: MasterScale) -> tuple[np.ndarray, float]:
+                  features: list[ModelInput], scale: MasterScale) -> tuple[np.ndarray, float]:
     """Out-of-fold scorecard log-odds of ``cal_rows`` (fold k scored by a scorecard of the other folds'
     booster rows), and the seconds it took."""
     from training.scorecard import scorecard_logit
@@ -166,7 +166,7 @@ def scorecard_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: 
     return oof, time.perf_counter() - started
 
 
-def _design(X: np.ndarray, features: list[Feature], rows: np.ndarray) -> tuple[list[dict], list[dict], list]:
+def _design(X: np.ndarray, features: list[ModelInput], rows: np.ndarray) -> tuple[list[dict], list[dict], list]:
     """The one-hot design's parts learnt on ``rows``: numeric imputation and scaling, categorical levels."""
     numeric, categorical = [], []
     for j, f in enumerate(features):
@@ -207,7 +207,7 @@ def _design_matrix(X: np.ndarray, numeric: list[dict], categorical: list[dict]) 
     return (np.column_stack(cols) if cols else np.zeros((len(X), 0))), names
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[Feature], *, seed: int,
+def fit_logistic(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[ModelInput], *, seed: int,
                  C: float | None = None) -> dict:
     """One-hot logistic regression on ``rows``, its L2 strength ``C`` or else by 5-fold cross-validated log
     loss over 10 values; a numeric feature whose coefficient goes against its stated risk direction is left
@@ -257,7 +257,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[
 
 
 def logistic_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-                 features: list[Feature], *, seed: int) -> tuple[np.ndarray, float]:
+                 features: list[ModelInput], *, seed: int) -> tuple[np.ndarray, float]:
     """Out-of-fold log-odds of the one-hot logistic model on ``cal_rows`` and the seconds it took.
 
     The L2 strength is chosen once, by cross-validation on all ``fit_rows`` (one number; choosing it
@@ -300,7 +300,7 @@ def _score(c: Candidate, y: np.ndarray, fold: np.ndarray) -> Candidate:
 
 # -- selection ---------------------------------------------------------------------------------
 def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-           features: list[Feature], *, base_oof: np.ndarray, base_trees: int, base_params: dict,
+           features: list[ModelInput], *, base_oof: np.ndarray, base_trees: int, base_params: dict,
            scorecard: tuple[np.ndarray, float] | None, logistic: tuple[np.ndarray, float] | None = None,
            candidates: tuple[str, ...] = CANDIDATES, one_se: bool = True) -> Selection:
     """Compare the candidates on the calibration rows' out-of-fold predictions (module docstring).
@@ -378,7 +378,7 @@ class Fitted:
     oof_margin: np.ndarray  # the registered model's out-of-fold margins of the calibration rows
 
 
-def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[Feature], scale: MasterScale, *,
+def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
                  seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
                  fitter=None, run_beside: Callable | None = None,
                  progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:

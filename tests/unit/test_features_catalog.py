@@ -174,7 +174,7 @@ def test_features_package_never_reads_truth():
 def test_identities_stay_in_the_panel_but_are_no_model_inputs():
     """Sector, province, urban/rural and business form feed peer groups and regulator views, not the model
     (issue 13, item 4: an identity stays in the model only if the cross-market check holds with it)."""
-    from training.data import Catalog as TrainingCatalog
+    from training.data import FeatureSet as TrainingCatalog
 
     cat = load_catalog()
     assert set(IDENTITY) <= set(cat.names)

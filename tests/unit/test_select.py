@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.bundle import OUTPUT_COLUMNS, Feature, ScoringBundle, encode
+from training.bundle import OUTPUT_COLUMNS, ModelInput, ScoringBundle, encode
 from training.data import stratified_split
 from training.master_scale import MasterScale
 from training.select import CANDIDATES, cv_calibrated, fit_selected, select
 
-NUM = [Feature(f"x{j}", "float", 0) for j in range(4)]
-FEATURES = [*NUM, Feature("sector", "category", 0, categories=("a", "b", "c"))]
+NUM = [ModelInput(f"x{j}", "float", 0) for j in range(4)]
+FEATURES = [*NUM, ModelInput("sector", "category", 0, categories=("a", "b", "c"))]
 
 
 def _table(kind: str, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -105,7 +105,7 @@ def test_rule_is_lowest_log_loss_unless_a_simpler_one_is_within_one_se():
     X = np.zeros((n, 1))
     rows = np.arange(n)
     strong, weak = z + rng.normal(0, 0.2, n), z + rng.normal(0, 2.0, n)
-    feats = [Feature("x")]
+    feats = [ModelInput("x")]
     sel = select(X, y, rows, rows, fold, feats, base_oof=strong, base_trees=10, base_params={},
                  scorecard=(weak, 0.0), candidates=("lightgbm", "scorecard"))
     assert sel.winner == "lightgbm" and "lowest out-of-fold log loss" in sel.reason

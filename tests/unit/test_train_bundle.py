@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 from training import lgbm
-from training.bundle import OUTPUT_COLUMNS, Feature, MissingFeatureError, ScoringBundle, encode
+from training.bundle import OUTPUT_COLUMNS, ModelInput, MissingFeatureError, ScoringBundle, encode
 from training.master_scale import MasterScale
 
 FEATURES = [
-    Feature("complaints", "float", 1, reason_en="Many complaints", reason_zh="投诉较多"),
-    Feature("sales", "float", -1, reason_en="Low sales", reason_zh="销售额偏低"),
-    Feature("thin_file", "bool", 1, reason_en="Short history", reason_zh="经营记录较短"),
-    Feature("sector", "category", 0, categories=("catering", "laundry", "retail"),
+    ModelInput("complaints", "float", 1, reason_en="Many complaints", reason_zh="投诉较多"),
+    ModelInput("sales", "float", -1, reason_en="Low sales", reason_zh="销售额偏低"),
+    ModelInput("thin_file", "bool", 1, reason_en="Short history", reason_zh="经营记录较短"),
+    ModelInput("sector", "category", 0, categories=("catering", "laundry", "retail"),
             reason_en="Sector risk", reason_zh="行业风险"),
 ]
 
@@ -190,14 +190,14 @@ def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
     """Three small sales contributions outrank one larger complaints contribution, and show as one reason."""
     import numpy as np
 
-    from training.bundle import Feature, ScoringBundle
+    from training.bundle import ModelInput, ScoringBundle
     from training.master_scale import MasterScale
 
-    features = [Feature("sales_a", direction=-1, reason_en="Sales fell", reason_zh="销售下降", reason_group="sales"),
-                Feature("sales_b", direction=-1, reason_en="Low sales", reason_zh="销售低", reason_group="sales"),
-                Feature("sales_c", direction=-1, reason_en="Few sales", reason_zh="销售少", reason_group="sales"),
-                Feature("complaints", direction=1, reason_en="Many complaints", reason_zh="投诉多"),
-                Feature("sector", dtype="category", reason=False)]
+    features = [ModelInput("sales_a", direction=-1, reason_en="Sales fell", reason_zh="销售下降", reason_group="sales"),
+                ModelInput("sales_b", direction=-1, reason_en="Low sales", reason_zh="销售低", reason_group="sales"),
+                ModelInput("sales_c", direction=-1, reason_en="Few sales", reason_zh="销售少", reason_group="sales"),
+                ModelInput("complaints", direction=1, reason_en="Many complaints", reason_zh="投诉多"),
+                ModelInput("sector", dtype="category", reason=False)]
     bundle = ScoringBundle(booster=object(), calibrator={"kind": "platt", "a": 1.0, "b": 0.0}, scale=MasterScale.load(),
                            features=features)
     contrib = np.array([[0.20, 0.25, 0.10, 0.40, 0.90],    # sales 0.55 in all > complaints 0.40; sector never

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from training.data import Catalog, load_table, stratified_split, time_split
+from training.data import FeatureSet, load_table, stratified_split, time_split
 
 
 def _months(n_months: int, per_month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def test_catalog_reads_directions_dtypes_and_reasons(tmp_path):
         f"- {{name: a, dtype: float, risk_direction: 1, reason_en: A high, reason_zh: A高, {common}}}\n"
         f"- {{name: s, dtype: category, risk_direction: 0, reason_en: S, reason_zh: S, {common}}}\n",
         encoding="utf-8")
-    cat = Catalog.read(path)
+    cat = FeatureSet.read(path)
     assert (cat.name, cat.version) == ("t", "2.0.0")
     assert [(f.name, f.dtype, f.direction) for f in cat.features] == [("a", "float", 1), ("s", "category", 0)]
     assert cat.features[0].reason_zh == "A高" and "A高" in cat.text
@@ -81,11 +81,11 @@ def test_catalog_reads_directions_dtypes_and_reasons(tmp_path):
     broken.write_text(path.read_text(encoding="utf-8").replace("risk_direction: 1", "risk_direction: 2"),
                       encoding="utf-8")
     with pytest.raises(ValueError, match="risk_direction"):
-        Catalog.read(broken)
+        FeatureSet.read(broken)
 
 
 def test_package_catalogue_parses():
-    cat = Catalog.read()
+    cat = FeatureSet.read()
     assert cat.features and all(f.direction in (-1, 0, 1) for f in cat.features)
 
 
