@@ -215,10 +215,10 @@ class SqliteAuditLog(AuditLog):
 
     WAL checkpoints (copying the log into the database file, with an fsync) run in a background
     thread every ``checkpoint_seconds`` instead of inside whichever append crosses SQLite's
-    1,000-page threshold: that append would otherwise wait ~20-30 ms, every ~250 records. The
-    fsync still slows the appends around it a little (journal contention on ext4), so it runs
-    rarely: every 10 s the WAL holds at most a few tens of MB at full load. ``None`` keeps
-    SQLite's automatic checkpoints.
+    1,000-page threshold, so no append waits for a checkpoint. The fsync still slows the appends
+    around it a little (journal contention), so it runs rarely (every 10 s by default); the
+    figures are in ``benchmarks/RESULTS.md`` (``bench_audit.py``). ``None`` keeps SQLite's
+    automatic checkpoints.
     """
 
     def __init__(self, url: str, *, checkpoint_seconds: float | None = 10.0):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core.files import write_text_atomic
 from core.progress import ProgressFn
 from data_contracts.cast import Typed, plan_casts
 from data_contracts.contract import Contract, load_contracts
@@ -257,7 +258,5 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
         "tables": entries,
         "ignored_files": ignored_files,
     }
-    tmp = summary_path.with_name(f".{SUMMARY_FILE}.{token}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, summary_path)
+    write_text_atomic(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
+from core.files import atomic_path, write_text_atomic
 from core.progress import ProgressFn
 from features.catalog import CATALOG_PATH, Catalog, load_catalog
 from features.customers import (
@@ -294,10 +294,13 @@ def write_outputs(
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "metadata.json").unlink(missing_ok=True)  # no metadata while the files are being swapped in
-    _replace(out / "panel.parquet", panel.write_parquet)
+    with atomic_path(out / "panel.parquet") as tmp:
+        panel.write_parquet(tmp)
     # the panel travels with the catalogue that defines it
-    _replace(out / "catalog.yaml", lambda tmp: shutil.copyfile(CATALOG_PATH, tmp))
-    _replace(out / "latest.parquet", latest.write_parquet)
+    with atomic_path(out / "catalog.yaml") as tmp:
+        shutil.copyfile(CATALOG_PATH, tmp)
+    with atomic_path(out / "latest.parquet") as tmp:
+        latest.write_parquet(tmp)
     bad = panel["bad"]
     n_lab = int(bad.is_not_null().sum())
     n_bad = int(bad.sum() or 0)
@@ -324,15 +327,5 @@ def write_outputs(
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    _replace(out / "metadata.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomic(out / "metadata.json", text)
     return meta
-
-
-def _replace(path: Path, write) -> None:
-    """Write through ``write(tmp)`` beside ``path``, then rename: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
