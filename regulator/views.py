@@ -136,7 +136,7 @@ def validation_evidence(settings: Settings, model_name: str | None = None, *, pl
     from training.registry import client
 
     handle = from_mlflow(settings, model_name)
-    client()
+    client(settings)
     with tempfile.TemporaryDirectory() as tmp:
         ev = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=handle.run_id, artifact_path=EVALUATION_ARTIFACT, dst_path=tmp)).read_text(encoding="utf-8"))

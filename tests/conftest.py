@@ -70,8 +70,8 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
         from training.registry import promote
         from training.train import train_from_features
 
-        result = train_from_features(features, seed=7)
-        promote(result["version"], force=True, reason="serving tests")
+        result = train_from_features(features, settings=get_settings(), seed=7)
+        promote(result["version"], get_settings(), force=True, reason="serving tests")
     get_settings.cache_clear()
     return {"env": env, "features": features, "version": result["version"], "run_id": result["run_id"]}
 

@@ -109,7 +109,7 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
 
     name = model_name or settings.model_name
     try:
-        c = client()
+        c = client(settings)
         mv = c.get_model_version(name, version) if version else c.get_model_version_by_alias(name, CHAMPION)
     except Exception as err:
         if not isinstance(err, MlflowException) or err.error_code not in NOT_FOUND:

@@ -1,7 +1,7 @@
 """MLflow store, model registry and the promotion gate.
 
-* The tracking and registry URI come from :func:`core.settings.get_settings` (embedded
-  SQLite by default); each experiment keeps its artefacts under ``settings.artifact_root``.
+* The tracking and registry URI come from the :class:`core.settings.Settings` the caller passes
+  (embedded SQLite by default); each experiment keeps its artefacts under ``settings.artifact_root``.
 * Every registered version gets alias ``challenger``. Alias ``champion`` moves only through
   :func:`promote`.
 * The gate compares version N with the current champion **on N's test window** (the rows
@@ -41,7 +41,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from core.settings import get_settings
+from core.settings import Settings
 from core.vocabulary import CLASSES, PSI_LIMIT
 from training.evaluate import JEFFREYS_ALPHA, discrimination, group_table, psi
 
@@ -64,12 +64,11 @@ def store_uri(uri: str) -> str:
     return uri
 
 
-def client() -> MlflowClient:
-    """Point MLflow at the configured store and return a client for it.
+def client(settings: Settings) -> MlflowClient:
+    """Point MLflow at the store ``settings`` name and return a client for it.
 
     A SQLite or PostgreSQL store creates (and migrates) its tables on first use.
     """
-    settings = get_settings()
     if settings.tracking_uri.startswith("sqlite:///"):
         settings.mlruns_dir.mkdir(parents=True, exist_ok=True)
     uri = store_uri(settings.tracking_uri)
@@ -78,7 +77,7 @@ def client() -> MlflowClient:
     return MlflowClient(uri, uri)
 
 
-def experiment_id(c: MlflowClient, name: str) -> str:
+def experiment_id(c: MlflowClient, name: str, settings: Settings) -> str:
     """The experiment's id, creating it with its artefacts under ``settings.artifact_root``.
 
     Behind a tracking server (``http(s)://``) the server's ``--artifacts-destination`` decides.
@@ -86,9 +85,9 @@ def experiment_id(c: MlflowClient, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    if get_settings().tracking_uri.startswith(("http://", "https://")):
+    if settings.tracking_uri.startswith(("http://", "https://")):
         return c.create_experiment(name)
-    location = (get_settings().artifact_root / name).resolve()
+    location = (settings.artifact_root / name).resolve()
     location.mkdir(parents=True, exist_ok=True)
     return c.create_experiment(name, artifact_location=location.as_uri())
 
@@ -182,18 +181,20 @@ def gate(c: MlflowClient, name: str, version: str, champion: str | None) -> tupl
     return checks, facts
 
 
-def promote(version: int | str, *, model_name: str | None = None, force: bool = False, reason: str | None = None,
-            by: str | None = None) -> dict:
+def promote(version: int | str, settings: Settings, *, model_name: str | None = None, force: bool = False,
+            reason: str | None = None, by: str | None = None) -> dict:
     """Move alias ``champion`` to ``version`` if the gate passes (or ``force``); return the record.
+
+    ``model_name`` defaults to ``settings.model_name``; the decision goes to ``settings.artifact_root``.
 
     Raises :class:`PromotionRefused` when a check fails and ``force`` is not set; the refusal
     is recorded in the history too.
     """
     if force and not (reason and reason.strip()):
         raise ValueError("a forced promotion needs a reason")
-    name = model_name or get_settings().model_name
+    name = model_name or settings.model_name
     version = str(version)
-    c = client()
+    c = client(settings)
     c.get_model_version(name, version)  # fails clearly on an unknown version
     champion = current_champion(c, name)
     checks, facts = gate(c, name, version, None if champion == version else champion)
@@ -212,14 +213,14 @@ def promote(version: int | str, *, model_name: str | None = None, force: bool = 
         c.set_model_version_tag(name, version, "promoted_at", record["time"])
         if record["forced"]:
             c.set_model_version_tag(name, version, "forced_promotion_reason", reason)
-    _record(c, record)
+    _record(c, record, settings.artifact_root)
     if not promoted:
         raise PromotionRefused(record)
     return record
 
 
-def _record(c: MlflowClient, record: dict) -> None:
-    root = get_settings().artifact_root
+def _record(c: MlflowClient, record: dict, root: Path) -> None:
+    """Append the decision to ``root``'s history, log it to the run and tag the registered model."""
     root.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, ensure_ascii=False, default=_json_default)
     with open(root / HISTORY_FILE, "a", encoding="utf-8") as fh:
@@ -231,9 +232,9 @@ def _record(c: MlflowClient, record: dict) -> None:
     c.set_registered_model_tag(record["model_name"], "last_promotion", json.dumps(summary))
 
 
-def promotion_history(model_name: str | None = None) -> list[dict]:
-    """Every recorded promotion decision, oldest first (optionally for one model)."""
-    path = get_settings().artifact_root / HISTORY_FILE
+def promotion_history(settings: Settings, model_name: str | None = None) -> list[dict]:
+    """Every promotion decision recorded under ``settings.artifact_root``, oldest first (optionally for one model)."""
+    path = settings.artifact_root / HISTORY_FILE
     if not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

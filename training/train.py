@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.settings import Settings
 from training.bundle import encode
 from training.data import TrainingTable, load_panel, load_table
 from training.master_scale import MasterScale
@@ -61,23 +62,25 @@ PANEL_CANDIDATES = None
 reasons with the catalogue's thresholds and groups, which the other candidates do not have."""
 
 
-def train_from_features(features_dir: str | Path, *, experiment: str = DEFAULT_EXPERIMENT,
+def train_from_features(features_dir: str | Path, *, settings: Settings, experiment: str = DEFAULT_EXPERIMENT,
                         model_name: str | None = None, seed: int = 7, tune: int = 0,
                         catalog: str | Path | None = None, master_scale: str | Path | None = None,
                         progress: Progress | None = None, engine: str = "local", scheduler: str | None = None) -> dict:
     """Train on ``<features_dir>/panel.parquet`` (labelled rows) with the feature catalogue.
+
+    ``settings`` names the MLflow store and the default registered model name.
 
     ``engine="dask"`` fits the booster on a Dask cluster (``scheduler``, or a local one; see
     ``training.dask_fit``); everything else runs here, unchanged.
     """
     say = progress or (lambda _msg: None)
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
-    return _train(lambda: load_panel(features_dir, catalog, seed=seed), experiment=experiment,
+    return _train(lambda: load_panel(features_dir, catalog, seed=seed), settings=settings, experiment=experiment,
                   model_name=model_name, seed=seed, tune=tune, master_scale=master_scale, say=say,
                   engine=engine, scheduler=scheduler, candidates=PANEL_CANDIDATES)
 
 
-def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: str | None = None,
+def train_from_table(table: str | Path, *, settings: Settings, target: str, id_col: str, time_col: str | None = None,
                      categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
                      experiment: str = DEFAULT_EXPERIMENT, model_name: str | None = None, seed: int = 7,
                      tune: int = 0, master_scale: str | Path | None = None,
@@ -86,7 +89,7 @@ def train_from_table(table: str | Path, *, target: str, id_col: str, time_col: s
     say = progress or (lambda _msg: None)
     say(f"loading {table}")
     return _train(lambda: load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
-                                     monotone=monotone, seed=seed),
+                                     monotone=monotone, seed=seed), settings=settings,
                   experiment=experiment, model_name=model_name, seed=seed, tune=tune, master_scale=master_scale,
                   say=say, engine=engine, scheduler=scheduler, candidates=TABLE_CANDIDATES)
 
@@ -121,12 +124,12 @@ def _train(load: Callable[[], TrainingTable], **kwargs) -> dict:
             gc.enable()
 
 
-def _open_store(experiment: str) -> tuple:
+def _open_store(experiment: str, settings: Settings) -> tuple:
     """Import MLflow and open its store and experiment (in the background, while LightGBM trains)."""
     from training import pyfunc, registry  # noqa: F401 - pyfunc: its MLflow modules load here too
 
-    c = registry.client()
-    return c, registry.experiment_id(c, experiment)
+    c = registry.client(settings)
+    return c, registry.experiment_id(c, experiment, settings)
 
 
 def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
@@ -157,7 +160,7 @@ def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
     return scorecard, evaluation, round(time.perf_counter() - started, 3)
 
 
-def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, experiment: str,
+def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, settings: Settings, experiment: str,
               model_name: str | None, seed: int, tune: int, master_scale: str | Path | None, say: Progress,
               engine: str = "local", scheduler: str | None = None,
               candidates: tuple[str, ...] | None = None) -> dict:
@@ -165,7 +168,6 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
     The MLflow store opens and the challenger fits in ``pool`` while LightGBM trains.
     """
-    from core.settings import get_settings
     from training import evaluate as ev
     from training.select import fit_selected
 
@@ -180,8 +182,8 @@ def _pipeline(load: Callable[[], TrainingTable], *, pool: ThreadPoolExecutor, ex
 
     data = load()  # first: a missing or invalid table touches no MLflow store
     lap("load")
-    store = pool.submit(_open_store, experiment)
-    model_name = model_name or get_settings().model_name
+    store = pool.submit(_open_store, experiment, settings)
+    model_name = model_name or settings.model_name
     scale = MasterScale.load(master_scale)
     split, y, features = data.split, data.y, data.features
     names = [f.name for f in features]

@@ -60,6 +60,7 @@ import pandas as pd
 import polars as pl
 from scipy.special import expit
 
+from core.settings import Settings
 from training.master_scale import CLASSES, MasterScale
 
 SPLIT_ROWS_ARTIFACT = "evaluation/split_rows.parquet"
@@ -358,13 +359,13 @@ def _load_model(model_uri: str, run_id: str, tmp: str):
     return predict, features, bundle.scale, kind
 
 
-def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, out_dir: str | Path,
-        as_of: Sequence[date] | None = None, seed: int = 7, log: bool = True, progress: Progress | None = None) -> dict:
+def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, settings: Settings,
+        out_dir: str | Path, as_of: Sequence[date] | None = None, seed: int = 7, log: bool = True,
+        progress: Progress | None = None) -> dict:
     """Run the whole check; write ``OUT/truth_check.json`` and (local store, ``log``) log it to the model's run.
 
-    Returns the JSON's content plus ``out`` (its path) and ``logged`` (whether it went to the run).
+    ``settings`` names the MLflow store the model is read from. Returns the JSON's content plus ``out`` (its path) and ``logged`` (whether it went to the run).
     """
-    from core.settings import get_settings
     from training.bundle import encode
     from training.registry import client as open_client
 
@@ -372,7 +373,7 @@ def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, out
     features_dir, truth_path, out_dir = Path(features_dir), Path(truth_path), Path(out_dir)
     truth = read_truth(truth_path)
     features = read_features(features_dir)
-    c = open_client()
+    c = open_client(settings)
     from mlflow.exceptions import MlflowException
 
     try:
@@ -427,7 +428,7 @@ def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, out
     out.write_text(text, encoding="utf-8")
     result["out"] = str(out)
     result["logged"] = False
-    if log and _local(get_settings().tracking_uri):
+    if log and _local(settings.tracking_uri):
         _log(c, run_id, result, text)
         result["logged"] = True
     return result

@@ -53,7 +53,8 @@ def train(
     from features.dask_engine import DaskUnavailable
     from training.train import train_from_features, train_from_table
 
-    on = {"engine": engine.value, "scheduler": scheduler}
+    settings = get_settings()
+    on = {"engine": engine.value, "scheduler": scheduler, "settings": settings}
     say = lambda msg: stderr.print(f"[dim]train:[/] {escape(msg)}")  # noqa: E731
     try:
         if table is not None:
@@ -72,7 +73,7 @@ def train(
         else:
             if any(v is not None for v in (target, id_col, time_col, categorical, monotone)):
                 raise typer.BadParameter("--target/--id/--time-col/--categorical/--monotone go with --table")
-            result = train_from_features(features or get_settings().features_dir, experiment=experiment,
+            result = train_from_features(features or settings.features_dir, experiment=experiment,
                                          model_name=model_name, seed=seed, tune=tune, progress=say, **on)
     except (FileNotFoundError, ValueError, DaskUnavailable) as err:
         stop("train", err)
@@ -80,9 +81,9 @@ def train(
     stderr.print(f"test rows: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
                  f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}")
     print(json.dumps({k: result[k] for k in ("run_id", "model_uri", "version", "metrics", "challenger_metrics")}))
-    # the work is done and the process about to end: frozen, the ~470k objects that MLflow,
+    # the work is done and the process about to end: frozen, the many objects that MLflow,
     # scikit-learn and optbinning loaded are not walked again by the interpreter's final garbage
-    # collections (~1 s of exit on the training benchmark, 0.1 s frozen); an in-process caller
+    # collections, which shortens the exit (figures: benchmarks/RESULTS.md); an in-process caller
     # keeps them as they are, just outside later cyclic collections
     gc.freeze()
 
@@ -128,7 +129,8 @@ def truth_check(
     uri = model or f"models:/{settings.model_name}@champion"
     try:
         result = run_check(uri, features or settings.features_dir, truth or settings.raw_dir / "truth.parquet",
-                           out_dir=out or settings.data_dir / "truth_check", as_of=dates, seed=seed, log=log,
+                           settings=settings, out_dir=out or settings.data_dir / "truth_check", as_of=dates,
+                           seed=seed, log=log,
                            progress=lambda msg: stderr.print(f"[dim]truth-check:[/] {escape(msg)}"))
     except (TruthCheckError, FileNotFoundError, ValueError) as err:
         stop("truth-check", err)
@@ -166,7 +168,7 @@ def promote(
     if force and not reason:
         stop("promote", "--force needs --reason (why the gate is overridden; it is recorded)")
     try:
-        record = run_gate(version, model_name=model_name, force=force, reason=reason, by=by)
+        record = run_gate(version, get_settings(), model_name=model_name, force=force, reason=reason, by=by)
     except PromotionRefused as refused:
         for check in refused.record["checks"]:
             colour = "green" if check["passed"] else "bold red"

@@ -34,7 +34,7 @@ def predict(
 
     uri = model or f"models:/{get_settings().model_name}@champion"
     try:
-        client()
+        client(get_settings())
         frame = read_frame(table)
         loaded = mlflow.pyfunc.load_model(uri)
         ids = list((loaded.metadata.metadata or {}).get("id_columns", []))

@@ -66,10 +66,11 @@ def register_copy(bundle: Path | None, *, champion: bool, corrupt=None) -> str:
     """
     import mlflow
 
+    from core.settings import get_settings
     from training.registry import CHAMPION, client, experiment_id, register
 
-    c = client()
-    with mlflow.start_run(experiment_id=experiment_id(c, "lifecredit")) as run:
+    c = client(get_settings())
+    with mlflow.start_run(experiment_id=experiment_id(c, "lifecredit", get_settings())) as run:
         mlflow.log_param("note", "fault test copy")
         if bundle is not None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -84,9 +85,10 @@ def register_copy(bundle: Path | None, *, champion: bool, corrupt=None) -> str:
 
 
 def _registry_state() -> tuple[list[str], dict]:
+    from core.settings import get_settings
     from training.registry import client
 
-    c = client()
+    c = client(get_settings())
     versions = sorted(int(mv.version) for mv in c.search_model_versions(f"name='{MODEL}'"))
     return versions, dict(c.get_registered_model(MODEL).aliases)
 
@@ -164,6 +166,7 @@ def _truncate(path: Path) -> None:
 ])
 def test_reload_refuses_champion_with_missing_or_corrupt_artefact(reloadable, monkeypatch, served_champion,
                                                                   case, corrupt, needle):
+    from core.settings import get_settings
     from training.registry import CHAMPION, client
 
     before = _still_serving(reloadable)
@@ -173,7 +176,7 @@ def test_reload_refuses_champion_with_missing_or_corrupt_artefact(reloadable, mo
         _refused(reloadable, f"version {bad}", needle)
         _still_serving(reloadable, before)
     finally:
-        client().set_registered_model_alias(MODEL, CHAMPION, reloadable["version"])
+        client(get_settings()).set_registered_model_alias(MODEL, CHAMPION, reloadable["version"])
 
 
 @pytest.mark.parametrize(("case", "needle"), [

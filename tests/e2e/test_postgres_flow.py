@@ -43,6 +43,7 @@ def _merchant(served_champion) -> str:
 
 
 def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_champion, monkeypatch, tmp_path):
+    from core.settings import get_settings
     from training.registry import promote
     from training.train import train_from_features
 
@@ -55,8 +56,8 @@ def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_cham
         }
         key = _bank_key(monkeypatch, settings_env)
         monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        trained = train_from_features(served_champion["features"], seed=7)
-        promote(trained["version"], force=True, reason="PostgreSQL end-to-end test")
+        trained = train_from_features(served_champion["features"], settings=get_settings(), seed=7)
+        promote(trained["version"], get_settings(), force=True, reason="PostgreSQL end-to-end test")
         # MLflow made its tables on first use; the registry and runs live there, artefacts in artifact_dir
         assert pg_execute(mlflow_url, "SELECT version FROM registered_model_aliases WHERE alias = 'champion'") == [
             (int(trained["version"]),)]

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 
 
 def credit_table(n: int = 20_000, seed: int = 1) -> pl.DataFrame:
@@ -94,8 +95,8 @@ def _hand_built_aucs(path, seed: int) -> dict[str, float]:
 def test_byo_table_is_as_good_as_hand_built_models(env, tables):
     from training.train import train_from_table
 
-    r = train_from_table(tables / "loans.csv", target="default_flag", id_col="loan_id", categorical=["branch"],
-                         model_name="byo-loans", seed=3)
+    r = train_from_table(tables / "loans.csv", settings=get_settings(), target="default_flag", id_col="loan_id",
+                         categorical=["branch"], model_name="byo-loans", seed=3)
     assert r["split"]["split"] == "stratified_random" and r["model_uri"] == "models:/byo-loans/1"
     hand = _hand_built_aucs(tables / "loans.csv", seed=3)
     assert r["metrics"]["auc"] >= max(hand.values()) - 0.01, (r["metrics"]["auc"], hand)
@@ -116,7 +117,7 @@ def test_byo_with_a_time_column_and_monotone_directions(env, tables):
 
     from training.train import train_from_table
 
-    r = train_from_table(tables / "loans.parquet", target="default_flag", id_col="loan_id",
+    r = train_from_table(tables / "loans.parquet", settings=get_settings(), target="default_flag", id_col="loan_id",
                          time_col="application_date", monotone={"debt_ratio": 1, "income": -1},
                          model_name="byo-loans-oot", seed=3)
     # test rows: ids held out whole, from the split date on (the calibration rows' window)
@@ -181,7 +182,8 @@ def test_byo_takes_column_names_lightgbm_refuses(env, tables, tmp_path):
     odd = {"income": "income [CNY]", "debt_ratio": "debt:ratio", "age": "", "region": "region, coarse"}
     path = tmp_path / "odd.csv"
     credit_table(4_000, seed=2).rename(odd).write_csv(path)
-    r = train_from_table(path, target="default_flag", id_col="loan_id", model_name="byo-odd-names", seed=3)
+    r = train_from_table(path, settings=get_settings(), target="default_flag", id_col="loan_id",
+                         model_name="byo-odd-names", seed=3)
     assert r["metrics"]["auc"] > 0.7
     rows = pl.read_csv(path).head(50).to_pandas()
     out = mlflow.pyfunc.load_model(r["model_uri"]).predict(rows[list(reversed(rows.columns))])
@@ -194,7 +196,7 @@ def test_byo_target_other_than_0_1_names_the_recode(env, tmp_path):
     path = tmp_path / "german.csv"
     credit_table(1_000).with_columns((pl.col("default_flag") + 1).alias("class")).drop("default_flag").write_csv(path)
     with pytest.raises(ValueError, match=r"'class' must hold both 0 and 1.*found \['1', '2'\].*recode"):
-        train_from_table(path, target="class", id_col="loan_id", model_name="byo-german")
+        train_from_table(path, settings=get_settings(), target="class", id_col="loan_id", model_name="byo-german")
 
 
 def test_byo_csv_reads_na_and_percent_text_as_numbers(tmp_path):

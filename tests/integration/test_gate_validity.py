@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.settings import get_settings
+
 pytestmark = pytest.mark.slow
 
 MERCHANTS, MONTHS, VOLUME = 8000, 30, 0.03
@@ -30,7 +32,7 @@ def realistic(tmp_path_factory, mlflow_store):
     build_features(root / "validated", root / "features")
     store = mlflow_store.new(root / "mlruns")
     with mlflow_store.use(store):
-        trained = train_from_features(root / "features", seed=7, model_name="gate-validity")
+        trained = train_from_features(root / "features", settings=get_settings(), seed=7, model_name="gate-validity")
     return {"root": root, "store": store, "trained": trained}
 
 
@@ -50,7 +52,7 @@ def _register_halved(run_id: str, name: str, tmp: Path) -> str:
 
     from training import pyfunc, registry
 
-    c = registry.client()
+    c = registry.client(get_settings())
     src = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp / "src")))
     bundle = src / "serving_bundle"
     cal = json.loads((bundle / "calibrator.json").read_text(encoding="utf-8"))
@@ -68,13 +70,13 @@ def test_gate_passes_unforced_then_refuses_halved_pds(realistic, mlflow_store, t
 
     trained = realistic["trained"]
     with mlflow_store.use(realistic["store"]):
-        record = promote(trained["version"], model_name="gate-validity")
+        record = promote(trained["version"], get_settings(), model_name="gate-validity")
         assert record["passed"] and not record["forced"], record["checks"]
         # the same model with every PD halved - ranking intact, calibration broken - as the first version
         # of its own name: no champion to compare with, so only the absolute checks can refuse it
         version = _register_halved(trained["run_id"], "gate-validity-halved", tmp_path)
         with pytest.raises(PromotionRefused) as refused:
-            promote(version, model_name="gate-validity-halved")
+            promote(version, get_settings(), model_name="gate-validity-halved")
     checks = {c["name"]: c for c in refused.value.record["checks"]}
     assert checks["score_psi_train_test"]["passed"] and "auc_vs_champion" not in checks
     assert refused.value.record["candidate_auc"] == pytest.approx(record["candidate_auc"], abs=1e-9)  # same ranking

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -32,8 +33,8 @@ def registry_store(mlflow_store, synthetic_features, wrong_directions):
 
     store = mlflow_store.new()
     with mlflow_store.use(store):
-        good = train_from_features(synthetic_features, seed=7)
-        bad = train_from_features(synthetic_features, seed=7, catalog=wrong_directions)
+        good = train_from_features(synthetic_features, settings=get_settings(), seed=7)
+        bad = train_from_features(synthetic_features, settings=get_settings(), seed=7, catalog=wrong_directions)
     assert (good["version"], bad["version"]) == ("1", "2")
     assert bad["metrics"]["auc"] < good["metrics"]["auc"] - 0.02
     return store
@@ -49,9 +50,9 @@ def test_gate_sequence(env):
     """One ordered story, since each step depends on where the alias stands."""
     from training.registry import PromotionRefused, client, current_champion, promote, promotion_history
 
-    c = client()
+    c = client(get_settings())
     # 1. no champion yet: only the absolute checks run, and they pass
-    first = promote(1, by="tester")
+    first = promote(1, get_settings(), by="tester")
     names = [ch["name"] for ch in first["checks"]]
     assert names == ["jeffreys_class_A", "jeffreys_class_B", "jeffreys_class_C", "jeffreys_class_D",
                      "score_psi_train_test"]
@@ -59,7 +60,7 @@ def test_gate_sequence(env):
 
     # 2. the wrong-direction model loses too much AUC against the champion: refused, alias unchanged
     with pytest.raises(PromotionRefused, match="auc_vs_champion") as refused:
-        promote(2, by="tester")
+        promote(2, get_settings(), by="tester")
     failed = {ch["name"]: ch for ch in refused.value.record["checks"] if not ch["passed"]}
     assert "auc_vs_champion" in failed and failed["auc_vs_champion"]["value"] < -0.01
     assert "difference" in failed["auc_vs_champion"]["detail"]
@@ -83,7 +84,7 @@ def test_gate_sequence(env):
     assert c.get_model_version(MODEL, "2").tags["forced_promotion_reason"] == "pilot for bank X"
 
     # 5. history: every decision, in order, still there after the alias moved twice
-    history = promotion_history(MODEL)
+    history = promotion_history(get_settings(), MODEL)
     assert [(h["to_version"], h["promoted"], h["forced"]) for h in history] == [
         ("1", True, False), ("2", False, False), ("2", False, False), ("2", True, True)]
     assert history[-1]["reason"] == "pilot for bank X" and history[-1]["by"] == "risk-officer"
@@ -97,11 +98,11 @@ def test_gate_sequence(env):
     # 6. back to version 1: better AUC, but its scores differ so much from the champion's that
     #    the stability check refuses it on its own
     with pytest.raises(PromotionRefused) as refused:
-        promote(1, by="tester")
+        promote(1, get_settings(), by="tester")
     checks = {ch["name"]: ch for ch in refused.value.record["checks"]}
     assert checks["auc_vs_champion"]["passed"] and checks["auc_vs_champion"]["value"] > 0
     assert not checks["score_psi_vs_champion"]["passed"] and checks["score_psi_vs_champion"]["value"] > 0.25
-    assert current_champion(c, MODEL) == "2" and len(promotion_history(MODEL)) == 5
+    assert current_champion(c, MODEL) == "2" and len(promotion_history(get_settings(), MODEL)) == 5
 
 
 def test_unknown_version_is_a_clear_error(env):

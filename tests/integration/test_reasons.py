@@ -42,7 +42,7 @@ def scored(served_champion, tmp_path_factory):
         get_settings.cache_clear()
         from training import registry
 
-        registry.client()  # points MLflow at the session store
+        registry.client(get_settings())  # points MLflow at the session store
         path = mlflow.artifacts.download_artifacts(run_id=served_champion["run_id"], artifact_path="serving_bundle",
                                                    dst_path=str(tmp_path_factory.mktemp("reasons_bundle")))
     get_settings.cache_clear()

@@ -192,7 +192,7 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
     before = _body(engine.score_id(bank, m))
 
     # a champion whose run has no serving bundle
-    c = client()
+    c = client(get_settings())
     exp = c.get_experiment_by_name("lifecredit")
     with mlflow.start_run(experiment_id=exp.experiment_id) as run:
         mlflow.log_param("note", "no artefacts")

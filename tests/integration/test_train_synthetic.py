@@ -19,6 +19,8 @@ import polars as pl
 import pytest
 import yaml
 
+from core.settings import get_settings
+
 CATALOG = {
     "name": "synthetic-merchant-features",
     "version": "0.1.0",
@@ -99,7 +101,7 @@ def trained(mlflow_store, synthetic_features):
 
     store = mlflow_store.new()
     with mlflow_store.use(store):
-        result = train_from_features(synthetic_features, seed=7)
+        result = train_from_features(synthetic_features, settings=get_settings(), seed=7)
     return result, store
 
 
@@ -132,7 +134,7 @@ def test_train_registers_a_calibrated_model_with_metrics(in_store):
 def test_run_holds_the_evidence(in_store):
     from training.registry import client
 
-    c = client()
+    c = client(get_settings())
     run = c.get_run(in_store["run_id"])
     files = _artifacts(c, in_store["run_id"])
     expected = {"evaluation/evaluation.json", "evaluation/test_window.parquet", "evaluation/csi.csv", "evaluation/model_card.md",
@@ -166,13 +168,13 @@ def test_run_holds_the_evidence(in_store):
 def test_alias_challenger_on_the_new_version(in_store):
     from training.registry import client
 
-    assert str(client().get_model_version_by_alias("lifecredit-merchant-pd", "challenger").version) == "1"
+    assert str(client(get_settings()).get_model_version_by_alias("lifecredit-merchant-pd", "challenger").version) == "1"
 
 
 def test_same_data_and_seed_give_the_same_metrics(in_store, synthetic_features):
     from training.train import train_from_features
 
-    again = train_from_features(synthetic_features, seed=7)
+    again = train_from_features(synthetic_features, settings=get_settings(), seed=7)
     assert again["version"] == "2"
     assert again["metrics"] == in_store["metrics"]
     assert again["challenger_metrics"] == in_store["challenger_metrics"]
@@ -255,8 +257,8 @@ def test_tuning_runs_optuna_trials(trained, mlflow_store, synthetic_features):
     from training.train import train_from_features
 
     with mlflow_store.use(trained[1]):
-        r = train_from_features(synthetic_features, seed=7, tune=3, experiment="tuning")
-        files = _artifacts(client(), r["run_id"], "evaluation")
-        params = client().get_run(r["run_id"]).data.params
+        r = train_from_features(synthetic_features, settings=get_settings(), seed=7, tune=3, experiment="tuning")
+        files = _artifacts(client(get_settings()), r["run_id"], "evaluation")
+        params = client(get_settings()).get_run(r["run_id"]).data.params
     assert "evaluation/optuna_trials.csv" in files and params["tune_trials"] == "3"
     assert r["metrics"]["auc"] > 0.7

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from lifecredit.cli import app
 from truth_check import SPLIT_ROWS_ARTIFACT
 
@@ -34,8 +35,8 @@ def test_truth_check_cli(validated_market, small_market, mlflow_store, tmp_path)
     build_features(validated_market, features)
     truth = small_market / "truth.parquet"
     with mlflow_store.use(mlflow_store.new(tmp_path / "mlruns")):
-        trained = train_from_features(features, seed=7)
-        c = client()
+        trained = train_from_features(features, settings=get_settings(), seed=7)
+        c = client(get_settings())
         folder, name = SPLIT_ROWS_ARTIFACT.rsplit("/", 1)  # training logs which rows it fitted on
         assert name in {Path(a.path).name for a in c.list_artifacts(trained["run_id"], folder)}
         out = tmp_path / "out"
