@@ -1,7 +1,7 @@
 """Model selection for bring-your-own tables: candidates compared on the training rows' own
 out-of-fold predictions, never on the test rows.
 
-Candidates (each gives an out-of-fold log-odds margin for every calibration row, from models that
+Candidates (fitted in ``training.candidates``; each gives an out-of-fold log-odds margin for every calibration row, from models that
 never saw that row's fold; the folds are the split's ``fold`` of the calibration rows, the same
 folds LightGBM is cross-fitted on):
 
@@ -12,13 +12,10 @@ folds LightGBM is cross-fitted on):
   learning rate;
 * ``lightgbm_additive`` - boosted stumps (2 leaves: one feature per tree, so an additive model with
   non-linear shapes, the tree analogue of a scorecard), learning rate 0.05;
-* ``scorecard`` - the WoE logistic scorecard (``training.scorecard``), fitted per fold on the
-  booster rows of the other folds;
-* ``logistic`` - a one-hot logistic regression, the careful analyst's linear model: numerics
-  median-imputed with a missing indicator and standardised, categoricals one-hot (missing a level of
-  its own), L2 strength by inner 5-fold log loss; a numeric coefficient against a stated risk
-  direction drops that feature. Added because on small, mostly categorical or additive tables it
-  beat both LightGBM and the scorecard (whose IV floor and rare-category merging lose signal there);
+* ``scorecard`` - the WoE logistic scorecard (``training.scorecard``);
+* ``logistic`` - a one-hot logistic regression, the careful analyst's linear model. Added because
+  on small, mostly categorical or additive tables it beat both LightGBM and the scorecard (whose IV
+  floor and rare-category merging lose signal there);
 * ``blend`` - a logistic stacker on the out-of-fold margins of the best LightGBM variant and the
   better linear model (scorecard or logistic), itself cross-fitted over the same folds (fold k's
   weights learnt on the other folds);
@@ -39,8 +36,9 @@ at least as well. AUC and Brier are logged beside it.
 The winner is refitted for serving: a LightGBM variant on all booster rows with its cross-fitted
 number of trees, the scorecard on all booster rows, a blend of both with the stacker's weights
 on all out-of-fold margins; the calibrator is fitted on the winner's out-of-fold margins
-(``training.calibration.choose_calibrator``). :func:`fit_selected` is that whole step, the one
-code path of ``lifecredit train --table`` and of ``benchmarks/bench_byo.py``.
+(``training.calibration.choose_calibrator``). :func:`fit_winner` and :func:`calibrate_winner` are
+the two steps (the fit and calibrate steps of ``training.train``, the one code path of
+``lifecredit train --table``); :func:`fit_selected` runs both, for ``benchmarks/bench_byo.py``.
 """
 
 from __future__ import annotations
@@ -50,9 +48,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from training.bundle import ModelInput, ScoringBundle, decode
+from training.bundle import ModelInput, ScoringBundle
+from training.candidates import (
+    fit_logistic,
+    fit_scorecard,
+    logistic_oof,
+    scorecard_oof,
+    stack_weights,
+    variant_params,
+)
 from training.master_scale import MasterScale
 
 LGBM_VARIANTS = ("lightgbm", "lightgbm_small", "lightgbm_additive")
@@ -61,24 +66,6 @@ CANDIDATES = (*LGBM_VARIANTS, *LINEAR, "blend")
 SMALL_TABLE_ROWS = 20_000
 SIMPLICITY = ("logistic", "scorecard", "lightgbm_additive", "lightgbm_small", "lightgbm", "blend")
 """Simplest first: the order the one-standard-error rule prefers among statistically tied candidates."""
-
-
-def variant_params(name: str, base: dict, n_rows: int) -> dict:
-    """LightGBM parameters of a variant (``base``: ``training.lgbm.base_params`` of the table)."""
-    if name == "lightgbm":
-        return dict(base)
-    leaf = int(min(50, max(10, n_rows // 100)))
-    # one thread, as for the base cross-fit of a table (see fit_selected): the second only waits
-    base = {**base, "num_threads": 1}
-    if name == "lightgbm_small":
-        return {**base, "learning_rate": 0.02, "num_leaves": 7, "max_depth": 3, "min_data_in_leaf": leaf,
-                "feature_fraction": 0.7, "lambda_l2": 10.0, "cat_smooth": 30.0, "min_data_per_group": 20,
-                "max_cat_threshold": 8}
-    if name == "lightgbm_additive":
-        return {**base, "learning_rate": 0.05, "num_leaves": 2, "max_depth": 1, "min_data_in_leaf": leaf,
-                "feature_fraction": 1.0, "lambda_l2": 5.0, "cat_smooth": 30.0, "min_data_per_group": 20,
-                "max_cat_threshold": 8}
-    raise ValueError(f"unknown LightGBM variant {name!r}")
 
 
 @dataclass
@@ -137,150 +124,6 @@ def cv_calibrated(margin: np.ndarray, y: np.ndarray, fold: np.ndarray) -> tuple[
         if best is None or losses[name] < best[0]:
             best = (losses[name], name, p)
     return best[2], best[1], losses
-
-
-def fit_scorecard(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[ModelInput],
-                  scale: MasterScale) -> dict:
-    """The WoE scorecard's spec fitted on ``rows`` of the encoded matrix (decoded as serving decodes it)."""
-    from training.scorecard import WoEScorecard
-
-    frame = decode(X[rows], features)
-    sc = WoEScorecard(directions={f.name: f.direction for f in features},
-                      categorical=[f.name for f in features if f.is_categorical],
-                      **scale.score_config.model_dump()).fit(frame, y[rows])
-    return sc.spec_
-
-
-def scorecard_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-                  features: list[ModelInput], scale: MasterScale) -> tuple[np.ndarray, float]:
-    """Out-of-fold scorecard log-odds of ``cal_rows`` (fold k scored by a scorecard of the other folds'
-    booster rows), and the seconds it took."""
-    from training.scorecard import scorecard_logit
-
-    started = time.perf_counter()
-    oof = np.empty(len(cal_rows))
-    for k in np.unique(fold[cal_rows]):
-        spec = fit_scorecard(X, y, fit_rows[fold[fit_rows] != k], features, scale)
-        out = fold[cal_rows] == k
-        oof[out] = scorecard_logit(spec, decode(X[cal_rows[out]], features))
-    return oof, time.perf_counter() - started
-
-
-def _design(X: np.ndarray, features: list[ModelInput], rows: np.ndarray) -> tuple[list[dict], list[dict], list]:
-    """The one-hot design's parts learnt on ``rows``: numeric imputation and scaling, categorical levels."""
-    numeric, categorical = [], []
-    for j, f in enumerate(features):
-        x = X[rows, j]
-        if f.is_categorical:
-            seen = np.unique(x[~np.isnan(x)]).astype(int)
-            categorical.append({"name": f.name, "j": j, "levels": [int(c) for c in seen],
-                                "has_missing": bool(np.isnan(x).any())})
-        else:
-            miss = np.isnan(x)
-            median = float(np.median(x[~miss])) if (~miss).any() else 0.0
-            filled = np.where(miss, median, x)
-            sd = float(filled.std()) or 1.0
-            numeric.append({"name": f.name, "j": j, "median": median, "mean": float(filled.mean()), "sd": sd,
-                            "has_missing": bool(miss.any()), "missing_mean": float(miss.mean()),
-                            "direction": f.direction})
-    return numeric, categorical, []
-
-
-def _design_matrix(X: np.ndarray, numeric: list[dict], categorical: list[dict]) -> tuple[np.ndarray, list]:
-    cols, names = [], []
-    for t in numeric:
-        x = X[:, t["j"]]
-        miss = np.isnan(x)
-        cols.append((np.where(miss, t["median"], x) - t["mean"]) / t["sd"])
-        names.append(("num", t["name"]))
-        if t["has_missing"]:
-            cols.append(miss.astype(float))
-            names.append(("miss", t["name"]))
-    for t in categorical:
-        x = X[:, t["j"]]
-        for c in t["levels"]:
-            cols.append((x == c).astype(float))
-            names.append(("cat", t["name"], c))
-        if t["has_missing"]:
-            cols.append(np.isnan(x).astype(float))
-            names.append(("catmiss", t["name"]))
-    return (np.column_stack(cols) if cols else np.zeros((len(X), 0))), names
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, rows: np.ndarray, features: list[ModelInput], *, seed: int,
-                 C: float | None = None) -> dict:
-    """One-hot logistic regression on ``rows``, its L2 strength ``C`` or else by 5-fold cross-validated log
-    loss over 10 values; a numeric feature whose coefficient goes against its stated risk direction is left
-    out and the model refitted. Returns the JSON-able spec ``training.bundle.logistic_terms`` scores."""
-    import warnings
-
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-
-    numeric, categorical, _ = _design(X, features, rows)
-    y_r = y[rows].astype(int)
-    n_splits = int(max(2, min(5, np.bincount(y_r, minlength=2).min())))
-    while True:
-        D, names = _design_matrix(X[rows], numeric, categorical)
-        with warnings.catch_warnings():  # scikit-learn's notes on attribute renames and slow convergence
-            warnings.simplefilter("ignore")
-            if C is None:
-                lr = LogisticRegressionCV(Cs=10, cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed),
-                                          scoring="neg_log_loss", max_iter=2000).fit(D, y_r)
-                chosen = float(np.ravel(lr.C_)[0])
-            else:
-                lr, chosen = LogisticRegression(C=C, max_iter=2000).fit(D, y_r), C
-        coef = dict(zip(names, lr.coef_[0]))
-        wrong = [t for t in numeric if t["direction"] and coef[("num", t["name"])] * t["direction"] < 0]
-        if not wrong:
-            break
-        numeric = [t for t in numeric if t not in wrong]
-    spec = {"kind": "logistic", "C": chosen, "intercept": float(lr.intercept_[0]), "numeric": [],
-            "categorical": []}
-    centred = spec["intercept"]
-    for t in numeric:
-        c, m = float(coef[("num", t["name"])]), float(coef.get(("miss", t["name"]), 0.0))
-        spec["numeric"].append({"name": t["name"], "median": t["median"], "mean": t["mean"], "sd": t["sd"],
-                                "coef": c, "missing_coef": m, "missing_mean": t["missing_mean"]})
-        centred += m * t["missing_mean"]
-    for t in categorical:
-        f = features[t["j"]]
-        coefs = {f.categories[c]: float(coef[("cat", t["name"], c)]) for c in t["levels"]}
-        missing = float(coef.get(("catmiss", t["name"]), 0.0))
-        x = X[rows, t["j"]]
-        table = np.array([coefs.get(f.categories[int(v)], 0.0) if v == v else missing for v in x])
-        spec["categorical"].append({"name": t["name"], "coefs": coefs, "missing": missing,
-                                    "mean": float(table.mean())})
-        centred += float(table.mean())
-    spec["centred_intercept"] = centred
-    return spec
-
-
-def logistic_oof(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-                 features: list[ModelInput], *, seed: int) -> tuple[np.ndarray, float]:
-    """Out-of-fold log-odds of the one-hot logistic model on ``cal_rows`` and the seconds it took.
-
-    The L2 strength is chosen once, by cross-validation on all ``fit_rows`` (one number; choosing it
-    again inside every fold cost 5x the time for no measurable difference), then every fold refits."""
-    from training.bundle import logistic_terms
-
-    started = time.perf_counter()
-    C = fit_logistic(X, y, fit_rows, features, seed=seed)["C"]
-    oof = np.empty(len(cal_rows))
-    for k in np.unique(fold[cal_rows]):
-        spec = fit_logistic(X, y, fit_rows[fold[fit_rows] != k], features, seed=seed, C=C)
-        out = fold[cal_rows] == k
-        intercept, terms = logistic_terms(spec, X[cal_rows[out]], features)
-        oof[out] = intercept + terms.sum(axis=1)
-    return oof, time.perf_counter() - started
-
-
-def stack_weights(margins: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Logistic stacker on margin columns: (intercept, weight per column)."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1e4, max_iter=1000).fit(margins, y)
-    return np.concatenate([lr.intercept_, lr.coef_[0]])
 
 
 def _row_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -378,18 +221,31 @@ class Fitted:
     oof_margin: np.ndarray  # the registered model's out-of-fold margins of the calibration rows
 
 
-def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
-                 seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
-                 fitter=None, run_beside: Callable | None = None,
-                 progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:
-    """Cross-fit LightGBM, compare the candidates (``None``: LightGBM only, as before selection),
-    refit the winner, calibrate it on its out-of-fold margins and build its bundle.
+@dataclass
+class Winner:
+    """The selected model refitted on all booster rows, before calibration."""
+
+    kind: str  # the bundle kind: lightgbm, scorecard, logistic or blend
+    fit: object  # training.lgbm.CrossFit (the LightGBM candidate, always fitted)
+    selection: Selection | None
+    oof_margin: np.ndarray  # the winner's out-of-fold margins of the calibration rows
+    booster: object = None
+    scorecard: dict | None = None
+    blend: dict | None = None
+    logistic: dict | None = None
+
+
+def fit_winner(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
+               seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
+               fitter=None, run_beside: Callable | None = None,
+               progress: Callable[[str], None] | None = None) -> Winner:
+    """Cross-fit LightGBM, compare the candidates (``None``: LightGBM only, as before selection) and
+    refit the winner.
 
     ``run_beside(fn)`` runs ``fn`` in a helper thread and returns a future (the out-of-fold
     scorecards fit there while LightGBM trains); without it they run inline.
     """
     from training import lgbm
-    from training.calibration import choose_calibrator
 
     say = progress or (lambda _m: None)
     fit_rows, cal_rows = split.train, split.valid
@@ -400,44 +256,66 @@ def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput]
         jobs["logistic"] = lambda: logistic_oof(X, y, fit_rows, cal_rows, split.fold, features, seed=seed)
     if run_beside:
         jobs = {k: run_beside(job) for k, job in jobs.items()}
-    # a table under 20k rows: one LightGBM thread (the second mostly waits on small data; on the loaded
-    # 2-core machine 10k rows cross-fitted in 1.6 s instead of 3.0 s with OMP_WAIT_POLICY=PASSIVE, 0.9 s
-    # instead of 7.6 s without; same trees); the panel keeps its two
+    # a table under SMALL_TABLE_ROWS rows: one LightGBM thread (on small data the second mostly waits,
+    # and one thread fits the same trees sooner; figures: benchmarks/RESULTS.md); the panel keeps its two
     threads = 1 if candidates and len(np.union1d(fit_rows, cal_rows)) < SMALL_TABLE_ROWS else 2
     fit = lgbm.crossfit(X, y, fit_rows, cal_rows, split.fold, features, seed=seed, tune=tune, num_threads=threads,
                         progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
-    selection = None
-    kind, booster, spec, blend, logistic, oof = "lightgbm", fit.booster, None, None, None, fit.oof_margin
-    if candidates:
-        done = {k: (job.result() if hasattr(job, "result") else job()) for k, job in jobs.items()}
-        selection = select(X, y, fit_rows, cal_rows, split.fold, features, base_oof=fit.oof_margin,
-                           base_trees=fit.best_iteration, base_params=fit.params, scorecard=done.get("scorecard"),
-                           logistic=done.get("logistic"), candidates=candidates)
-        win = selection.candidates[selection.winner]
-        say(f"selected {selection.winner}: {selection.reason}")
-        oof = win.oof_margin
-        tree = win.info.get("of", win.name)
-        lin = win.info.get("linear", win.name)
-        if tree in LGBM_VARIANTS and tree != "lightgbm":
-            c = selection.candidates[tree]
-            booster = lgbm.refit_booster(X, y, fit_rows, features, c.info["params"], c.info["trees"])
-        if lin == "scorecard":
-            spec = fit_scorecard(X, y, fit_rows, features, scale)
-        elif lin == "logistic":
-            logistic = fit_logistic(X, y, fit_rows, features, seed=seed)
-        if win.name in LINEAR:
-            kind, booster = win.name, None
-        elif win.name == "blend":
-            kind = "blend"
-            blend = {"intercept": win.info["intercept"], "lightgbm": win.info["w_lightgbm"],
+    if not candidates:
+        return Winner("lightgbm", fit, None, fit.oof_margin, booster=fit.booster)
+    done = {k: (job.result() if hasattr(job, "result") else job()) for k, job in jobs.items()}
+    selection = select(X, y, fit_rows, cal_rows, split.fold, features, base_oof=fit.oof_margin,
+                       base_trees=fit.best_iteration, base_params=fit.params, scorecard=done.get("scorecard"),
+                       logistic=done.get("logistic"), candidates=candidates)
+    say(f"selected {selection.winner}: {selection.reason}")
+    return _refit(selection, fit, X, y, fit_rows, features, scale, seed=seed)
+
+
+def _refit(selection: Selection, fit, X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray,
+           features: list[ModelInput], scale: MasterScale, *, seed: int) -> Winner:
+    """The selection's winner (and a blend's parts) refitted on all booster rows."""
+    from training import lgbm
+
+    win = selection.candidates[selection.winner]
+    out = Winner("lightgbm", fit, selection, win.oof_margin, booster=fit.booster)
+    tree = win.info.get("of", win.name)
+    lin = win.info.get("linear", win.name)
+    if tree in LGBM_VARIANTS and tree != "lightgbm":
+        c = selection.candidates[tree]
+        out.booster = lgbm.refit_booster(X, y, fit_rows, features, c.info["params"], c.info["trees"])
+    if lin == "scorecard":
+        out.scorecard = fit_scorecard(X, y, fit_rows, features, scale)
+    elif lin == "logistic":
+        out.logistic = fit_logistic(X, y, fit_rows, features, seed=seed)
+    if win.name in LINEAR:
+        out.kind, out.booster = win.name, None
+    elif win.name == "blend":
+        out.kind = "blend"
+        out.blend = {"intercept": win.info["intercept"], "lightgbm": win.info["w_lightgbm"],
                      lin: win.info["w_linear"], "lightgbm_variant": tree}
-    calibrator, cal_losses = choose_calibrator(oof, y[cal_rows], groups=split.fold[cal_rows], seed=seed)
-    bundle = ScoringBundle(booster=booster, calibrator=calibrator.to_dict(), scale=scale, features=features,
-                           kind=kind, scorecard=spec, blend=blend, logistic=logistic, **(bundle_kwargs or {}))
-    if kind != "lightgbm":  # the reasons' reference: the mean margin over the booster rows
-        bundle._baseline = float(np.mean(bundle.margin(X[fit_rows])))
-    return Fitted(bundle, fit, calibrator, cal_losses, selection, oof)
+    return out
 
 
-def selection_frame(selection: Selection) -> pd.DataFrame:
-    return pd.DataFrame(selection.table())
+def calibrate_winner(winner: Winner, X: np.ndarray, y: np.ndarray, split, features: list[ModelInput],
+                     scale: MasterScale, *, seed: int, bundle_kwargs: dict | None = None) -> Fitted:
+    """Calibrate the winner on its out-of-fold margins of the calibration rows and build its serving bundle."""
+    from training.calibration import choose_calibrator
+
+    cal_rows = split.valid
+    calibrator, cal_losses = choose_calibrator(winner.oof_margin, y[cal_rows], groups=split.fold[cal_rows], seed=seed)
+    bundle = ScoringBundle(booster=winner.booster, calibrator=calibrator.to_dict(), scale=scale, features=features,
+                           kind=winner.kind, scorecard=winner.scorecard, blend=winner.blend, logistic=winner.logistic,
+                           **(bundle_kwargs or {}))
+    if winner.kind != "lightgbm":  # the reasons' reference: the mean margin over the booster rows
+        bundle._baseline = float(np.mean(bundle.margin(X[split.train])))
+    return Fitted(bundle, winner.fit, calibrator, cal_losses, winner.selection, winner.oof_margin)
+
+
+def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
+                 seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
+                 fitter=None, run_beside: Callable | None = None,
+                 progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:
+    """:func:`fit_winner` then :func:`calibrate_winner`: the whole step for callers with nothing in between."""
+    winner = fit_winner(X, y, split, features, scale, seed=seed, tune=tune, candidates=candidates, fitter=fitter,
+                        run_beside=run_beside, progress=progress)
+    return calibrate_winner(winner, X, y, split, features, scale, seed=seed, bundle_kwargs=bundle_kwargs)

@@ -131,7 +131,7 @@ def test_cv_calibrated_is_out_of_fold():
 
 def _kind_bundle(linear, kind: str) -> ScoringBundle:
     from training.calibration import PlattCalibrator
-    from training.select import fit_logistic, fit_scorecard
+    from training.candidates import fit_logistic, fit_scorecard
 
     frame, y, split, X, fitted = linear
     rows = split.train
