@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
 
 ROLES = ("none", "bank", "regulator", "admin")
 EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 6}

@@ -81,6 +81,7 @@ def test_stored_without_outputs(name):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
+@pytest.mark.slow  # the fast path skips running the notebooks, not the check above
 def test_notebooks_execute(tmp_path):
     """01 then 02 in one work folder, 03 alone in another; together within three minutes of 2 cores.
 

@@ -14,7 +14,11 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from helpers import BIN, fresh_database, free_port, http, pg_execute, server, set_reachable
+
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
 
 DECIDE = {"requested_amount_fen": 2_000_000, "term_months": 12, "product": "term_loan"}
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.soak import failures, print_report, soak
+
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
 
 
 def test_thirty_second_soak_loses_no_decision(served_champion, tmp_path):

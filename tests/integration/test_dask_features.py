@@ -13,6 +13,8 @@ from features import build_features
 from features.pipeline import PEER_COLUMNS
 from lifecredit.cli import app
 
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
+
 
 @pytest.fixture(scope="module")
 def cluster():

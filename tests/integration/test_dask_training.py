@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from test_train_synthetic import write_synthetic_panel
 
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
+
 MODEL = "dask-trained"
 
 

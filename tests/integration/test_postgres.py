@@ -15,6 +15,8 @@ from helpers import fresh_database, pg_execute, set_reachable
 
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, PostgresAuditLog
 
+pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
+
 
 @pytest.fixture
 def pg_url():
