@@ -7,26 +7,24 @@ finance (when the service has made decisions), the champion's validation evidenc
 methods (classes, grades, bands, Jeffreys intervals, small-cell protection).
 
 Every number comes from :class:`regulator.views.RegulatorViews`, the same functions
-the API serves, so the report never shows a cell the API would hide. Figure text is English
-(no CJK font is assumed on the machine); headings, tables and notes are bilingual.
+the API serves, so the report never shows a cell the API would hide. This module assembles
+the HTML (headings, tables and notes bilingual); the charts are :mod:`regulator.figures`, the
+PDF printing :mod:`regulator.pdf` (its names are re-exported here for the CLI).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import shutil
-import subprocess
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
+from core.files import write_text_atomic
 from core.vocabulary import CLASSES, DECISIONS, PSI_BANDS
-from regulator.aggregates import DIMENSIONS, ViewError
+from regulator import figures
+from regulator.common import DIMENSIONS, INCLUSION_DIMENSIONS, ViewError
 from regulator.labels import label
+from regulator.pdf import PdfUnavailable, html_to_pdf, pdf_engine
 from regulator.suppression import (
     SUPPRESSED_NOTE_EN,
     SUPPRESSED_NOTE_ZH,
@@ -34,12 +32,10 @@ from regulator.suppression import (
 )
 from regulator.views import RegulatorViews
 
-CLASS_COLOURS = {"A": "#2e7d32", "B": "#9ccc65", "C": "#ffa726", "D": "#c62828"}
-PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
+STABLE, SHIFTED = (f"{PSI_BANDS[band]:.2f}" for band in ("stable", "shifted"))
+"""The PSI bands as the text shows them ("0.10", "0.25")."""
 
-
-class PdfUnavailable(RuntimeError):
-    """No PDF engine on this machine; the message says what to install."""
+__all__ = ["PdfUnavailable", "build_report", "html_to_pdf", "pdf_engine", "write_report"]
 
 
 # -- small HTML helpers ---------------------------------------------------------------------------
@@ -64,6 +60,11 @@ def _count(k: int, c: dict | None) -> str:
     return f"{c['count']:,}"
 
 
+def _count_share(k: int, c: dict, share: str = "share") -> str:
+    """A count with its share (or rate) in small print."""
+    return f'{_count(k, c)} <small>{_pct(c[share])}</small>'
+
+
 def _pct(v: float | None, digits: int = 1) -> str:
     return "–" if v is None else f"{100 * v:.{digits}f}%"
 
@@ -86,53 +87,19 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _figure() -> tuple:
-    from matplotlib.figure import Figure  # the object API: no pyplot, no global state
-
-    fig = Figure(figsize=(7.5, 3.6), dpi=110)
-    return fig, fig.add_subplot()
-
-
-def _img(fig, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _png_file(path: str, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img class="half" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
 # -- sections -------------------------------------------------------------------------------------
 def _distribution_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
     by_month = views.distribution("month", to_month=month, from_month=months[0])
-    fig, ax = _figure()
-    xs = np.arange(len(by_month["rows"]))
-    bottom = np.zeros(len(xs))
-    hidden = False
-    for c in CLASSES:
-        shares = np.array([r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan
-                           for r in by_month["rows"]])
-        hidden |= bool(np.isnan(shares).any())
-        ax.bar(xs, np.nan_to_num(shares), bottom=bottom, color=CLASS_COLOURS[c], label=c, width=0.8)
-        bottom += np.nan_to_num(shares)
-    ax.set_xticks(xs, [r["key"] for r in by_month["rows"]], rotation=60, fontsize=7)
-    ax.set(ylabel="share of merchants", ylim=(0, 1), title="Class shares by month"
-           + (" (suppressed shares left blank)" if hidden else ""))
-    ax.legend(ncols=4, fontsize=8, loc="lower left")
     parts = [_h(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
              _p("各月A–D类商户占比；下表为报告月按维度的分布（户数与该组内占比）。",
                 "Share of merchants in classes A–D per month; the tables give the report month by dimension "
                 "(count and share within the row)."),
-             _img(fig, "class shares by month")]
+             figures.class_shares(by_month["rows"])]
     head = ["月份 <span class=en>Month</span>", "合计 <span class=en>Total</span>"] + [
         f'{c} <span class=en>{_e(label("class", c)["en"].split(": ")[1])}</span>' for c in CLASSES]
-    rows = [[_e(r["key"]), _count(k, r["total"])] + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}'
-                                                    '</small>' for c in CLASSES] for r in by_month["rows"]]
+    rows = [[_e(r["key"]), _count(k, r["total"])] + [_count_share(k, r["cells"][c]) for c in CLASSES]
+            for r in by_month["rows"]]
     parts.append(_table(head, rows, "num"))
     for dim in DIMENSIONS:
         d = views.distribution(dim, month)
@@ -140,11 +107,11 @@ def _distribution_section(views: RegulatorViews, month: str, months: list[str]) 
         head = [_bi(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
             c for c in CLASSES]
         rows = [[_bi(r["label"]), _count(k, r["total"]), _pct(r["total"]["share"])]
-                + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>' for c in CLASSES]
+                + [_count_share(k, r["cells"][c]) for c in CLASSES]
                 for r in d["rows"]]
         t = d["total"]
         rows.append(["<b>合计 Total</b>", _count(k, t["total"]), _pct(1.0 if t["total"]["count"] else None)]
-                    + [f'{_count(k, t["cells"][c])} <small>{_pct(t["cells"][c]["share"])}</small>' for c in CLASSES])
+                    + [_count_share(k, t["cells"][c]) for c in CLASSES])
         parts.append(_table(head, rows, "num"))
     return "\n".join(parts)
 
@@ -152,24 +119,14 @@ def _distribution_section(views: RegulatorViews, month: str, months: list[str]) 
 def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     s = views.stability(from_month=months[0], to_month=month)
     parts = [_h(2, "二、稳定性", "2. Stability", "stability"),
-             _p("群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于0.10为稳定，0.10–0.25为轻微漂移，0.25及以上为显著变化。",
+             _p(f"群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于{STABLE}为稳定，{STABLE}–{SHIFTED}为轻微漂移，"
+                f"{SHIFTED}及以上为显著变化。",
                 "Population stability index (PSI) of the class and score distributions, each month against the "
-                "month before. Below 0.10 stable, 0.10–0.25 drifting, 0.25 and above shifted.")]
+                f"month before. Below {STABLE} stable, {STABLE}–{SHIFTED} drifting, {SHIFTED} and above shifted.")]
     if not s["rows"]:
         parts.append(_p("历史不足两个月，无法计算。", "Fewer than two months of history: nothing to compare."))
         return "\n".join(parts)
-    fig, ax = _figure()
-    xs = np.arange(len(s["rows"]))
-    top = max([0.3] + [r[k] or 0 for r in s["rows"] for k in ("psi_class", "psi_score")]) * 1.1
-    ax.axhspan(0, PSI_BANDS["stable"], color="#e8f5e9")
-    ax.axhspan(PSI_BANDS["stable"], PSI_BANDS["shifted"], color="#fff8e1")
-    ax.axhspan(PSI_BANDS["shifted"], top, color="#ffebee")
-    for key, name, style in (("psi_class", "class PSI", "o-"), ("psi_score", "score PSI", "s--")):
-        ax.plot(xs, [r[key] if r[key] is not None else np.nan for r in s["rows"]], style, label=name, ms=4)
-    ax.set_xticks(xs, [r["month"] for r in s["rows"]], rotation=60, fontsize=7)
-    ax.set(ylim=(0, top), ylabel="PSI", title="PSI month over month (bands 0.10 / 0.25)")
-    ax.legend(fontsize=8)
-    parts.append(_img(fig, "PSI over time"))
+    parts.append(figures.psi_over_time(s["rows"]))
     band_zh = {"stable": "稳定", "drifting": "漂移", "shifted": "显著变化", None: "–"}
     rows = [[_e(r["month"]), _e(r["previous"]), _num(r["psi_class"]), f'{band_zh[r["band_class"]]} '
              f'<span class=en>{_e(r["band_class"] or "")}</span>', _num(r["psi_score"]),
@@ -200,30 +157,13 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
                     "括号内为行占比。",
                     f"{mig['from']} to {mig['to']}: rows are the class in {mig['from']} (new: not scored then), columns "
                     f"the class in {mig['to']} (left: not scored now); row shares in brackets."))
+    parts.append(figures.migration_heatmap(mig, k))
     cols = [*CLASSES, "exited"]
-    fig, ax = _figure()
-    fig.set_size_inches(5.2, 4.2)
-    grid = np.array([[r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan for c in cols]
-                     for r in mig["rows"]])
-    ax.imshow(np.nan_to_num(grid, nan=0.0), cmap="Blues", vmin=0, vmax=1)
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            cell = mig["rows"][i]["cells"][cols[j]]
-            text = (suppressed_mark(k) if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j])
-                    else "-")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if not np.isnan(grid[i, j]) and grid[i, j] > 0.6 else "black")
-            if cell["suppressed"]:
-                ax.add_patch(_hatch(j, i))
-    ax.set_xticks(range(len(cols)), [*CLASSES, "left"])
-    ax.set_yticks(range(len(mig["rows"])), [r["key"] for r in mig["rows"]])
-    ax.set(xlabel=f"class in {mig['to']}", ylabel=f"class in {mig['from']}", title="Migration (row shares)")
-    parts.append(_img(fig, "migration heatmap"))
     head = ["上月 \\ 本月 <span class=en>from \\ to</span>"] + [_bi(label("class", c)) if c in CLASSES
                                                                else _bi(label("migration", c)) for c in cols] + [
         "合计 <span class=en>Total</span>"]
-    rows = [[_bi(r["label"])] + [f'{_count(k, r["cells"][c])} <small>{_pct(r["cells"][c]["share"])}</small>'
-                                 for c in cols] + [_count(k, r["total"])] for r in mig["rows"]]
+    rows = [[_bi(r["label"])] + [_count_share(k, r["cells"][c]) for c in cols] + [_count(k, r["total"])]
+            for r in mig["rows"]]
     rows.append(["<b>合计 Total</b>"] + [_count(k, mig["column_totals"][c]) for c in cols] + [_count(k, mig["total"])])
     parts.append(_table(head, rows, "num"))
     s = mig["summary"]
@@ -240,12 +180,6 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
     return "\n".join(parts)
 
 
-def _hatch(x: float, y: float):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#999999", lw=0)
-
-
 def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
     parts = [_h(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
@@ -260,22 +194,7 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
     parts.append(_p(f"有表现数据的月份：{out['months_with_outcomes'][0]}–{out['months_with_outcomes'][-1]}（合并计算）。",
                     f"Months with outcomes: {out['months_with_outcomes'][0]} – {out['months_with_outcomes'][-1]} "
                     "(pooled)."))
-    fig, ax = _figure()
-    xs = np.arange(len(CLASSES))
-    for x, r in zip(xs, out["rows"], strict=True):
-        if r["default_rate"] is not None:
-            lo, hi = r["interval"]["low"], r["interval"]["high"]
-            ax.errorbar(x, r["default_rate"], yerr=[[r["default_rate"] - lo], [hi - r["default_rate"]]], fmt="o",
-                        color=CLASS_COLOURS[r["key"]], capsize=4)
-        elif r["defaults"]["suppressed"]:
-            ax.annotate(f"{suppressed_mark(k)} (suppressed)", (x, 0), xytext=(0, 6), textcoords="offset points",
-                        ha="center", fontsize=8,
-                        color="#b71c1c")
-        if r["mean_pd"] is not None:
-            ax.plot(x, r["mean_pd"], "k_", ms=16, mew=2)
-    ax.set_xticks(xs, [f"{c}" for c in CLASSES])
-    ax.set(ylabel="12-month default rate", title="Observed default rate (95% Jeffreys) and mean PD (black bar)")
-    parts.append(_img(fig, "default rate per class"))
+    parts.append(figures.default_rates(out["rows"], k))
     for by in ("class", "grade"):
         o = out if by == "class" else views.outcomes("grade", from_month=months[0], to_month=month)
         rows = [[_bi(r["label"]), _count(k, r["n"]), _count(k, r["defaults"]), _pct(r["default_rate"], 2),
@@ -298,10 +217,10 @@ def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> 
     parts.append(_p("通过服务作出的授信决策：各组批准、转人工、拒绝比例，平均批准额度，及批准率相对总体的比值。",
                     "Decisions made through the service: approval, referral and decline rates, average approved "
                     "limit, and each segment's approval rate relative to the overall rate."))
-    for by in ("urban_rural", "business_form", "sector", "province"):
+    for by in INCLUSION_DIMENSIONS:
         inc = first if by == "urban_rural" else views.inclusion(by, from_month=months[0], to_month=month)
         rows = [[_bi(r["label"]), _count(k, r["decisions"])]
-                + [f'{_count(k, r["cells"][d])} <small>{_pct(r["cells"][d]["rate"])}</small>' for d in DECISIONS]
+                + [_count_share(k, r["cells"][d], "rate") for d in DECISIONS]
                 + [_num(r["approval_ratio"], 2),
                    "–" if r["average_approved_limit_fen"] is None else f'{r["average_approved_limit_fen"] / 100:,.0f}']
                 for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]]
@@ -346,7 +265,7 @@ def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, st
         parts.append(_h(3, "特征稳定性（CSI最高的特征）", "Feature stability (largest CSI)"))
         parts.append(_table(["特征 <span class=en>Feature</span>", "CSI"],
                             [[_e(r["feature"]), _num(r["csi"])] for r in s["csi_top"]], "num narrow"))
-    shown = [_png_file(v["plots"][k], k) for k in ("roc", "calibration") if k in v["plots"]]
+    shown = [figures.png_file(v["plots"][k], k) for k in ("roc", "calibration") if k in v["plots"]]
     if shown:
         parts.append('<div class="plots">' + "".join(shown) + "</div>")
     return "\n".join(parts), None
@@ -405,8 +324,8 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
     if problem:
         warnings.append(f"validation evidence unavailable: {problem}")
     body = [
-        f'<h1>生活服务商户信用风险分类监管报告 <span class="en">/ Regulator report: credit-risk classes of '
-        f'life-service merchants</span></h1>',
+        '<h1>生活服务商户信用风险分类监管报告 <span class="en">/ Regulator report: credit-risk classes of '
+        'life-service merchants</span></h1>',
         f'<p class="meta">报告月 Report month: <b>{_e(month)}</b> · 历史 History: {_e(months[0])} – {_e(months[-1])} · '
         f'最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</p>',
         f'<p class="legend">{_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
@@ -428,45 +347,5 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
 def write_report(views: RegulatorViews, month: str, out: Path) -> dict:
     """Write the HTML report to ``out`` (atomically); returns ``{"html": path, "warnings": [...]}``."""
     page, warnings = build_report(views, month)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    out = write_text_atomic(out, page)
     return {"html": str(out), "bytes": len(page.encode()), "warnings": warnings}
-
-
-def pdf_engine() -> tuple[str, str] | None:
-    """(kind, path) of a PDF engine: a headless Chromium / Chrome, or WeasyPrint; None if neither."""
-    for name in PDF_BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return "chromium", path
-    try:
-        import weasyprint  # noqa: F401
-    except ImportError:
-        return None
-    return "weasyprint", "weasyprint"
-
-
-def html_to_pdf(html_path: Path, pdf_path: Path, *, timeout: int = 120) -> str:
-    """Print the HTML report to PDF; returns the engine used. Raises :class:`PdfUnavailable` without one."""
-    engine = pdf_engine()
-    if engine is None:
-        raise PdfUnavailable("no PDF engine found: install Chromium (e.g. `apt-get install chromium`) or WeasyPrint "
-                             "(`uv add weasyprint`), or print the HTML report from a browser")
-    kind, path = engine
-    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
-    if kind == "weasyprint":
-        import weasyprint
-
-        weasyprint.HTML(filename=str(html_path)).write_pdf(str(pdf_path))
-        return kind
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [path, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-               "--no-pdf-header-footer", "--print-to-pdf-no-header", f"--print-to-pdf={pdf_path}",
-               html_path.as_uri()]
-        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout, check=False)
-    if done.returncode != 0 or not pdf_path.exists():
-        raise PdfUnavailable(f"{path} could not print the report (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-    return f"chromium ({path})"
