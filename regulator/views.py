@@ -7,9 +7,10 @@ cannot answer raises :class:`~regulator.aggregates.ViewError` (a 4xx) or
 :class:`~regulator.history.HistoryError` (nothing to show yet: the message names the
 command that builds it).
 
+The caller gives the settings (the CLI or the service reads them; nothing here does).
 Example (an API route is one line)::
 
-    views = RegulatorViews(get_settings())
+    views = RegulatorViews(settings)
     views.distribution(by="sector", month="2025-07")
 """
 
