@@ -8,7 +8,7 @@ partition per month::
 
 A *month* is the month of ``as_of``: the classification as it stood on that date, from events
 strictly before it (``as_of`` 2025-07-01 sees data up to 30 June). Re-scoring a month replaces
-its file atomically (written beside it under a hidden name, then renamed over it), so a reader
+its file atomically (:func:`core.files.atomic_path`: written beside it, then renamed over it), so a reader
 sees the old month or the new one, never a mixture and never both.
 
 Features come from the same code as training and serving: the serving snapshot
@@ -21,14 +21,13 @@ province, urban/rural, business form) are the profile features themselves.
 from __future__ import annotations
 
 import calendar
-import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 
+from core.files import atomic_path
 from core.settings import Settings
 from core.vocabulary import CLASSES
 
@@ -78,13 +77,8 @@ def partition_path(root: Path, month: str) -> Path:
 def write_month(root: Path, month: str, frame: pl.DataFrame) -> Path:
     """Write (or replace) one month's partition atomically; returns its path."""
     target = partition_path(root, month)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{PART_FILE}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(target) as tmp:
         frame.select(*(pl.col(c).cast(t) for c, t in SCHEMA.items())).write_parquet(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -179,14 +173,13 @@ def score_all(settings: Settings, *, as_of: list[date] | None = None, months: in
         frame = frames.get(d)
         if frame is None or frame.height == 0:
             raise HistoryError(f"no merchant is registered before {d}: nothing to score")
-        scored = bundle.predict(frame, reasons=False)
+        scored = bundle.score(frame, reasons=False)
         out = (
             frame.select("merchant_id", *(pl.col(c).cast(pl.String) for c in SEGMENTS if c != "city"))
             .with_columns(
                 month=pl.lit(month_of(d)), as_of=pl.lit(d, dtype=pl.Date),
-                pd=pl.Series(scored["pd"].to_numpy()), score=pl.Series(scored["score"].to_numpy()),
-                grade=pl.Series(scored["grade"].to_numpy().astype(str)),
-                **{"class": pl.Series(scored["class"].to_numpy().astype(str))},
+                pd=pl.Series(scored.pd), score=pl.Series(scored.score), grade=pl.Series(scored.grade),
+                **{"class": pl.Series(scored.klass)},
                 model_name=pl.lit(handle.name), model_version=pl.lit(str(handle.version)),
                 model_run_id=pl.lit(handle.run_id), scored_at=pl.lit(stamp, dtype=pl.Datetime("us", "UTC")),
             )

@@ -7,32 +7,20 @@ live files have moved on. Files are written once, atomically, and never changed.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import shutil
 from pathlib import Path
 
+from core.files import atomic_path
 from core.settings import Settings
 from serving.policy import Policy, load_policy
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _keep(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` atomically unless a copy is there already (same hash, same bytes)."""
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    os.replace(tmp, target)
+    with atomic_path(target, mode=0o600) as tmp:  # private to the service's user, as ever
+        shutil.copyfile(source, tmp)
     return target
 
 

@@ -4,7 +4,8 @@ Every path needs a valid key except the probes, metrics and API docs (``PUBLIC``
 role may call what is one table, :data:`ROLES_BY_PATH`. The middleware also turns away
 bodies the API cannot read (wrong content type, too large) before anything parses them.
 The verified key travels to the handlers in the ASGI scope (``request.state.api_key``);
-the key text itself is never stored, logged or echoed.
+the key text itself is never stored, logged or echoed. The service gives the middleware its
+settings (key file, limits); nothing here reads the environment.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.settings import get_settings
+from core.settings import Settings
 from serving.keys import ROLES, KeyStore
 from serving.ratelimit import RateLimiter
 
@@ -62,8 +63,15 @@ async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes,
 class AuthMiddleware:
     """Bearer key by route (401 no or bad key, 403 wrong role), rate (429), content type (415), body size (413)."""
 
-    def __init__(self, app: Callable, keys_file: str | None = None, max_body_bytes: int | None = None):
-        settings = get_settings()
+    def __init__(self, app: Callable, settings: Settings | None = None, *, keys_file: str | None = None,
+                 max_body_bytes: int | None = None):
+        """``settings``: the service's own (it passes them); they name the key file and set the body and rate
+        limits. A bare app (tests) may give ``keys_file`` alone: the limits are then the settings' declared
+        defaults, read from no environment."""
+        if settings is None:
+            if keys_file is None:
+                raise ValueError("AuthMiddleware needs the service's settings or a keys_file")
+            settings = Settings.model_construct()  # the declared defaults, no environment read
         self.app = app
         self.keys = KeyStore(keys_file or settings.api_keys_file)
         self.max_body = max_body_bytes or settings.serve_max_body_bytes

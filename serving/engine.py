@@ -25,6 +25,7 @@ from typing import Any
 from starlette.responses import Response
 
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
+from core.files import write_text_atomic
 from core.settings import Settings
 from serving import archive
 from serving.keys import ApiKey
@@ -157,12 +158,9 @@ class Engine:
         """Tell the other workers of this server that a reload happened (they poll the marker)."""
         path = self.settings.var_dir / RELOAD_MARKER
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"model_version": scorer.handle.version, "run_id": scorer.handle.run_id,
-                                       "snapshot_sha256": scorer.snapshot.sha256, "pid": os.getpid(),
-                                       "time": time.time()}), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps({"model_version": scorer.handle.version, "run_id": scorer.handle.run_id,
+                                                "snapshot_sha256": scorer.snapshot.sha256, "pid": os.getpid(),
+                                                "time": time.time()}))
             self._marker_mtime = path.stat().st_mtime
         except OSError as err:
             logger.warning("could not write reload marker %s: %s", path, err)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from core.files import write_text_atomic
 
 ROLES = ("bank", "regulator", "admin")
 PREFIX = "lck"
@@ -70,12 +70,7 @@ class KeyStore:
         self._mtime = mtime
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump([asdict(k) for k in self._keys.values()], fh, indent=1)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps([asdict(k) for k in self._keys.values()], indent=1), mode=0o600)
         self._mtime = self.path.stat().st_mtime
 
     def create(self, role: str, name: str | None = None) -> str:

@@ -38,7 +38,7 @@ class ScoreRequest(_Request):
     )
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ScoreRequest":
+    def _exactly_one(self) -> ScoreRequest:
         if (self.merchant_id is None) == (self.features is None):
             raise ValueError("give exactly one of merchant_id or features")
         return self

@@ -6,9 +6,8 @@ TreeSHAP reasons, vectorised over all cores. A request by merchant id is then a 
 lookup of a ready JSON text (the same text goes to the audit log). A request with a full
 feature row is scored live through the same :class:`training.bundle.ScoringBundle` code.
 
-Build cost grows with merchants x trees (TreeSHAP dominates): with the demo model (38 trees)
-on this 2-core machine, ~1-2 s for 3,000 merchants and 43 s (peak RSS ~0.8 GB) measured for
-100,000; a model with ten times the trees takes roughly ten times as long. The server reports not-ready until the build is done, and a reload
+Build cost grows with merchants x trees (TreeSHAP dominates), so a large snapshot or a large
+model takes a while to build. The server reports not-ready until the build is done, and a reload
 builds the new scorer beside the old one, which keeps serving meanwhile.
 """
 
@@ -30,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from core.audit import canonical_json
+from core.files import file_sha256
 from serving.policy import Policy, decide, load_policy
 from training.bundle import MissingFeatureError, ScoringBundle
 from training.model_source import ModelHandle
@@ -67,9 +67,7 @@ class Snapshot:
         return max(dates) if dates else None
 
     @classmethod
-    def load(cls, path: Path, sha256: str | None = None) -> "Snapshot":
-        from serving.archive import sha256_file
-
+    def load(cls, path: Path, sha256: str | None = None) -> Snapshot:
         path = Path(path)
         if path.is_dir():
             path = path / SNAPSHOT_FILE
@@ -91,7 +89,7 @@ class Snapshot:
         if len(index) != len(ids):
             raise ScorerError(f"feature snapshot {path} repeats merchant ids ({len(ids) - len(index)} duplicates)")
         as_of = frame["as_of"].cast(pl.String).to_list() if "as_of" in frame.columns else [None] * len(ids)
-        return cls(path, sha256 or sha256_file(path), frame, index, as_of)
+        return cls(path, sha256 or file_sha256(path), frame, index, as_of)
 
     def row(self, i: int) -> dict[str, Any]:
         """One merchant's row as plain JSON-ready values (dates as ISO text)."""
@@ -106,8 +104,8 @@ def check_booster_file(path: Path) -> None:
 
     LightGBM's parser aborts the whole process (C++ terminate) on a truncated or corrupt
     model text, which would take the serving worker and its current model down with it; a
-    child that dies instead costs ~1 s per new model file (each file is checked once). Its
-    message may quote the file's broken bytes: decoded with replacement, never an error of its own.
+    child that dies instead costs one extra process start per new model file (each file is
+    checked once). Its message may quote the file's broken bytes: decoded with replacement, never an error of its own.
     """
     stat = path.stat()
     ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -196,23 +194,13 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
 
 def results(bundle: ScoringBundle, X: np.ndarray, merchant_ids: list[str | None], as_of: list[str | None],
             model_name: str, model_version: str, *, threads: int = 1) -> list[dict]:
-    """Response objects for the rows of ``X`` (the one code path: snapshot, live rows and replay)."""
+    """Response objects for the rows of ``X`` (the one code path: snapshot, live rows and replay):
+    the bundle's :class:`training.result.Scores` rendered row by row, with the ids and the model."""
     out: list[dict] = []
     for start in range(0, len(X), CHUNK_ROWS):
-        chunk = X[start:start + CHUNK_ROWS]
-        p = bundle.pd_from_margin(bundle.margin(chunk, threads=threads))
-        score, grade, klass = bundle.scale.score(p), bundle.scale.grade(p), bundle.scale.risk_class(p)
-        contrib = bundle.contributions(chunk, threads=threads)  # TreeSHAP, or scorecard points (bundle kinds)
-        why = bundle.reasons(contrib, chunk)
-        ranks = [(why[f"reason_{k}_code"], why[f"reason_{k}_en"], why[f"reason_{k}_zh"]) for k in range(1, 5)]
-        for j in range(len(chunk)):
-            i = start + j
-            out.append({
-                "merchant_id": merchant_ids[i], "pd": float(p[j]), "score": int(score[j]), "grade": str(grade[j]),
-                "class": str(klass[j]),
-                "reasons": [{"code": c[j], "en": e[j], "zh": z[j]} for c, e, z in ranks if c[j] is not None],
-                "model_name": model_name, "model_version": model_version, "features_as_of": as_of[i],
-            })
+        scores = bundle.score_encoded(X[start:start + CHUNK_ROWS], threads=threads)
+        out.extend({"merchant_id": merchant_ids[start + j], **scores.row(j), "model_name": model_name,
+                    "model_version": model_version, "features_as_of": as_of[start + j]} for j in range(len(scores)))
     return out
 
 
@@ -232,7 +220,7 @@ class Scorer:
 
     @classmethod
     def build(cls, handle: ModelHandle, snapshot: Path | Snapshot, policy_file: Path, *,
-              threads: int | None = None) -> "Scorer":
+              threads: int | None = None) -> Scorer:
         """Load and check the three parts, then precompute; ScorerError says what does not fit."""
         started = time.perf_counter()
         threads = threads or max(1, os.cpu_count() or 1)
@@ -287,7 +275,7 @@ class Scorer:
 
     # -- live scoring of a feature row --------------------------------------------------------
     def score_row(self, features: dict[str, Any]) -> dict:
-        """Score one feature row live (TreeSHAP on one row: ~0.3-10 ms, by model size)."""
+        """Score one feature row live (TreeSHAP on one row; its cost grows with the model's size)."""
         X = self.bundle.encode(row_frame(self.bundle, features))
         return results(self.bundle, X, [None], [None], self.handle.name, self.handle.version)[0]
 

@@ -1,7 +1,8 @@
 """The BentoML service banks call: score, score in batch, decide, read an audit record, read the model card.
 
 Run it with ``lifecredit serve`` (or ``bentoml serve serving.service:LifeCredit``; both read
-the ``LIFECREDIT_*`` settings). The class is a thin shell: :class:`serving.engine.Engine`
+the ``LIFECREDIT_*`` settings). This module is the entry point: it alone reads the settings and
+passes them down (to the engine, the key middleware and the regulator routes). The class is a thin shell: :class:`serving.engine.Engine`
 holds the model and answers, :class:`serving.auth.AuthMiddleware` checks keys and roles for
 every route in one place, and the two GET routes (``/model``, ``/decisions/{decision_id}``)
 live in a small FastAPI router mounted into the same service (BentoML API methods are
@@ -109,13 +110,13 @@ class LifeCredit:
         settings = get_settings()
         bento_model = _packed_model()
         self._engine = Engine(settings, bento_model=bento_model)
-        # A PostgreSQL commit takes milliseconds: off the event loop, or one worker serves one
-        # request at a time. SQLite's sub-0.1 ms append is faster inline than a thread hop.
+        # A PostgreSQL commit is a network round trip: off the event loop, or one worker serves one
+        # request at a time. A local SQLite append is cheaper inline than a hop to a thread.
         self._offload = is_postgres(settings.audit_url)
         self._loader = threading.Thread(target=self._load, name="lifecredit-load", daemon=True)
         self._loader.start()
         # BentoML resolves `instance.<api>.local` per request through a descriptor that runs
-        # inspect.signature (~50-100 us); an instance attribute of the same name is found first.
+        # inspect.signature each time; an instance attribute of the same name is found first.
         for name in type(self).__dict__:
             if name in LifeCredit.apis:
                 setattr(self, name, getattr(self, name))
@@ -185,7 +186,18 @@ class LifeCredit:
         return _reply(ctx, await anyio.to_thread.run_sync(self._engine.admin_reload))
 
 
-LifeCredit.add_asgi_middleware(AuthMiddleware)
+def _gatekeeper(app: Any) -> AuthMiddleware:
+    """The key middleware, and the read API's settings, from the settings this process runs with.
+
+    BentoML builds the middleware with the ASGI app, before the service instance exists; the
+    regulator routes read the settings from ``read_api.state`` (lower layers never read them).
+    """
+    settings = get_settings()
+    read_api.state.settings = settings
+    return AuthMiddleware(app, settings)
+
+
+LifeCredit.add_asgi_middleware(_gatekeeper)
 
 
 class _Service(type(LifeCredit)):

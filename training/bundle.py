@@ -45,23 +45,9 @@ are ignored; a missing feature column raises :class:`MissingFeatureError` naming
 Categorical features are matched by value against the categories seen in training; an
 unseen or null category is treated as missing.
 
-Outputs (one row per input row, same order and index): ``pd`` (float, 12-month PD after
-calibration and the scale's PD floor), ``score`` (int), ``grade`` (str), ``class`` (A-D), and
-``reason_{k}_code`` / ``reason_{k}_en`` / ``reason_{k}_zh`` for k = 1..4: the features that
-raised this merchant's risk most, by TreeSHAP contribution to the margin against the
-baseline (the model's expected margin over the training window), largest first. The code is
-the catalogue feature name; fewer than four risk-raising features leave the rest null. Flat
-columns rather than a list column: every bank API, CSV export and Parquet reader handles
-them without nesting.
-
-Only reason-capable features are reasons (``ModelInput.reason``, from the catalogue: never the
-identity features nor those without a risk direction); the next one moves up. A catalogue
-reason text names a high or a low value ("Currently past due on a loan"), so a feature whose
-value is missing in the row (no loan at all) is no reason for that row: its contribution is
-that of the missing value, which the text does not describe. Nor is it one on the wrong side of
-its ``reason_threshold`` (no "Sales fell" where sales grew, though a flat month may still raise
-the risk against the average). Features without a text
-(bring-your-own tables) are reasons whatever their value, as "<name> raised the risk".
+Outputs: one :class:`training.result.Scores` per call (:meth:`ScoringBundle.score`): PD, score,
+grade, class and up to four reasons per row; :mod:`training.result` describes the columns and
+the reason rules, and renders the result for every caller.
 """
 
 from __future__ import annotations
@@ -76,14 +62,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.linear import decode, logistic_terms, scorecard_contributions
 from training.master_scale import MasterScale
+from training.result import OUTPUT_COLUMNS, REASON_COLUMNS, Reasons, Scores, rank_reasons, reason_groups
 
+__all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "MissingFeatureError", "ModelInput", "Scores", "ScoringBundle",
+           "apply_calibration", "decode", "default_threads", "encode", "logistic_terms", "scorecard_contributions"]
 FORMAT_VERSION = 1
 FORMAT_VERSIONS = (1, 2)  # 2: a model kind other than lightgbm (format 1 readers refuse it by name)
 KINDS = ("lightgbm", "scorecard", "logistic", "blend")
-N_REASONS = 4
-REASON_COLUMNS = [f"reason_{k}_{part}" for k in range(1, N_REASONS + 1) for part in ("code", "en", "zh")]
-OUTPUT_COLUMNS = ["pd", "score", "grade", "class", *REASON_COLUMNS]
 PD_EPS = 1e-6
 
 
@@ -131,7 +118,7 @@ class ModelInput:
                 "reason": self.reason, "reason_threshold": self.reason_threshold, "reason_group": self.reason_group}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelInput":
+    def from_dict(cls, d: dict) -> ModelInput:
         return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
                    categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
                    reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)),  # absent: older bundles
@@ -162,58 +149,6 @@ def encode(frame, features: list[ModelInput]) -> np.ndarray:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"feature column {f.name!r} must be numeric ({f.dtype}): {err}") from err
     return out
-
-
-def decode(X: np.ndarray, features: list[ModelInput]) -> pd.DataFrame:
-    """The inverse of :func:`encode` as a frame the scorecard reads: numbers as floats, a
-    categorical's code as its training category (NaN -> None: unseen or missing)."""
-    cols = {}
-    for j, f in enumerate(features):
-        if f.is_categorical:
-            cats = np.array([*f.categories, None], dtype=object)
-            codes = np.where(np.isnan(X[:, j]), len(f.categories), X[:, j]).astype(np.intp)
-            cols[f.name] = cats[codes]
-        else:
-            cols[f.name] = X[:, j]
-    return pd.DataFrame(cols)
-
-
-def scorecard_contributions(spec: dict, X: np.ndarray, features: list[ModelInput]) -> np.ndarray:
-    """Per row and feature, the margin the row's bin adds over the feature's best (lowest-WoE) bin:
-    ``coef * (woe - min woe)`` >= 0; zero for features the scorecard does not use."""
-    from training.scorecard import (
-        _bin_codes,  # lazily: scikit-learn only for scorecard bundles
-    )
-
-    frame = decode(X, features)
-    out = np.zeros((len(X), len(features)))
-    col = {f.name: j for j, f in enumerate(features)}
-    for f in spec["features"]:
-        codes, labels = _bin_codes(f, frame[f["name"]])
-        woe = np.array([f["woe"].get(label, 0.0) for label in labels], dtype=np.float64)
-        best = min(f["woe"].values()) if f["woe"] else 0.0
-        out[:, col[f["name"]]] = f["coef"] * (woe[codes] - best)
-    return out
-
-
-def logistic_terms(spec: dict, X: np.ndarray, features: list[ModelInput]) -> tuple[float, np.ndarray]:
-    """A one-hot logistic model's (intercept, per-feature terms centred on the training rows' mean):
-    the margin is ``intercept + terms.sum(1)``; a positive term raised the risk against the average row
-    (for a linear model the exact SHAP value). See ``training.select.fit_logistic`` for the spec."""
-    col = {f.name: j for j, f in enumerate(features)}
-    terms = np.zeros((len(X), len(features)))
-    for t in spec["numeric"]:
-        x = X[:, col[t["name"]]]
-        miss = np.isnan(x)
-        z = (np.where(miss, t["median"], x) - t["mean"]) / t["sd"]
-        terms[:, col[t["name"]]] = t["coef"] * z + t["missing_coef"] * (miss - t["missing_mean"])
-    for t in spec["categorical"]:
-        f = features[col[t["name"]]]
-        coefs = np.array([t["coefs"].get(c, 0.0) for c in f.categories] + [t["missing"]], dtype=np.float64)
-        x = X[:, col[t["name"]]]
-        codes = np.where(np.isnan(x), len(f.categories), x).astype(np.intp)
-        terms[:, col[t["name"]]] = coefs[codes] - t["mean"]
-    return spec["centred_intercept"], terms
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -312,7 +247,7 @@ class ScoringBundle:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, *, num_threads: int = 1) -> "ScoringBundle":
+    def load(cls, directory: str | Path, *, num_threads: int = 1) -> ScoringBundle:
         """Read a bundle directory written by :meth:`save`."""
         import lightgbm as lgb
 
@@ -398,67 +333,29 @@ class ScoringBundle:
         """Calibrated PD of raw margins, floored by the master scale."""
         return self.scale.floor(apply_calibration(self.calibrator, margin))
 
+    def score(self, frame, *, reasons: bool = True, threads: int | None = None) -> Scores:
+        """The scoring result for every row of ``frame``, in order (reasons only when asked for)."""
+        return self.score_encoded(self.encode(frame), reasons=reasons, threads=threads)
+
+    def score_encoded(self, X: np.ndarray, *, reasons: bool = True, threads: int | None = None) -> Scores:
+        """:meth:`score` of rows already encoded (:meth:`encode`)."""
+        p = self.pd_from_margin(self.margin(X, threads=threads))
+        why = self.reasons(self.contributions(X, threads=threads), X) if reasons else None
+        return Scores.from_pd(self.scale, p, why)
+
     def predict(self, frame, *, reasons: bool = True) -> pd.DataFrame:
-        """PD, score, grade, class (and reason codes) for every row of ``frame``, in order."""
-        X = self.encode(frame)
-        p = self.pd_from_margin(self.margin(X))
-        index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(p))
-        out = pd.DataFrame(
-            {"pd": p, "score": self.scale.score(p), "grade": self.scale.grade(p).astype(str),
-             "class": self.scale.risk_class(p).astype(str)},
-            index=index,
-        )
-        if reasons:
-            for col, values in self.reasons(self.contributions(X), X).items():
-                out[col] = values
-        return out
+        """:meth:`score` as the pyfunc's frame (``frame``'s index kept; see :meth:`Scores.to_frame`)."""
+        index = frame.index if isinstance(frame, pd.DataFrame) else None
+        return self.score(frame, reasons=reasons).to_frame(index)
 
     @cached_property
     def reason_groups(self) -> list[np.ndarray]:
         """Feature positions per reason group (``ModelInput.reason_group``, else the feature alone)."""
-        groups: dict[str, list[int]] = {}
-        for j, f in enumerate(self.features):
-            groups.setdefault(f.reason_group or f.name, []).append(j)
-        return [np.asarray(m) for m in groups.values()]
+        return reason_groups(self.features)
 
-    def reasons(self, contrib: np.ndarray, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Top risk-raising reason-capable features per row from TreeSHAP margin contributions, at most
-        one per ``reason_group`` (groups ranked by their members' summed risk-raising contribution).
-
-        ``X`` (the encoded rows) lets a feature with a catalogue text be skipped where its value
-        is missing (see the module docstring); without it only ``ModelInput.reason`` filters.
-        """
-        n = contrib.shape[0]
-        eligible = np.array([f.reason for f in self.features], dtype=bool)
-        contrib = np.where(eligible, contrib, -np.inf)
-        if X is not None:
-            texted = np.array([bool(f.reason_en) for f in self.features], dtype=bool)
-            contrib = np.where(texted & np.isnan(X), -np.inf, contrib)
-            for j, f in enumerate(self.features):
-                if f.reason_threshold is not None:
-                    holds = X[:, j] > f.reason_threshold if f.direction >= 0 else X[:, j] < f.reason_threshold
-                    contrib[:, j] = np.where(holds, contrib[:, j], -np.inf)
-        # one reason per group: groups ranked by the sum of their members' risk-raising contributions,
-        # each shown as its largest member (several sales features do not crowd out complaints, and a
-        # decline spread thin over a dozen sales windows still counts as one strong reason)
-        members = self.reason_groups
-        score = np.column_stack([np.where(contrib[:, m] > 0, contrib[:, m], 0.0).sum(axis=1) for m in members])
-        best = np.column_stack([m[np.argmax(contrib[:, m], axis=1)] for m in members])
-        k = min(N_REASONS, len(members))
-        rank = np.argsort(-score, axis=1, kind="stable")[:, :k]
-        order = np.take_along_axis(best, rank, axis=1)
-        top = np.take_along_axis(score, rank, axis=1)
-        names = np.array(self.feature_names, dtype=object)
-        texts = {"en": np.array([f.reason_en or f"{f.name} raised the risk" for f in self.features], dtype=object),
-                 "zh": np.array([f.reason_zh or f"{f.name} 提高了风险" for f in self.features], dtype=object)}
-        out: dict[str, np.ndarray] = {}
-        for r in range(N_REASONS):
-            raising = top[:, r] > 0 if r < k else np.zeros(n, dtype=bool)
-            idx = order[:, r] if r < k else np.zeros(n, dtype=int)
-            out[f"reason_{r + 1}_code"] = np.where(raising, names[idx], None)
-            for lang, text in texts.items():
-                out[f"reason_{r + 1}_{lang}"] = np.where(raising, text[idx], None)
-        return out
+    def reasons(self, contrib: np.ndarray, X: np.ndarray | None = None) -> Reasons:
+        """Top risk-raising reasons per row from margin contributions (:func:`training.result.rank_reasons`)."""
+        return rank_reasons(self.features, self.reason_groups, contrib, X)
 
 
 def default_threads() -> int:

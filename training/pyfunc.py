@@ -2,7 +2,8 @@
 
 ``mlflow.pyfunc.load_model("models:/lifecredit-merchant-pd@champion").predict(frame)`` returns,
 for every row of ``frame`` and in the same order, ``pd``, ``score``, ``grade``, ``class`` and
-``reason_{1..4}_{code,en,zh}`` (see :mod:`training.bundle` for their meaning, the input rules
+``reason_{1..4}_{code,en,zh}``: the bundle's :class:`training.result.Scores` rendered as a
+frame (see :mod:`training.result` for their meaning, :mod:`training.bundle` for the input rules
 and the TreeSHAP baseline).
 
 The model is logged as *models from code* (MLflow 3's replacement for pickled Python models):
@@ -57,8 +58,9 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, DataType, Schema
 
-from training.bundle import REASON_COLUMNS, ModelInput, ScoringBundle, default_threads
+from training.bundle import ModelInput, ScoringBundle, default_threads
 from training.master_scale import MasterScale
+from training.result import REASON_COLUMNS
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 RUNTIME_MODULES = {"mlflow": "mlflow", "lightgbm": "lightgbm", "numpy": "numpy", "pandas": "pandas", "pyyaml": "yaml",
@@ -92,7 +94,7 @@ class LifecreditModel(PythonModel):
             model_input = pd.DataFrame([model_input] if isinstance(model_input, dict) and all(
                 np.isscalar(v) or v is None for v in model_input.values()) else model_input)
         if self._bundle is not None:
-            return self._bundle.predict(model_input)
+            return self._bundle.score(model_input).to_frame(model_input.index)
         from training.scorecard import scorecard_predict
 
         return scorecard_predict(self._scorecard, model_input, self._scale)
@@ -149,7 +151,7 @@ def input_example(frame: pd.DataFrame, features: list[ModelInput], id_columns: l
 
 
 def log_model(name: str, artifacts: dict[str, str], metadata: dict, *, signature: ModelSignature | None = None,
-              example: list[dict] | None = None) -> "mlflow.models.model.ModelInfo":
+              example: list[dict] | None = None) -> mlflow.models.model.ModelInfo:
     """Log one lifecredit pyfunc (models from code) in the active run, with ``signature`` and
     input ``example`` (:func:`model_signature`, :func:`input_example`).
 
@@ -180,9 +182,9 @@ def _known_packages() -> Iterator[None]:
     """Give MLflow's requirement check the modules of our pinned packages.
 
     ``log_model`` checks every requirement against the environment, and to do so first maps
-    every module of every installed distribution to its package (0.2-1.2 s on this venv) unless
-    that map exists. The check only looks up the packages it is given, so a map of those gives
-    the same verdict; it is removed afterwards, so nothing else in the process sees it.
+    every module of every installed distribution to its package (slow: it walks the whole
+    environment) unless that map exists. The check only looks up the packages it is given, so a
+    map of those gives the same verdict; it is removed afterwards, so nothing else in the process sees it.
     """
     from mlflow.utils import requirements_utils as ru
 

@@ -22,7 +22,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from core.settings import get_settings
 from regulator.aggregates import (
     DIMENSIONS,
     INCLUSION_DIMENSIONS,
@@ -57,9 +56,16 @@ class ParamError(ValueError):
         super().__init__(f"query parameter '{parameter}': expected {expected}{shown}")
 
 
-def views() -> RegulatorViews:
-    """The views over the configured stores (cheap: they read the history on each call)."""
-    return RegulatorViews(get_settings())
+def views(request: Request) -> RegulatorViews:
+    """The views over the stores of the app's settings (cheap: they read the history on each call).
+
+    The service puts its settings on the app (``app.state.settings``, see :mod:`serving.service`);
+    routes check their query first, so a malformed one is answered without them.
+    """
+    settings = getattr(request.app.state, "settings", None)
+    if settings is None:
+        raise RuntimeError("the app carries no settings (app.state.settings): serving.service puts them there")
+    return RegulatorViews(settings)
 
 
 def _only(request: Request, *allowed: str) -> None:
@@ -115,7 +121,7 @@ def months(request: Request) -> Response:
 
     def build() -> dict:
         _only(request)
-        v = views()
+        v = views(request)
         latest = v.distribution("sector")
         provinces = v.distribution("province", latest["month"])
         return {"months": v.months(), "min_cell_count": v.k, "dimensions": list(DIMENSIONS),
@@ -152,7 +158,7 @@ def distribution(
             if month is not None:
                 raise ParamError("month", "no month with by=month (give from and to)", month)
             lo, hi = _range(from_month, to_month)
-            return views().distribution("month", sector=sector, province=province, from_month=lo, to_month=hi)
+            return views(request).distribution("month", sector=sector, province=province, from_month=lo, to_month=hi)
         for name, value in (("from", from_month), ("to", to_month)):
             if value is not None:
                 raise ParamError(name, "from/to only with by=month (use month=YYYY-MM)", value)
@@ -160,7 +166,8 @@ def distribution(
             raise ParamError("sector", "sector filter only with by=sector or by=month", sector)
         if province is not None and by not in ("province", "city"):
             raise ParamError("province", "province filter only with by=province, by=city or by=month", province)
-        return views().distribution(by, _month("month", month), sector=sector, province=province)
+        month_ = _month("month", month)
+        return views(request).distribution(by, month_, sector=sector, province=province)
 
     return answer(build)
 
@@ -172,7 +179,8 @@ def stability(request: Request, from_month: FromQ = None, to_month: ToQ = None) 
 
     def build() -> dict:
         _only(request, "from", "to")
-        return views().stability(*_range(from_month, to_month))
+        lo, hi = _range(from_month, to_month)
+        return views(request).stability(lo, hi)
 
     return answer(build)
 
@@ -190,7 +198,7 @@ def migration(request: Request, from_month: FromQ = None, to_month: ToQ = None) 
         lo, hi = _range(from_month, to_month)
         if lo is not None and lo == hi:
             raise ParamError("from", f"a month before to ({hi})", lo)
-        return views().migration(lo, hi)
+        return views(request).migration(lo, hi)
 
     return answer(build)
 
@@ -205,7 +213,8 @@ def outcomes(request: Request,
 
     def build() -> dict:
         _only(request, "by", "from", "to")
-        return views().outcomes(_choice("by", by, ("class", "grade")), *_range(from_month, to_month))
+        by_, (lo, hi) = _choice("by", by, ("class", "grade")), _range(from_month, to_month)
+        return views(request).outcomes(by_, lo, hi)
 
     return answer(build)
 
@@ -214,7 +223,8 @@ def outcomes(request: Request,
 def concentration(request: Request, from_month: FromQ = None, to_month: ToQ = None) -> Response:
     def build() -> dict:
         _only(request, "from", "to")
-        return views().concentration(*_range(from_month, to_month))
+        lo, hi = _range(from_month, to_month)
+        return views(request).concentration(lo, hi)
 
     return answer(build)
 
@@ -230,7 +240,8 @@ def inclusion(request: Request,
 
     def build() -> dict:
         _only(request, "by", "from", "to")
-        return views().inclusion(_choice("by", by, INCLUSION_DIMENSIONS), *_range(from_month, to_month))
+        by_, (lo, hi) = _choice("by", by, INCLUSION_DIMENSIONS), _range(from_month, to_month)
+        return views(request).inclusion(by_, lo, hi)
 
     return answer(build)
 
@@ -244,7 +255,7 @@ def validation(request: Request) -> Response:
 
     def build() -> dict:
         _only(request)
-        return views().validation()
+        return views(request).validation()
 
     try:
         return answer(build)

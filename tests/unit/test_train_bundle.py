@@ -83,6 +83,30 @@ def test_predict_keeps_rows_and_index_and_has_all_columns(bundle):
     assert np.all(out["score"] == bundle.scale.score(out["pd"]))
 
 
+def test_one_result_renders_as_the_frame_and_as_the_api_rows(bundle):
+    """``predict``'s frame, the result's JSON rows and serving's response objects are one result, rendered."""
+    from serving.scorer import results
+
+    frame, _ = _frame(120, 11)
+    scores = bundle.score(frame)
+    assert len(scores) == 120
+    out = bundle.predict(frame)
+    pd.testing.assert_frame_equal(scores.to_frame(frame.index), out)
+    served = results(bundle, bundle.encode(frame), [f"m{i}" for i in range(120)], [None] * 120, "m", "1")
+    for i, item in enumerate(served):
+        row = out.iloc[i]
+        assert item["pd"] == row["pd"] and item["score"] == row["score"]
+        assert (item["grade"], item["class"]) == (row["grade"], row["class"])
+        assert item == {"merchant_id": f"m{i}", **scores.row(i), "model_name": "m", "model_version": "1",
+                        "features_as_of": None}
+        shown = [k for k in range(1, 5) if isinstance(row[f"reason_{k}_code"], str)]  # a row reads null as NaN
+        assert [r["code"] for r in item["reasons"]] == [row[f"reason_{k}_code"] for k in shown]
+        assert [r["zh"] for r in item["reasons"]] == [row[f"reason_{k}_zh"] for k in shown]
+    plain = bundle.score(frame, reasons=False)
+    assert plain.reasons is None and "reasons" not in plain.row(0)
+    assert list(plain.to_frame().columns) == OUTPUT_COLUMNS[:4]
+
+
 def test_pd_is_monotone_in_directed_features(bundle):
     frame, _ = _frame(200, 4)
     for name, direction in (("complaints", 1), ("sales", -1)):
@@ -130,8 +154,8 @@ def test_non_reason_features_are_skipped_and_the_next_moves_up(bundle):
     frame, _ = _frame(400, 7)
     contrib = bundle.booster.predict(bundle.encode(frame), pred_contrib=True)[:, :-1]
     assert (contrib[:, 3] > 0).any()  # sector does raise the risk of some rows
-    plain = bundle.reasons(contrib)
-    quiet = _with(bundle, sector={"reason": False}).reasons(contrib)
+    plain = bundle.reasons(contrib).columns()
+    quiet = _with(bundle, sector={"reason": False}).reasons(contrib).columns()
     codes = lambda r: [[r[f"reason_{k}_code"][i] for k in range(1, 5)] for i in range(len(frame))]  # noqa: E731
     for before, after in zip(codes(plain), codes(quiet), strict=True):
         assert "sector" not in after
@@ -146,8 +170,8 @@ def test_missing_values_are_reasons_only_without_a_catalogue_text(bundle):
     X = bundle.encode(frame)
     contrib = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
     raising_missing = np.isnan(X[:, 1]) & (contrib[:, 1] > 0)
-    with_text = bundle.reasons(contrib, X)
-    byo = _with(bundle, sales={"reason_en": "", "reason_zh": ""}).reasons(contrib, X)
+    with_text = bundle.reasons(contrib, X).columns()
+    byo = _with(bundle, sales={"reason_en": "", "reason_zh": ""}).reasons(contrib, X).columns()
     shown = lambda r: np.any([r[f"reason_{k}_code"] == "sales" for k in range(1, 5)], axis=0)  # noqa: E731
     assert raising_missing.any()
     assert not shown(with_text)[np.isnan(X[:, 1])].any() and shown(with_text).any()
@@ -172,18 +196,18 @@ def test_a_reason_is_never_given_on_the_wrong_side_of_its_threshold(bundle):
     frame, _ = _frame(400, 9)
     X = bundle.encode(frame)
     contrib = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
-    plain = bundle.reasons(contrib, X)
+    plain = bundle.reasons(contrib, X).columns()
     shown = lambda r, name: np.any([r[f"reason_{k}_code"] == name for k in range(1, 5)], axis=0)  # noqa: E731
     # thresholds in the middle of the values where each is a reason today: half of those rows lose it
     t_complaints = float(np.median(X[shown(plain, "complaints"), 0]))
     t_sales = float(np.median(X[shown(plain, "sales"), 1]))
     limited = _with(bundle, complaints={"reason_threshold": t_complaints}, sales={"reason_threshold": t_sales})
-    out = limited.reasons(contrib, X)
+    out = limited.reasons(contrib, X).columns()
     for name, wrong_side in (("complaints", X[:, 0] <= t_complaints), ("sales", ~(X[:, 1] < t_sales))):
         assert (shown(plain, name) & wrong_side).any(), name  # the filter has something to do
         assert not (shown(out, name) & wrong_side).any(), name
         assert (shown(out, name) == (shown(plain, name) & ~wrong_side)).all(), name
-    assert (shown(limited.reasons(contrib), "complaints") == shown(bundle.reasons(contrib), "complaints")).all()
+    assert (shown(limited.reasons(contrib).columns(), "complaints") == shown(bundle.reasons(contrib).columns(), "complaints")).all()
 
 
 def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
@@ -202,6 +226,6 @@ def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
                            features=features)
     contrib = np.array([[0.20, 0.25, 0.10, 0.40, 0.90],    # sales 0.55 in all > complaints 0.40; sector never
                         [0.05, -0.3, 0.00, 0.40, 0.00]])  # sales 0.05 < complaints
-    out = bundle.reasons(contrib)
+    out = bundle.reasons(contrib).columns()
     assert [out[f"reason_{k}_code"][0] for k in (1, 2, 3)] == ["sales_b", "complaints", None]
     assert [out[f"reason_{k}_code"][1] for k in (1, 2, 3)] == ["complaints", "sales_a", None]
