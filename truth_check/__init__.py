@@ -9,12 +9,14 @@ Only ``lifecredit truth-check`` reads the truth; training never does (features/,
 and serving/ may not name it, see ``tests/unit/test_features_catalog.py``). This package may
 import training (bundle, master scale, registry), never the other way round.
 
-* :mod:`truth_check.check` - the figures, computed on frames (testable without MLflow), the
-  feature ceiling, and :func:`truth_check.check.run` which wires the model, features, truth and
-  MLflow run together;
+* :mod:`truth_check.check` - the figures, computed on frames (testable without MLflow), and the
+  feature ceiling;
+* :mod:`truth_check.runner` - :func:`truth_check.runner.run`, which wires the model, features,
+  truth and MLflow run together;
 * :mod:`truth_check.tables` - the rich tables the command prints.
 """
 
-from truth_check.check import SPLIT_ROWS_ARTIFACT, TruthCheckError, run
+from truth_check.check import SPLIT_ROWS_ARTIFACT, TruthCheckError
+from truth_check.runner import run
 
 __all__ = ["SPLIT_ROWS_ARTIFACT", "TruthCheckError", "run"]

@@ -1,4 +1,4 @@
-"""The rich tables ``lifecredit truth-check`` prints from :func:`truth_check.check.run`'s result."""
+"""The rich tables ``lifecredit truth-check`` prints from :func:`truth_check.runner.run`'s result."""
 
 from __future__ import annotations
 
