@@ -32,7 +32,7 @@ import json
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -201,7 +201,7 @@ def promote(version: int | str, settings: Settings, *, model_name: str | None = 
     passed = all(ch.passed for ch in checks)
     promoted = passed or force
     record = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "model_name": name, "from_version": champion, "to_version": version,
         "run_id": c.get_model_version(name, version).run_id,
         "passed": passed, "forced": bool(force and not passed), "promoted": promoted,

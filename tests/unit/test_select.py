@@ -85,7 +85,7 @@ def test_a_strongly_non_linear_truth_selects_lightgbm(nonlinear):
 def test_the_winner_is_what_the_bundle_scores(linear, nonlinear, tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    for name, (frame, y, split, X, fitted) in {"linear": linear, "nonlinear": nonlinear}.items():
+    for name, (frame, y, split, _X, fitted) in {"linear": linear, "nonlinear": nonlinear}.items():
         b = fitted.bundle
         out = b.predict(frame.iloc[split.test])
         assert list(out.columns) == OUTPUT_COLUMNS
