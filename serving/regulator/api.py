@@ -109,6 +109,19 @@ def answer(build: Callable[[], dict]) -> Response:
         return error(503, str(err))
 
 
+def _over_months(request: Request, view: str, from_month: str | None, to_month: str | None, *,
+                 by: tuple[str, tuple[str, ...]] | None = None) -> Response:
+    """A route over a month range (and a ``by`` choice): check the query, then ``RegulatorViews.<view>``."""
+
+    def build() -> dict:
+        _only(request, *(("by",) if by else ()), "from", "to")
+        head = (_choice("by", *by),) if by else ()
+        lo, hi = _range(from_month, to_month)
+        return getattr(views(request), view)(*head, lo, hi)
+
+    return answer(build)
+
+
 FromQ = Annotated[str | None, Query(alias="from", description="First month, YYYY-MM (default: the oldest).",
                                     examples=["2024-07"])]
 ToQ = Annotated[str | None, Query(alias="to", description="Last month, YYYY-MM (default: the latest).",
@@ -177,12 +190,7 @@ def distribution(
 def stability(request: Request, from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """One row per month: class PSI and score PSI against the month before, and their bands."""
 
-    def build() -> dict:
-        _only(request, "from", "to")
-        lo, hi = _range(from_month, to_month)
-        return views(request).stability(lo, hi)
-
-    return answer(build)
+    return _over_months(request, "stability", from_month, to_month)
 
 
 @data.get("/migration", responses=ERRORS,
@@ -211,22 +219,12 @@ def outcomes(request: Request,
              from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """Months with fully observed 12-month outcomes pooled; mean PD and the one-sided Jeffreys p-value beside."""
 
-    def build() -> dict:
-        _only(request, "by", "from", "to")
-        by_, (lo, hi) = _choice("by", by, ("class", "grade")), _range(from_month, to_month)
-        return views(request).outcomes(by_, lo, hi)
-
-    return answer(build)
+    return _over_months(request, "outcomes", from_month, to_month, by=(by, ("class", "grade")))
 
 
 @data.get("/concentration", responses=ERRORS, summary="Herfindahl index of the grade distribution per month")
 def concentration(request: Request, from_month: FromQ = None, to_month: ToQ = None) -> Response:
-    def build() -> dict:
-        _only(request, "from", "to")
-        lo, hi = _range(from_month, to_month)
-        return views(request).concentration(lo, hi)
-
-    return answer(build)
+    return _over_months(request, "concentration", from_month, to_month)
 
 
 @data.get("/inclusion", responses=ERRORS,
@@ -238,12 +236,7 @@ def inclusion(request: Request,
     """Approval / referral / decline rates and average approved limit of the service's decisions per segment,
     each segment's approval rate over the overall rate, and mean PD against the observed default rate."""
 
-    def build() -> dict:
-        _only(request, "by", "from", "to")
-        by_, (lo, hi) = _choice("by", by, INCLUSION_DIMENSIONS), _range(from_month, to_month)
-        return views(request).inclusion(by_, lo, hi)
-
-    return answer(build)
+    return _over_months(request, "inclusion", from_month, to_month, by=(by, INCLUSION_DIMENSIONS))
 
 
 @data.get("/validation", responses=ERRORS,

@@ -194,6 +194,11 @@ def test_routes_are_in_the_openapi_document(reg):
 
 
 def test_no_history_is_503_naming_the_command(reg, tmp_path, monkeypatch):
+    """The routes read the settings the service gave its app (read once per process): swap them for one without a history."""
+    from core.settings import get_settings
+    from serving.service import read_api
+
     apply_env({**reg[2], "LIFECREDIT_HISTORY_DIR": str(tmp_path / "none")}, monkeypatch)
+    monkeypatch.setattr(read_api.state, "settings", get_settings())
     r = _get(reg, "/regulator/stability")
     assert r.status_code == 503 and "lifecredit score-all" in r.json()["error"]

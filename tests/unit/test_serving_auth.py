@@ -72,3 +72,24 @@ def test_content_type_and_body_size(stub):
     assert r.status_code == 413
     r = client.post("/score", content=b"{}", headers={**auth, "Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200
+
+
+def test_the_service_settings_set_the_key_file_and_limits(tmp_path):
+    """The middleware reads nothing itself: the settings it is given name the key file and the limits."""
+    from core.settings import Settings
+
+    settings = Settings(var_dir=tmp_path, api_keys_file=tmp_path / "keys.json", serve_max_body_bytes=1024,
+                        rate_limit_per_minute=60, rate_limit_burst=3)
+    key = KeyStore(settings.api_keys_file).create("bank")
+
+    async def echo(request: Request):
+        return JSONResponse({"role": request.state.api_key.role})
+
+    app = Starlette(routes=[Route("/score", echo, methods=["POST"])])
+    app.add_middleware(AuthMiddleware, settings=settings)
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert client.post("/score", content=b"x" * 2000, headers=auth).status_code == 413  # one of the burst of 3
+    assert [client.post("/score", content=b"{}", headers=auth).status_code for _ in range(3)] == [200, 200, 429]
+    with pytest.raises(ValueError, match="settings or a keys_file"):
+        AuthMiddleware(app)
