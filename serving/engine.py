@@ -108,8 +108,8 @@ class Engine:
         """First load (run in a background thread by the service): readiness follows its outcome.
 
         ``freeze_heap``: move everything alive after the load (imports, the scorer) out of the
-        cyclic garbage collector's reach before reporting ready; its full passes over that heap
-        would otherwise pause requests for tens of milliseconds now and then.
+        cyclic garbage collector's reach before reporting ready; its full passes over that large,
+        long-lived heap would otherwise pause requests now and then.
         """
         self._marker_mtime = self._marker() or 0.0  # reloads announced from now on are newer than this load
         try:

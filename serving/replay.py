@@ -4,7 +4,8 @@ The audit record (in the SQLite or PostgreSQL store ``audit_url`` names) names t
 (name, version, run id), the feature snapshot (SHA-256, copy kept under
 ``<var_dir>/snapshots/``) or the feature row itself, and the policy (SHA-256, copy under
 ``<var_dir>/policies/``). :func:`replay` reloads exactly those and
-recomputes through the same code the server uses (:func:`serving.scorer.results`,
+recomputes through the same code the server uses (the bundle's one result,
+:class:`training.result.Scores`, rendered by :func:`serving.scorer.results`; and
 :func:`serving.policy.decide`), then compares field by field. PDs are compared to 1e-12
 relative (vectorised and one-row NumPy can differ in the last bit); everything else exactly.
 """

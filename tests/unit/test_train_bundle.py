@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from training import lgbm
-from training.bundle import OUTPUT_COLUMNS, ModelInput, MissingFeatureError, ScoringBundle, encode
+from training.bundle import OUTPUT_COLUMNS, MissingFeatureError, ModelInput, ScoringBundle, encode
 from training.master_scale import MasterScale
 
 FEATURES = [
