@@ -50,7 +50,7 @@ def scorecard_contributions(spec: dict, X: np.ndarray, features: list[ModelInput
 def logistic_terms(spec: dict, X: np.ndarray, features: list[ModelInput]) -> tuple[float, np.ndarray]:
     """A one-hot logistic model's (intercept, per-feature terms centred on the training rows' mean):
     the margin is ``intercept + terms.sum(1)``; a positive term raised the risk against the average row
-    (for a linear model the exact SHAP value). See ``training.select.fit_logistic`` for the spec."""
+    (for a linear model the exact SHAP value). See ``training.candidates.fit_logistic`` for the spec."""
     col = {f.name: j for j, f in enumerate(features)}
     terms = np.zeros((len(X), len(features)))
     for t in spec["numeric"]:

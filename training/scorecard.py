@@ -41,7 +41,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from training.bundle import MissingFeatureError, apply_calibration
-from training.master_scale import MasterScale, points_scale
+from training.master_scale import MasterScale
+from training.result import Scores, points_scale
 
 MISSING = "missing"
 OTHER = "other"
@@ -294,6 +295,4 @@ def scorecard_logit(spec: dict, frame) -> np.ndarray:
 def scorecard_predict(spec: dict, frame, scale: MasterScale) -> pd.DataFrame:
     """PD, score, grade and class of every row under a scorecard spec (the challenger's pyfunc)."""
     p = scale.floor(apply_calibration({"kind": "platt", "a": 1.0, "b": 0.0}, scorecard_logit(spec, frame)))
-    index = frame.index if isinstance(frame, pd.DataFrame) else pd.RangeIndex(len(p))
-    return pd.DataFrame({"pd": p, "score": scale.score(p), "grade": scale.grade(p).astype(str),
-                         "class": scale.risk_class(p).astype(str)}, index=index)
+    return Scores.from_pd(scale, p).to_frame(frame.index if isinstance(frame, pd.DataFrame) else None)
