@@ -41,8 +41,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from training.bundle import MissingFeatureError, apply_calibration
-from training.master_scale import MasterScale
-from training.result import Scores, points_scale
+from training.master_scale import MasterScale, points_scale
+from training.result import Scores
 
 MISSING = "missing"
 OTHER = "other"
