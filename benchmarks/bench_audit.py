@@ -42,16 +42,36 @@ DEFAULT_PG = os.environ.get("LC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5
 def record_factory():
     """New /decide records shaped like the service's (outputs and features prebuilt as canonical JSON, as there)."""
     features = {f"feature_{i:02d}": i * 1.2345 for i in range(60)}
-    outputs = {"pd": 0.0231, "score": 612, "grade": "B2", "class": "B", "decision": "approve",
-               "approved_limit_fen": 1_800_000, "price_tier": "standard", "policy_version": "2026.11-1",
-               "reasons": [{"feature": f"feature_{i:02d}", "text": "近90天退款率高于同行", "contribution": 0.1}
-                           for i in range(4)]}
+    outputs = {
+        "pd": 0.0231,
+        "score": 612,
+        "grade": "B2",
+        "class": "B",
+        "decision": "approve",
+        "approved_limit_fen": 1_800_000,
+        "price_tier": "standard",
+        "policy_version": "2026.11-1",
+        "reasons": [
+            {"feature": f"feature_{i:02d}", "text": "近90天退款率高于同行", "contribution": 0.1} for i in range(4)
+        ],
+    }
     request = {"merchant_id": "M00000001", "requested_amount_fen": 2_000_000, "term_months": 12, "product": "term_loan"}
     outputs, features = RawJSON(canonical_json(outputs)), RawJSON(canonical_json(features))
     return lambda: AuditRecord(
-        "/decide", "bench-bank", request, outputs, merchant_id="M00000001", model_name="lifecredit-merchant-pd",
-        model_version="3", features_as_of="2025-07-01", policy_version="2026.11-1", policy_hash="ab" * 32,
-        model_run_id="0" * 32, features_ref="cd" * 32, features=features)
+        "/decide",
+        "bench-bank",
+        request,
+        outputs,
+        merchant_id="M00000001",
+        model_name="lifecredit-merchant-pd",
+        model_version="3",
+        features_as_of="2025-07-01",
+        policy_version="2026.11-1",
+        policy_hash="ab" * 32,
+        model_run_id="0" * 32,
+        features_ref="cd" * 32,
+        features=features,
+    )
 
 
 def run(log: AuditLog, threads: int, seconds: float) -> dict:
@@ -73,8 +93,12 @@ def run(log: AuditLog, threads: int, seconds: float) -> dict:
         t.join()
     elapsed = time.perf_counter() - started
     flat = sorted(x for lat in latencies for x in lat)
-    return {"appends_per_s": len(flat) / elapsed, "p50_ms": 1000 * statistics.median(flat),
-            "p99_ms": 1000 * flat[int(0.99 * (len(flat) - 1))], "n": len(flat)}
+    return {
+        "appends_per_s": len(flat) / elapsed,
+        "p50_ms": 1000 * statistics.median(flat),
+        "p99_ms": 1000 * flat[int(0.99 * (len(flat) - 1))],
+        "n": len(flat),
+    }
 
 
 def load(port: int, key: str, route: str, ids: list[str], connections: int, seconds: float) -> dict:
@@ -109,8 +133,12 @@ def load(port: int, key: str, route: str, ids: list[str], connections: int, seco
     for t in pool:
         t.join()
     latencies.sort()
-    return {"rps": len(latencies) / (time.perf_counter() - started), "p50_ms": 1000 * latencies[len(latencies) // 2],
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))], "codes": codes}
+    return {
+        "rps": len(latencies) / (time.perf_counter() - started),
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "codes": codes,
+    }
 
 
 def serve_with(stores: dict[str, str], seconds: float, work: Path) -> None:
@@ -122,25 +150,40 @@ def serve_with(stores: dict[str, str], seconds: float, work: Path) -> None:
     from serving.keys import KeyStore
 
     settings = get_settings()
-    ids = pl.read_parquet(settings.serving_snapshot_dir / "latest.parquet", columns=["merchant_id"])[
-        "merchant_id"].head(200).to_list()
+    ids = (
+        pl.read_parquet(settings.serving_snapshot_dir / "latest.parquet", columns=["merchant_id"])["merchant_id"]
+        .head(200)
+        .to_list()
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("LIFECREDIT_VAR_DIR", "LIFECREDIT_AUDIT_URL")}
-    env.update(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", BENTOML_DO_NOT_TRACK="true",
-               OMP_WAIT_POLICY="PASSIVE", LIFECREDIT_VAR_DIR=str(work / "var"))
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        BENTOML_DO_NOT_TRACK="true",
+        OMP_WAIT_POLICY="PASSIVE",
+        LIFECREDIT_VAR_DIR=str(work / "var"),
+    )
     key = KeyStore(work / "var" / "api_keys.json").create("bank", "bench-audit")
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     for store, url in stores.items():
         port = free_port()
-        server = Server(f"serve-{store}", [str(BIN / "lifecredit"), "serve", "--port", str(port)],
-                        {**env, "LIFECREDIT_AUDIT_URL": url}, port,
-                        lambda p: http("GET", f"http://127.0.0.1:{p}/readyz")[0] == 200, work / f"serve-{store}.log")
+        server = Server(
+            f"serve-{store}",
+            [str(BIN / "lifecredit"), "serve", "--port", str(port)],
+            {**env, "LIFECREDIT_AUDIT_URL": url},
+            port,
+            lambda p: http("GET", f"http://127.0.0.1:{p}/readyz")[0] == 200,
+            work / f"serve-{store}.log",
+        )
         try:
             load(port, key, "/score", ids, 4, 1.0)  # warm-up
             for route in ("/score", "/decide"):
                 for connections in (1, 16):
                     r = load(port, key, route, ids, connections, seconds)
-                    print(f"server, {store:10s} audit, {route:7s} {connections:2d} connection(s): {r['rps']:6.0f} req/s, "
-                          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, statuses {r['codes']}", flush=True)
+                    print(
+                        f"server, {store:10s} audit, {route:7s} {connections:2d} connection(s): {r['rps']:6.0f} req/s, "
+                        f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, statuses {r['codes']}",
+                        flush=True,
+                    )
         finally:
             server.stop()
 
@@ -163,15 +206,19 @@ def main() -> None:
     results: dict[tuple[str, int], dict] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            stores = {"sqlite": f"sqlite:///{tmp}/audit.db",
-                      "postgresql": urlunsplit(urlsplit(args.pg_url)._replace(path=f"/{name}"))}
+            stores = {
+                "sqlite": f"sqlite:///{tmp}/audit.db",
+                "postgresql": urlunsplit(urlsplit(args.pg_url)._replace(path=f"/{name}")),
+            }
             for store, url in stores.items():
                 log = AuditLog(url)
                 run(log, 1, min(1.0, args.seconds))  # warm-up: connections, caches
                 for n in counts:
                     results[store, n] = r = run(log, n, args.seconds)
-                    print(f"{store:10s} {n:2d} thread(s): {r['appends_per_s']:8.0f} appends/s, "
-                          f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms ({r['n']} appends)")
+                    print(
+                        f"{store:10s} {n:2d} thread(s): {r['appends_per_s']:8.0f} appends/s, "
+                        f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms ({r['n']} appends)"
+                    )
                 log.close()
             if args.serve:
                 serve_with(stores, args.seconds, Path(tmp))

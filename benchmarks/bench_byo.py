@@ -93,10 +93,21 @@ def loans_numeric(n: int, seed: int) -> pl.DataFrame:
 def german_categorical(n: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     cols, logit = {}, np.zeros(n)
-    levels = [("checking_status", 4, 1.2), ("credit_history", 5, 0.9), ("purpose", 10, 0.5),
-              ("savings", 5, 0.6), ("employment", 5, 0.5), ("personal_status", 4, 0.3),
-              ("other_debtors", 3, 0.4), ("property", 4, 0.4), ("other_plans", 3, 0.4), ("housing", 3, 0.3),
-              ("job", 4, 0.2), ("telephone", 2, 0.1), ("foreign_worker", 2, 0.3)]
+    levels = [
+        ("checking_status", 4, 1.2),
+        ("credit_history", 5, 0.9),
+        ("purpose", 10, 0.5),
+        ("savings", 5, 0.6),
+        ("employment", 5, 0.5),
+        ("personal_status", 4, 0.3),
+        ("other_debtors", 3, 0.4),
+        ("property", 4, 0.4),
+        ("other_plans", 3, 0.4),
+        ("housing", 3, 0.3),
+        ("job", 4, 0.2),
+        ("telephone", 2, 0.1),
+        ("foreign_worker", 2, 0.3),
+    ]
     for name, k, strength in levels:
         p = rng.dirichlet(np.full(k, 2.0))
         codes = rng.choice(k, n, p=p)
@@ -109,8 +120,17 @@ def german_categorical(n: int, seed: int) -> pl.DataFrame:
     rate = rng.integers(1, 5, n)
     logit += 0.025 * duration + 0.25 * (np.log(amount) - 8.0) - 0.015 * (age - 35) + 0.15 * rate
     y = _label(rng, logit, 0.30)
-    return pl.DataFrame({"id": np.arange(n), **cols, "duration": duration, "credit_amount": amount, "age": age,
-                         "installment_rate": rate, "bad": y})
+    return pl.DataFrame(
+        {
+            "id": np.arange(n),
+            **cols,
+            "duration": duration,
+            "credit_amount": amount,
+            "age": age,
+            "installment_rate": rate,
+            "bad": y,
+        }
+    )
 
 
 def numeric_linear(n: int, seed: int) -> pl.DataFrame:
@@ -127,7 +147,8 @@ def numeric_linear(n: int, seed: int) -> pl.DataFrame:
     cols["x00"] = np.where(missing, np.nan, cols["x00"])
     cols["x01"] = np.where(missing, np.nan, cols["x01"])
     return pl.DataFrame({"id": np.arange(n), **cols, "bad": y}).with_columns(
-        pl.col("x00").fill_nan(None), pl.col("x01").fill_nan(None))
+        pl.col("x00").fill_nan(None), pl.col("x01").fill_nan(None)
+    )
 
 
 def mixed_small(n: int, seed: int) -> pl.DataFrame:
@@ -136,17 +157,32 @@ def mixed_small(n: int, seed: int) -> pl.DataFrame:
     util = np.clip(rng.beta(2, 3, n), 0, 1)
     tenure = rng.integers(0, 240, n)
     inquiries = rng.poisson(1.5, n)
-    sector = rng.choice(["retail", "catering", "services", "repair", "beauty"], n, p=[.3, .3, .2, .1, .1])
+    sector = rng.choice(["retail", "catering", "services", "repair", "beauty"], n, p=[0.3, 0.3, 0.2, 0.1, 0.1])
     owner = rng.choice(["own", "rent", "family"], n)
-    logit = (2.0 * util + 0.4 * inquiries - 0.005 * tenure - 0.6 * (np.log(income) - 8.3)
-             + 1.2 * util * (owner == "rent") + 0.8 * (inquiries >= 4)
-             + np.select([sector == "catering", sector == "beauty"], [0.5, -0.4], 0.0))
+    logit = (
+        2.0 * util
+        + 0.4 * inquiries
+        - 0.005 * tenure
+        - 0.6 * (np.log(income) - 8.3)
+        + 1.2 * util * (owner == "rent")
+        + 0.8 * (inquiries >= 4)
+        + np.select([sector == "catering", sector == "beauty"], [0.5, -0.4], 0.0)
+    )
     y = _label(rng, logit, 0.20)
     income = np.where(rng.random(n) < 0.10, np.nan, income)
     tenure = np.where(rng.random(n) < 0.05, np.nan, tenure)
-    return pl.DataFrame({"id": np.arange(n), "income": income, "utilisation": util, "tenure_months": tenure,
-                         "inquiries": inquiries, "sector": sector, "owner": owner, "bad": y}).with_columns(
-        pl.col("income").fill_nan(None), pl.col("tenure_months").fill_nan(None))
+    return pl.DataFrame(
+        {
+            "id": np.arange(n),
+            "income": income,
+            "utilisation": util,
+            "tenure_months": tenure,
+            "inquiries": inquiries,
+            "sector": sector,
+            "owner": owner,
+            "bad": y,
+        }
+    ).with_columns(pl.col("income").fill_nan(None), pl.col("tenure_months").fill_nan(None))
 
 
 def thresholds(n: int, seed: int) -> pl.DataFrame:
@@ -156,18 +192,33 @@ def thresholds(n: int, seed: int) -> pl.DataFrame:
     ratio = rng.gamma(2.0, 0.2, n)
     balance = rng.lognormal(9, 1.2, n)
     months = rng.integers(1, 120, n)
-    channel = rng.choice(["branch", "online", "agent", "partner"], n, p=[.4, .3, .2, .1])
+    channel = rng.choice(["branch", "online", "agent", "partner"], n, p=[0.4, 0.3, 0.2, 0.1])
     region = rng.choice([f"R{i}" for i in range(12)], n)
     region_effect = dict(zip([f"R{i}" for i in range(12)], rng.normal(0, 0.3, 12)))
-    logit = (np.select([dpd_max >= 90, dpd_max >= 30, dpd_max > 0], [2.5, 1.5, 0.6], 0.0)
-             + 0.0015 * (age - 45) ** 2 + 1.2 * (ratio > 0.6) + 0.8 * (ratio > 1.0)
-             - 0.3 * (np.log(balance) - 9) * (months > 24) + np.where(channel == "partner", 0.5, 0.0)
-             + np.array([region_effect[r] for r in region]))
+    logit = (
+        np.select([dpd_max >= 90, dpd_max >= 30, dpd_max > 0], [2.5, 1.5, 0.6], 0.0)
+        + 0.0015 * (age - 45) ** 2
+        + 1.2 * (ratio > 0.6)
+        + 0.8 * (ratio > 1.0)
+        - 0.3 * (np.log(balance) - 9) * (months > 24)
+        + np.where(channel == "partner", 0.5, 0.0)
+        + np.array([region_effect[r] for r in region])
+    )
     y = _label(rng, logit, 0.15)
     ratio = np.where(rng.random(n) < 0.08, np.nan, ratio)
-    return pl.DataFrame({"id": np.arange(n), "dpd_max_12m": dpd_max, "age": age, "debt_ratio": ratio,
-                         "balance": balance, "months_on_book": months, "channel": channel, "region": region,
-                         "bad": y}).with_columns(pl.col("debt_ratio").fill_nan(None))
+    return pl.DataFrame(
+        {
+            "id": np.arange(n),
+            "dpd_max_12m": dpd_max,
+            "age": age,
+            "debt_ratio": ratio,
+            "balance": balance,
+            "months_on_book": months,
+            "channel": channel,
+            "region": region,
+            "bad": y,
+        }
+    ).with_columns(pl.col("debt_ratio").fill_nan(None))
 
 
 TABLES = {  # name -> (generator, rows, target, id, --categorical)
@@ -193,14 +244,23 @@ def lifecredit_fold(table, train_rows: np.ndarray, test_rows: np.ndarray, seed: 
     y = table.y
     fold = np.full(len(y), -1, dtype=np.int64)
     n_folds = int(max(2, min(FOLDS, np.bincount(y[train_rows], minlength=2).min())))  # as stratified_split
-    for k, (_, idx) in enumerate(StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-                                 .split(train_rows, y[train_rows])):
+    for k, (_, idx) in enumerate(
+        StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(train_rows, y[train_rows])
+    ):
         fold[train_rows[idx]] = k
     split = Split("stratified_random", train_rows, train_rows, test_rows, fold, {})
     data = replace(table, split=split)
     X = encode(data.frame, data.features)
-    fitted = fit_selected(X, y, split, data.features, MasterScale.load(), seed=seed, candidates=TABLE_CANDIDATES,
-                          bundle_kwargs={"id_columns": data.id_columns, "target": data.target, "num_threads": 2})
+    fitted = fit_selected(
+        X,
+        y,
+        split,
+        data.features,
+        MasterScale.load(),
+        seed=seed,
+        candidates=TABLE_CANDIDATES,
+        bundle_kwargs={"id_columns": data.id_columns, "target": data.target, "num_threads": 2},
+    )
     pd_test = fitted.bundle.predict(data.frame.iloc[test_rows], reasons=False)["pd"].to_numpy()
     return pd_test, fitted.selection.winner
 
@@ -224,19 +284,29 @@ def tuned_lightgbm_fold(table, train_rows, test_rows, seed: int, trials: int) ->
         X[c] = X[c].astype("category")
     y = table.y
     inner_tr, inner_va = train_test_split(train_rows, test_size=0.2, stratify=y[train_rows], random_state=seed)
-    base = {"objective": "binary", "metric": "binary_logloss", "verbosity": -1, "num_threads": 1, "seed": seed,
-            "deterministic": True, "force_row_wise": True, "bagging_freq": 1}
+    base = {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "verbosity": -1,
+        "num_threads": 1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "bagging_freq": 1,
+    }
     dtr = lgb.Dataset(X.iloc[inner_tr], y[inner_tr], free_raw_data=False, params={"feature_pre_filter": False})
     dva = lgb.Dataset(X.iloc[inner_va], y[inner_va], reference=dtr, free_raw_data=False)
 
     def objective(trial):
-        params = {**base,
-                  "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-                  "num_leaves": trial.suggest_int("num_leaves", 2, 63, log=True),
-                  "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 5, 200, log=True),
-                  "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-                  "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-                  "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True)}
+        params = {
+            **base,
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 63, log=True),
+            "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 5, 200, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 100.0, log=True),
+        }
         b = lgb.train(params, dtr, 3000, valid_sets=[dva], callbacks=[lgb.early_stopping(100, verbose=False)])
         trial.set_user_attr("trees", int(b.best_iteration))
         return float(b.best_score["valid_0"]["binary_logloss"])
@@ -265,11 +335,16 @@ def logistic_fold(table, train_rows, test_rows, seed: int) -> np.ndarray:
         X[c] = pd.to_numeric(X[c], errors="coerce").astype(float)
     y = table.y
     model = make_pipeline(
-        ColumnTransformer([
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), num),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]),
-        LogisticRegressionCV(Cs=10, cv=StratifiedKFold(5, shuffle=True, random_state=seed), scoring="neg_log_loss",
-                             max_iter=3000))
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), num),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), cat),
+            ]
+        ),
+        LogisticRegressionCV(
+            Cs=10, cv=StratifiedKFold(5, shuffle=True, random_state=seed), scoring="neg_log_loss", max_iter=3000
+        ),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(X.iloc[train_rows], y[train_rows])
@@ -290,9 +365,11 @@ def run_table(name: str, path: Path, spec, folds: int, trials: int, seed: int) -
     seconds = dict.fromkeys(rows, 0.0)
     selected = []
     for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
-        for who, fn in (("lifecredit", lambda: lifecredit_fold(table, tr, te, seed)),
-                        ("tuned_lightgbm", lambda: tuned_lightgbm_fold(table, tr, te, seed, trials)),
-                        ("logistic", lambda: logistic_fold(table, tr, te, seed))):
+        for who, fn in (
+            ("lifecredit", lambda: lifecredit_fold(table, tr, te, seed)),
+            ("tuned_lightgbm", lambda: tuned_lightgbm_fold(table, tr, te, seed, trials)),
+            ("logistic", lambda: logistic_fold(table, tr, te, seed)),
+        ):
             started = time.perf_counter()
             out = fn()
             seconds[who] += time.perf_counter() - started
@@ -302,23 +379,34 @@ def run_table(name: str, path: Path, spec, folds: int, trials: int, seed: int) -
             rows[who].append({"auc": float(roc_auc_score(y[te], out)), "brier": float(brier_score_loss(y[te], out))})
         line = "  ".join(f"{who} AUC {r[-1]['auc']:.4f} Brier {r[-1]['brier']:.4f}" for who, r in rows.items())
         print(f"  {name} fold {k}: {line}  [selected {selected[-1]}]", flush=True)
-    result = {"rows": int(len(y)), "bad_rate": float(y.mean()), "features": len(table.features),
-              "categorical": sum(f.is_categorical for f in table.features), "selected": selected,
-              "per_fold": rows, "seconds": {k: round(v, 1) for k, v in seconds.items()}, "paired": {}}
+    result = {
+        "rows": int(len(y)),
+        "bad_rate": float(y.mean()),
+        "features": len(table.features),
+        "categorical": sum(f.is_categorical for f in table.features),
+        "selected": selected,
+        "per_fold": rows,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "paired": {},
+    }
     ours = {m: np.array([r[m] for r in rows["lifecredit"]]) for m in ("auc", "brier")}
     for ref in ("tuned_lightgbm", "logistic"):
         theirs = {m: np.array([r[m] for r in rows[ref]]) for m in ("auc", "brier")}
         result["paired"][ref] = {}
         for m in ("auc", "brier"):
             d = ours[m] - theirs[m]
-            result["paired"][ref][m] = {"mean_diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))),
-                                        "folds_ours_better": int((d > 0).sum() if m == "auc" else (d < 0).sum())}
+            result["paired"][ref][m] = {
+                "mean_diff": float(d.mean()),
+                "se": float(d.std(ddof=1) / np.sqrt(len(d))),
+                "folds_ours_better": int((d > 0).sum() if m == "auc" else (d < 0).sum()),
+            }
     mean = {who: {m: float(np.mean([r[m] for r in rs])) for m in ("auc", "brier")} for who, rs in rows.items()}
     result["mean"] = mean
     result["goal_auc"] = all(result["paired"][r]["auc"]["mean_diff"] >= 0 for r in result["paired"])
     result["goal_brier"] = all(result["paired"][r]["brier"]["mean_diff"] <= 0 for r in result["paired"])
-    result["auc_ratio_vs_best_reference"] = mean["lifecredit"]["auc"] / max(mean["tuned_lightgbm"]["auc"],
-                                                                             mean["logistic"]["auc"])
+    result["auc_ratio_vs_best_reference"] = mean["lifecredit"]["auc"] / max(
+        mean["tuned_lightgbm"]["auc"], mean["logistic"]["auc"]
+    )
     return result
 
 
@@ -341,27 +429,46 @@ def main() -> None:
             print(f"{name}: {n:,} rows", flush=True)
             out[name] = run_table(name, path, spec, folds, trials, args.seed)
     print()
-    print(f"{'table':24} {'rows':>6} {'bad':>5}  {'AUC ours':>8} {'tunedLGB':>8} {'logit':>8}  "
-          f"{'dAUC lgb':>9} {'dAUC lr':>9}  {'Brier ours':>10} {'dBr lgb':>9} {'dBr lr':>9}  goal  selected")
+    print(
+        f"{'table':24} {'rows':>6} {'bad':>5}  {'AUC ours':>8} {'tunedLGB':>8} {'logit':>8}  "
+        f"{'dAUC lgb':>9} {'dAUC lr':>9}  {'Brier ours':>10} {'dBr lgb':>9} {'dBr lr':>9}  goal  selected"
+    )
     for name, r in out.items():
         m, p = r["mean"], r["paired"]
         sel = ",".join(sorted(set(r["selected"]), key=r["selected"].index))
-        print(f"{name:24} {r['rows']:>6} {r['bad_rate']:>5.1%}  {m['lifecredit']['auc']:>8.4f} "
-              f"{m['tuned_lightgbm']['auc']:>8.4f} {m['logistic']['auc']:>8.4f}  "
-              f"{p['tuned_lightgbm']['auc']['mean_diff']:>+9.4f} {p['logistic']['auc']['mean_diff']:>+9.4f}  "
-              f"{m['lifecredit']['brier']:>10.5f} {p['tuned_lightgbm']['brier']['mean_diff']:>+9.5f} "
-              f"{p['logistic']['brier']['mean_diff']:>+9.5f}  "
-              f"{'yes' if r['goal_auc'] and r['goal_brier'] else 'NO':4}  {sel}")
+        print(
+            f"{name:24} {r['rows']:>6} {r['bad_rate']:>5.1%}  {m['lifecredit']['auc']:>8.4f} "
+            f"{m['tuned_lightgbm']['auc']:>8.4f} {m['logistic']['auc']:>8.4f}  "
+            f"{p['tuned_lightgbm']['auc']['mean_diff']:>+9.4f} {p['logistic']['auc']['mean_diff']:>+9.4f}  "
+            f"{m['lifecredit']['brier']:>10.5f} {p['tuned_lightgbm']['brier']['mean_diff']:>+9.5f} "
+            f"{p['logistic']['brier']['mean_diff']:>+9.5f}  "
+            f"{'yes' if r['goal_auc'] and r['goal_brier'] else 'NO':4}  {sel}"
+        )
     ratios = [r["auc_ratio_vs_best_reference"] for r in out.values()]
     secs = {who: sum(r["seconds"][who] for r in out.values()) for who in ("lifecredit", "tuned_lightgbm", "logistic")}
     holds = all(r["goal_auc"] and r["goal_brier"] for r in out.values())
-    print(f"\nratio: lifecredit mean AUC / better reference's, per table: "
-          + ", ".join(f"{x:.4f}" for x in ratios) + f" (min {min(ratios):.4f})")
-    print(f"time: lifecredit {secs['lifecredit']:.0f} s, tuned LightGBM {secs['tuned_lightgbm']:.0f} s "
-          f"({args.trials if not args.quick else trials} trials), logistic {secs['logistic']:.0f} s")
+    print(
+        "\nratio: lifecredit mean AUC / better reference's, per table: "
+        + ", ".join(f"{x:.4f}" for x in ratios)
+        + f" (min {min(ratios):.4f})"
+    )
+    print(
+        f"time: lifecredit {secs['lifecredit']:.0f} s, tuned LightGBM {secs['tuned_lightgbm']:.0f} s "
+        f"({args.trials if not args.quick else trials} trials), logistic {secs['logistic']:.0f} s"
+    )
     print(f"goal (mean paired AUC >= both references, Brier no worse, every table): {'holds' if holds else 'NOT met'}")
-    print(json.dumps({"tables": out, "auc_ratio_min": min(ratios), "seconds": secs, "goal_holds": holds,
-                      "folds": folds, "trials": trials}))
+    print(
+        json.dumps(
+            {
+                "tables": out,
+                "auc_ratio_min": min(ratios),
+                "seconds": secs,
+                "goal_holds": holds,
+                "folds": folds,
+                "trials": trials,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

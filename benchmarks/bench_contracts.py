@@ -43,7 +43,9 @@ def plain_scan(path: Path) -> float:
 
 def simulate(out: Path, args, defect_rate: float) -> tuple[dict, float]:
     started = time.perf_counter()
-    summary = simulate_market(out, merchants=args.merchants, months=args.months, seed=args.seed, defect_rate=defect_rate)
+    summary = simulate_market(
+        out, merchants=args.merchants, months=args.months, seed=args.seed, defect_rate=defect_rate
+    )
     return summary, time.perf_counter() - started
 
 
@@ -105,7 +107,9 @@ def main() -> int:
             _, defect_sim_s = simulate(work / "raw_defects", args, args.defect_rate)
             print(f"simulation with defect rate {args.defect_rate}: {defect_sim_s:.2f} s")
             report(f"validation, defect rate {args.defect_rate}", bench_validation(work / "raw_defects", work, 1))
-        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        print(
+            f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores"
+        )
     return 0 if ok and sim_rate >= SIM_GOAL else 1
 
 

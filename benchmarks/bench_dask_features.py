@@ -57,7 +57,7 @@ class PeakRSS:
             self._sample()
             time.sleep(0.05)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
@@ -93,8 +93,12 @@ def run_engine(engine: str, raw: Path, out: Path) -> dict:
             t0 = time.perf_counter()
             meta = build_features_dask(raw, out, scheduler=cluster.scheduler_address)
             seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "with_startup_s": time.perf_counter() - t_start, "peak_rss_gb": meter.gb(),
-            "rows": meta["rows"]}
+    return {
+        "seconds": seconds,
+        "with_startup_s": time.perf_counter() - t_start,
+        "peak_rss_gb": meter.gb(),
+        "rows": meta["rows"],
+    }
 
 
 def same_outputs(a: Path, b: Path) -> bool:
@@ -127,41 +131,69 @@ def main() -> None:
 
         print(f"simulating {raw.name} (reused by later runs) ...", file=sys.stderr)
         t0 = time.perf_counter()
-        simulate_market(raw, merchants=args.merchants, months=args.months, seed=args.seed,
-                        volume_scale=args.volume_scale, start=date(2023, 1, 1))
+        simulate_market(
+            raw,
+            merchants=args.merchants,
+            months=args.months,
+            seed=args.seed,
+            volume_scale=args.volume_scale,
+            start=date(2023, 1, 1),
+        )
         print(f"simulated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     n_rows = pl.scan_parquet(raw / "transactions.parquet").select(pl.len()).collect().item()
     size_gb = (raw / "transactions.parquet").stat().st_size / 2**30
-    print(f"market: {args.merchants:,} merchants x {args.months} months (volume scale {args.volume_scale}), "
-          f"{n_rows:,} transactions ({size_gb:.2f} GB parquet); {os.cpu_count()} CPUs, "
-          f"load average at start {os.getloadavg()[0]:.1f}")
+    print(
+        f"market: {args.merchants:,} merchants x {args.months} months (volume scale {args.volume_scale}), "
+        f"{n_rows:,} transactions ({size_gb:.2f} GB parquet); {os.cpu_count()} CPUs, "
+        f"load average at start {os.getloadavg()[0]:.1f}"
+    )
 
     res: dict[str, dict] = {}
     for engine in ("local", "dask"):
         print(f"building with the {engine} engine ...", file=sys.stderr)
         out = args.workdir / f"features_{engine}"
-        child = subprocess.run([sys.executable, __file__, "--child", engine, "--raw", str(raw), "--out", str(out)],
-                               check=True, stdout=subprocess.PIPE, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", engine, "--raw", str(raw), "--out", str(out)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         r = res[engine] = json.loads([ln for ln in child.stdout.splitlines() if ln.startswith("{")][-1])
         r["rows_per_s"] = n_rows / r["seconds"]
         workers = {k: v for k, v in r["peak_rss_gb"].items() if k != "main"}
-        print(f"{engine:5s}  {r['seconds']:7.1f} s ({r['with_startup_s']:.1f} s with cluster start)  "
-              f"{r['rows_per_s'] / 1e6:6.2f} M transactions/s  peak RSS main {r['peak_rss_gb']['main']:.2f} GB"
-              + "".join(f", {k} {v:.2f} GB" for k, v in workers.items())
-              + f"  ({r['rows']['feature_rows']:,} feature rows)")
+        print(
+            f"{engine:5s}  {r['seconds']:7.1f} s ({r['with_startup_s']:.1f} s with cluster start)  "
+            f"{r['rows_per_s'] / 1e6:6.2f} M transactions/s  peak RSS main {r['peak_rss_gb']['main']:.2f} GB"
+            + "".join(f", {k} {v:.2f} GB" for k, v in workers.items())
+            + f"  ({r['rows']['feature_rows']:,} feature rows)"
+        )
     local, dask = res["local"], res["dask"]
     dask_peak = max(v for k, v in dask["peak_rss_gb"].items())
-    ratios = {"time_dask_over_local": dask["seconds"] / local["seconds"],
-              "rows_per_s_dask_over_local": dask["rows_per_s"] / local["rows_per_s"],
-              "largest_process_peak_dask_over_local": dask_peak / local["peak_rss_gb"]["main"],
-              "total_peak_dask_over_local": sum(dask["peak_rss_gb"].values()) / local["peak_rss_gb"]["main"]}
+    ratios = {
+        "time_dask_over_local": dask["seconds"] / local["seconds"],
+        "rows_per_s_dask_over_local": dask["rows_per_s"] / local["rows_per_s"],
+        "largest_process_peak_dask_over_local": dask_peak / local["peak_rss_gb"]["main"],
+        "total_peak_dask_over_local": sum(dask["peak_rss_gb"].values()) / local["peak_rss_gb"]["main"],
+    }
     equal = same_outputs(args.workdir / "features_local", args.workdir / "features_dask")
-    print(f"dask / local: time {ratios['time_dask_over_local']:.2f}x, rows/s {ratios['rows_per_s_dask_over_local']:.2f}x, "
-          f"largest process peak {ratios['largest_process_peak_dask_over_local']:.2f}x, "
-          f"all processes {ratios['total_peak_dask_over_local']:.2f}x; outputs equal row for row: {equal}; "
-          f"load average at end {os.getloadavg()[0]:.1f}")
-    summary = {"market": {"merchants": args.merchants, "months": args.months, "volume_scale": args.volume_scale,
-                          "transactions": n_rows, "parquet_gb": size_gb}, **res, "ratios": ratios, "equal": equal}
+    print(
+        f"dask / local: time {ratios['time_dask_over_local']:.2f}x, rows/s {ratios['rows_per_s_dask_over_local']:.2f}x, "
+        f"largest process peak {ratios['largest_process_peak_dask_over_local']:.2f}x, "
+        f"all processes {ratios['total_peak_dask_over_local']:.2f}x; outputs equal row for row: {equal}; "
+        f"load average at end {os.getloadavg()[0]:.1f}"
+    )
+    summary = {
+        "market": {
+            "merchants": args.merchants,
+            "months": args.months,
+            "volume_scale": args.volume_scale,
+            "transactions": n_rows,
+            "parquet_gb": size_gb,
+        },
+        **res,
+        "ratios": ratios,
+        "equal": equal,
+    }
     (args.workdir / "bench_dask_features.json").write_text(json.dumps(summary, indent=2))
 
 

@@ -99,8 +99,13 @@ def decode_floor(path: Path) -> pl.DataFrame:
     (merchant key, local day, type, amount, channel, customer key), reduced to one row."""
     return (
         transaction_facts(pl.scan_parquet(path))
-        .select(pl.col("mkey", "day").max(), pl.col("sale").sum(), pl.col("amount_fen").sum(),
-                pl.col("channel").n_unique(), customer_key().max())
+        .select(
+            pl.col("mkey", "day").max(),
+            pl.col("sale").sum(),
+            pl.col("amount_fen").sum(),
+            pl.col("channel").n_unique(),
+            customer_key().max(),
+        )
         .collect(engine="streaming")
     )
 
@@ -114,7 +119,12 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=HERE / "out" / "features_market")
     ap.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help="transactions per merchant batch")
     ap.add_argument("--skip-pandas", action="store_true")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the single pass and the full build, alternated; the fastest of each counts")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of the single pass and the full build, alternated; the fastest of each counts",
+    )
     args = ap.parse_args()
 
     raw = args.dir / f"raw_{args.merchants}x{args.months}_v{args.volume_scale}_s{args.seed}"
@@ -122,14 +132,22 @@ def main() -> None:
         from simulation import simulate_market
 
         t0 = time.perf_counter()
-        simulate_market(raw, merchants=args.merchants, months=args.months, seed=args.seed,
-                        volume_scale=args.volume_scale, start=date(2023, 1, 1))
+        simulate_market(
+            raw,
+            merchants=args.merchants,
+            months=args.months,
+            seed=args.seed,
+            volume_scale=args.volume_scale,
+            start=date(2023, 1, 1),
+        )
         print(f"simulated {raw.name} in {time.perf_counter() - t0:.0f} s")
     (raw / "truth.parquet").unlink(missing_ok=True)  # the feature build never needs it
     tables = RawTables.scan(raw)
     n_rows = tables.transaction_rows()
     size_gb = (raw / "transactions.parquet").stat().st_size / 2**30
-    print(f"market: {args.merchants:,} merchants x {args.months} months, {n_rows:,} transactions ({size_gb:.2f} GB parquet)")
+    print(
+        f"market: {args.merchants:,} merchants x {args.months} months, {n_rows:,} transactions ({size_gb:.2f} GB parquet)"
+    )
     meter = PeakRSS()
     res: dict[str, dict] = {"single_pass": {}, "decode_floor": {}, "features": {}, "pandas": {}}
 
@@ -153,21 +171,29 @@ def main() -> None:
                 res[k].update(r)
             res[k]["peak_rss_gb"] = max(res[k]["peak_rss_gb"], r["peak_rss_gb"])
     s1 = res["single_pass"]
-    print(f"single pass      {s1['seconds']:8.1f} s  {n_rows / s1['seconds'] / 1e6:6.2f} M rows/s  "
-          f"({groups:,} merchant-days)  peak {s1['peak_rss_gb']:.2f} GB  runs {s1['runs_s']}")
+    print(
+        f"single pass      {s1['seconds']:8.1f} s  {n_rows / s1['seconds'] / 1e6:6.2f} M rows/s  "
+        f"({groups:,} merchant-days)  peak {s1['peak_rss_gb']:.2f} GB  runs {s1['runs_s']}"
+    )
     d = res["decode_floor"]
-    print(f"decode floor     {d['seconds']:8.1f} s  {d['seconds'] / s1['seconds']:.2f}x the single pass: reading the columns the "
-          f"features use, no grouping (CPU {d['cpu_s'] / s1['cpu_s']:.2f}x)")
+    print(
+        f"decode floor     {d['seconds']:8.1f} s  {d['seconds'] / s1['seconds']:.2f}x the single pass: reading the columns the "
+        f"features use, no grouping (CPU {d['cpu_s'] / s1['cpu_s']:.2f}x)"
+    )
     f = res["features"]
     f["rows_per_s"] = n_rows / f["seconds"]
     f["ratio_to_single_pass"] = f["seconds"] / s1["seconds"]
     f["cpu_ratio_to_single_pass"] = f["cpu_s"] / s1["cpu_s"]
-    print(f"full features    {f['seconds']:8.1f} s  {f['rows_per_s'] / 1e6:6.2f} M rows/s  "
-          f"{f['ratio_to_single_pass']:.2f}x the single pass  peak {f['peak_rss_gb']:.2f} GB "
-          f"(+{f['peak_above_start_gb']:.2f})  {batches} merchant batch(es), "
-          f"{meta['rows']['feature_rows']:,} feature rows, panel {meta['rows']['panel']:,}, {meta['feature_set']['features']} features  "
-          f"runs {f['runs_s']}")
-    print(f"CPU time         single pass {s1['cpu_s']:.1f} s, full build {f['cpu_s']:.1f} s: {f['cpu_ratio_to_single_pass']:.2f}x")
+    print(
+        f"full features    {f['seconds']:8.1f} s  {f['rows_per_s'] / 1e6:6.2f} M rows/s  "
+        f"{f['ratio_to_single_pass']:.2f}x the single pass  peak {f['peak_rss_gb']:.2f} GB "
+        f"(+{f['peak_above_start_gb']:.2f})  {batches} merchant batch(es), "
+        f"{meta['rows']['feature_rows']:,} feature rows, panel {meta['rows']['panel']:,}, {meta['feature_set']['features']} features  "
+        f"runs {f['runs_s']}"
+    )
+    print(
+        f"CPU time         single pass {s1['cpu_s']:.1f} s, full build {f['cpu_s']:.1f} s: {f['cpu_ratio_to_single_pass']:.2f}x"
+    )
 
     if not args.skip_pandas:
         from benchmarks.pandas_reference import load, reference_features
@@ -180,8 +206,10 @@ def main() -> None:
         p = res["pandas"]
         p["rows_per_s"] = n_rows / p["seconds"]
         p["speedup_of_polars_full_build"] = p["seconds"] / f["seconds"]
-        print(f"pandas reference {p['seconds']:8.1f} s  {p['rows_per_s'] / 1e6:6.2f} M rows/s  "
-              f"(sales, refund, customer features only)  peak {p['peak_rss_gb']:.2f} GB (+{p['peak_above_start_gb']:.2f})")
+        print(
+            f"pandas reference {p['seconds']:8.1f} s  {p['rows_per_s'] / 1e6:6.2f} M rows/s  "
+            f"(sales, refund, customer features only)  peak {p['peak_rss_gb']:.2f} GB (+{p['peak_above_start_gb']:.2f})"
+        )
         print(f"polars full build is {p['speedup_of_polars_full_build']:.2f}x faster than the pandas subset")
         # same numbers: compare the latest snapshot
         latest = pl.read_parquet(out / "latest.parquet")
@@ -190,18 +218,40 @@ def main() -> None:
         cols = [c for c in r.columns if c != "merchant_id"]
         j = latest.select("merchant_id", *cols).join(r, on="merchant_id", suffix="_pd")
         worst = max(
-            float(j.select(((pl.col(c).cast(pl.Float64) - pl.col(f"{c}_pd").cast(pl.Float64)).abs()
-                            / (pl.col(c).cast(pl.Float64).abs() + 1e-9)).fill_nan(0).max()).item() or 0.0)
+            float(
+                j.select(
+                    (
+                        (pl.col(c).cast(pl.Float64) - pl.col(f"{c}_pd").cast(pl.Float64)).abs()
+                        / (pl.col(c).cast(pl.Float64).abs() + 1e-9)
+                    )
+                    .fill_nan(0)
+                    .max()
+                ).item()
+                or 0.0
+            )
             for c in cols
         )
         p["max_relative_difference"] = worst
-        print(f"pandas vs polars on {j.height:,} latest rows x {len(cols)} features: max relative difference {worst:.2e}")
+        print(
+            f"pandas vs polars on {j.height:,} latest rows x {len(cols)} features: max relative difference {worst:.2e}"
+        )
 
-    summary = {"market": {"merchants": args.merchants, "months": args.months, "volume_scale": args.volume_scale,
-                          "transactions": n_rows, "parquet_gb": size_gb, "batches": batches}, **res,
-               "goals": {"full_build_le_3x_single_pass": f["ratio_to_single_pass"] <= 3.0,
-                         "ge_3x_faster_than_pandas": (res["pandas"].get("speedup_of_polars_full_build") or 0) >= 3.0,
-                         "peak_le_4gb": f["peak_rss_gb"] <= 4.0}}
+    summary = {
+        "market": {
+            "merchants": args.merchants,
+            "months": args.months,
+            "volume_scale": args.volume_scale,
+            "transactions": n_rows,
+            "parquet_gb": size_gb,
+            "batches": batches,
+        },
+        **res,
+        "goals": {
+            "full_build_le_3x_single_pass": f["ratio_to_single_pass"] <= 3.0,
+            "ge_3x_faster_than_pandas": (res["pandas"].get("speedup_of_polars_full_build") or 0) >= 3.0,
+            "peak_le_4gb": f["peak_rss_gb"] <= 4.0,
+        },
+    }
     (args.dir / "bench_features.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary["goals"]))
 

@@ -32,8 +32,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("base", "with_identity", "merchant_weight", "leaf_merchants", "small_leaves", "unconstrained", "slow",
-            "half_features")
+VARIANTS = (
+    "base",
+    "with_identity",
+    "merchant_weight",
+    "leaf_merchants",
+    "small_leaves",
+    "unconstrained",
+    "slow",
+    "half_features",
+)
 IDENTITY = ("sector", "province", "urban_rural", "business_form")
 
 
@@ -51,12 +59,19 @@ def main() -> None:
         r = _run(name, market, other, ceiling)
         rows.append(r)
         base = rows[0]
-        print(f"{name:<16} trees {r['trees']:>4}  {r['calibrator']:<8} unseen gap {r['unseen_gap']:+.4f}  "
-              f"Spearman ratio {r['spearman_ratio']:.3f}  kappa ratio {r['kappa_ratio']:.3f}  "
-              f"class A {r['class_a']:.1%} (truth {r['class_a_truth']:.1%})  transfer gap {r['transfer_gap']:+.4f}"
-              + ("" if r is base else f"  | vs base: unseen {r['unseen_gap'] - base['unseen_gap']:+.4f}, Spearman "
-                 f"{r['spearman_ratio'] - base['spearman_ratio']:+.3f}, kappa {r['kappa_ratio'] - base['kappa_ratio']:+.3f}, "
-                 f"transfer {r['transfer_gap'] - base['transfer_gap']:+.4f}"), flush=True)
+        print(
+            f"{name:<16} trees {r['trees']:>4}  {r['calibrator']:<8} unseen gap {r['unseen_gap']:+.4f}  "
+            f"Spearman ratio {r['spearman_ratio']:.3f}  kappa ratio {r['kappa_ratio']:.3f}  "
+            f"class A {r['class_a']:.1%} (truth {r['class_a_truth']:.1%})  transfer gap {r['transfer_gap']:+.4f}"
+            + (
+                ""
+                if r is base
+                else f"  | vs base: unseen {r['unseen_gap'] - base['unseen_gap']:+.4f}, Spearman "
+                f"{r['spearman_ratio'] - base['spearman_ratio']:+.3f}, kappa {r['kappa_ratio'] - base['kappa_ratio']:+.3f}, "
+                f"transfer {r['transfer_gap'] - base['transfer_gap']:+.4f}"
+            ),
+            flush=True,
+        )
     print(json.dumps({"market": args.market, "other": args.other, "ceiling": ceiling, "variants": rows}))
 
 
@@ -69,12 +84,25 @@ def _load(d: Path) -> dict:
     data = load_panel(d / "features")
     ids = pl.read_parquet(d / "features" / "panel.parquet", columns=["merchant_id", "as_of", *IDENTITY])
     left = pl.from_pandas(data.frame).drop(IDENTITY, strict=False)
-    data.frame = (left.join(ids.with_columns(pl.col("as_of").cast(left.schema["as_of"])), on=["merchant_id", "as_of"],
-                            how="left", maintain_order="left").to_pandas())
-    frame = (pl.from_pandas(data.frame).with_columns(pl.col("as_of").cast(pl.Date))
-             .join(truth, on=["merchant_id", "as_of"], how="left").to_pandas())
-    latest = (pl.read_parquet(d / "features" / "latest.parquet").with_columns(pl.col("as_of").cast(pl.Date))
-              .join(truth, on=["merchant_id", "as_of"]).filter(pl.col("true_pd_12m") < 1).to_pandas())
+    data.frame = left.join(
+        ids.with_columns(pl.col("as_of").cast(left.schema["as_of"])),
+        on=["merchant_id", "as_of"],
+        how="left",
+        maintain_order="left",
+    ).to_pandas()
+    frame = (
+        pl.from_pandas(data.frame)
+        .with_columns(pl.col("as_of").cast(pl.Date))
+        .join(truth, on=["merchant_id", "as_of"], how="left")
+        .to_pandas()
+    )
+    latest = (
+        pl.read_parquet(d / "features" / "latest.parquet")
+        .with_columns(pl.col("as_of").cast(pl.Date))
+        .join(truth, on=["merchant_id", "as_of"])
+        .filter(pl.col("true_pd_12m") < 1)
+        .to_pandas()
+    )
     late = sorted(frame["as_of"].unique())[-6:]
     return {"data": data, "frame": frame, "latest": latest, "late": frame[frame["as_of"].isin(late)]}
 
@@ -90,12 +118,17 @@ def _ceiling(m: dict) -> dict:
     data, frame, latest = m["data"], m["frame"], m["latest"]
     train = frame.iloc[data.split.train]
     cats = [j for j, f in enumerate(data.features) if f.is_categorical]
-    c = fit_ceiling(encode(train, data.features), train["true_pd_12m"].to_numpy(), train["merchant_id"].to_numpy(), cats)
+    c = fit_ceiling(
+        encode(train, data.features), train["true_pd_12m"].to_numpy(), train["merchant_id"].to_numpy(), cats
+    )
     p, t = c.predict_pd(encode(latest, data.features)), latest["true_pd_12m"].to_numpy()
     scale = MasterScale.load()
-    return {"spearman": float(spearmanr(p, t).statistic),
-            "kappa": float(cohen_kappa_score(scale.risk_class(p).astype(str), scale.risk_class(t).astype(str),
-                                             weights="quadratic"))}
+    return {
+        "spearman": float(spearmanr(p, t).statistic),
+        "kappa": float(
+            cohen_kappa_score(scale.risk_class(p).astype(str), scale.risk_class(t).astype(str), weights="quadratic")
+        ),
+    }
 
 
 def _run(name: str, m: dict, other: dict, ceiling: dict) -> dict:
@@ -117,8 +150,15 @@ def _run(name: str, m: dict, other: dict, ceiling: dict) -> dict:
     if name == "with_identity":
         from training.bundle import ModelInput
 
-        features += [ModelInput(name=n, dtype="category", reason=False,
-                             categories=tuple(sorted(data.frame[n].dropna().astype(str).unique()))) for n in IDENTITY]
+        features += [
+            ModelInput(
+                name=n,
+                dtype="category",
+                reason=False,
+                categories=tuple(sorted(data.frame[n].dropna().astype(str).unique())),
+            )
+            for n in IDENTITY
+        ]
     X = encode(data.frame, features)
     params = lgbm.base_params(features, seed=7, n_rows=len(s.train))
     weight = None
@@ -146,12 +186,19 @@ def _run(name: str, m: dict, other: dict, ceiling: dict) -> dict:
     late = other["late"]
     transfer = bundle.predict(late, reasons=False)["pd"].to_numpy()
     return {
-        "variant": name, "trees": fit.best_iteration, "calibrator": calibrator.to_dict()["kind"],
-        "unseen_gap": float(roc_auc_score(y[s.test], test) - roc_auc_score(y[s.test], frame["true_pd_12m"].iloc[s.test])),
+        "variant": name,
+        "trees": fit.best_iteration,
+        "calibrator": calibrator.to_dict()["kind"],
+        "unseen_gap": float(
+            roc_auc_score(y[s.test], test) - roc_auc_score(y[s.test], frame["true_pd_12m"].iloc[s.test])
+        ),
         "spearman_ratio": float(spearmanr(latest["pd"], truth).statistic) / ceiling["spearman"],
-        "kappa_ratio": float(cohen_kappa_score(latest["class"].astype(str), scale.risk_class(truth).astype(str),
-                                               weights="quadratic")) / ceiling["kappa"],
-        "class_a": float((latest["class"] == "A").mean()), "class_a_truth": float((scale.risk_class(truth) == "A").mean()),
+        "kappa_ratio": float(
+            cohen_kappa_score(latest["class"].astype(str), scale.risk_class(truth).astype(str), weights="quadratic")
+        )
+        / ceiling["kappa"],
+        "class_a": float((latest["class"] == "A").mean()),
+        "class_a_truth": float((scale.risk_class(truth) == "A").mean()),
         "transfer_gap": float(roc_auc_score(late["bad"], transfer) - roc_auc_score(late["bad"], late["true_pd_12m"])),
     }
 

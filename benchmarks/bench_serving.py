@@ -65,11 +65,28 @@ def build_market(work: Path, env: dict) -> None:
     lc = str(BIN / "lifecredit")
     data = work / "data"
     print("building a 3,000-merchant demo market, features and champion (a few minutes) ...", flush=True)
-    run([lc, "simulate", "--merchants", "3000", "--months", "30", "--seed", "7", "--volume-scale", "0.1",
-         "--out", str(data / "raw")], env)
+    run(
+        [
+            lc,
+            "simulate",
+            "--merchants",
+            "3000",
+            "--months",
+            "30",
+            "--seed",
+            "7",
+            "--volume-scale",
+            "0.1",
+            "--out",
+            str(data / "raw"),
+        ],
+        env,
+    )
     run([lc, "validate", "--raw", str(data / "raw"), "--out", str(data / "validated")], env)
     run([lc, "features", "--raw", str(data / "validated"), "--out", str(data / "features")], env)
-    version = json.loads(run([lc, "train", "--features", str(data / "features")], env).strip().splitlines()[-1])["version"]
+    version = json.loads(run([lc, "train", "--features", str(data / "features")], env).strip().splitlines()[-1])[
+        "version"
+    ]
     res = subprocess.run([lc, "promote", "--version", version], env=env, capture_output=True, text=True)
     if res.returncode != 0:
         run([lc, "promote", "--version", version, "--force", "--reason", "benchmark market"], env)
@@ -82,8 +99,13 @@ class Server:
         self.name, self.port, self.probe = name, port, probe
         self.log = open(log, "w")
         started = time.perf_counter()
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *cmd],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = started + 300
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
@@ -129,30 +151,53 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
-    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "--latency", "-s", str(script), url]
+    cmd = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     if not {"50", "99"} <= set(pct) or "Requests/sec" not in out:
         raise RuntimeError(f"wrk output not understood:\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50_ms": _ms(pct["50"]),
-            "p99_ms": _ms(pct["99"]), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": errors.group(1).strip() if errors else None}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(pct["50"]),
+        "p99_ms": _ms(pct["99"]),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1).strip() if errors else None,
+    }
 
 
 def lua_rotating(path: Path, bodies: list[str], headers: dict[str, str], route: str) -> Path:
     def long_string(s: str) -> str:
         return f"[==[{s}]==]"
 
-    lines = ["local bodies = {", *[f"  {long_string(b)}," for b in bodies], "}",
-             "local headers = {", *[f'  ["{k}"] = {long_string(v)},' for k, v in headers.items()], "}",
-             "local i = 0",
-             "request = function()",
-             "  i = i % #bodies + 1",
-             f'  return wrk.format("POST", "{route}", headers, bodies[i])',
-             "end"]
+    lines = [
+        "local bodies = {",
+        *[f"  {long_string(b)}," for b in bodies],
+        "}",
+        "local headers = {",
+        *[f'  ["{k}"] = {long_string(v)},' for k, v in headers.items()],
+        "}",
+        "local i = 0",
+        "request = function()",
+        "  i = i % #bodies + 1",
+        f'  return wrk.format("POST", "{route}", headers, bodies[i])',
+        "end",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -171,15 +216,22 @@ def main() -> None:
     args = ap.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: install it (Debian/Ubuntu, as root: apt-get install -y "
-                     f"{'wrk' if tool == 'wrk' else 'util-linux'})")
+            sys.exit(
+                f"{tool} not found: install it (Debian/Ubuntu, as root: apt-get install -y "
+                f"{'wrk' if tool == 'wrk' else 'util-linux'})"
+            )
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("needs two cores (server on core 0, load generator on core 1)")
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "BENTOML_DO_NOT_TRACK": "true",
-           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
     if args.build:
         env.update(LIFECREDIT_DATA_DIR=str(work / "data"), LIFECREDIT_MLRUNS_DIR=str(work / "mlruns"))
         if not (work / "data" / "features" / "latest.parquet").exists():
@@ -187,9 +239,20 @@ def main() -> None:
     var = work / "var"
     shutil.rmtree(var, ignore_errors=True)
     env["LIFECREDIT_VAR_DIR"] = str(var)
-    for k in [k for k in env if k.startswith("LIFECREDIT_") and k not in (
-            "LIFECREDIT_DATA_DIR", "LIFECREDIT_MLRUNS_DIR", "LIFECREDIT_VAR_DIR", "LIFECREDIT_TRACKING_URI",
-            "LIFECREDIT_MODEL_NAME", "LIFECREDIT_SNAPSHOT_DIR")]:
+    for k in [
+        k
+        for k in env
+        if k.startswith("LIFECREDIT_")
+        and k
+        not in (
+            "LIFECREDIT_DATA_DIR",
+            "LIFECREDIT_MLRUNS_DIR",
+            "LIFECREDIT_VAR_DIR",
+            "LIFECREDIT_TRACKING_URI",
+            "LIFECREDIT_MODEL_NAME",
+            "LIFECREDIT_SNAPSHOT_DIR",
+        )
+    ]:
         del env[k]
     os.environ.update({k: v for k, v in env.items() if k.startswith("LIFECREDIT_")})
 
@@ -209,17 +272,27 @@ def main() -> None:
     ids = snap["merchant_id"].cast(pl.String).to_list()
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
 
-    ours_lua = lua_rotating(work / "ours.lua", [json.dumps({"merchant_id": m}) for m in ids],
-                            {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}, "/score")
-    ref_lua = lua_rotating(work / "ref.lua", [json.dumps({"merchant_id": m}) for m in ids],
-                           {"Content-Type": "application/json"}, "/score")
+    ours_lua = lua_rotating(
+        work / "ours.lua",
+        [json.dumps({"merchant_id": m}) for m in ids],
+        {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        "/score",
+    )
+    ref_lua = lua_rotating(
+        work / "ref.lua", [json.dumps({"merchant_id": m}) for m in ids], {"Content-Type": "application/json"}, "/score"
+    )
     rows = snap.head(200).drop("bad", strict=False)
-    mlflow_bodies = [json.dumps({"dataframe_split": {"columns": rows.columns, "data": [list(r)]}}, default=str)
-                     for r in rows.iter_rows()]
+    mlflow_bodies = [
+        json.dumps({"dataframe_split": {"columns": rows.columns, "data": [list(r)]}}, default=str)
+        for r in rows.iter_rows()
+    ]
     mlflow_lua = lua_rotating(work / "mlflow.lua", mlflow_bodies, {"Content-Type": "application/json"}, "/invocations")
 
-    print(f"model {handle.name} v{handle.version}, snapshot {snapshot_file} ({len(ids):,} merchants); "
-          f"load average {loadavg()}", flush=True)
+    print(
+        f"model {handle.name} v{handle.version}, snapshot {snapshot_file} ({len(ids):,} merchants); "
+        f"load average {loadavg()}",
+        flush=True,
+    )
     results: dict = {"load_average_before": loadavg(), "merchants": len(ids), "model_version": handle.version}
 
     def ours(name: str, extra: dict) -> Server:
@@ -228,8 +301,14 @@ def main() -> None:
         def ready(p: int) -> bool:
             return http("GET", f"http://127.0.0.1:{p}/readyz")[0] == 200
 
-        return Server(name, [str(BIN / "lifecredit"), "serve", "--port", str(port)], {**env, **extra}, port, ready,
-                      work / f"{name}.log")
+        return Server(
+            name,
+            [str(BIN / "lifecredit"), "serve", "--port", str(port)],
+            {**env, **extra},
+            port,
+            ready,
+            work / f"{name}.log",
+        )
 
     def measure(server: Server, lua: Path, route: str, conns: list[int], seconds: int) -> dict:
         url = f"http://127.0.0.1:{server.port}{route}"
@@ -238,8 +317,11 @@ def main() -> None:
         for c in conns:
             out[f"c{c}"] = wrk(url, lua, c, seconds)
             r = out[f"c{c}"]
-            print(f"  {server.name:<28} c={c:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-                  f"p99 {r['p99_ms']:6.2f} ms  non-2xx {r['non_2xx']}", flush=True)
+            print(
+                f"  {server.name:<28} c={c:<3} {r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"p99 {r['p99_ms']:6.2f} ms  non-2xx {r['non_2xx']}",
+                flush=True,
+            )
         return out
 
     # (a) this service, default settings, plus the batch timing
@@ -247,22 +329,35 @@ def main() -> None:
     try:
         status, body = http("GET", f"http://127.0.0.1:{server.port}/model", headers={"Authorization": f"Bearer {key}"})
         card = json.loads(body)
-        results["startup"] = {"ready_s": round(server.ready_s, 1), "precompute_s": card.get("load_seconds"),
-                              "merchants": len(ids)}
+        results["startup"] = {
+            "ready_s": round(server.ready_s, 1),
+            "precompute_s": card.get("load_seconds"),
+            "merchants": len(ids),
+        }
         results["lifecredit"] = measure(server, ours_lua, "/score", [1, 16], args.seconds)
         batch_ids = [ids[i % len(ids)] for i in range(10_000)]
         payload = json.dumps({"merchant_ids": batch_ids}).encode()
         times = []
         for _ in range(7):
             t = time.perf_counter()
-            status, body = http("POST", f"http://127.0.0.1:{server.port}/score_batch", payload,
-                                {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+            status, body = http(
+                "POST",
+                f"http://127.0.0.1:{server.port}/score_batch",
+                payload,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+            )
             times.append(time.perf_counter() - t)
             assert status == 200 and json.loads(body)["count"] == 10_000, body[:300]
-        results["batch_10k"] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
-                                "bytes": len(body)}
-        print(f"  /score_batch 10,000 ids: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
-              f"({len(body) / 1e6:.1f} MB)", flush=True)
+        results["batch_10k"] = {
+            "median_s": round(statistics.median(times), 3),
+            "max_s": round(max(times), 3),
+            "bytes": len(body),
+        }
+        print(
+            f"  /score_batch 10,000 ids: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
+            f"({len(body) / 1e6:.1f} MB)",
+            flush=True,
+        )
     finally:
         server.stop()
 
@@ -270,11 +365,24 @@ def main() -> None:
     port = free_port()
     ref_env = {**env, "REF_BUNDLE_DIR": str(handle.bundle_dir), "REF_SNAPSHOT": str(snapshot_file)}
     probe_body = json.dumps({"merchant_id": ids[0]}).encode()
-    server = Server("starlette reference", [str(BIN / "uvicorn"), "--app-dir", str(ROOT / "benchmarks"),
-                                            "starlette_ref:app", "--port", str(port), "--no-access-log",
-                                            "--log-level", "warning"], ref_env, port,
-                    lambda p: http("POST", f"http://127.0.0.1:{p}/score", probe_body)[0] == 200,
-                    work / "starlette.log")
+    server = Server(
+        "starlette reference",
+        [
+            str(BIN / "uvicorn"),
+            "--app-dir",
+            str(ROOT / "benchmarks"),
+            "starlette_ref:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        ref_env,
+        port,
+        lambda p: http("POST", f"http://127.0.0.1:{p}/score", probe_body)[0] == 200,
+        work / "starlette.log",
+    )
     try:
         results["starlette"] = measure(server, ref_lua, "/score", [1, 16], args.seconds)
     finally:
@@ -284,13 +392,35 @@ def main() -> None:
     if not args.skip_mlflow:
         port = free_port()
         mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.tracking_uri}
-        server = Server("mlflow models serve", [str(BIN / "mlflow"), "models", "serve", "-m",
-                                                f"models:/{handle.name}@champion", "--env-manager", "local",
-                                                "-w", "1", "-h", "127.0.0.1", "-p", str(port)], mlflow_env, port,
-                        lambda p: http("GET", f"http://127.0.0.1:{p}/ping")[0] == 200, work / "mlflow.log")
+        server = Server(
+            "mlflow models serve",
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{handle.name}@champion",
+                "--env-manager",
+                "local",
+                "-w",
+                "1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            mlflow_env,
+            port,
+            lambda p: http("GET", f"http://127.0.0.1:{p}/ping")[0] == 200,
+            work / "mlflow.log",
+        )
         try:
-            status, body = http("POST", f"http://127.0.0.1:{port}/invocations", mlflow_bodies[0].encode(),
-                                {"Content-Type": "application/json"})
+            status, body = http(
+                "POST",
+                f"http://127.0.0.1:{port}/invocations",
+                mlflow_bodies[0].encode(),
+                {"Content-Type": "application/json"},
+            )
             assert status == 200, body[:500]
             results["mlflow"] = measure(server, mlflow_lua, "/invocations", [1, 16], args.seconds)
         finally:
@@ -298,9 +428,11 @@ def main() -> None:
 
     # settings variants of this service
     results["variants"] = {}
-    for name, extra in (("access log on", {"LIFECREDIT_SERVE_ACCESS_LOG": "true"}),
-                        ("metrics off", {"LIFECREDIT_SERVE_METRICS": "false"}),
-                        ("default (again)", {})):
+    for name, extra in (
+        ("access log on", {"LIFECREDIT_SERVE_ACCESS_LOG": "true"}),
+        ("metrics off", {"LIFECREDIT_SERVE_METRICS": "false"}),
+        ("default (again)", {}),
+    ):
         server = ours(f"lifecredit ({name})", extra)
         try:
             results["variants"][name] = measure(server, ours_lua, "/score", [16], args.variant_seconds)
@@ -323,18 +455,26 @@ def main() -> None:
     for name in ("lifecredit", "starlette", "mlflow"):
         if name in results:
             r1, r16 = results[name]["c1"], results[name]["c16"]
-            print(f"{name:<22}{r1['rps']:>10.0f}{r1['p50_ms']:>8.2f}{r1['p99_ms']:>8.2f}"
-                  f"{r16['rps']:>11.0f}{r16['p50_ms']:>8.2f}{r16['p99_ms']:>8.2f}")
+            print(
+                f"{name:<22}{r1['rps']:>10.0f}{r1['p50_ms']:>8.2f}{r1['p99_ms']:>8.2f}"
+                f"{r16['rps']:>11.0f}{r16['p50_ms']:>8.2f}{r16['p99_ms']:>8.2f}"
+            )
     for name, r in results["variants"].items():
         print(f"  lifecredit, {name:<22} c16 {r['c16']['rps']:>8.0f} req/s  p99 {r['c16']['p99_ms']:.2f} ms")
     vs_mlflow = f"{summary['vs_mlflow_c16']}x" if summary["vs_mlflow_c16"] is not None else "skipped"
-    print(f"\nratios at 16 connections: lifecredit / mlflow = {vs_mlflow} (goal >= 10), "
-          f"lifecredit / starlette = {summary['vs_starlette_c16']} (goal >= 0.4)")
-    print(f"p99 at 1 connection: {summary['p99_c1_ms']:.2f} ms (goal <= 5); /score_batch 10,000 ids: "
-          f"{summary['batch_10k_s']:.3f} s (goal <= 0.5)")
-    print(f"startup: ready in {results['startup']['ready_s']} s, precompute {results['startup']['precompute_s']} s for "
-          f"{len(ids):,} merchants (~{results['startup']['extrapolated_100k_s']} s per 100,000); "
-          f"load average before {results['load_average_before']}, after {results['load_average_after']}")
+    print(
+        f"\nratios at 16 connections: lifecredit / mlflow = {vs_mlflow} (goal >= 10), "
+        f"lifecredit / starlette = {summary['vs_starlette_c16']} (goal >= 0.4)"
+    )
+    print(
+        f"p99 at 1 connection: {summary['p99_c1_ms']:.2f} ms (goal <= 5); /score_batch 10,000 ids: "
+        f"{summary['batch_10k_s']:.3f} s (goal <= 0.5)"
+    )
+    print(
+        f"startup: ready in {results['startup']['ready_s']} s, precompute {results['startup']['precompute_s']} s for "
+        f"{len(ids):,} merchants (~{results['startup']['extrapolated_100k_s']} s per 100,000); "
+        f"load average before {results['load_average_before']}, after {results['load_average_after']}"
+    )
     (work / "results.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(summary))
 

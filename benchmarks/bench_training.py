@@ -72,14 +72,25 @@ def main() -> None:
         from simulation import simulate_market
 
         shutil.rmtree(work, ignore_errors=True)
-        timings["simulate_s"] = _timed(lambda: simulate_market(
-            raw, merchants=args.merchants, months=args.months, seed=args.seed,
-            volume_scale=args.volume_scale, start=date(2023, 1, 1)))
+        timings["simulate_s"] = _timed(
+            lambda: simulate_market(
+                raw,
+                merchants=args.merchants,
+                months=args.months,
+                seed=args.seed,
+                volume_scale=args.volume_scale,
+                start=date(2023, 1, 1),
+            )
+        )
         timings["validate_s"] = _timed(lambda: validate_dir(raw, validated))
         timings["features_s"] = _timed(lambda: build_features(validated, feats))
     shutil.rmtree(mlruns, ignore_errors=True)
-    env = {**os.environ, "LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_DATA_DIR": str(work),
-           "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {
+        **os.environ,
+        "LIFECREDIT_MLRUNS_DIR": str(mlruns),
+        "LIFECREDIT_DATA_DIR": str(work),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
     timings["mlflow_store_create_s"] = _timed(lambda: _create_store(mlruns))
 
     bare = _BareLightGBM(feats)
@@ -87,8 +98,13 @@ def main() -> None:
     print(f"training on {feats} ...", file=sys.stderr)
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "lifecredit"), "train", "--features", str(feats)],
-                          env=env, capture_output=True, text=True, cwd=work)
+    proc = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "lifecredit"), "train", "--features", str(feats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=work,
+    )
     train_s = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     train_cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
@@ -111,22 +127,38 @@ def main() -> None:
     }
     rows = [
         ("market", f"{args.merchants:,} merchants x {args.months} months, volume scale {args.volume_scale}"),
-        ("panel", f"{bare.n_labelled:,} labelled rows: {n_train:,} booster, {evidence['calibration_rows']:,} calibration, "
-                  f"{m['n']:.0f} test rows ({evidence['test_merchants']} merchants held out whole), "
-                  f"{m['defaults']:.0f} defaults"),
+        (
+            "panel",
+            f"{bare.n_labelled:,} labelled rows: {n_train:,} booster, {evidence['calibration_rows']:,} calibration, "
+            f"{m['n']:.0f} test rows ({evidence['test_merchants']} merchants held out whole), "
+            f"{m['defaults']:.0f} defaults",
+        ),
         ("test AUC (LightGBM, calibrated)", f"{m['auc']:.4f}"),
-        ("AUC of true_pd_12m, same rows", f"{evidence['truth_auc']:.4f}  (gap {m['auc'] - evidence['truth_auc']:+.4f}, "
-                                          f"goal >= -0.02)"),
+        (
+            "AUC of true_pd_12m, same rows",
+            f"{evidence['truth_auc']:.4f}  (gap {m['auc'] - evidence['truth_auc']:+.4f}, goal >= -0.02)",
+        ),
         ("challenger (scorecard) AUC", f"{c['auc']:.4f}  (gap {c['auc'] - m['auc']:+.4f}, goal >= -0.03)"),
-        ("Jeffreys per class (p, 1%)", ", ".join(
-            f"{r['group']}: {'n/a' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')}"
-            f"{' REJECTED' if r['rejected'] else ''} ({r['n']} rows, {r.get('obligors', '?')} merchants, "
-            f"DR {_pct(r['default_rate'])} vs PD "
-            f"{_pct(r['mean_pd'])})" for r in evidence["by_class"])),
-        ("lifecredit train (subprocess)", f"{train_s:.1f} s wall, {train_cpu_s:.1f} s CPU  ({evidence['trees']} trees)"),
-        ("bare lightgbm.cv + train (median)", f"{bare_s:.2f} s wall, {bare_cpu_s:.2f} s CPU  ({bare.trees} trees, its "
-                                              f"uncalibrated test AUC {bare_auc:.4f}; {2 * args.repeat} runs, "
-                                              f"wall {min(bare.wall):.2f}-{max(bare.wall):.2f} s)"),
+        (
+            "Jeffreys per class (p, 1%)",
+            ", ".join(
+                f"{r['group']}: {'n/a' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')}"
+                f"{' REJECTED' if r['rejected'] else ''} ({r['n']} rows, {r.get('obligors', '?')} merchants, "
+                f"DR {_pct(r['default_rate'])} vs PD "
+                f"{_pct(r['mean_pd'])})"
+                for r in evidence["by_class"]
+            ),
+        ),
+        (
+            "lifecredit train (subprocess)",
+            f"{train_s:.1f} s wall, {train_cpu_s:.1f} s CPU  ({evidence['trees']} trees)",
+        ),
+        (
+            "bare lightgbm.cv + train (median)",
+            f"{bare_s:.2f} s wall, {bare_cpu_s:.2f} s CPU  ({bare.trees} trees, its "
+            f"uncalibrated test AUC {bare_auc:.4f}; {2 * args.repeat} runs, "
+            f"wall {min(bare.wall):.2f}-{max(bare.wall):.2f} s)",
+        ),
         ("time ratio", f"{ratio:.1f}x wall, {cpu_ratio:.1f}x CPU  (goal <= 2x)"),
         ("machine load (1-min average)", f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"),
         ("pipeline stages (in-process)", ", ".join(f"{k} {v:.1f}s" for k, v in evidence["stage_s"].items())),
@@ -136,12 +168,27 @@ def main() -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    print(json.dumps({"test_auc": m["auc"], "truth_auc": evidence["truth_auc"], "challenger_auc": c["auc"],
-                      "jeffreys": {r["group"]: r["jeffreys_p"] for r in evidence["by_class"]},
-                      "trees": evidence["trees"], "bare_trees": bare.trees,
-                      "train_s": train_s, "bare_lightgbm_s": bare_s, "ratio": ratio, "train_cpu_s": train_cpu_s,
-                      "bare_lightgbm_cpu_s": bare_cpu_s, "cpu_ratio": cpu_ratio, "goals": goals,
-                      "stage_s": evidence["stage_s"], **timings}))
+    print(
+        json.dumps(
+            {
+                "test_auc": m["auc"],
+                "truth_auc": evidence["truth_auc"],
+                "challenger_auc": c["auc"],
+                "jeffreys": {r["group"]: r["jeffreys_p"] for r in evidence["by_class"]},
+                "trees": evidence["trees"],
+                "bare_trees": bare.trees,
+                "train_s": train_s,
+                "bare_lightgbm_s": bare_s,
+                "ratio": ratio,
+                "train_cpu_s": train_cpu_s,
+                "bare_lightgbm_cpu_s": bare_cpu_s,
+                "cpu_ratio": cpu_ratio,
+                "goals": goals,
+                "stage_s": evidence["stage_s"],
+                **timings,
+            }
+        )
+    )
 
 
 def _timed(fn) -> float:
@@ -197,11 +244,19 @@ class _BareLightGBM:
             rows = np.union1d(s.train, s.valid)
             fit_pos, cal_pos = np.searchsorted(rows, s.train), np.searchsorted(rows, s.valid)
             folds = [(fit_pos[s.fold[s.train] != k], cal_pos[s.fold[s.valid] == k]) for k in np.unique(s.fold[s.valid])]
-            data = lgb.Dataset(X[rows], label=y[rows], feature_name=self.names, categorical_feature=self.cats,
-                               free_raw_data=False)
-            res = lgb.cv({**self.params, "metric": "binary_logloss"}, data, num_boost_round=lgbm.MAX_ROUNDS,
-                         folds=folds, stratified=False, shuffle=False, return_cvbooster=True,
-                         callbacks=[lgb.early_stopping(lgbm.PATIENCE, verbose=False)])
+            data = lgb.Dataset(
+                X[rows], label=y[rows], feature_name=self.names, categorical_feature=self.cats, free_raw_data=False
+            )
+            res = lgb.cv(
+                {**self.params, "metric": "binary_logloss"},
+                data,
+                num_boost_round=lgbm.MAX_ROUNDS,
+                folds=folds,
+                stratified=False,
+                shuffle=False,
+                return_cvbooster=True,
+                callbacks=[lgb.early_stopping(lgbm.PATIENCE, verbose=False)],
+            )
             trees = len(res["valid binary_logloss-mean"])
             for (_, te), b in zip(folds, res["cvbooster"].boosters, strict=True):  # out-of-fold margins
                 b.predict(X[rows[te]], raw_score=True, num_iteration=trees)
@@ -220,12 +275,14 @@ def _evidence(mlruns: Path, run_id: str, truth_path: Path) -> dict:
     from sklearn.metrics import roc_auc_score
 
     mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve() / 'mlflow.db'}")
-    test = pl.read_parquet(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="evaluation/test_window.parquet"))
+    test = pl.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/test_window.parquet")
+    )
     evaluation = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/evaluation/evaluation.json"))
     truth = pl.read_parquet(truth_path).select("merchant_id", "as_of", "true_pd_12m")
     joined = test.select("merchant_id", pl.col("as_of").cast(pl.Date), "bad").join(
-        truth.with_columns(pl.col("as_of").cast(pl.Date)), on=["merchant_id", "as_of"], how="left")
+        truth.with_columns(pl.col("as_of").cast(pl.Date)), on=["merchant_id", "as_of"], how="left"
+    )
     if joined["true_pd_12m"].null_count():
         raise SystemExit(f"{joined['true_pd_12m'].null_count()} test rows have no truth")
     run = mlflow.MlflowClient().get_run(run_id)

@@ -57,16 +57,34 @@ def main() -> None:
         shutil.rmtree(args.work, ignore_errors=True)
     mlruns = args.work / "mlruns"
     shutil.rmtree(mlruns, ignore_errors=True)
-    env = {**os.environ, "LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_DATA_DIR": str(args.work / "data"),
-           "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {
+        **os.environ,
+        "LIFECREDIT_MLRUNS_DIR": str(mlruns),
+        "LIFECREDIT_DATA_DIR": str(args.work / "data"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
     results = []
     for seed, scenario in markets:
         name = f"seed{seed}-{scenario}"
         d = args.work / name
         started = time.perf_counter()
         if not (args.reuse and (d / "features" / "panel.parquet").exists()):
-            _lc(env, "simulate", "--merchants", args.merchants, "--months", args.months, "--seed", seed,
-                "--volume-scale", args.volume_scale, "--scenario", scenario, "--out", d / "raw")
+            _lc(
+                env,
+                "simulate",
+                "--merchants",
+                args.merchants,
+                "--months",
+                args.months,
+                "--seed",
+                seed,
+                "--volume-scale",
+                args.volume_scale,
+                "--scenario",
+                scenario,
+                "--out",
+                d / "raw",
+            )
             _lc(env, "validate", "--raw", d / "raw", "--out", d / "validated")
             _lc(env, "features", "--raw", d / "validated", "--out", d / "features")
         prepared = time.perf_counter()
@@ -74,15 +92,37 @@ def main() -> None:
         train = json.loads(_lc(env, "train", "--features", d / "features", "--model-name", model).splitlines()[-1])
         trained = time.perf_counter()
         gate = _gate(env, model, train["version"])
-        truth = json.loads(_lc(env, "truth-check", "--model", train["model_uri"], "--features", d / "features",
-                               "--truth", d / "raw" / "truth.parquet", "--out", d / "truth_check").splitlines()[-1])
+        truth = json.loads(
+            _lc(
+                env,
+                "truth-check",
+                "--model",
+                train["model_uri"],
+                "--features",
+                d / "features",
+                "--truth",
+                d / "raw" / "truth.parquet",
+                "--out",
+                d / "truth_check",
+            ).splitlines()[-1]
+        )
         check = json.loads((d / "truth_check" / "truth_check.json").read_text(encoding="utf-8"))
-        results.append({"market": name, "dir": d, "model_uri": train["model_uri"], "run_id": train["run_id"],
-                        "test": train["metrics"], "split": _evaluation(mlruns, train["run_id"])["split"],
-                        "gate": gate, "truth": truth,
-                        "check": check, "unseen": _unseen(mlruns, train["run_id"], d),
-                        "reasons": _reasons(mlruns, train["model_uri"], d),
-                        "seconds": {"prepare": prepared - started, "train": trained - prepared}})
+        results.append(
+            {
+                "market": name,
+                "dir": d,
+                "model_uri": train["model_uri"],
+                "run_id": train["run_id"],
+                "test": train["metrics"],
+                "split": _evaluation(mlruns, train["run_id"])["split"],
+                "gate": gate,
+                "truth": truth,
+                "check": check,
+                "unseen": _unseen(mlruns, train["run_id"], d),
+                "reasons": _reasons(mlruns, train["model_uri"], d),
+                "seconds": {"prepare": prepared - started, "train": trained - prepared},
+            }
+        )
     first = results[0]
     for other in results[1:]:
         other["from_first"] = _transfer(mlruns, first["model_uri"], other["dir"])
@@ -103,8 +143,9 @@ def _lc(env: dict, *args) -> str:
 
 def _gate(env: dict, model: str, version: str) -> dict:
     """``lifecredit promote`` unforced: passed or not, and the checks that failed."""
-    proc = subprocess.run([LC, "promote", "--version", version, "--model-name", model], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [LC, "promote", "--version", version, "--model-name", model], env=env, capture_output=True, text=True, cwd=ROOT
+    )
     out = proc.stdout + proc.stderr
     failed = [line.strip() for line in out.splitlines() if "FAIL" in line]
     return {"passed": proc.returncode == 0, "failed": failed}
@@ -128,8 +169,9 @@ def _evaluation(mlruns: Path, run_id: str) -> dict:
 def _truth(d: Path):
     import polars as pl
 
-    return pl.read_parquet(d / "raw" / "truth.parquet").select("merchant_id", pl.col("as_of").cast(pl.Date),
-                                                                "true_pd_12m")
+    return pl.read_parquet(d / "raw" / "truth.parquet").select(
+        "merchant_id", pl.col("as_of").cast(pl.Date), "true_pd_12m"
+    )
 
 
 def _unseen(mlruns: Path, run_id: str, d: Path) -> dict:
@@ -139,8 +181,9 @@ def _unseen(mlruns: Path, run_id: str, d: Path) -> dict:
     from sklearn.metrics import roc_auc_score
 
     mlflow.set_tracking_uri(f"sqlite:///{(mlruns / 'mlflow.db').resolve()}")
-    rows = pl.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                               artifact_path="evaluation/split_rows.parquet"))
+    rows = pl.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/split_rows.parquet")
+    )
     test = rows.filter(pl.col("role") == "test").select("merchant_id", pl.col("as_of").cast(pl.Date))
     panel = pl.read_parquet(d / "features" / "panel.parquet").with_columns(pl.col("as_of").cast(pl.Date))
     frame = panel.join(test, on=["merchant_id", "as_of"], how="semi").join(_truth(d), on=["merchant_id", "as_of"])
@@ -148,8 +191,14 @@ def _unseen(mlruns: Path, run_id: str, d: Path) -> dict:
     scored = _scores(mlruns, f"runs:/{run_id}/model", pdf)
     y = pdf["bad"].to_numpy().astype(int)
     auc, truth_auc = roc_auc_score(y, scored["pd"]), roc_auc_score(y, pdf["true_pd_12m"])
-    return {"rows": len(pdf), "merchants": int(pdf["merchant_id"].nunique()), "defaults": int(y.sum()),
-            "auc": float(auc), "truth_auc": float(truth_auc), "gap": float(auc - truth_auc)}
+    return {
+        "rows": len(pdf),
+        "merchants": int(pdf["merchant_id"].nunique()),
+        "defaults": int(y.sum()),
+        "auc": float(auc),
+        "truth_auc": float(truth_auc),
+        "gap": float(auc - truth_auc),
+    }
 
 
 def _transfer(mlruns: Path, model_uri: str, d: Path) -> dict:
@@ -172,15 +221,32 @@ def _transfer(mlruns: Path, model_uri: str, d: Path) -> dict:
     from training.master_scale import MasterScale
 
     t = pdf["true_pd_12m"].to_numpy()  # the truth's own verdict on the same rows (a surprise shock beats it too)
-    truth_rejected = [r["group"] for r in group_table(y, t, MasterScale.load().risk_class(t), list("ABCD"),
-                                                      clusters=merchants) if r["rejected"]]
+    truth_rejected = [
+        r["group"]
+        for r in group_table(y, t, MasterScale.load().risk_class(t), list("ABCD"), clusters=merchants)
+        if r["rejected"]
+    ]
     auc, truth_auc = roc_auc_score(y, p), roc_auc_score(y, pdf["true_pd_12m"])
-    return {"rows": len(pdf), "defaults": int(y.sum()), "from": str(late[0]), "to": str(late[-1]),
-            "auc": float(auc), "truth_auc": float(truth_auc), "gap": float(auc - truth_auc),
-            "mean_pd": float(p.mean()), "default_rate": float(y.mean()), "mean_true_pd": float(t.mean()),
-            "truth_jeffreys_rejected": truth_rejected,
-            "jeffreys": [{k: r[k] for k in ("group", "n", "obligors", "defaults", "mean_pd", "default_rate",
-                                             "jeffreys_p", "rejected")} for r in classes]}
+    return {
+        "rows": len(pdf),
+        "defaults": int(y.sum()),
+        "from": str(late[0]),
+        "to": str(late[-1]),
+        "auc": float(auc),
+        "truth_auc": float(truth_auc),
+        "gap": float(auc - truth_auc),
+        "mean_pd": float(p.mean()),
+        "default_rate": float(y.mean()),
+        "mean_true_pd": float(t.mean()),
+        "truth_jeffreys_rejected": truth_rejected,
+        "jeffreys": [
+            {
+                k: r[k]
+                for k in ("group", "n", "obligors", "defaults", "mean_pd", "default_rate", "jeffreys_p", "rejected")
+            }
+            for r in classes
+        ],
+    }
 
 
 ARREARS = {"current_dpd", "worst_dpd_365d", "worst_dpd_ever", "delinquent_months_365d", "months_since_last_delinquency"}
@@ -199,15 +265,22 @@ def _reasons(mlruns: Path, model_uri: str, d: Path) -> dict:
     falling = latest["sales_growth_yoy"].to_numpy() <= -0.3
     arrears = [any(c in ARREARS for c in row[:2]) for row in codes[past_due]]
     sales = [any(isinstance(c, str) and c.startswith(SALES_PREFIXES) for c in row) for row in codes[falling]]
-    return {"past_due": int(past_due.sum()), "arrears_top2": float(pd.Series(arrears, dtype=float).mean()),
-            "falling": int(falling.sum()), "sales_top4": float(pd.Series(sales, dtype=float).mean()),
-            "identity_reasons": int(sum(c in IDENTITY for c in codes.ravel()))}
+    return {
+        "past_due": int(past_due.sum()),
+        "arrears_top2": float(pd.Series(arrears, dtype=float).mean()),
+        "falling": int(falling.sum()),
+        "sales_top4": float(pd.Series(sales, dtype=float).mean()),
+        "identity_reasons": int(sum(c in IDENTITY for c in codes.ravel())),
+    }
 
 
 def _shares_ok(section: dict) -> tuple[bool, list[str]]:
     share = section["class_share"]
-    misses = [f"{c}: model {share['model'][c]:.1%} < half of truth {share['truth'][c]:.1%}"
-              for c in "ABCD" if share["truth"][c] >= 0.05 and share["model"][c] < share["truth"][c] / 2]
+    misses = [
+        f"{c}: model {share['model'][c]:.1%} < half of truth {share['truth'][c]:.1%}"
+        for c in "ABCD"
+        if share["truth"][c] >= 0.05 and share["model"][c] < share["truth"][c] / 2
+    ]
     return not misses, misses
 
 
@@ -224,26 +297,48 @@ def _report(results: list[dict]) -> None:
         goals[f"{name}.class_shares"] = shares_ok
         goals[f"{name}.unseen_auc_gap>=-0.03"] = r["unseen"]["gap"] >= -0.03
         lines = [
-            ("market", f"{name}: {r['split']['train_rows'] + r['split']['valid_rows'] + r['split']['test_rows']:,} "
-                       f"labelled rows used; prepare {r['seconds']['prepare']:.0f} s, train {r['seconds']['train']:.0f} s"),
+            (
+                "market",
+                f"{name}: {r['split']['train_rows'] + r['split']['valid_rows'] + r['split']['test_rows']:,} "
+                f"labelled rows used; prepare {r['seconds']['prepare']:.0f} s, train {r['seconds']['train']:.0f} s",
+            ),
             ("gate (unforced)", "passed" if r["gate"]["passed"] else "REFUSED: " + "; ".join(r["gate"]["failed"])),
-            ("test rows (held-out merchants)", f"AUC {r['unseen']['auc']:.4f} vs true PD {r['unseen']['truth_auc']:.4f} "
-                                               f"(gap {r['unseen']['gap']:+.4f}; {r['unseen']['rows']:,} rows, "
-                                               f"{r['unseen']['merchants']:,} merchants, {r['unseen']['defaults']} defaults)"),
+            (
+                "test rows (held-out merchants)",
+                f"AUC {r['unseen']['auc']:.4f} vs true PD {r['unseen']['truth_auc']:.4f} "
+                f"(gap {r['unseen']['gap']:+.4f}; {r['unseen']['rows']:,} rows, "
+                f"{r['unseen']['merchants']:,} merchants, {r['unseen']['defaults']} defaults)",
+            ),
             ("truth check rows", f"{a['rows']:,} at {', '.join(r['check']['rows']['as_of'])} ({u['rows']:,} unseen)"),
-            ("Spearman pd / ceiling", f"{a['spearman']:.3f} / {a['ceiling']['spearman']:.3f} = {a['spearman_ratio']:.3f}"
-                                      f"  (unseen {u['spearman_ratio']:.3f})"),
-            ("kappa class / ceiling", f"{a['kappa']:.3f} / {a['ceiling']['kappa']:.3f} = {a['kappa_ratio']:.3f}"
-                                      f"  (unseen {u['kappa_ratio']:.3f})"),
-            ("class shares model | truth", "  ".join(f"{c} {a['class_share']['model'][c]:.1%} | "
-                                                     f"{a['class_share']['truth'][c]:.1%}" for c in "ABCD")
-             + ("" if shares_ok else "  MISSED " + "; ".join(misses))),
-            ("mean PD / mean true PD", f"{a['mean_pd']:.2%} / {a['mean_true_pd']:.2%}; calibration slope "
-                                       f"{a['calibration']['slope']:.2f}, offset {a['calibration']['offset']:+.2f}"),
-            ("reasons (latest snapshot)", f"30+ dpd with an arrears reason in top 2: {r['reasons']['arrears_top2']:.1%} "
-                                          f"of {r['reasons']['past_due']}; sales down 30%+ yoy with a sales reason in "
-                                          f"top 4: {r['reasons']['sales_top4']:.1%} of {r['reasons']['falling']}; "
-                                          f"identity reasons: {r['reasons']['identity_reasons']}"),
+            (
+                "Spearman pd / ceiling",
+                f"{a['spearman']:.3f} / {a['ceiling']['spearman']:.3f} = {a['spearman_ratio']:.3f}"
+                f"  (unseen {u['spearman_ratio']:.3f})",
+            ),
+            (
+                "kappa class / ceiling",
+                f"{a['kappa']:.3f} / {a['ceiling']['kappa']:.3f} = {a['kappa_ratio']:.3f}"
+                f"  (unseen {u['kappa_ratio']:.3f})",
+            ),
+            (
+                "class shares model | truth",
+                "  ".join(
+                    f"{c} {a['class_share']['model'][c]:.1%} | {a['class_share']['truth'][c]:.1%}" for c in "ABCD"
+                )
+                + ("" if shares_ok else "  MISSED " + "; ".join(misses)),
+            ),
+            (
+                "mean PD / mean true PD",
+                f"{a['mean_pd']:.2%} / {a['mean_true_pd']:.2%}; calibration slope "
+                f"{a['calibration']['slope']:.2f}, offset {a['calibration']['offset']:+.2f}",
+            ),
+            (
+                "reasons (latest snapshot)",
+                f"30+ dpd with an arrears reason in top 2: {r['reasons']['arrears_top2']:.1%} "
+                f"of {r['reasons']['past_due']}; sales down 30%+ yoy with a sales reason in "
+                f"top 4: {r['reasons']['sales_top4']:.1%} of {r['reasons']['falling']}; "
+                f"identity reasons: {r['reasons']['identity_reasons']}",
+            ),
         ]
         goals[f"{name}.reasons_arrears>=95%"] = r["reasons"]["arrears_top2"] >= 0.95
         goals[f"{name}.reasons_sales>=80%"] = r["reasons"]["sales_top4"] >= 0.80
@@ -252,21 +347,46 @@ def _report(results: list[dict]) -> None:
             rejected = [j["group"] for j in t["jeffreys"] if j["rejected"]]
             goals[f"{name}.transfer_auc_gap>=-0.03"] = t["gap"] >= -0.03
             goals[f"{name}.transfer_jeffreys"] = not rejected
-            lines.append((f"model of {results[0]['market']} here", (
-                f"AUC {t['auc']:.4f} vs true PD {t['truth_auc']:.4f} (gap {t['gap']:+.4f}) on {t['rows']:,} rows "
-                f"{t['from']}..{t['to']}; mean PD {t['mean_pd']:.2%} vs observed {t['default_rate']:.2%} "
-                f"(true PD {t['mean_true_pd']:.2%}; the truth itself rejected in "
-                f"{', '.join(t['truth_jeffreys_rejected']) or 'no class'}); Jeffreys "
-                + ", ".join(f"{j['group']} p={'-' if j['jeffreys_p'] is None else format(j['jeffreys_p'], '.3f')}"
-                            f"{' REJECTED' if j['rejected'] else ''}" for j in t["jeffreys"]))))
+            lines.append(
+                (
+                    f"model of {results[0]['market']} here",
+                    (
+                        f"AUC {t['auc']:.4f} vs true PD {t['truth_auc']:.4f} (gap {t['gap']:+.4f}) on {t['rows']:,} rows "
+                        f"{t['from']}..{t['to']}; mean PD {t['mean_pd']:.2%} vs observed {t['default_rate']:.2%} "
+                        f"(true PD {t['mean_true_pd']:.2%}; the truth itself rejected in "
+                        f"{', '.join(t['truth_jeffreys_rejected']) or 'no class'}); Jeffreys "
+                        + ", ".join(
+                            f"{j['group']} p={'-' if j['jeffreys_p'] is None else format(j['jeffreys_p'], '.3f')}"
+                            f"{' REJECTED' if j['rejected'] else ''}"
+                            for j in t["jeffreys"]
+                        )
+                    ),
+                )
+            )
         width = max(len(k) for k, _ in lines)
         print()
         for k, v in lines:
             print(f"{k:<{width}}  {v}")
-        summary.append({k: v for k, v in r.items() if k not in ("dir", "check")} | {
-            "truth_all": {k: a[k] for k in ("spearman", "kappa", "spearman_ratio", "kappa_ratio", "class_share",
-                                             "mean_pd", "mean_true_pd", "calibration")} | {"ceiling": a["ceiling"]},
-            "truth_unseen": {k: u[k] for k in ("spearman", "kappa", "spearman_ratio", "kappa_ratio")}})
+        summary.append(
+            {k: v for k, v in r.items() if k not in ("dir", "check")}
+            | {
+                "truth_all": {
+                    k: a[k]
+                    for k in (
+                        "spearman",
+                        "kappa",
+                        "spearman_ratio",
+                        "kappa_ratio",
+                        "class_share",
+                        "mean_pd",
+                        "mean_true_pd",
+                        "calibration",
+                    )
+                }
+                | {"ceiling": a["ceiling"]},
+                "truth_unseen": {k: u[k] for k in ("spearman", "kappa", "spearman_ratio", "kappa_ratio")},
+            }
+        )
     print("\ngoals: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in goals.items()))
     print(json.dumps({"markets": summary, "goals": goals}, default=str))
 

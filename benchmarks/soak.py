@@ -70,8 +70,14 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log)
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(cmd or [LC, "serve", "--port", str(self.port)], env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            self.proc = subprocess.Popen(
+                cmd or [LC, "serve", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
 
     def wait(self, path: str = "/readyz", seconds: float = 240) -> str:
         """Block until GET ``path`` answers 200 (``/livez``: up, ready or not); the base URL."""
@@ -94,7 +100,7 @@ class ServerProcess:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -110,8 +116,17 @@ def serve(env: dict, log: Path, *, port: int | None = None, cmd: list[str] | Non
 
 def service_cmd(port: int) -> list[str]:
     """The service itself under ``bentoml serve``, without ``lifecredit serve``'s preflight checks."""
-    return [str(BIN / "bentoml"), "serve", "serving.service:LifeCredit", "--host", "127.0.0.1", "--port", str(port),
-            "--working-dir", str(ROOT)]
+    return [
+        str(BIN / "bentoml"),
+        "serve",
+        "serving.service:LifeCredit",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--working-dir",
+        str(ROOT),
+    ]
 
 
 def cli(args: list[str], env: dict) -> str:
@@ -125,20 +140,42 @@ def cli(args: list[str], env: dict) -> str:
 def base_env(**lifecredit: str) -> dict:
     """This process's environment without LIFECREDIT_* variables, plus ``lifecredit`` (already prefixed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", OMP_WAIT_POLICY="PASSIVE",
-               BENTOML_DO_NOT_TRACK="true", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", **lifecredit)
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        OMP_WAIT_POLICY="PASSIVE",
+        BENTOML_DO_NOT_TRACK="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        **lifecredit,
+    )
     return env
 
 
 def build_market(workdir: Path, merchants: int) -> dict:
     """Market, features and a champion under ``workdir`` (kept and reused); returns their LIFECREDIT_* env."""
     data = workdir / "data"
-    env = base_env(LIFECREDIT_DATA_DIR=str(data), LIFECREDIT_MLRUNS_DIR=str(workdir / "mlruns"),
-                   LIFECREDIT_VAR_DIR=str(workdir / "var"))
+    env = base_env(
+        LIFECREDIT_DATA_DIR=str(data),
+        LIFECREDIT_MLRUNS_DIR=str(workdir / "mlruns"),
+        LIFECREDIT_VAR_DIR=str(workdir / "var"),
+    )
     if not (data / "features" / "latest.parquet").exists():
         print(f"building a {merchants:,}-merchant market, features and champion under {workdir} ...", flush=True)
-        cli(["simulate", "--merchants", str(merchants), "--months", "30", "--seed", "5", "--volume-scale", "0.05",
-             "--out", str(data / "raw")], env)
+        cli(
+            [
+                "simulate",
+                "--merchants",
+                str(merchants),
+                "--months",
+                "30",
+                "--seed",
+                "5",
+                "--volume-scale",
+                "0.05",
+                "--out",
+                str(data / "raw"),
+            ],
+            env,
+        )
         cli(["validate", "--raw", str(data / "raw"), "--out", str(data / "validated")], env)
         cli(["features", "--raw", str(data / "validated"), "--out", str(data / "features")], env)
         version = json.loads(cli(["train", "--features", str(data / "features")], env).strip().splitlines()[-1])
@@ -178,8 +215,12 @@ async def drive(url: str, key: str, ids: list[str], seconds: float, concurrency:
                 body = {"merchant_ids": rng.sample(ids, min(BATCH, len(ids)))}
             else:
                 product, term = rng.choice(PRODUCTS)
-                body = {"merchant_id": rng.choice(ids), "requested_amount_fen": rng.randrange(100_000, 20_000_000),
-                        "term_months": term, "product": product}
+                body = {
+                    "merchant_id": rng.choice(ids),
+                    "requested_amount_fen": rng.randrange(100_000, 20_000_000),
+                    "term_months": term,
+                    "product": product,
+                }
             started = time.perf_counter()
             try:
                 resp = await http.post(url + route, json=body, headers=headers)
@@ -212,8 +253,9 @@ def soak(market_env: dict, workdir: Path, *, seconds: float, concurrency: int, e
     var = workdir / f"soak-var-{int(time.time() * 1000)}"
     env = base_env(**market_env, LIFECREDIT_VAR_DIR=str(var), **(extra_env or {}))
     key = cli(["keys", "create", "--role", "bank", "--name", "soak-bank"], env).strip().splitlines()[-1]
-    snapshot_dir = Path(market_env.get("LIFECREDIT_SNAPSHOT_DIR")
-                        or Path(market_env["LIFECREDIT_DATA_DIR"]) / "features")
+    snapshot_dir = Path(
+        market_env.get("LIFECREDIT_SNAPSHOT_DIR") or Path(market_env["LIFECREDIT_DATA_DIR"]) / "features"
+    )
     ids = pl.read_parquet(snapshot_dir / "latest.parquet", columns=["merchant_id"])["merchant_id"].to_list()
     db = var / "audit.db"
     with serve(env, workdir / "soak-server.log") as url:
@@ -227,37 +269,54 @@ def soak(market_env: dict, workdir: Path, *, seconds: float, concurrency: int, e
     statuses = {route: dict(c) for route, c in run["statuses"].items()}
     total = sum(sum(c.values()) for c in statuses.values())
     return {
-        "seconds": round(elapsed, 1), "concurrency": concurrency, "merchants": len(ids), "requests": total,
+        "seconds": round(elapsed, 1),
+        "concurrency": concurrency,
+        "merchants": len(ids),
+        "requests": total,
         "requests_per_second": round(total / elapsed, 1),
         "statuses": statuses,
         "errors": {f"{route} {status}": n for route, c in statuses.items() for status, n in c.items() if status != 200},
-        "latency_ms": {route: {"p50": _ms(v, 0.50), "p99": _ms(v, 0.99), "n": len(v)}
-                       for route, v in run["latencies"].items()},
-        "decide_ok": len(run["decided"]), "decide_audit_new": len(new),
-        "decide_missing_in_audit": len(decided - new), "audit_without_answer": len(new - decided),
+        "latency_ms": {
+            route: {"p50": _ms(v, 0.50), "p99": _ms(v, 0.99), "n": len(v)} for route, v in run["latencies"].items()
+        },
+        "decide_ok": len(run["decided"]),
+        "decide_audit_new": len(new),
+        "decide_missing_in_audit": len(decided - new),
+        "audit_without_answer": len(new - decided),
         "error_bodies": run["bodies"],
     }
 
 
 def failures(report: dict) -> list[str]:
     """Why the soak failed: 5xx answers, transport errors, lost or unexplained audit records."""
-    out = [f"{what}: {n}" for what, n in report["errors"].items()
-           if not str(what.split()[-1]).isdigit() or int(what.split()[-1]) >= 500]
+    out = [
+        f"{what}: {n}"
+        for what, n in report["errors"].items()
+        if not str(what.split()[-1]).isdigit() or int(what.split()[-1]) >= 500
+    ]
     if report["decide_ok"] != report["decide_audit_new"] or report["decide_missing_in_audit"]:
-        out.append(f"{report['decide_ok']} successful /decide answers but {report['decide_audit_new']} new audit "
-                   f"records ({report['decide_missing_in_audit']} answered ids missing from the log)")
+        out.append(
+            f"{report['decide_ok']} successful /decide answers but {report['decide_audit_new']} new audit "
+            f"records ({report['decide_missing_in_audit']} answered ids missing from the log)"
+        )
     return out
 
 
 def print_report(report: dict) -> None:
-    print(f"{report['requests']:,} requests in {report['seconds']} s at concurrency {report['concurrency']} "
-          f"({report['requests_per_second']} req/s, {report['merchants']:,} merchants)")
+    print(
+        f"{report['requests']:,} requests in {report['seconds']} s at concurrency {report['concurrency']} "
+        f"({report['requests_per_second']} req/s, {report['merchants']:,} merchants)"
+    )
     for route, lat in report["latency_ms"].items():
-        print(f"  {route:<13} {lat['n']:>8,} answered  p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
-              f"statuses {report['statuses'][route]}")
+        print(
+            f"  {route:<13} {lat['n']:>8,} answered  p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
+            f"statuses {report['statuses'][route]}"
+        )
     print(f"  errors by status: {report['errors'] or 'none'}")
-    print(f"  /decide: {report['decide_ok']:,} successful answers, {report['decide_audit_new']:,} new audit records, "
-          f"{report['decide_missing_in_audit']} answered ids missing from the log")
+    print(
+        f"  /decide: {report['decide_ok']:,} successful answers, {report['decide_audit_new']:,} new audit records, "
+        f"{report['decide_missing_in_audit']} answered ids missing from the log"
+    )
     for what, body in report["error_bodies"].items():
         print(f"  first {what} body: {body}")
 

@@ -34,9 +34,14 @@ async def score(request: Request) -> Response:
     i = index.get(merchant_id)
     if i is None:
         return Response(b'{"error":"unknown merchant"}', status_code=404, media_type="application/json")
-    p = bundle.pd_from_margin(bundle.booster.predict(X[i:i + 1], raw_score=True, num_threads=1))
-    body = {"merchant_id": merchant_id, "pd": float(p[0]), "score": int(bundle.scale.score(p)[0]),
-            "grade": str(bundle.scale.grade(p)[0]), "class": str(bundle.scale.risk_class(p)[0])}
+    p = bundle.pd_from_margin(bundle.booster.predict(X[i : i + 1], raw_score=True, num_threads=1))
+    body = {
+        "merchant_id": merchant_id,
+        "pd": float(p[0]),
+        "score": int(bundle.scale.score(p)[0]),
+        "grade": str(bundle.scale.grade(p)[0]),
+        "class": str(bundle.scale.risk_class(p)[0]),
+    }
     return Response(json.dumps(body).encode(), media_type="application/json")
 
 

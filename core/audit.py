@@ -11,8 +11,8 @@ always has its record. ``AuditLog(url)`` opens the store the URL names:
   record is its own committed transaction (``synchronous_commit`` as the server sets it).
 
 Both store the same columns as text, so records read back identically. Any failure to store
-raises :class:`AuditUnavailable`; the service then answers 503 (fail closed). The module is over
-400 lines because the record, its canonical JSON and the two stores must change together: one
+raises :class:`AuditUnavailable`; the service then answers 503 (fail closed). The module is
+over 400 lines because the record, its canonical JSON and the two stores must change together: one
 store written differently from the other would break replay across them.
 """
 
@@ -51,17 +51,33 @@ CREATE TABLE IF NOT EXISTS audit_log (
     features_ref    TEXT,
     features        TEXT
 )"""
-SCHEMA = TABLE + """;
+SCHEMA = (
+    TABLE
+    + """;
 CREATE INDEX IF NOT EXISTS audit_log_merchant ON audit_log (merchant_id, created_at);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 """
+)
 COLUMNS = (
-    "decision_id", "created_at", "endpoint", "key_name", "merchant_id", "request_hash", "model_name",
-    "model_version", "features_as_of", "policy_version", "policy_hash", "request", "outputs",
-    "model_run_id", "features_ref", "features",
+    "decision_id",
+    "created_at",
+    "endpoint",
+    "key_name",
+    "merchant_id",
+    "request_hash",
+    "model_name",
+    "model_version",
+    "features_as_of",
+    "policy_version",
+    "policy_hash",
+    "request",
+    "outputs",
+    "model_run_id",
+    "features_ref",
+    "features",
 )
 # Columns added after the first schema: an older database gets them with ALTER TABLE on open.
 ADDED_COLUMNS = ("model_run_id", "features_ref", "features")
@@ -237,8 +253,9 @@ class SqliteAuditLog(AuditLog):
         self._checkpointer: threading.Thread | None = None
         if checkpoint_seconds:
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path, checkpoint_seconds),
-                                                  name="audit-checkpoint", daemon=True)
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, args=(path, checkpoint_seconds), name="audit-checkpoint", daemon=True
+            )
             self._checkpointer.start()
 
     def _checkpoint_loop(self, path: Path, every: float) -> None:
@@ -267,7 +284,9 @@ class SqliteAuditLog(AuditLog):
 
     def get(self, decision_id: str) -> dict | None:
         with self._lock:
-            cur = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = ?", (decision_id,))
+            cur = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = ?", (decision_id,)
+            )
             row = cur.fetchone()
         return None if row is None else _parsed(row)
 
@@ -290,7 +309,9 @@ class SqliteAuditLog(AuditLog):
         self._conn.close()
 
 
-PG_SCHEMA = TABLE + """;
+PG_SCHEMA = (
+    TABLE
+    + """;
 CREATE INDEX audit_log_merchant ON audit_log (merchant_id, created_at);
 CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$;
@@ -299,6 +320,7 @@ CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 """
+)
 # Serialises schema creation when several workers or replicas start at once (any constant).
 PG_SCHEMA_LOCK = 7_245_361_309
 OUTPUTS_SQL = "SELECT merchant_id, created_at, outputs FROM audit_log WHERE endpoint IN"
@@ -326,9 +348,11 @@ class PostgresAuditLog(AuditLog):
         self.url = url
         self._shown = redacted(url)
         self._dsn = "postgresql://" + url.split("://", 1)[1]
-        self._connect_args = {"connect_timeout": connect_timeout,
-                              "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
-                              "application_name": "lifecredit-audit"}
+        self._connect_args = {
+            "connect_timeout": connect_timeout,
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+            "application_name": "lifecredit-audit",
+        }
         self._local = threading.local()
         self._all: list = []
         self._all_lock = threading.Lock()
@@ -390,12 +414,13 @@ class PostgresAuditLog(AuditLog):
                     return None  # the first attempt's commit landed before its connection broke
                 raise AuditUnavailable(f"audit store {self._shown} refused to {what}: {_one_line(err)}") from err
             except pg.errors.QueryCanceled as err:  # statement_timeout: the server is stuck, do not wait twice
-                raise AuditUnavailable(f"audit store {self._shown} timed out trying to {what}: {_one_line(err)}") from err
+                raise AuditUnavailable(
+                    f"audit store {self._shown} timed out trying to {what}: {_one_line(err)}"
+                ) from err
             except (pg.OperationalError, pg.InterfaceError) as err:
                 self._drop(conn)
                 if attempt == 2:
-                    raise AuditUnavailable(f"audit store {self._shown} failed to {what}: "
-                                           f"{_one_line(err)}") from err
+                    raise AuditUnavailable(f"audit store {self._shown} failed to {what}: {_one_line(err)}") from err
             except pg.Error as err:
                 raise AuditUnavailable(f"audit store {self._shown} refused to {what}: {_one_line(err)}") from err
         raise AssertionError("unreachable")
@@ -405,8 +430,9 @@ class PostgresAuditLog(AuditLog):
         return record.decision_id
 
     def get(self, decision_id: str) -> dict | None:
-        row = self._run("read a record", f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = %s",
-                        (decision_id,), "one")
+        row = self._run(
+            "read a record", f"SELECT {', '.join(COLUMNS)} FROM audit_log WHERE decision_id = %s", (decision_id,), "one"
+        )
         return None if row is None else _parsed(row)
 
     def count(self, endpoint: str | None = None) -> int:

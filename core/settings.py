@@ -24,25 +24,47 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
     data_dir: Path = Field(Path("data"), description="Root of runtime data (raw, validated, features).")
-    tracking_uri: str = Field("", description="MLflow tracking URI (sqlite:///, postgresql://, http://); empty means sqlite:///<mlruns_dir>/mlflow.db.")
+    tracking_uri: str = Field(
+        "",
+        description="MLflow tracking URI (sqlite:///, postgresql://, http://); empty means sqlite:///<mlruns_dir>/mlflow.db.",
+    )
     mlruns_dir: Path = Field(Path("mlruns"), description="Embedded MLflow store: SQLite database and artifacts.")
-    artifact_dir: Path | None = Field(None, description="MLflow run artifacts and promotion history; default <mlruns_dir>/artifacts (shared storage when tracking is on PostgreSQL).")
+    artifact_dir: Path | None = Field(
+        None,
+        description="MLflow run artifacts and promotion history; default <mlruns_dir>/artifacts (shared storage when tracking is on PostgreSQL).",
+    )
     var_dir: Path = Field(Path("var"), description="Service state: audit database, API keys.")
-    audit_url: str = Field("", description="Audit store, sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty means sqlite:///<var_dir>/audit.db.")
+    audit_url: str = Field(
+        "",
+        description="Audit store, sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty means sqlite:///<var_dir>/audit.db.",
+    )
     api_keys_file: Path | None = Field(None, description="Salted API-key hashes; default <var_dir>/api_keys.json.")
     model_name: str = Field("lifecredit-merchant-pd", description="Registered MLflow model name.")
     host: str = Field("127.0.0.1", description="Address the scoring server binds.")
     port: int = Field(3000, ge=1, le=65535, description="Port the scoring server binds.")
-    snapshot_dir: Path | None = Field(None, description="Folder whose latest.parquet the server scores; default <data_dir>/features.")
+    snapshot_dir: Path | None = Field(
+        None, description="Folder whose latest.parquet the server scores; default <data_dir>/features."
+    )
     policy_file: Path | None = Field(None, description="Decision policy YAML; default serving/policy.yaml.")
     serve_workers: int = Field(1, ge=1, le=64, description="Scoring server worker processes (each loads the model).")
-    serve_access_log: bool = Field(False, description="BentoML access log (the audit log records every scoring call anyway).")
-    serve_metrics: bool = Field(True, description="Prometheus metrics at /metrics (BentoML middleware; cost: bench_serving.py).")
+    serve_access_log: bool = Field(
+        False, description="BentoML access log (the audit log records every scoring call anyway)."
+    )
+    serve_metrics: bool = Field(
+        True, description="Prometheus metrics at /metrics (BentoML middleware; cost: bench_serving.py)."
+    )
     serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body the server reads.")
     rate_limit_per_minute: int = Field(
-        60_000, ge=0, description="Requests a minute per API key and server worker (token bucket; 0: no limit); over it: 429.")
-    rate_limit_burst: int = Field(1_000, ge=1, description="Requests a key may send at once before the per-minute rate applies.")
-    history_dir: Path | None = Field(None, description="Class history (Parquet, one folder per month); default <data_dir>/history.")
+        60_000,
+        ge=0,
+        description="Requests a minute per API key and server worker (token bucket; 0: no limit); over it: 429.",
+    )
+    rate_limit_burst: int = Field(
+        1_000, ge=1, description="Requests a key may send at once before the per-minute rate applies."
+    )
+    history_dir: Path | None = Field(
+        None, description="Class history (Parquet, one folder per month); default <data_dir>/history."
+    )
     min_cell_count: int = Field(10, ge=2, description="Regulator views: counts of fewer merchants are suppressed.")
 
     @model_validator(mode="before")
@@ -51,13 +73,11 @@ class Settings(BaseSettings):
         known = {ENV_PREFIX + name.upper() for name in cls.model_fields}
         unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
         if unknown:
-            raise ValueError(
-                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return values
 
     @model_validator(mode="after")
-    def _fill_derived(self) -> "Settings":
+    def _fill_derived(self) -> Settings:
         if not self.tracking_uri:
             self.tracking_uri = f"sqlite:///{self.mlruns_dir.resolve() / 'mlflow.db'}"
         if not self.audit_url:

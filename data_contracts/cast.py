@@ -49,7 +49,9 @@ def typed(column: Column, raw_dtype: pl.DataType, file: Path | str) -> Typed:
     """Plan the cast of one raw column, raising TableError when no cell of that dtype could ever fit."""
     target = column.dtype
     raw = pl.col(column.name)
-    if target.is_float() and (raw_dtype.is_numeric() and not isinstance(raw_dtype, pl.Decimal) or raw_dtype == pl.String):
+    if target.is_float() and (
+        raw_dtype.is_numeric() and not isinstance(raw_dtype, pl.Decimal) or raw_dtype == pl.String
+    ):
         number = raw.cast(pl.Float64, strict=False)
         return Typed(column, raw_dtype, pl.when(number.is_finite()).then(number), can_fail=True)  # NaN, inf: type
     if raw_dtype == target:
@@ -114,9 +116,12 @@ def parse_timestamps(text: pl.Expr, target: pl.Datetime, prefix: str) -> tuple[l
         [(text.str.to_datetime(common_format, strict=False, time_unit=unit) - offset).alias(prefix + "common")],
         [pl.when(common.is_null()).then(text).alias(prefix + "other")],
         [
-            pl.coalesce(other.str.to_datetime(f, strict=False, time_unit=unit) for f in _TS_AWARE).alias(prefix + "flex"),
-            pl.any_horizontal(other.str.to_datetime(f, strict=False, time_unit=unit).is_not_null() for f in _TS_NAIVE)
-            .alias(prefix + "naive"),
+            pl.coalesce(other.str.to_datetime(f, strict=False, time_unit=unit) for f in _TS_AWARE).alias(
+                prefix + "flex"
+            ),
+            pl.any_horizontal(
+                other.str.to_datetime(f, strict=False, time_unit=unit).is_not_null() for f in _TS_NAIVE
+            ).alias(prefix + "naive"),
         ],
     ]
     value = pl.coalesce(common.dt.replace_time_zone("UTC"), flexible).dt.convert_time_zone(zone)

@@ -82,7 +82,7 @@ class Quality(_Model):
     description: str | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Quality":
+    def _one_kind(self) -> Quality:
         if self.rule == "validValues":
             if not self.valid_values or self.type is not None:
                 raise ValueError("rule validValues needs a non-empty validValues list and no type")
@@ -127,7 +127,7 @@ class Column(_Model):
     custom_properties: list[CustomProperty] = []
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Column":
+    def _consistent(self) -> Column:
         dtype = parse_physical_type(self.physical_type)  # raises on an unknown type
         opts = self.logical_type_options
         if opts.timezone == "required" and not (isinstance(dtype, pl.Datetime) and dtype.time_zone):
@@ -175,7 +175,9 @@ class Column(_Model):
     def bounds(self) -> tuple[Any, Any]:
         """(minimum, maximum) converted to the column's type (dates, aware datetimes), None if open."""
         opts = self.logical_type_options
-        return tuple(None if b is None else _typed_bound(b, self.dtype, self.name) for b in (opts.minimum, opts.maximum))  # type: ignore[return-value]
+        return tuple(
+            None if b is None else _typed_bound(b, self.dtype, self.name) for b in (opts.minimum, opts.maximum)
+        )  # type: ignore[return-value]
 
 
 def _typed_bound(bound: Any, dtype: pl.DataType, column: str) -> Any:
@@ -217,14 +219,16 @@ class Table(_Model):
     properties: list[Column] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Table":
+    def _consistent(self) -> Table:
         names = [f.name for f in self.properties]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
         flagged = sorted((f for f in self.properties if f.primary_key), key=lambda f: f.primary_key_position or 0)
         declared = _props(self.custom_properties).get("primaryKey")
         if declared is not None and declared != [f.name for f in flagged]:
-            raise ValueError(f"{self.name}: customProperties primaryKey {declared} != columns flagged primaryKey {[f.name for f in flagged]}")
+            raise ValueError(
+                f"{self.name}: customProperties primaryKey {declared} != columns flagged primaryKey {[f.name for f in flagged]}"
+            )
         event_time = _props(self.custom_properties).get("eventTime")
         if event_time is not None and event_time not in names:
             raise ValueError(f"{self.name}: eventTime {event_time!r} is not a column")

@@ -23,8 +23,7 @@ class TableError(Exception):
 
     def __str__(self) -> str:
         return (
-            f"{self.file}: column {self.column}: expected {self.expected}, found {self.found}. "
-            f"What to do: {self.fix}."
+            f"{self.file}: column {self.column}: expected {self.expected}, found {self.found}. What to do: {self.fix}."
         )
 
     def __reduce__(self):  # keep the attributes across pickling (multiprocessing, pytest-xdist)

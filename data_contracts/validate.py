@@ -51,7 +51,6 @@ PARQUET_OPTIONS = dict(compression="zstd", compression_level=1)
 """zstd level 1: close to level 3 in size, markedly faster to write."""
 
 
-
 @dataclass(frozen=True)
 class TablePlan:
     """A raw table's schema matched to its contract: how each column is cast and which are extra."""
@@ -61,7 +60,7 @@ class TablePlan:
     casts: dict[str, Typed]
 
     @classmethod
-    def build(cls, contract: Contract, schema: pl.Schema, file: Path | str) -> "TablePlan":
+    def build(cls, contract: Contract, schema: pl.Schema, file: Path | str) -> TablePlan:
         """Raise TableError for a missing column or a column no cell of which could be cast."""
         return cls(contract, schema, plan_casts(contract.fields, schema, file))
 
@@ -123,7 +122,9 @@ def _references(contract: Contract, valid_merchant_ids: Iterable[str] | pl.Serie
     refs = {}
     for column, rel in contract.foreign_keys.items():
         if valid_merchant_ids is None:
-            raise ValueError(f"{contract.name}.{column} references {rel.to}: pass its valid values (valid_merchant_ids)")
+            raise ValueError(
+                f"{contract.name}.{column} references {rel.to}: pass its valid values (valid_merchant_ids)"
+            )
         refs[rel.to] = pl.Series(rel.column, valid_merchant_ids, dtype=pl.String)
     return refs
 
@@ -210,8 +211,13 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
     raw, out = Path(raw), Path(out)
     started = datetime.now().astimezone()
     if out.resolve() == raw.resolve():
-        raise TableError(out, None, "an output folder other than the raw folder", "the raw folder itself",
-                         "pass another --out (raw tables are never rewritten)")
+        raise TableError(
+            out,
+            None,
+            "an output folder other than the raw folder",
+            "the raw folder itself",
+            "pass another --out (raw tables are never rewritten)",
+        )
     contracts = load_contracts()
     tables = {name: find_table(raw, name) for name in contracts}
     plans = {name: TablePlan.build(contracts[name], read_schema(t), t.path) for name, t in tables.items()}

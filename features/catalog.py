@@ -53,38 +53,41 @@ class Feature(BaseModel):
     model_input: bool = Field(
         True,
         description="Whether models train on it. false: kept in the panel and the snapshot (peer groups, "
-                    "regulator views) but not a model input - identities a new economy does not share.",
+        "regulator views) but not a model input - identities a new economy does not share.",
     )
     reason: bool | None = Field(
         None,
         description="Whether the feature may be a reason code; default: only with a risk direction. "
-                    "false: never (identity features, non-monotone features).",
+        "false: never (identity features, non-monotone features).",
     )
     reason_en: str | None = Field(None, min_length=1)
     reason_zh: str | None = Field(None, min_length=1)
     reason_group: str | None = Field(
-        None, pattern=r"^[a-z][a-z0-9_]*$",
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
         description="Reason features telling one story (e.g. sales, arrears, complaints): a merchant gets at most "
-                    "one reason per group, the groups ranked by their members' summed contribution.",
+        "one reason per group, the groups ranked by their members' summed contribution.",
     )
     reason_threshold: float | None = Field(
         None,
         description="Where the text starts to be true: the reason is given only for a value above it "
-                    "(risk_direction +1) or below it (-1), e.g. 0 for 'Sales fell', 1 for 'below its own "
-                    "yearly level', 0.5 for a peer percentile. Absent: wherever the value raises the risk.",
+        "(risk_direction +1) or below it (-1), e.g. 0 for 'Sales fell', 1 for 'below its own "
+        "yearly level', 0.5 for a peer percentile. Absent: wherever the value raises the risk.",
     )
 
     @model_validator(mode="after")
-    def _category_has_no_direction(self) -> "Feature":
+    def _category_has_no_direction(self) -> Feature:
         if self.dtype == "category" and self.risk_direction != 0:
             raise ValueError(f"{self.name}: a category feature cannot carry a monotone risk direction")
         return self
 
     @model_validator(mode="after")
-    def _reason_needs_direction_and_texts(self) -> "Feature":
+    def _reason_needs_direction_and_texts(self) -> Feature:
         if self.reason and self.risk_direction == 0:
-            raise ValueError(f"{self.name}: a feature without a risk direction cannot be a reason "
-                             "(its adverse side is not fixed); set reason: false")
+            raise ValueError(
+                f"{self.name}: a feature without a risk direction cannot be a reason "
+                "(its adverse side is not fixed); set reason: false"
+            )
         if self.shows_reason and not (self.reason_en and self.reason_zh):
             raise ValueError(f"{self.name}: a reason feature needs reason_en and reason_zh")
         if self.reason is False and (self.reason_en or self.reason_zh):
@@ -113,7 +116,7 @@ class Catalog(BaseModel):
     features: tuple[Feature, ...]
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Catalog":
+    def _unique_names(self) -> Catalog:
         names = [f.name for f in self.features]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -82,7 +82,9 @@ def _presences(rollup: pl.DataFrame, segs: dict[str, np.ndarray], n_as_of: int) 
         + pl.col("seg")
     )
     same_next = (pl.col("mkey") == pl.col("mkey").shift(-1)) & (pl.col("ckey") == pl.col("ckey").shift(-1))
-    same_prev = ((pl.col("mkey") == pl.col("mkey").shift(1)) & (pl.col("ckey") == pl.col("ckey").shift(1))).fill_null(False)
+    same_prev = ((pl.col("mkey") == pl.col("mkey").shift(1)) & (pl.col("ckey") == pl.col("ckey").shift(1))).fill_null(
+        False
+    )
     return (
         rollup.lazy()
         .sort(key)
@@ -106,7 +108,9 @@ def _counts(pres: pl.DataFrame, merchants: np.ndarray, as_of: list[date]) -> pl.
     lo, owner_hi = pres["lo"].to_numpy(), pres["owner_hi"].to_numpy()
     # the second-latest sale's segment start: this segment when it holds two sales, else the
     # previous one; none (a first segment with one sale) reads as long ago, so never repeat
-    t2 = np.where(pres["cnt"].to_numpy() >= 2, pres["start"].to_numpy(), pres["prev_start"].fill_null(-(1 << 40)).to_numpy())
+    t2 = np.where(
+        pres["cnt"].to_numpy() >= 2, pres["start"].to_numpy(), pres["prev_start"].fill_null(-(1 << 40)).to_numpy()
+    )
     ends = {}
     for w in COUNT_WINDOWS:
         ends[f"dist_{w}"] = np.minimum(owner_hi, pres[f"hi_{w}"].to_numpy())
@@ -137,7 +141,9 @@ def _idx_map(as_of: list[date]) -> pl.LazyFrame:
     return pl.LazyFrame({"as_of": as_of, "idx": list(range(len(as_of)))}, schema={"as_of": pl.Date, "idx": pl.Int64})
 
 
-def _concentration(pres: pl.DataFrame, merchants: np.ndarray, bounds: list[date], as_of: list[date], rows: pl.LazyFrame) -> pl.LazyFrame:
+def _concentration(
+    pres: pl.DataFrame, merchants: np.ndarray, bounds: list[date], as_of: list[date], rows: pl.LazyFrame
+) -> pl.LazyFrame:
     """Top-10 share and HHI of customers' sales amounts in the 90-day window, for the (mkey, as_of) ``rows``."""
     w, n = CONCENTRATION_WINDOW, len(as_of)
     rows = rows.join(_idx_map(as_of), on="as_of").select("mkey", "idx").collect()
@@ -186,7 +192,9 @@ def _window_amounts(
     keep = wanted[cell]
     row, idx, cell = row[keep], idx[keep], cell[keep]
 
-    first_seg = np.searchsorted(np.array(bounds, dtype="datetime64[D]"), np.array(as_of, dtype="datetime64[D]") - np.timedelta64(w, "D"))
+    first_seg = np.searchsorted(
+        np.array(bounds, dtype="datetime64[D]"), np.array(as_of, dtype="datetime64[D]") - np.timedelta64(w, "D")
+    )
     pair = pres["pair"].to_numpy()
     packed = (pair << _SEG_BITS) | pres["seg"].to_numpy()
     first = np.searchsorted(packed, (pair[row] << _SEG_BITS) | first_seg[idx])
@@ -196,7 +204,11 @@ def _window_amounts(
 
 
 def customer_features(
-    rollup: pl.DataFrame, pop: pl.LazyFrame, bounds: list[date], as_of: list[date], conc_rows: pl.LazyFrame | None = None
+    rollup: pl.DataFrame,
+    pop: pl.LazyFrame,
+    bounds: list[date],
+    as_of: list[date],
+    conc_rows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Customer features for every (merchant_id, as_of) of ``pop``; ``as_of`` must hold all its dates.
 
@@ -206,13 +218,17 @@ def customer_features(
     as_of = sorted(set(as_of))
     pres = _presences(rollup, _segment_table(bounds, as_of), len(as_of))
     merchants = pop.select(pl.col("mkey").unique().sort()).collect()["mkey"].to_numpy()
-    conc = _concentration(pres, merchants, bounds, as_of, pop.select("mkey", "as_of") if conc_rows is None else conc_rows)
+    conc = _concentration(
+        pres, merchants, bounds, as_of, pop.select("mkey", "as_of") if conc_rows is None else conc_rows
+    )
     w = CONCENTRATION_WINDOW
     out = []
     for w_ in COUNT_WINDOWS:
         out += [
             pl.col(f"dist_{w_}").alias(f"distinct_customers_{w_}d"),
-            pl.when(pl.col(f"dist_{w_}") > 0).then(pl.col(f"rep_{w_}") / pl.col(f"dist_{w_}")).alias(f"repeat_customer_share_{w_}d"),
+            pl.when(pl.col(f"dist_{w_}") > 0)
+            .then(pl.col(f"rep_{w_}") / pl.col(f"dist_{w_}"))
+            .alias(f"repeat_customer_share_{w_}d"),
         ]
     return (
         pop.join(_counts(pres, merchants, as_of), on=["mkey", "as_of"], how="left")

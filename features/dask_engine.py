@@ -55,13 +55,20 @@ class DaskUnavailable(RuntimeError):
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
+def dask_client(scheduler: str | None = None) -> Iterator[distributed.Client]:  # noqa: F821
     """A client of the scheduler at ``scheduler``, or of a local cluster (2 worker processes, 1 thread each)."""
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        with LocalCluster(n_workers=LOCAL_WORKERS, threads_per_worker=1, dashboard_address=":0",
-                          env={"OMP_WAIT_POLICY": "PASSIVE"}) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=LOCAL_WORKERS,
+                threads_per_worker=1,
+                dashboard_address=":0",
+                env={"OMP_WAIT_POLICY": "PASSIVE"},
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.run(_stdout_to_stderr)  # native libraries print to fd 1: keep the CLI's stdout for its result
             yield client
         return
@@ -76,8 +83,9 @@ def dask_client(scheduler: str | None = None) -> Iterator["distributed.Client"]:
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         except TimeoutError as err:
-            raise DaskUnavailable(f"the Dask scheduler at {scheduler!r} has no workers: start some with "
-                                  f"`dask worker {scheduler}`") from err
+            raise DaskUnavailable(
+                f"the Dask scheduler at {scheduler!r} has no workers: start some with `dask worker {scheduler}`"
+            ) from err
         yield client
 
 
@@ -182,8 +190,9 @@ def build_features_dask(
         tick(0, total)
         _, done = _run(client, split_slice, [(*s, n, str(root), i) for i, s in enumerate(slices)], tick, 0, total)
         parts = [str(_part_dir(root, k)) for k in range(n)]
-        results, done = _run(client, partition_features, [(p, as_of, observed, batch_rows) for p in parts],
-                             tick, done, total)
+        results, done = _run(
+            client, partition_features, [(p, as_of, observed, batch_rows) for p in parts], tick, done, total
+        )
     if not any(r["feature_rows"] for r in results):
         raise ValueError(f"no merchants registered before {as_of[-1]} in {raw}: nothing to build")
     per_merchant = pl.scan_parquet(root / "*" / "features.parquet")
@@ -191,8 +200,16 @@ def build_features_dask(
     peers = peer_features(ranked).select(*KEYS, *PEER_OUTPUTS).collect()
     feats = catalog_columns(per_merchant.join(peers.lazy(), on=KEYS, how="inner"), catalog)
     labelled = pl.scan_parquet(root / "*" / "labelled.parquet")
-    meta = write_outputs(out, tables=tables, catalog=catalog, as_of=as_of, feats=feats, labelled=labelled,
-                         excluded_in_default=sum(r["excluded_in_default"] for r in results), observed=observed)
+    meta = write_outputs(
+        out,
+        tables=tables,
+        catalog=catalog,
+        as_of=as_of,
+        feats=feats,
+        labelled=labelled,
+        excluded_in_default=sum(r["excluded_in_default"] for r in results),
+        observed=observed,
+    )
     shutil.rmtree(root, ignore_errors=True)
     tick(total, total)
     return meta

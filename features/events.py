@@ -11,8 +11,14 @@ import polars as pl
 from features.tables import local_date
 
 COMPLAINT_CATEGORIES = (
-    "food_safety", "hygiene", "service_quality", "price_dispute",
-    "refund_dispute", "false_advertising", "property_damage", "other",
+    "food_safety",
+    "hygiene",
+    "service_quality",
+    "price_dispute",
+    "refund_dispute",
+    "false_advertising",
+    "property_damage",
+    "other",
 )
 DAYS_PER_MONTH = 30.44
 
@@ -46,12 +52,25 @@ def complaint_features(complaints: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFr
         y.sum().cast(pl.Int64).alias("complaints_365d"),
         pl.col("severity").filter(y).sum().alias("complaint_severity_sum_365d"),
         (y & ~resolved.fill_null(False)).sum().cast(pl.Int64).alias("_unresolved"),
-        pl.col("days_to_resolve").filter(y & resolved.fill_null(False)).median().alias("complaint_median_days_to_resolve_365d"),
+        pl.col("days_to_resolve")
+        .filter(y & resolved.fill_null(False))
+        .median()
+        .alias("complaint_median_days_to_resolve_365d"),
         pl.col("recv").max().alias("_last"),
-        *((y & (pl.col("category") == k)).sum().cast(pl.Int64).alias(f"complaints_{k}_365d") for k in COMPLAINT_CATEGORIES),
+        *(
+            (y & (pl.col("category") == k)).sum().cast(pl.Int64).alias(f"complaints_{k}_365d")
+            for k in COMPLAINT_CATEGORIES
+        ),
     )
-    counts = ["complaints_30d", "complaints_90d", "complaints_365d", "complaint_severity_sum_90d", "complaint_severity_sum_365d",
-              "complaints_unresolved_90d", *(f"complaints_{k}_365d" for k in COMPLAINT_CATEGORIES)]
+    counts = [
+        "complaints_30d",
+        "complaints_90d",
+        "complaints_365d",
+        "complaint_severity_sum_90d",
+        "complaint_severity_sum_365d",
+        "complaints_unresolved_90d",
+        *(f"complaints_{k}_365d" for k in COMPLAINT_CATEGORIES),
+    ]
     return (
         pop.join(agg, on=["merchant_id", "as_of"], how="left")
         .with_columns(pl.col(counts).fill_null(0))
@@ -117,7 +136,9 @@ def credit_features(loans: pl.LazyFrame, performance: pl.LazyFrame, pop: pl.Lazy
             "worst_dpd_ever",
             "worst_dpd_365d",
             "delinquent_months_365d",
-            ((pl.col("as_of") - pl.col("_last_delinq")).dt.total_days() / DAYS_PER_MONTH).alias("months_since_last_delinquency"),
+            ((pl.col("as_of") - pl.col("_last_delinq")).dt.total_days() / DAYS_PER_MONTH).alias(
+                "months_since_last_delinquency"
+            ),
         )
     )
 

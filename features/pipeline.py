@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -44,7 +44,6 @@ KEYS = ["merchant_id", "as_of"]
 PEER_GROUP = ["as_of", "sector", "province"]
 
 
-
 def _peer_pct(col: str) -> pl.Expr:
     """Share of merchants in the same sector x province at the same as_of at or below this value."""
     return pl.col(col).rank("max").over(PEER_GROUP) / pl.col(col).count().over(PEER_GROUP)
@@ -77,7 +76,11 @@ def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame 
     for part in parts:
         frame = frame.join(part.drop("mkey", strict=False), on=KEYS, how="left")
     rate = pl.when(pl.col("sale_count_365d") > 0).then(pl.col("complaints_365d") * 1000.0 / pl.col("sale_count_365d"))
-    return frame.with_columns(rate.alias("complaints_per_1k_txn_365d"), single_visit_share()).drop(IDENTIFIED_SALES_90D).collect()
+    return (
+        frame.with_columns(rate.alias("complaints_per_1k_txn_365d"), single_visit_share())
+        .drop(IDENTIFIED_SALES_90D)
+        .collect()
+    )
 
 
 def merchant_batches(tables: RawTables, batch_rows: int = BATCH_ROWS) -> list[tuple[str, str | None]]:
@@ -145,7 +148,9 @@ PEER_COLUMNS = {
 """Peer-relative feature -> the per-merchant feature it ranks within sector x province at each as_of."""
 
 
-_DEFAULTED_365D = pl.when(pl.col("has_credit_history")).then((pl.col("worst_dpd_365d").fill_null(0) >= 90).cast(pl.Float64))
+_DEFAULTED_365D = pl.when(pl.col("has_credit_history")).then(
+    (pl.col("worst_dpd_365d").fill_null(0) >= 90).cast(pl.Float64)
+)
 PEER_CONDITIONS = {
     "sector_sales_momentum": ("sector", pl.col("sale_count_ewm_level_vs_365d").median()),
     "province_sales_momentum": ("province", pl.col("sale_count_ewm_level_vs_365d").median()),
@@ -158,8 +163,9 @@ measured over every merchant registered before it: sales momentum (median level 
 counts against the merchant's own year), the share of borrowers 90+ days past due within the last
 365 days, complaints per merchant. Sector and regional shocks enter as these measurements rather
 than through the sector or province identity, which a new economy does not share."""
-PEER_INPUTS = sorted({*PEER_COLUMNS.values(), "sale_count_ewm_level_vs_365d", "has_credit_history", "worst_dpd_365d",
-                      "complaints_90d"})
+PEER_INPUTS = sorted(
+    {*PEER_COLUMNS.values(), "sale_count_ewm_level_vs_365d", "has_credit_history", "worst_dpd_365d", "complaints_90d"}
+)
 PEER_OUTPUTS = [*PEER_COLUMNS, *PEER_CONDITIONS]
 
 
@@ -198,13 +204,17 @@ def compute_features(
     if not as_of:
         raise ValueError("no as_of dates given")
     if keep is not None:
-        keep = keep.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).unique().collect()
+        keep = (
+            keep.lazy().select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)).unique().collect()
+        )
     full, ranked = _batched_features(tables, as_of, progress=progress, batch_rows=batch_rows, keep=keep)
     peers = peer_features(ranked.lazy()).select(*KEYS, *PEER_OUTPUTS)
     return catalog_columns(full.lazy().join(peers, on=KEYS, how="left"), catalog).collect()
 
 
-def features_for_spine(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None) -> pl.DataFrame:
+def features_for_spine(
+    tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, *, catalog: Catalog | None = None
+) -> pl.DataFrame:
     """Features for the given (merchant_id, as_of) rows, in spine order (the online/offline entry point).
 
     Peer percentiles are taken over all merchants at each of the spine's dates, so a row's
@@ -250,15 +260,24 @@ def build_features(
 
     spine = training_spine(tables, as_of)
     keep = pl.concat([spine.rows.select(KEYS), population(tables, as_of[-1:]).select(KEYS).collect()])
-    feats = compute_features(tables, as_of, catalog=catalog, keep=keep,
-                             progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total))
+    feats = compute_features(
+        tables, as_of, catalog=catalog, keep=keep, progress=lambda d, t: tick(1 + 2 * d // max(t, 1), total)
+    )
     tick(3, total)
 
     observed = observed_until(tables)
     labelled = labels(tables, spine.rows, observed).collect()
-    meta = write_outputs(out, tables=tables, catalog=catalog, as_of=as_of, feats=feats, labelled=labelled,
-                         excluded_in_default=spine.excluded_in_default, observed=observed,
-                         feature_rows=population(tables, as_of).select(pl.len()).collect().item())
+    meta = write_outputs(
+        out,
+        tables=tables,
+        catalog=catalog,
+        as_of=as_of,
+        feats=feats,
+        labelled=labelled,
+        excluded_in_default=spine.excluded_in_default,
+        observed=observed,
+        feature_rows=population(tables, as_of).select(pl.len()).collect().item(),
+    )
     tick(total, total)
     return meta
 
@@ -282,14 +301,16 @@ def write_outputs(
     out = Path(out)
     latest_as_of = as_of[-1]
     feats = feats.lazy()
-    panel, latest, labelled_rows, n_feats = pl.collect_all([
-        labelled.lazy().join(feats, on=KEYS, how="inner").sort(KEYS),
-        feats.filter(pl.col("as_of") == latest_as_of)
-        .with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
-        .select(*KEYS, "bad", *catalog.names),
-        labelled.lazy().select(pl.len()),
-        feats.select(pl.len()),
-    ])
+    panel, latest, labelled_rows, n_feats = pl.collect_all(
+        [
+            labelled.lazy().join(feats, on=KEYS, how="inner").sort(KEYS),
+            feats.filter(pl.col("as_of") == latest_as_of)
+            .with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
+            .select(*KEYS, "bad", *catalog.names),
+            labelled.lazy().select(pl.len()),
+            feats.select(pl.len()),
+        ]
+    )
     dropped = labelled_rows.item() - panel.height  # spine rows of merchants unknown (or not yet registered)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -312,7 +333,11 @@ def write_outputs(
             "definition": "bad=1: any loan of the merchant 90+ dpd, default or written off with as_of <= reported_on < as_of + 12 months",
             "observed_until": observed.isoformat() if observed else None,
         },
-        "rows": {"panel": panel.height, "latest": latest.height, "feature_rows": feature_rows if feature_rows is not None else n_feats.item()},
+        "rows": {
+            "panel": panel.height,
+            "latest": latest.height,
+            "feature_rows": feature_rows if feature_rows is not None else n_feats.item(),
+        },
         "labels": {
             "labelled": n_lab,
             "bad": n_bad,
@@ -324,7 +349,7 @@ def write_outputs(
         "dropped_unknown_merchant": dropped,
         "thin_file_latest": int(latest["thin_file"].sum()),
         "input_hashes": tables.file_hashes(),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     write_text_atomic(out / "metadata.json", text)

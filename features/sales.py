@@ -17,7 +17,17 @@ HISTORY_CAP_DAYS = 365
 """``sales_history_days`` reads at most the observation window: an established merchant reads 365
 whatever the as_of, so the feature tells entrants and thin files apart and is no calendar clock."""
 
-_COUNTS = ("sale_amt", "sale_cnt", "id_cnt", "refund_amt", "refund_cnt", "active", "net", "wkd_amt", *(f"ch_{c}" for c in CHANNELS))
+_COUNTS = (
+    "sale_amt",
+    "sale_cnt",
+    "id_cnt",
+    "refund_amt",
+    "refund_cnt",
+    "active",
+    "net",
+    "wkd_amt",
+    *(f"ch_{c}" for c in CHANNELS),
+)
 _CUMS = (*_COUNTS, "net_sq")
 
 
@@ -84,10 +94,14 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     )
     reads = []
     for o in OFFSETS:
-        read = (
-            pop.select("mkey", (pl.col("as_of") - pl.duration(days=o)).alias("t"))
-            .join_asof(totals, left_on="t", right_on="day", by="mkey", strategy="backward",
-                       allow_exact_matches=False, check_sortedness=False)
+        read = pop.select("mkey", (pl.col("as_of") - pl.duration(days=o)).alias("t")).join_asof(
+            totals,
+            left_on="t",
+            right_on="day",
+            by="mkey",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
         )
         cols = [pl.col(c).fill_null(0).alias(f"{c}@{o}") for c in _CUMS]
         if o == 0:
@@ -111,7 +125,9 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
             ratio(win("refund_cnt", w), win("sale_cnt", w)).alias(f"refund_rate_count_{w}d"),
             ratio(win("refund_amt", w), win("sale_amt", w)).alias(f"refund_rate_amount_{w}d"),
         ]
-    txn_days = pl.when(pl.col("first_txn_day") < pl.col("as_of")).then((pl.col("as_of") - pl.col("first_txn_day")).dt.total_days())
+    txn_days = pl.when(pl.col("first_txn_day") < pl.col("as_of")).then(
+        (pl.col("as_of") - pl.col("first_txn_day")).dt.total_days()
+    )
     for w in (90, 365):
         n = pl.min_horizontal(pl.lit(w), txn_days.fill_null(0)).cast(pl.Float64)
         mean = win("net", w) / 100.0 / n
@@ -125,7 +141,10 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     bucket_mean = pl.sum_horizontal(buckets) / 6.0
     slope = pl.sum_horizontal([(2.5 - k) * b for k, b in enumerate(buckets)]) / 17.5
     out += [
-        pl.when((history >= 180) & (bucket_mean > 0)).then(slope / bucket_mean).otherwise(None).alias("sales_trend_180d"),
+        pl.when((history >= 180) & (bucket_mean > 0))
+        .then(slope / bucket_mean)
+        .otherwise(None)
+        .alias("sales_trend_180d"),
         pl.when(history >= 60).then(ratio(win("net", 30), win("net", 30, 30)) - 1.0).alias("sales_growth_mom"),
         pl.when(history >= 455).then(ratio(win("net", 90), win("net", 90, 365)) - 1.0).alias("sales_growth_yoy"),
         pl.when(history >= 90).then(ratio(win("sale_amt", 30), win("sale_amt", 90))).alias("sales_share_30d_in_90d"),
@@ -139,7 +158,9 @@ def sales_features(daily: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
     out += _latent_state(history, txn_days)
     for c in ("wechat_pay", "alipay", "unionpay_qr", "bank_card", "other"):
         out.append(ratio(win(f"ch_{c}", 365), win("sale_cnt", 365)).alias(f"channel_share_{c}_365d"))
-    out.append(pl.sum_horizontal([(win(f"ch_{c}", 365) > 0).cast(pl.Int64) for c in CHANNELS]).alias("channels_used_365d"))
+    out.append(
+        pl.sum_horizontal([(win(f"ch_{c}", 365) > 0).cast(pl.Int64) for c in CHANNELS]).alias("channels_used_365d")
+    )
 
     return wide.join(first_sale, on="mkey", how="left", maintain_order="left").select("merchant_id", "as_of", *out)
 

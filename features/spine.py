@@ -61,9 +61,7 @@ def monthly_as_of(first_day: date, last_day: date) -> list[date]:
 def data_date_range(tables: RawTables) -> tuple[date, date] | None:
     """First and last transaction date (local), or None without transactions."""
     row = (
-        tables.transactions.select(
-            first=pl.col("ts").min(), last=pl.col("ts").max()
-        )
+        tables.transactions.select(first=pl.col("ts").min(), last=pl.col("ts").max())
         .select(local_date("first").alias("first"), local_date("last").alias("last"))
         .collect()
         .row(0)
@@ -152,9 +150,7 @@ def labels(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, observed: date
     spine = spine.lazy().select("merchant_id", "as_of")
     window_end = pl.col("as_of").dt.offset_by(f"{LABEL_MONTHS}mo")
     bad_events = (
-        tables.loan_performance.filter(
-            (pl.col("days_past_due") >= BAD_DPD) | pl.col("status").is_in(DEFAULT_STATUSES)
-        )
+        tables.loan_performance.filter((pl.col("days_past_due") >= BAD_DPD) | pl.col("status").is_in(DEFAULT_STATUSES))
         .select("merchant_id", "reported_on")
         .join(spine, on="merchant_id", how="inner")
         .filter((pl.col("reported_on") >= pl.col("as_of")) & (pl.col("reported_on") < window_end))
@@ -162,9 +158,7 @@ def labels(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, observed: date
         .unique()
         .with_columns(hit=pl.lit(True))
     )
-    fully_observed = (
-        pl.lit(False) if observed is None else (window_end - pl.duration(days=1)) <= pl.lit(observed)
-    )
+    fully_observed = pl.lit(False) if observed is None else (window_end - pl.duration(days=1)) <= pl.lit(observed)
     return spine.join(bad_events, on=["merchant_id", "as_of"], how="left", maintain_order="left").select(
         "merchant_id",
         "as_of",
@@ -173,5 +167,3 @@ def labels(tables: RawTables, spine: pl.DataFrame | pl.LazyFrame, observed: date
         .otherwise(pl.lit(None, dtype=pl.Int8))
         .alias("bad"),
     )
-
-

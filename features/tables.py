@@ -42,7 +42,7 @@ class RawTables:
     paths: dict[str, Path] | None = None
 
     @classmethod
-    def scan(cls, raw: Path) -> "RawTables":
+    def scan(cls, raw: Path) -> RawTables:
         """Scan ``raw/<table>.parquet`` for every table (lazily; nothing is read yet)."""
         raw = Path(raw)
         paths = {name: raw / f"{name}.parquet" for name in REQUIRED_COLUMNS}
@@ -54,7 +54,7 @@ class RawTables:
         return tables
 
     @classmethod
-    def from_frames(cls, **frames: pl.DataFrame | pl.LazyFrame) -> "RawTables":
+    def from_frames(cls, **frames: pl.DataFrame | pl.LazyFrame) -> RawTables:
         """Wrap in-memory frames (tests, serving); every table must be given."""
         tables = cls(**{n: f.lazy() for n, f in frames.items()})
         tables.check()
@@ -71,7 +71,7 @@ class RawTables:
             if absent:
                 raise FeatureInputError(f"{name}: missing column(s) {absent}; found {list(schema)}")
 
-    def merchant_range(self, first: str, stop: str | None) -> "RawTables":
+    def merchant_range(self, first: str, stop: str | None) -> RawTables:
         """The same tables restricted to merchant ids in ``[first, stop)`` (``stop`` None: no upper end)."""
         keep = pl.col("merchant_id") >= first
         if stop is not None:

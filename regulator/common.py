@@ -59,8 +59,9 @@ def month_range(history, from_month: str | None, to_month: str | None) -> list[s
         raise ViewError(f"from {lo} is after to {hi}")
     chosen = [m for m in available if lo <= m <= hi]
     if not chosen:
-        raise UnknownValue(f"no month between {lo} and {hi} in the class history; available: "
-                           f"{available[0]} .. {available[-1]}")
+        raise UnknownValue(
+            f"no month between {lo} and {hi} in the class history; available: {available[0]} .. {available[-1]}"
+        )
     return chosen
 
 
@@ -75,8 +76,9 @@ def grade_order(g: str) -> tuple[int, str]:
     return (0, f"{int(g):04d}") if g.isdigit() else (1, g)
 
 
-def count_grid(frame: pl.DataFrame, row: str, rows: list[str], col: str, cols: list[str],
-               unit: str = "merchant_id") -> tuple[np.ndarray, np.ndarray]:
+def count_grid(
+    frame: pl.DataFrame, row: str, rows: list[str], col: str, cols: list[str], unit: str = "merchant_id"
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts of ``frame`` rows per (row, col) value, and distinct ``unit`` per augmented cell.
 
     Returns the m x n interior counts and the (m + 1) x (n + 1) augmented grid of distinct
@@ -117,8 +119,10 @@ def rounded(v: float | None, digits: int = 6) -> float | None:
 
 def suppression_note(k: int) -> dict:
     """The threshold and the bilingual sentence every view carries about hidden cells."""
-    return {"min_cell_count": k,
-            "suppression_en": f"Counts of fewer than {k} merchants are not published, nor any cell from which "
-                              "one could be worked out; shares, rates and means of hidden cells are hidden too.",
-            "suppression_zh": f"少于{k}户商户的数据不公布，可据以推算出此类数据的单元格亦不公布；"
-                              "被隐藏单元格的占比、比率和均值同样不公布。"}
+    return {
+        "min_cell_count": k,
+        "suppression_en": f"Counts of fewer than {k} merchants are not published, nor any cell from which "
+        "one could be worked out; shares, rates and means of hidden cells are hidden too.",
+        "suppression_zh": f"少于{k}户商户的数据不公布，可据以推算出此类数据的单元格亦不公布；"
+        "被隐藏单元格的占比、比率和均值同样不公布。",
+    }

@@ -36,8 +36,12 @@ DEFAULT_GRADE = "D"
 
 
 def _month_frame(history, month: str) -> pl.DataFrame:
-    return (lazy(history).filter(pl.col("month") == month)
-            .select("merchant_id", "class", *(segment(d).alias(d) for d in DIMENSIONS)).collect())
+    return (
+        lazy(history)
+        .filter(pl.col("month") == month)
+        .select("merchant_id", "class", *(segment(d).alias(d) for d in DIMENSIONS))
+        .collect()
+    )
 
 
 def month_tables(history, month: str, k: int) -> tuple[dict[str, tuple[list[str], Protected]], np.ndarray]:
@@ -78,9 +82,17 @@ def _filters(sector: str | None, province: str | None) -> dict:
     return {name: v for name, v in (("sector", sector), ("province", province)) if v is not None}
 
 
-def distribution(history, by: str = "sector", month: str | None = None, *, k: int,
-                 sector: str | None = None, province: str | None = None,
-                 from_month: str | None = None, to_month: str | None = None) -> dict:
+def distribution(
+    history,
+    by: str = "sector",
+    month: str | None = None,
+    *,
+    k: int,
+    sector: str | None = None,
+    province: str | None = None,
+    from_month: str | None = None,
+    to_month: str | None = None,
+) -> dict:
     """Merchants per class by ``by`` in ``month`` (default: the latest), or per month (``by="month"``).
 
     Each row: the segment's total (and its share of all merchants) and, per class, the count
@@ -88,33 +100,46 @@ def distribution(history, by: str = "sector", month: str | None = None, *, k: in
     that sector / province (``by`` sector, or province and city).
     """
     if by == "month":
-        return _distribution_by_month(history, k=k, from_month=from_month, to_month=to_month, sector=sector,
-                                      province=province)
+        return _distribution_by_month(
+            history, k=k, from_month=from_month, to_month=to_month, sector=sector, province=province
+        )
     if by not in DIMENSIONS:
         raise ViewError(f"by must be one of {', '.join((*DIMENSIONS, 'month'))}, got {by!r}")
     filters = _filters(sector, province)
     for name in filters:
         if by not in FILTERS[name]:
-            raise ViewError(f"filter {name} applies to by={' or by='.join(FILTERS[name])}, not by={by}: a "
-                            f"{name} x {by} cross-table is not published (it could be differenced against this one)")
+            raise ViewError(
+                f"filter {name} applies to by={' or by='.join(FILTERS[name])}, not by={by}: a "
+                f"{name} x {by} cross-table is not published (it could be differenced against this one)"
+            )
     month = pick_month(history, month)
     tables, _ = month_tables(history, month, k)
     for name, value in filters.items():
         if value not in tables[name][0]:
-            raise UnknownValue(f"no merchant of {name} {value!r} in {month}; {name} values that month: "
-                               f"{', '.join(tables[name][0])}")
+            raise UnknownValue(
+                f"no merchant of {name} {value!r} in {month}; {name} values that month: {', '.join(tables[name][0])}"
+            )
     keys, t = tables[by]
     m, n = t.shape
     rows = []
     for i, key in enumerate(keys):
         if sector is not None and key != sector:
             continue
-        if province is not None and key[:len(province)] != province:  # a province, or its cities
+        if province is not None and key[: len(province)] != province:  # a province, or its cities
             continue
-        rows.append({"key": key, "label": label(by, key), "total": t.cell(i, n, share=t.share(i, n, of=(m, n))),
-                     "cells": _class_cells(t, i)})
+        rows.append(
+            {
+                "key": key,
+                "label": label(by, key),
+                "total": t.cell(i, n, share=t.share(i, n, of=(m, n))),
+                "cells": _class_cells(t, i),
+            }
+        )
     return {
-        "view": "distribution", "by": by, "by_label": dimension_label(by), "month": month,
+        "view": "distribution",
+        "by": by,
+        "by_label": dimension_label(by),
+        "month": month,
         "filters": filters,
         "classes": _class_labels(),
         "rows": rows,
@@ -124,8 +149,15 @@ def distribution(history, by: str = "sector", month: str | None = None, *, k: in
     }
 
 
-def _distribution_by_month(history, *, k: int, from_month: str | None, to_month: str | None,
-                           sector: str | None = None, province: str | None = None) -> dict:
+def _distribution_by_month(
+    history,
+    *,
+    k: int,
+    from_month: str | None,
+    to_month: str | None,
+    sector: str | None = None,
+    province: str | None = None,
+) -> dict:
     """Class counts per month: all merchants, or one sector's / province's row of each month's table.
 
     A filtered row is the very row :func:`distribution` publishes for that month (same
@@ -133,8 +165,9 @@ def _distribution_by_month(history, *, k: int, from_month: str | None, to_month:
     """
     if sector is not None and province is not None:
         raise ViewError("give sector or province, not both: a sector x province table is not published")
-    dim, key = ("sector", sector) if sector is not None else ("province", province) if province is not None \
-        else (None, None)
+    dim, key = (
+        ("sector", sector) if sector is not None else ("province", province) if province is not None else (None, None)
+    )
     chosen = month_range(history, from_month, to_month)
     rows = []
     suppressed = 0
@@ -154,15 +187,28 @@ def _distribution_by_month(history, *, k: int, from_month: str | None, to_month:
                 values, mask = t.values[i], t.suppressed[i]
         cells = {c: _cell_1d(values, mask, j) for j, c in enumerate(CLASSES)}
         suppressed += int(mask.sum())
-        rows.append({"key": month, "label": {"en": month, "zh": month},
-                     "total": _cell_1d(values, mask, len(CLASSES), share=False), "cells": cells})
+        rows.append(
+            {
+                "key": month,
+                "label": {"en": month, "zh": month},
+                "total": _cell_1d(values, mask, len(CLASSES), share=False),
+                "cells": cells,
+            }
+        )
     if dim is not None and not seen:
         raise UnknownValue(f"no merchant of {dim} {key!r} in {chosen[0]} .. {chosen[-1]}")
     return {
-        "view": "distribution", "by": "month", "by_label": dimension_label("month"),
-        "from": chosen[0], "to": chosen[-1], "filters": _filters(sector, province),
+        "view": "distribution",
+        "by": "month",
+        "by_label": dimension_label("month"),
+        "from": chosen[0],
+        "to": chosen[-1],
+        "filters": _filters(sector, province),
         "classes": _class_labels(),
-        "rows": rows, "total": None, "suppressed_cells": suppressed, **suppression_note(k),
+        "rows": rows,
+        "total": None,
+        "suppressed_cells": suppressed,
+        **suppression_note(k),
     }
 
 
@@ -174,8 +220,9 @@ def _cell_1d(values: np.ndarray, mask: np.ndarray, j: int, share: bool = True) -
     return cell(values[j], bool(mask[j]), share=s)
 
 
-def concentration(history, *, k: int, from_month: str | None = None, to_month: str | None = None,
-                  grades: list[str] | None = None) -> dict:
+def concentration(
+    history, *, k: int, from_month: str | None = None, to_month: str | None = None, grades: list[str] | None = None
+) -> dict:
     """Herfindahl index of the grade distribution per month (``training.evaluate.herfindahl``).
 
     ``grades``: the scale's non-default grades (the normalised index needs their number);
@@ -191,14 +238,24 @@ def concentration(history, *, k: int, from_month: str | None = None, to_month: s
         counts = [part.get(g, 0) for g in order]
         n = sum(counts)
         hi = herfindahl(counts) if n >= k else None
-        rows.append({"month": month, "merchants": n if n >= k else None, "suppressed": n < k,
-                     "herfindahl": rounded(hi["herfindahl"], 4) if hi else None,
-                     "herfindahl_normalised": rounded(hi["herfindahl_normalised"], 4) if hi else None})
+        rows.append(
+            {
+                "month": month,
+                "merchants": n if n >= k else None,
+                "suppressed": n < k,
+                "herfindahl": rounded(hi["herfindahl"], 4) if hi else None,
+                "herfindahl_normalised": rounded(hi["herfindahl_normalised"], 4) if hi else None,
+            }
+        )
     return {
-        "view": "concentration", "from": chosen[0], "to": chosen[-1], "grades": order, "rows": rows,
+        "view": "concentration",
+        "from": chosen[0],
+        "to": chosen[-1],
+        "grades": order,
+        "rows": rows,
         "definition_en": f"Herfindahl index: sum of squared shares of the {len(order)} grades (1/{len(order)} = "
-                         f"evenly spread, 1 = all in one grade); normalised: rescaled to 0-1.",
+        f"evenly spread, 1 = all in one grade); normalised: rescaled to 0-1.",
         "definition_zh": f"赫芬达尔指数：{len(order)}个评级占比的平方和（1/{len(order)}为完全分散，1为全部集中于一个评级）；"
-                         "标准化指数将其换算到0–1。",
+        "标准化指数将其换算到0–1。",
         **suppression_note(k),
     }

@@ -55,8 +55,11 @@ def class_shares(rows: list[dict]) -> str:
         ax.bar(xs, np.nan_to_num(shares), bottom=bottom, color=CLASS_COLOURS[c], label=c, width=0.8)
         bottom += np.nan_to_num(shares)
     ax.set_xticks(xs, [r["key"] for r in rows], rotation=60, fontsize=7)
-    ax.set(ylabel="share of merchants", ylim=(0, 1), title="Class shares by month"
-           + (" (suppressed shares left blank)" if hidden else ""))
+    ax.set(
+        ylabel="share of merchants",
+        ylim=(0, 1),
+        title="Class shares by month" + (" (suppressed shares left blank)" if hidden else ""),
+    )
     ax.legend(ncols=4, fontsize=8, loc="lower left")
     return _img(fig, "class shares by month")
 
@@ -83,16 +86,25 @@ def migration_heatmap(mig: dict, k: int) -> str:
     cols = [*CLASSES, "exited"]
     fig, ax = _figure()
     fig.set_size_inches(5.2, 4.2)
-    grid = np.array([[r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan for c in cols]
-                     for r in mig["rows"]])
+    grid = np.array(
+        [[r["cells"][c]["share"] if r["cells"][c]["share"] is not None else np.nan for c in cols] for r in mig["rows"]]
+    )
     ax.imshow(np.nan_to_num(grid, nan=0.0), cmap="Blues", vmin=0, vmax=1)
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             cell = mig["rows"][i]["cells"][cols[j]]
-            text = (suppressed_mark(k) if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j])
-                    else "-")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if not np.isnan(grid[i, j]) and grid[i, j] > 0.6 else "black")
+            text = (
+                suppressed_mark(k) if cell["suppressed"] else f"{grid[i, j]:.0%}" if not np.isnan(grid[i, j]) else "-"
+            )
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if not np.isnan(grid[i, j]) and grid[i, j] > 0.6 else "black",
+            )
             if cell["suppressed"]:
                 ax.add_patch(_hatch(j, i))
     ax.set_xticks(range(len(cols)), [*CLASSES, "left"])
@@ -114,11 +126,24 @@ def default_rates(rows: list[dict], k: int) -> str:
     for x, r in zip(xs, rows, strict=True):
         if r["default_rate"] is not None:
             lo, hi = r["interval"]["low"], r["interval"]["high"]
-            ax.errorbar(x, r["default_rate"], yerr=[[r["default_rate"] - lo], [hi - r["default_rate"]]], fmt="o",
-                        color=CLASS_COLOURS[r["key"]], capsize=4)
+            ax.errorbar(
+                x,
+                r["default_rate"],
+                yerr=[[r["default_rate"] - lo], [hi - r["default_rate"]]],
+                fmt="o",
+                color=CLASS_COLOURS[r["key"]],
+                capsize=4,
+            )
         elif r["defaults"]["suppressed"]:
-            ax.annotate(f"{suppressed_mark(k)} (suppressed)", (x, 0), xytext=(0, 6), textcoords="offset points",
-                        ha="center", fontsize=8, color="#b71c1c")
+            ax.annotate(
+                f"{suppressed_mark(k)} (suppressed)",
+                (x, 0),
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color="#b71c1c",
+            )
         if r["mean_pd"] is not None:
             ax.plot(x, r["mean_pd"], "k_", ms=16, mew=2)
     ax.set_xticks(xs, [f"{c}" for c in CLASSES])

@@ -93,8 +93,10 @@ def months_available(root: Path) -> list[str]:
 def scan_history(root: Path) -> pl.LazyFrame:
     """The whole class history as one lazy frame (raises :class:`HistoryError` when there is none)."""
     if not months_available(root):
-        raise HistoryError(f"no class history in {root}: build it with `lifecredit score-all` "
-                           "(e.g. `lifecredit score-all --months 12`)")
+        raise HistoryError(
+            f"no class history in {root}: build it with `lifecredit score-all` "
+            "(e.g. `lifecredit score-all --months 12`)"
+        )
     return pl.scan_parquet(str(Path(root) / "month=*" / PART_FILE), hive_partitioning=False, schema=SCHEMA)
 
 
@@ -111,8 +113,10 @@ def plan_dates(snapshot_as_of: date | None, as_of: list[date] | None, months: in
     if as_of:
         dates = sorted(set(as_of))
     elif snapshot_as_of is None:
-        raise HistoryError("no feature snapshot (latest.parquet) to anchor the months on: build it with "
-                           "`lifecredit features`, or pass --as-of dates")
+        raise HistoryError(
+            "no feature snapshot (latest.parquet) to anchor the months on: build it with "
+            "`lifecredit features`, or pass --as-of dates"
+        )
     else:
         dates = months_back(snapshot_as_of, months or 1)
     seen: dict[str, date] = {}
@@ -128,16 +132,28 @@ def plan_dates(snapshot_as_of: date | None, as_of: list[date] | None, months: in
 def _cities(validated: Path) -> pl.DataFrame:
     path = Path(validated) / "merchants.parquet"
     if not path.exists():
-        raise HistoryError(f"no validated merchants table at {path} (city comes from region_code): "
-                           "run `lifecredit validate`")
-    return (pl.scan_parquet(path).select("merchant_id", pl.col("region_code").str.slice(0, 4).alias("city"))
-            .unique("merchant_id", keep="first").collect())
+        raise HistoryError(
+            f"no validated merchants table at {path} (city comes from region_code): run `lifecredit validate`"
+        )
+    return (
+        pl.scan_parquet(path)
+        .select("merchant_id", pl.col("region_code").str.slice(0, 4).alias("city"))
+        .unique("merchant_id", keep="first")
+        .collect()
+    )
 
 
-def score_all(settings: Settings, *, as_of: list[date] | None = None, months: int | None = None,
-              features_dir: Path | None = None, validated_dir: Path | None = None,
-              history_dir: Path | None = None, model_name: str | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
+def score_all(
+    settings: Settings,
+    *,
+    as_of: list[date] | None = None,
+    months: int | None = None,
+    features_dir: Path | None = None,
+    validated_dir: Path | None = None,
+    history_dir: Path | None = None,
+    model_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Score every merchant at each ``as_of`` with the champion and write the months to the class history.
 
     Returns ``{"model": {...}, "history_dir": str, "months": [{"month", "as_of", "merchants", "classes", "path"}]}``.
@@ -177,19 +193,34 @@ def score_all(settings: Settings, *, as_of: list[date] | None = None, months: in
         out = (
             frame.select("merchant_id", *(pl.col(c).cast(pl.String) for c in SEGMENTS if c != "city"))
             .with_columns(
-                month=pl.lit(month_of(d)), as_of=pl.lit(d, dtype=pl.Date),
-                pd=pl.Series(scored.pd), score=pl.Series(scored.score), grade=pl.Series(scored.grade),
+                month=pl.lit(month_of(d)),
+                as_of=pl.lit(d, dtype=pl.Date),
+                pd=pl.Series(scored.pd),
+                score=pl.Series(scored.score),
+                grade=pl.Series(scored.grade),
                 **{"class": pl.Series(scored.klass)},
-                model_name=pl.lit(handle.name), model_version=pl.lit(str(handle.version)),
-                model_run_id=pl.lit(handle.run_id), scored_at=pl.lit(stamp, dtype=pl.Datetime("us", "UTC")),
+                model_name=pl.lit(handle.name),
+                model_version=pl.lit(str(handle.version)),
+                model_run_id=pl.lit(handle.run_id),
+                scored_at=pl.lit(stamp, dtype=pl.Datetime("us", "UTC")),
             )
             .join(cities, on="merchant_id", how="left", maintain_order="left")
         )
         path = write_month(root, month_of(d), out)
         counts = out.group_by("class").len()
         classes = {c: 0 for c in CLASSES} | dict(counts.iter_rows())
-        written.append({"month": month_of(d), "as_of": d.isoformat(), "merchants": out.height,
-                        "classes": classes, "path": str(path)})
+        written.append(
+            {
+                "month": month_of(d),
+                "as_of": d.isoformat(),
+                "merchants": out.height,
+                "classes": classes,
+                "path": str(path),
+            }
+        )
         say(f"{month_of(d)}: {out.height:,} merchants scored -> {path}")
-    return {"model": {"name": handle.name, "version": str(handle.version), "run_id": handle.run_id},
-            "history_dir": str(root), "months": written}
+    return {
+        "model": {"name": handle.name, "version": str(handle.version), "run_id": handle.run_id},
+        "history_dir": str(root),
+        "months": written,
+    }

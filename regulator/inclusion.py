@@ -23,8 +23,16 @@ from regulator.outcomes import labelled, outcome_rows
 from regulator.suppression import protect
 
 
-def inclusion(history, decisions: pl.DataFrame, *, k: int, by: str = "urban_rural", from_month: str | None = None,
-              to_month: str | None = None, panel=None) -> dict:
+def inclusion(
+    history,
+    decisions: pl.DataFrame,
+    *,
+    k: int,
+    by: str = "urban_rural",
+    from_month: str | None = None,
+    to_month: str | None = None,
+    panel=None,
+) -> dict:
     """Decisions of the service per segment, and mean PD against observed default rate per segment.
 
     ``decisions``: ``merchant_id``, ``month`` (YYYY-MM of the decision), ``decision``
@@ -39,16 +47,21 @@ def inclusion(history, decisions: pl.DataFrame, *, k: int, by: str = "urban_rura
     available = available_months(history)
     lo, hi = from_month or "0000-00", to_month or "9999-99"
     segments = lazy(history).group_by("merchant_id").agg(segment(by).sort_by("month").last().alias("segment")).collect()
-    dec = (decisions.lazy().filter((pl.col("month") >= lo) & (pl.col("month") <= hi))
-           .join(segments.lazy(), on="merchant_id", how="left")
-           .with_columns(pl.col("segment").fill_null(UNKNOWN)).collect())
+    dec = (
+        decisions.lazy()
+        .filter((pl.col("month") >= lo) & (pl.col("month") <= hi))
+        .join(segments.lazy(), on="merchant_id", how="left")
+        .with_columns(pl.col("segment").fill_null(UNKNOWN))
+        .collect()
+    )
     keys = sorted(dec["segment"].unique().to_list()) if dec.height else []
     counts, distinct = count_grid(dec, "segment", keys, "decision", list(DECISIONS))
     t = protect(counts, k, distinct=distinct)
     m, n = t.shape
     approved = dec.filter(pl.col("decision") == "approve")
-    limits = dict(approved.group_by("segment").agg(pl.col("approved_limit_fen").mean()).iter_rows()) if dec.height \
-        else {}
+    limits = (
+        dict(approved.group_by("segment").agg(pl.col("approved_limit_fen").mean()).iter_rows()) if dec.height else {}
+    )
     overall_rate = t.share(m, 0, of=(m, n))
 
     def row(i: int, key: str | None) -> dict:
@@ -64,8 +77,15 @@ def inclusion(history, decisions: pl.DataFrame, *, k: int, by: str = "urban_rura
 
     rows = [{"key": key, "label": label(by, key), **row(i, key)} for i, key in enumerate(keys)]
     out = {
-        "view": "inclusion", "by": by, "by_label": dimension_label(by), "from": from_month, "to": to_month,
-        "rows": rows, "total": row(m, None), "suppressed_cells": t.n_suppressed, "calibration": None,
+        "view": "inclusion",
+        "by": by,
+        "by_label": dimension_label(by),
+        "from": from_month,
+        "to": to_month,
+        "rows": rows,
+        "total": row(m, None),
+        "suppressed_cells": t.n_suppressed,
+        "calibration": None,
         **suppression_note(k),
     }
     if panel is not None:
@@ -80,7 +100,14 @@ def _calibration(history, panel, by: str, chosen: list[str], k: int) -> dict | N
         return None
     rows, total, t = outcome_rows(frame, by, sorted(frame[by].unique().to_list()), k)
     for r in [*rows, total]:
-        r["pd_minus_observed"] = (rounded(r["mean_pd"] - r["default_rate"])
-                                  if r["mean_pd"] is not None and r["default_rate"] is not None else None)
-    return {"rows": rows, "total": total, "suppressed_cells": t.n_suppressed,
-            "months_with_outcomes": sorted(frame["month"].unique().to_list())}
+        r["pd_minus_observed"] = (
+            rounded(r["mean_pd"] - r["default_rate"])
+            if r["mean_pd"] is not None and r["default_rate"] is not None
+            else None
+        )
+    return {
+        "rows": rows,
+        "total": total,
+        "suppressed_cells": t.n_suppressed,
+        "months_with_outcomes": sorted(frame["month"].unique().to_list()),
+    }

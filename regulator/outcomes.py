@@ -27,12 +27,18 @@ INTERVAL_LEVEL = 0.95
 
 def labelled(history, panel, chosen: list[str]) -> pl.DataFrame:
     """History rows of the ``chosen`` months that have a 12-month outcome in ``panel``, with ``outcome``."""
-    outcomes = (lazy(panel).select("merchant_id", pl.col("as_of").cast(pl.Date), pl.col("bad"))
-                .filter(pl.col("bad").is_not_null()))
-    return (lazy(history).filter(pl.col("month").is_in(chosen))
-            .join(outcomes, on=["merchant_id", "as_of"], how="inner")
-            .with_columns(outcome=pl.when(pl.col("bad") == 1).then(pl.lit("defaults")).otherwise(pl.lit("performing")))
-            .collect())
+    outcomes = (
+        lazy(panel)
+        .select("merchant_id", pl.col("as_of").cast(pl.Date), pl.col("bad"))
+        .filter(pl.col("bad").is_not_null())
+    )
+    return (
+        lazy(history)
+        .filter(pl.col("month").is_in(chosen))
+        .join(outcomes, on=["merchant_id", "as_of"], how="inner")
+        .with_columns(outcome=pl.when(pl.col("bad") == 1).then(pl.lit("defaults")).otherwise(pl.lit("performing")))
+        .collect()
+    )
 
 
 def jeffreys_interval(defaults: int, n: int, level: float = INTERVAL_LEVEL) -> tuple[float, float]:
@@ -62,10 +68,12 @@ def outcome_rows(frame: pl.DataFrame, dim: str, keys: list[str], k: int) -> tupl
         mpd = (frame["pd"].mean() if key is None else mean_pd.get(key)) if total else None
         p = jeffreys_pvalue(total, defaults, mpd) if known and mpd is not None else None
         return {
-            "n": t.cell(i, n), "defaults": t.cell(i, 0),
+            "n": t.cell(i, n),
+            "defaults": t.cell(i, 0),
             "default_rate": rounded(defaults / total) if known else None,
             "interval": {"low": rounded(interval[0]), "high": rounded(interval[1]), "level": INTERVAL_LEVEL}
-            if known else None,
+            if known
+            else None,
             "mean_pd": rounded(mpd) if total is not None else None,
             "jeffreys_p": rounded(p) if p is not None else None,
         }
@@ -74,8 +82,16 @@ def outcome_rows(frame: pl.DataFrame, dim: str, keys: list[str], k: int) -> tupl
     return rows, row(m, None), t
 
 
-def outcomes(history, panel, *, k: int, by: str = "class", from_month: str | None = None,
-             to_month: str | None = None, grades: list[str] | None = None) -> dict:
+def outcomes(
+    history,
+    panel,
+    *,
+    k: int,
+    by: str = "class",
+    from_month: str | None = None,
+    to_month: str | None = None,
+    grades: list[str] | None = None,
+) -> dict:
     """Observed 12-month default rate per class (or grade) where outcomes exist, months pooled.
 
     ``panel``: the feature panel (``merchant_id``, ``as_of``, ``bad``); a history row has an
@@ -95,9 +111,16 @@ def outcomes(history, panel, *, k: int, by: str = "class", from_month: str | Non
         keys = sorted(set(frame["grade"].to_list()) | set(grades or []), key=grade_order)
     rows, total, t = outcome_rows(frame, by, keys, k)
     return {
-        "view": "outcomes", "by": by, "from": chosen[0], "to": chosen[-1], "months_with_outcomes": with_outcomes,
+        "view": "outcomes",
+        "by": by,
+        "from": chosen[0],
+        "to": chosen[-1],
+        "months_with_outcomes": with_outcomes,
         "definition_en": "Default: 90+ days past due, default or write-off within 12 months after the month's as_of "
-                         "date (borrowers whose 12 months are fully observed).",
+        "date (borrowers whose 12 months are fully observed).",
         "definition_zh": "违约：评估基准日后12个月内逾期90天以上、违约或核销（仅含12个月表现期已完整观察的借款商户）。",
-        "rows": rows, "total": total, "suppressed_cells": t.n_suppressed, **suppression_note(k),
+        "rows": rows,
+        "total": total,
+        "suppressed_cells": t.n_suppressed,
+        **suppression_note(k),
     }

@@ -10,6 +10,9 @@ Every number comes from :class:`regulator.views.RegulatorViews`, the same functi
 the API serves, so the report never shows a cell the API would hide. This module assembles
 the HTML (headings, tables and notes bilingual); the charts are :mod:`regulator.figures`, the
 PDF printing :mod:`regulator.pdf` (its names are re-exported here for the CLI).
+
+The module is over 400 lines because it is the page itself: the bilingual sections, their tables
+and notes read top to bottom in the order the report prints them.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _count(k: int, c: dict | None) -> str:
 
 def _count_share(k: int, c: dict, share: str = "share") -> str:
     """A count with its share (or rate) in small print."""
-    return f'{_count(k, c)} <small>{_pct(c[share])}</small>'
+    return f"{_count(k, c)} <small>{_pct(c[share])}</small>"
 
 
 def _pct(v: float | None, digits: int = 1) -> str:
@@ -91,57 +94,107 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
 def _distribution_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
     by_month = views.distribution("month", to_month=month, from_month=months[0])
-    parts = [_h(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
-             _p("各月A–D类商户占比；下表为报告月按维度的分布（户数与该组内占比）。",
-                "Share of merchants in classes A–D per month; the tables give the report month by dimension "
-                "(count and share within the row)."),
-             figures.class_shares(by_month["rows"])]
+    parts = [
+        _h(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
+        _p(
+            "各月A–D类商户占比；下表为报告月按维度的分布（户数与该组内占比）。",
+            "Share of merchants in classes A–D per month; the tables give the report month by dimension "
+            "(count and share within the row).",
+        ),
+        figures.class_shares(by_month["rows"]),
+    ]
     head = ["月份 <span class=en>Month</span>", "合计 <span class=en>Total</span>"] + [
-        f'{c} <span class=en>{_e(label("class", c)["en"].split(": ")[1])}</span>' for c in CLASSES]
-    rows = [[_e(r["key"]), _count(k, r["total"])] + [_count_share(k, r["cells"][c]) for c in CLASSES]
-            for r in by_month["rows"]]
+        f"{c} <span class=en>{_e(label('class', c)['en'].split(': ')[1])}</span>" for c in CLASSES
+    ]
+    rows = [
+        [_e(r["key"]), _count(k, r["total"])] + [_count_share(k, r["cells"][c]) for c in CLASSES]
+        for r in by_month["rows"]
+    ]
     parts.append(_table(head, rows, "num"))
     for dim in DIMENSIONS:
         d = views.distribution(dim, month)
-        parts.append(_h(3, f'按{d["by_label"]["zh"]}（{month}）', f'By {d["by_label"]["en"].lower()} ({month})'))
+        parts.append(_h(3, f"按{d['by_label']['zh']}（{month}）", f"By {d['by_label']['en'].lower()} ({month})"))
         head = [_bi(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
-            c for c in CLASSES]
-        rows = [[_bi(r["label"]), _count(k, r["total"]), _pct(r["total"]["share"])]
-                + [_count_share(k, r["cells"][c]) for c in CLASSES]
-                for r in d["rows"]]
+            c for c in CLASSES
+        ]
+        rows = [
+            [_bi(r["label"]), _count(k, r["total"]), _pct(r["total"]["share"])]
+            + [_count_share(k, r["cells"][c]) for c in CLASSES]
+            for r in d["rows"]
+        ]
         t = d["total"]
-        rows.append(["<b>合计 Total</b>", _count(k, t["total"]), _pct(1.0 if t["total"]["count"] else None)]
-                    + [_count_share(k, t["cells"][c]) for c in CLASSES])
+        rows.append(
+            ["<b>合计 Total</b>", _count(k, t["total"]), _pct(1.0 if t["total"]["count"] else None)]
+            + [_count_share(k, t["cells"][c]) for c in CLASSES]
+        )
         parts.append(_table(head, rows, "num"))
     return "\n".join(parts)
 
 
 def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     s = views.stability(from_month=months[0], to_month=month)
-    parts = [_h(2, "二、稳定性", "2. Stability", "stability"),
-             _p(f"群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于{STABLE}为稳定，{STABLE}–{SHIFTED}为轻微漂移，"
-                f"{SHIFTED}及以上为显著变化。",
-                "Population stability index (PSI) of the class and score distributions, each month against the "
-                f"month before. Below {STABLE} stable, {STABLE}–{SHIFTED} drifting, {SHIFTED} and above shifted.")]
+    parts = [
+        _h(2, "二、稳定性", "2. Stability", "stability"),
+        _p(
+            f"群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于{STABLE}为稳定，{STABLE}–{SHIFTED}为轻微漂移，"
+            f"{SHIFTED}及以上为显著变化。",
+            "Population stability index (PSI) of the class and score distributions, each month against the "
+            f"month before. Below {STABLE} stable, {STABLE}–{SHIFTED} drifting, {SHIFTED} and above shifted.",
+        ),
+    ]
     if not s["rows"]:
         parts.append(_p("历史不足两个月，无法计算。", "Fewer than two months of history: nothing to compare."))
         return "\n".join(parts)
     parts.append(figures.psi_over_time(s["rows"]))
     band_zh = {"stable": "稳定", "drifting": "漂移", "shifted": "显著变化", None: "–"}
-    rows = [[_e(r["month"]), _e(r["previous"]), _num(r["psi_class"]), f'{band_zh[r["band_class"]]} '
-             f'<span class=en>{_e(r["band_class"] or "")}</span>', _num(r["psi_score"]),
-             f'{band_zh[r["band_score"]]} <span class=en>{_e(r["band_score"] or "")}</span>'] for r in s["rows"]]
-    parts.append(_table(["月份 <span class=en>Month</span>", "对比月 <span class=en>Against</span>",
-                         "分类PSI <span class=en>Class PSI</span>", "区间 <span class=en>Band</span>",
-                         "评分PSI <span class=en>Score PSI</span>", "区间 <span class=en>Band</span>"], rows, "num"))
+    rows = [
+        [
+            _e(r["month"]),
+            _e(r["previous"]),
+            _num(r["psi_class"]),
+            f"{band_zh[r['band_class']]} <span class=en>{_e(r['band_class'] or '')}</span>",
+            _num(r["psi_score"]),
+            f"{band_zh[r['band_score']]} <span class=en>{_e(r['band_score'] or '')}</span>",
+        ]
+        for r in s["rows"]
+    ]
+    parts.append(
+        _table(
+            [
+                "月份 <span class=en>Month</span>",
+                "对比月 <span class=en>Against</span>",
+                "分类PSI <span class=en>Class PSI</span>",
+                "区间 <span class=en>Band</span>",
+                "评分PSI <span class=en>Score PSI</span>",
+                "区间 <span class=en>Band</span>",
+            ],
+            rows,
+            "num",
+        )
+    )
     conc = views.concentration(from_month=months[0], to_month=month)
     parts.append(_h(3, "评级集中度（赫芬达尔指数）", "Grade concentration (Herfindahl index)"))
     parts.append(_p(conc["definition_zh"], conc["definition_en"]))
-    parts.append(_table(["月份 <span class=en>Month</span>", "商户数 <span class=en>Merchants</span>",
-                         "HHI", "标准化 <span class=en>Normalised</span>"],
-                        [[_e(r["month"]), _e(suppressed_mark(views.k)) if r["suppressed"] else f'{r["merchants"]:,}',
-                          _num(r["herfindahl"]),
-                          _num(r["herfindahl_normalised"])] for r in conc["rows"]], "num"))
+    parts.append(
+        _table(
+            [
+                "月份 <span class=en>Month</span>",
+                "商户数 <span class=en>Merchants</span>",
+                "HHI",
+                "标准化 <span class=en>Normalised</span>",
+            ],
+            [
+                [
+                    _e(r["month"]),
+                    _e(suppressed_mark(views.k)) if r["suppressed"] else f"{r['merchants']:,}",
+                    _num(r["herfindahl"]),
+                    _num(r["herfindahl_normalised"]),
+                ]
+                for r in conc["rows"]
+            ],
+            "num",
+        )
+    )
     return "\n".join(parts)
 
 
@@ -153,30 +206,46 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
         parts.append(_p("报告月之前没有历史月份。", "No month before the report month in the history."))
         return "\n".join(parts)
     mig = views.migration(from_month=earlier[-1], to_month=month)
-    parts.append(_p(f"{mig['from']}至{mig['to']}：行为上月分类（“新进入”为上月未评分的商户），列为本月分类（“退出”为本月未评分的商户）；"
-                    "括号内为行占比。",
-                    f"{mig['from']} to {mig['to']}: rows are the class in {mig['from']} (new: not scored then), columns "
-                    f"the class in {mig['to']} (left: not scored now); row shares in brackets."))
+    parts.append(
+        _p(
+            f"{mig['from']}至{mig['to']}：行为上月分类（“新进入”为上月未评分的商户），列为本月分类（“退出”为本月未评分的商户）；"
+            "括号内为行占比。",
+            f"{mig['from']} to {mig['to']}: rows are the class in {mig['from']} (new: not scored then), columns "
+            f"the class in {mig['to']} (left: not scored now); row shares in brackets.",
+        )
+    )
     parts.append(figures.migration_heatmap(mig, k))
     cols = [*CLASSES, "exited"]
-    head = ["上月 \\ 本月 <span class=en>from \\ to</span>"] + [_bi(label("class", c)) if c in CLASSES
-                                                               else _bi(label("migration", c)) for c in cols] + [
-        "合计 <span class=en>Total</span>"]
-    rows = [[_bi(r["label"])] + [_count_share(k, r["cells"][c]) for c in cols] + [_count(k, r["total"])]
-            for r in mig["rows"]]
+    head = (
+        ["上月 \\ 本月 <span class=en>from \\ to</span>"]
+        + [_bi(label("class", c)) if c in CLASSES else _bi(label("migration", c)) for c in cols]
+        + ["合计 <span class=en>Total</span>"]
+    )
+    rows = [
+        [_bi(r["label"])] + [_count_share(k, r["cells"][c]) for c in cols] + [_count(k, r["total"])]
+        for r in mig["rows"]
+    ]
     rows.append(["<b>合计 Total</b>"] + [_count(k, mig["column_totals"][c]) for c in cols] + [_count(k, mig["total"])])
     parts.append(_table(head, rows, "num"))
     s = mig["summary"]
     if s["suppressed"]:
-        parts.append(_p("升级/降级/维持占比不公布（会暴露被隐藏的单元格或人数过少）。",
-                        "Upgrade / downgrade / stable shares withheld (they would expose a hidden cell, or count too "
-                        "few merchants)."))
+        parts.append(
+            _p(
+                "升级/降级/维持占比不公布（会暴露被隐藏的单元格或人数过少）。",
+                "Upgrade / downgrade / stable shares withheld (they would expose a hidden cell, or count too "
+                "few merchants).",
+            )
+        )
     else:
-        parts.append(_p(f"两月均有评分的商户{s['merchants_in_both']:,}户：升级{_pct(s['upgrades_share'])}，"
-                        f"降级{_pct(s['downgrades_share'])}，维持{_pct(s['stable_share'])}。",
-                        f"{s['merchants_in_both']:,} merchants scored in both months: {_pct(s['upgrades_share'])} "
-                        f"upgraded (to a lower-risk class), {_pct(s['downgrades_share'])} downgraded, "
-                        f"{_pct(s['stable_share'])} stable."))
+        parts.append(
+            _p(
+                f"两月均有评分的商户{s['merchants_in_both']:,}户：升级{_pct(s['upgrades_share'])}，"
+                f"降级{_pct(s['downgrades_share'])}，维持{_pct(s['stable_share'])}。",
+                f"{s['merchants_in_both']:,} merchants scored in both months: {_pct(s['upgrades_share'])} "
+                f"upgraded (to a lower-risk class), {_pct(s['downgrades_share'])} downgraded, "
+                f"{_pct(s['stable_share'])} stable.",
+            )
+        )
     return "\n".join(parts)
 
 
@@ -184,26 +253,55 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
     k = views.k
     parts = [_h(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
     out = views.outcomes("class", from_month=months[0], to_month=month)
-    parts.append(_p(out["definition_zh"] + " 区间为95% Jeffreys区间；p值为单侧Jeffreys检验（违约率高于平均PD），"
-                    "p值小表示PD可能低估。",
-                    out["definition_en"] + " Intervals: 95% Jeffreys; p: one-sided Jeffreys test that the default rate "
-                    "exceeds the mean PD (small: PD may be underestimated)."))
+    parts.append(
+        _p(
+            out["definition_zh"] + " 区间为95% Jeffreys区间；p值为单侧Jeffreys检验（违约率高于平均PD），"
+            "p值小表示PD可能低估。",
+            out["definition_en"] + " Intervals: 95% Jeffreys; p: one-sided Jeffreys test that the default rate "
+            "exceeds the mean PD (small: PD may be underestimated).",
+        )
+    )
     if not out["months_with_outcomes"]:
-        parts.append(_p("所选月份尚无完整的12个月表现期。", "No month in range has a fully observed 12-month outcome yet."))
+        parts.append(
+            _p("所选月份尚无完整的12个月表现期。", "No month in range has a fully observed 12-month outcome yet.")
+        )
         return "\n".join(parts)
-    parts.append(_p(f"有表现数据的月份：{out['months_with_outcomes'][0]}–{out['months_with_outcomes'][-1]}（合并计算）。",
-                    f"Months with outcomes: {out['months_with_outcomes'][0]} – {out['months_with_outcomes'][-1]} "
-                    "(pooled)."))
+    parts.append(
+        _p(
+            f"有表现数据的月份：{out['months_with_outcomes'][0]}–{out['months_with_outcomes'][-1]}（合并计算）。",
+            f"Months with outcomes: {out['months_with_outcomes'][0]} – {out['months_with_outcomes'][-1]} (pooled).",
+        )
+    )
     parts.append(figures.default_rates(out["rows"], k))
     for by in ("class", "grade"):
         o = out if by == "class" else views.outcomes("grade", from_month=months[0], to_month=month)
-        rows = [[_bi(r["label"]), _count(k, r["n"]), _count(k, r["defaults"]), _pct(r["default_rate"], 2),
-                 f'{_pct(r["interval"]["low"], 2)} – {_pct(r["interval"]["high"], 2)}' if r["interval"] else "–",
-                 _pct(r["mean_pd"], 2), _num(r["jeffreys_p"])] for r in [*o["rows"], {**o["total"], "label": {
-                     "zh": "合计", "en": "Total"}}]]
-        parts.append(_table(["分组 <span class=en>Group</span>", "户月数 <span class=en>Merchant-months</span>",
-                             "违约 <span class=en>Defaults</span>", "违约率 <span class=en>Rate</span>",
-                             "95% Jeffreys", "平均PD <span class=en>Mean PD</span>", "p"], rows, "num"))
+        rows = [
+            [
+                _bi(r["label"]),
+                _count(k, r["n"]),
+                _count(k, r["defaults"]),
+                _pct(r["default_rate"], 2),
+                f"{_pct(r['interval']['low'], 2)} – {_pct(r['interval']['high'], 2)}" if r["interval"] else "–",
+                _pct(r["mean_pd"], 2),
+                _num(r["jeffreys_p"]),
+            ]
+            for r in [*o["rows"], {**o["total"], "label": {"zh": "合计", "en": "Total"}}]
+        ]
+        parts.append(
+            _table(
+                [
+                    "分组 <span class=en>Group</span>",
+                    "户月数 <span class=en>Merchant-months</span>",
+                    "违约 <span class=en>Defaults</span>",
+                    "违约率 <span class=en>Rate</span>",
+                    "95% Jeffreys",
+                    "平均PD <span class=en>Mean PD</span>",
+                    "p",
+                ],
+                rows,
+                "num",
+            )
+        )
     return "\n".join(parts)
 
 
@@ -214,21 +312,37 @@ def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> 
     if not first["total"]["decisions"]["count"] and not first["total"]["decisions"]["suppressed"]:
         parts.append(_p("审计日志中尚无授信决策（/decide）。", "No credit decisions (/decide) in the audit log yet."))
         return "\n".join(parts)
-    parts.append(_p("通过服务作出的授信决策：各组批准、转人工、拒绝比例，平均批准额度，及批准率相对总体的比值。",
-                    "Decisions made through the service: approval, referral and decline rates, average approved "
-                    "limit, and each segment's approval rate relative to the overall rate."))
+    parts.append(
+        _p(
+            "通过服务作出的授信决策：各组批准、转人工、拒绝比例，平均批准额度，及批准率相对总体的比值。",
+            "Decisions made through the service: approval, referral and decline rates, average approved "
+            "limit, and each segment's approval rate relative to the overall rate.",
+        )
+    )
     for by in INCLUSION_DIMENSIONS:
         inc = first if by == "urban_rural" else views.inclusion(by, from_month=months[0], to_month=month)
-        rows = [[_bi(r["label"]), _count(k, r["decisions"])]
-                + [_count_share(k, r["cells"][d], "rate") for d in DECISIONS]
-                + [_num(r["approval_ratio"], 2),
-                   "–" if r["average_approved_limit_fen"] is None else f'{r["average_approved_limit_fen"] / 100:,.0f}']
-                for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]]
-        parts.append(_h(3, f'按{inc["by_label"]["zh"]}', f'By {inc["by_label"]["en"].lower()}'))
-        parts.append(_table([_bi(inc["by_label"]), "决策数 <span class=en>Decisions</span>"]
-                            + [_bi(label("decision", d)) for d in DECISIONS]
-                            + ["批准率比值 <span class=en>Approval ratio</span>",
-                               "平均额度（元）<span class=en>Avg limit (yuan)</span>"], rows, "num"))
+        rows = [
+            [_bi(r["label"]), _count(k, r["decisions"])]
+            + [_count_share(k, r["cells"][d], "rate") for d in DECISIONS]
+            + [
+                _num(r["approval_ratio"], 2),
+                "–" if r["average_approved_limit_fen"] is None else f"{r['average_approved_limit_fen'] / 100:,.0f}",
+            ]
+            for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]
+        ]
+        parts.append(_h(3, f"按{inc['by_label']['zh']}", f"By {inc['by_label']['en'].lower()}"))
+        parts.append(
+            _table(
+                [_bi(inc["by_label"]), "决策数 <span class=en>Decisions</span>"]
+                + [_bi(label("decision", d)) for d in DECISIONS]
+                + [
+                    "批准率比值 <span class=en>Approval ratio</span>",
+                    "平均额度（元）<span class=en>Avg limit (yuan)</span>",
+                ],
+                rows,
+                "num",
+            )
+        )
     return "\n".join(parts)
 
 
@@ -240,31 +354,74 @@ def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, st
         parts.append(_p(f"无法读取冠军模型的验证证据：{err}", f"Validation evidence unavailable: {err}"))
         return "\n".join(parts), str(err)
     m, w = v["model"], v["windows"] or {}
-    parts.append(_p(f"冠军模型 {m['name']} 第{m['version']}版（运行 {m['run_id'][:12]}），测试窗口 {w.get('test_from', '?')} – "
-                    f"{w.get('test_to', '?')}。{v['note_zh']}",
-                    f"Champion {m['name']} version {m['version']} (run {m['run_id'][:12]}), test window "
-                    f"{w.get('test_from', '?')} – {w.get('test_to', '?')}. {v['note_en']}"))
+    parts.append(
+        _p(
+            f"冠军模型 {m['name']} 第{m['version']}版（运行 {m['run_id'][:12]}），测试窗口 {w.get('test_from', '?')} – "
+            f"{w.get('test_to', '?')}。{v['note_zh']}",
+            f"Champion {m['name']} version {m['version']} (run {m['run_id'][:12]}), test window "
+            f"{w.get('test_from', '?')} – {w.get('test_to', '?')}. {v['note_en']}",
+        )
+    )
     d, c, s = v["discrimination"], v["calibration"], v["stability"]
-    parts.append(_table(["指标 <span class=en>Metric</span>", "值 <span class=en>Value</span>"], [
-        ["AUC", _num(d["auc"])], ["Gini", _num(d["gini"])], ["KS", _num(d["ks"])],
-        ["Brier", _num(c["brier"])], ["ECE", _num(c["ece"])],
-        ["测试样本 <span class=en>Test rows</span>", _num(c["n"])], ["违约 <span class=en>Defaults</span>", _num(c["defaults"])],
-        ["训练/测试评分PSI <span class=en>Score PSI train→test</span>", _num(s["psi_score_train_test"])],
-        ["被拒绝的分类 <span class=en>Classes rejected</span>", _num(c["classes_rejected"])],
-        ["挑战者AUC <span class=en>Challenger AUC</span>", _num(v["challenger"]["auc"])],
-    ], "num narrow"))
-    for key, zh, en in (("by_class", "按分类校准", "Calibration per class"), ("by_grade", "按评级校准", "Calibration per grade")):
+    parts.append(
+        _table(
+            ["指标 <span class=en>Metric</span>", "值 <span class=en>Value</span>"],
+            [
+                ["AUC", _num(d["auc"])],
+                ["Gini", _num(d["gini"])],
+                ["KS", _num(d["ks"])],
+                ["Brier", _num(c["brier"])],
+                ["ECE", _num(c["ece"])],
+                ["测试样本 <span class=en>Test rows</span>", _num(c["n"])],
+                ["违约 <span class=en>Defaults</span>", _num(c["defaults"])],
+                ["训练/测试评分PSI <span class=en>Score PSI train→test</span>", _num(s["psi_score_train_test"])],
+                ["被拒绝的分类 <span class=en>Classes rejected</span>", _num(c["classes_rejected"])],
+                ["挑战者AUC <span class=en>Challenger AUC</span>", _num(v["challenger"]["auc"])],
+            ],
+            "num narrow",
+        )
+    )
+    for key, zh, en in (
+        ("by_class", "按分类校准", "Calibration per class"),
+        ("by_grade", "按评级校准", "Calibration per grade"),
+    ):
         parts.append(_h(3, zh, f"{en} (Jeffreys, α = {c['jeffreys_alpha']})"))
-        rows = [[_e(r["group"]), f'{r["n"]:,}', f'{r["defaults"]:,}', _pct(r["mean_pd"], 2), _pct(r["default_rate"], 2),
-                 _num(r["jeffreys_p"]), "是 <span class=en>yes</span>" if r["rejected"] else "否 <span class=en>no</span>"]
-                for r in c[key] or []]
-        parts.append(_table(["组 <span class=en>Group</span>", "n", "违约 <span class=en>Defaults</span>",
-                             "平均PD <span class=en>Mean PD</span>", "违约率 <span class=en>Default rate</span>",
-                             "Jeffreys p", "拒绝 <span class=en>Rejected</span>"], rows, "num"))
+        rows = [
+            [
+                _e(r["group"]),
+                f"{r['n']:,}",
+                f"{r['defaults']:,}",
+                _pct(r["mean_pd"], 2),
+                _pct(r["default_rate"], 2),
+                _num(r["jeffreys_p"]),
+                "是 <span class=en>yes</span>" if r["rejected"] else "否 <span class=en>no</span>",
+            ]
+            for r in c[key] or []
+        ]
+        parts.append(
+            _table(
+                [
+                    "组 <span class=en>Group</span>",
+                    "n",
+                    "违约 <span class=en>Defaults</span>",
+                    "平均PD <span class=en>Mean PD</span>",
+                    "违约率 <span class=en>Default rate</span>",
+                    "Jeffreys p",
+                    "拒绝 <span class=en>Rejected</span>",
+                ],
+                rows,
+                "num",
+            )
+        )
     if s["csi_top"]:
         parts.append(_h(3, "特征稳定性（CSI最高的特征）", "Feature stability (largest CSI)"))
-        parts.append(_table(["特征 <span class=en>Feature</span>", "CSI"],
-                            [[_e(r["feature"]), _num(r["csi"])] for r in s["csi_top"]], "num narrow"))
+        parts.append(
+            _table(
+                ["特征 <span class=en>Feature</span>", "CSI"],
+                [[_e(r["feature"]), _num(r["csi"])] for r in s["csi_top"]],
+                "num narrow",
+            )
+        )
     shown = [figures.png_file(v["plots"][k], k) for k in ("roc", "calibration") if k in v["plots"]]
     if shown:
         parts.append('<div class="plots">' + "".join(shown) + "</div>")
@@ -275,25 +432,43 @@ def _methods_section(k: int) -> str:
     from training.master_scale import MasterScale
 
     scale = MasterScale.load()
-    rows = [[_e(g.grade), _pct(g.pd_min, 2), _pct(g.pd_max, 2) if not g.default else "–", _e(g.risk_class),
-             _bi(label("class", g.risk_class))] for g in scale.grades]
-    return "\n".join([
-        _h(2, "七、方法说明", "7. Methods", "methods"),
-        _p("每月对所有在册商户（无论是否借款）以冠军模型评分：12个月违约概率（PD）→ 评分 → 评级 → 信用风险分类A（低）/B（一般）/C（较高）/D（高）。"
-           "评级D表示已观察到违约，模型不会给出。",
-           "Every month each registered merchant (borrower or not) is scored with the champion: 12-month probability "
-           "of default (PD) → score → grade → credit-risk class A (low) / B (general) / C (higher) / D (high). Grade D "
-           "means an observed default; the model never assigns it."),
-        _table(["评级 <span class=en>Grade</span>", "PD ≥", "PD <", "分类 <span class=en>Class</span>", ""], rows, "num narrow"),
-        _p(f"小单元格保护：少于{k}户商户的计数（含合计）不公布；若某行或某列只有一个被隐藏的单元格，则再隐藏该行/列中次小的单元格，"
-           "并确保被隐藏单元格在行列方程组中都处于“环”上，使任何隐藏值都不能由合计推算；被隐藏单元格的占比、比率、均值同样不公布。"
-           f"所有被隐藏单元格统一显示为“<{k}”（补充隐藏的单元格也可能不少于{k}户）。",
-           f"Small-cell protection: counts (totals included) of fewer than {k} merchants are not published; a row or "
-           "column with a single hidden cell gets its next-smallest cell hidden too, and hidden cells are completed so "
-           "that each lies on a cycle of hidden cells, so no hidden value can be worked out from the totals; shares, "
-           f"rates and means of hidden cells are hidden as well. Every hidden cell shows as '<{k}' (a cell hidden as a "
-           f"complement may hold {k} or more)."),
-    ])
+    rows = [
+        [
+            _e(g.grade),
+            _pct(g.pd_min, 2),
+            _pct(g.pd_max, 2) if not g.default else "–",
+            _e(g.risk_class),
+            _bi(label("class", g.risk_class)),
+        ]
+        for g in scale.grades
+    ]
+    return "\n".join(
+        [
+            _h(2, "七、方法说明", "7. Methods", "methods"),
+            _p(
+                "每月对所有在册商户（无论是否借款）以冠军模型评分：12个月违约概率（PD）→ 评分 → 评级 → 信用风险分类A（低）/B（一般）/C（较高）/D（高）。"
+                "评级D表示已观察到违约，模型不会给出。",
+                "Every month each registered merchant (borrower or not) is scored with the champion: 12-month probability "
+                "of default (PD) → score → grade → credit-risk class A (low) / B (general) / C (higher) / D (high). Grade D "
+                "means an observed default; the model never assigns it.",
+            ),
+            _table(
+                ["评级 <span class=en>Grade</span>", "PD ≥", "PD <", "分类 <span class=en>Class</span>", ""],
+                rows,
+                "num narrow",
+            ),
+            _p(
+                f"小单元格保护：少于{k}户商户的计数（含合计）不公布；若某行或某列只有一个被隐藏的单元格，则再隐藏该行/列中次小的单元格，"
+                "并确保被隐藏单元格在行列方程组中都处于“环”上，使任何隐藏值都不能由合计推算；被隐藏单元格的占比、比率、均值同样不公布。"
+                f"所有被隐藏单元格统一显示为“<{k}”（补充隐藏的单元格也可能不少于{k}户）。",
+                f"Small-cell protection: counts (totals included) of fewer than {k} merchants are not published; a row or "
+                "column with a single hidden cell gets its next-smallest cell hidden too, and hidden cells are completed so "
+                "that each lies on a cycle of hidden cells, so no hidden value can be worked out from the totals; shares, "
+                f"rates and means of hidden cells are hidden as well. Every hidden cell shows as '<{k}' (a cell hidden as a "
+                f"complement may hold {k} or more).",
+            ),
+        ]
+    )
 
 
 CSS = """
@@ -313,9 +488,11 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
     """The report as one HTML string, and warnings (sections that could not be filled)."""
     months_all = views.months()
     if month not in months_all:
-        raise ViewError(f"no month {month} in the class history"
-                        + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
-                        + " (score it with `lifecredit score-all --as-of YYYY-MM-01`)")
+        raise ViewError(
+            f"no month {month} in the class history"
+            + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
+            + " (score it with `lifecredit score-all --as-of YYYY-MM-01`)"
+        )
     months = [m for m in months_all if m <= month][-24:]
     k = views.k
     warnings = []
@@ -325,9 +502,9 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
         warnings.append(f"validation evidence unavailable: {problem}")
     body = [
         '<h1>生活服务商户信用风险分类监管报告 <span class="en">/ Regulator report: credit-risk classes of '
-        'life-service merchants</span></h1>',
+        "life-service merchants</span></h1>",
         f'<p class="meta">报告月 Report month: <b>{_e(month)}</b> · 历史 History: {_e(months[0])} – {_e(months[-1])} · '
-        f'最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</p>',
+        f"最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</p>",
         f'<p class="legend">{_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
         f'<span class="en">{_e(SUPPRESSED_NOTE_EN.format(k=k))}</span></p>',
         _distribution_section(views, month, months),
@@ -338,9 +515,11 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
         validation,
         _methods_section(k),
     ]
-    page = (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
-            f'<title>监管报告 Regulator report {_e(month)}</title><style>{CSS}</style></head>'
-            f'<body>{"".join(body)}</body></html>\n')
+    page = (
+        f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>监管报告 Regulator report {_e(month)}</title><style>{CSS}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
     return page, warnings
 
 

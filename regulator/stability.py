@@ -49,7 +49,7 @@ def stability(history, *, k: int, from_month: str | None = None, to_month: str |
     chosen = month_range(history, from_month, to_month)
     first = previous_month(chosen[0])
     wanted = [first, *chosen] if first in months(history) else chosen
-    frame = (lazy(history).filter(pl.col("month").is_in(wanted)).select("month", "class", "score").collect())
+    frame = lazy(history).filter(pl.col("month").is_in(wanted)).select("month", "class", "score").collect()
     by_month = {m: part for (m,), part in frame.partition_by("month", as_dict=True).items()}
     rows = []
     for prev, cur in zip(wanted, wanted[1:], strict=False):
@@ -57,17 +57,28 @@ def stability(history, *, k: int, from_month: str | None = None, to_month: str |
         ok = a.height >= k and b.height >= k
         psi_class = psi_from_counts(class_counts(a), class_counts(b)) if ok else None
         psi_score = psi(a["score"].to_numpy().astype(float), b["score"].to_numpy().astype(float)) if ok else None
-        rows.append({"month": cur, "previous": prev, "psi_class": rounded(psi_class), "band_class": psi_band(psi_class),
-                     "psi_score": rounded(psi_score), "band_score": psi_band(psi_score)})
+        rows.append(
+            {
+                "month": cur,
+                "previous": prev,
+                "psi_class": rounded(psi_class),
+                "band_class": psi_band(psi_class),
+                "psi_score": rounded(psi_score),
+                "band_score": psi_band(psi_score),
+            }
+        )
     return {
-        "view": "stability", "from": chosen[0], "to": chosen[-1], "rows": rows,
+        "view": "stability",
+        "from": chosen[0],
+        "to": chosen[-1],
+        "rows": rows,
         "bands": {"stable_below": PSI_STABLE, "shifted_from": PSI_SHIFTED},
         "definition_en": "PSI = sum over bins of (b - a) ln(b / a), a and b the shares of the previous and current "
-                         "month; classes are the bins for the class PSI, 10 equal-count score bins of the previous "
-                         "month for the score PSI.",
+        "month; classes are the bins for the class PSI, 10 equal-count score bins of the previous "
+        "month for the score PSI.",
         "definition_zh": "PSI = Σ(本月占比 − 上月占比) × ln(本月占比 / 上月占比)；分类PSI以A–D类为分箱，"
-                         f"评分PSI以上月评分的10个等频分箱计算。低于{PSI_STABLE:.2f}为稳定，{PSI_STABLE:.2f}–"
-                         f"{PSI_SHIFTED:.2f}为轻微漂移，{PSI_SHIFTED:.2f}及以上为显著变化。",
+        f"评分PSI以上月评分的10个等频分箱计算。低于{PSI_STABLE:.2f}为稳定，{PSI_STABLE:.2f}–"
+        f"{PSI_SHIFTED:.2f}为轻微漂移，{PSI_SHIFTED:.2f}及以上为显著变化。",
         **suppression_note(k),
     }
 
@@ -90,8 +101,11 @@ def migration(history, *, k: int, from_month: str | None = None, to_month: str |
     lf = lazy(history)
     a = lf.filter(pl.col("month") == from_month).select("merchant_id", pl.col("class").alias("from_class"))
     b = lf.filter(pl.col("month") == to_month).select("merchant_id", pl.col("class").alias("to_class"))
-    pairs = (a.join(b, on="merchant_id", how="full", coalesce=True)
-             .with_columns(pl.col("from_class").fill_null("new"), pl.col("to_class").fill_null("exited")).collect())
+    pairs = (
+        a.join(b, on="merchant_id", how="full", coalesce=True)
+        .with_columns(pl.col("from_class").fill_null("new"), pl.col("to_class").fill_null("exited"))
+        .collect()
+    )
     counts, _ = count_grid(pairs, "from_class", list(MIGRATION_ROWS), "to_class", list(MIGRATION_COLS))
     (_, from_mask), (_, to_mask) = month_tables(history, from_month, k), month_tables(history, to_month, k)
     month_sums = _month_sums(from_mask, to_mask)
@@ -100,15 +114,27 @@ def migration(history, *, k: int, from_month: str | None = None, to_month: str |
     rows = []
     for i, key in enumerate(MIGRATION_ROWS):
         cells = {c: t.cell(i, j, share=t.share(i, j, of=(i, n))) for j, c in enumerate(MIGRATION_COLS)}
-        rows.append({"key": key, "label": label("migration" if key == "new" else "class", key),
-                     "total": t.cell(i, n), "cells": cells})
+        rows.append(
+            {
+                "key": key,
+                "label": label("migration" if key == "new" else "class", key),
+                "total": t.cell(i, n),
+                "cells": cells,
+            }
+        )
     col_totals = {c: t.cell(m, j) for j, c in enumerate(MIGRATION_COLS)}
     return {
-        "view": "migration", "from": from_month, "to": to_month,
-        "rows_are": "class in from (new: not scored in from)", "columns_are": "class in to (exited: not scored in to)",
-        "rows": rows, "column_totals": col_totals, "total": t.cell(m, n),
+        "view": "migration",
+        "from": from_month,
+        "to": to_month,
+        "rows_are": "class in from (new: not scored in from)",
+        "columns_are": "class in to (exited: not scored in to)",
+        "rows": rows,
+        "column_totals": col_totals,
+        "total": t.cell(m, n),
         "summary": _migration_summary(t, k, month_sums),
-        "suppressed_cells": t.n_suppressed, **suppression_note(k),
+        "suppressed_cells": t.n_suppressed,
+        **suppression_note(k),
     }
 
 
@@ -119,8 +145,10 @@ def _month_sums(from_mask: np.ndarray, to_mask: np.ndarray) -> list[np.ndarray]:
     """
     shape = (len(MIGRATION_ROWS) + 1, len(MIGRATION_COLS) + 1)
     out = []
-    for published, where in ((not from_mask[-1], (slice(0, N_CLASSES), -1)),
-                             (not to_mask[-1], (-1, slice(0, N_CLASSES)))):
+    for published, where in (
+        (not from_mask[-1], (slice(0, N_CLASSES), -1)),
+        (not to_mask[-1], (-1, slice(0, N_CLASSES))),
+    ):
         if published:
             e = np.zeros(shape)
             e[where] = 1
@@ -128,8 +156,9 @@ def _month_sums(from_mask: np.ndarray, to_mask: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _protect_migration(counts: np.ndarray, from_mask: np.ndarray, to_mask: np.ndarray, k: int,
-                       month_sums: list[np.ndarray]) -> Protected:
+def _protect_migration(
+    counts: np.ndarray, from_mask: np.ndarray, to_mask: np.ndarray, k: int, month_sums: list[np.ndarray]
+) -> Protected:
     """Protect the matrix consistently with what the two months' distribution views publish.
 
     The class margins are those views' class totals: suppressed exactly as there, never

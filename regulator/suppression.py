@@ -51,8 +51,9 @@ complementary alike, so a reader cannot tell which hidden cells are the small on
 narrow the complementary cells' ranges). A complementary cell may hold k or more; the legend
 (:data:`SUPPRESSED_NOTE_EN`) says so."""
 
-SUPPRESSED_NOTE_EN = ("<{k}: not published: fewer than {k} merchants, or hidden so that such a cell cannot be "
-                      "worked out from the totals")
+SUPPRESSED_NOTE_EN = (
+    "<{k}: not published: fewer than {k} merchants, or hidden so that such a cell cannot be worked out from the totals"
+)
 SUPPRESSED_NOTE_ZH = "<{k}：不公布：少于{k}户商户，或为防止由合计推算出此类单元格而隐藏"
 
 
@@ -131,8 +132,15 @@ class ProtectionError(RuntimeError):
     """A small cell would be recoverable from what is published (only with ``locked`` cells or ``extra`` sums)."""
 
 
-def protect(counts: np.ndarray, k: int, *, distinct: np.ndarray | None = None, force: np.ndarray | None = None,
-            locked: np.ndarray | None = None, extra: Sequence[np.ndarray] = ()) -> Protected:
+def protect(
+    counts: np.ndarray,
+    k: int,
+    *,
+    distinct: np.ndarray | None = None,
+    force: np.ndarray | None = None,
+    locked: np.ndarray | None = None,
+    extra: Sequence[np.ndarray] = (),
+) -> Protected:
     """Suppress small cells of ``counts`` (m x n interior) and enough others that none is recoverable.
 
     ``distinct``: the augmented grid of distinct merchants per cell (shape (m + 1) x (n + 1)),
@@ -269,11 +277,14 @@ def _close_cycle(values: np.ndarray, mask: np.ndarray, frozen: np.ndarray, bridg
     adj = _graph(mask)
     side_a = _reach(adj, i0, (i0, rows + j0))
     side_b = _reach(adj, rows + j0, (i0, rows + j0))
-    across = [(i, j) for i in range(rows) for j in range(cols)
-              if (i in side_a and rows + j in side_b) or (i in side_b and rows + j in side_a)]
+    across = [
+        (i, j)
+        for i in range(rows)
+        for j in range(cols)
+        if (i in side_a and rows + j in side_b) or (i in side_b and rows + j in side_a)
+    ]
     in_lines = [(i0, j) for j in range(cols)] + [(i, j0) for i in range(rows)]
-    touching = [(i, j) for i in range(rows) for j in range(cols)
-                if i in side_a | side_b or rows + j in side_a | side_b]
+    touching = [(i, j) for i in range(rows) for j in range(cols) if i in side_a | side_b or rows + j in side_a | side_b]
     for candidates in (across, in_lines, touching):
         pick = _best(values, mask, frozen, candidates)
         if pick is not None:
@@ -301,8 +312,7 @@ def line_equations(shape: tuple[int, int]) -> np.ndarray:
     return np.array(eqs)
 
 
-def recoverable(values: np.ndarray, suppressed: np.ndarray,
-                extra: Sequence[np.ndarray] = ()) -> list[tuple[int, int]]:
+def recoverable(values: np.ndarray, suppressed: np.ndarray, extra: Sequence[np.ndarray] = ()) -> list[tuple[int, int]]:
     """Suppressed cells an adversary can compute exactly from what is published.
 
     Published: every unsuppressed cell, the line equations of the augmented grid, and one
@@ -331,8 +341,9 @@ def recoverable(values: np.ndarray, suppressed: np.ndarray,
     return [(int(c // cols), int(c % cols)) for c, f in zip(idx, free, strict=True) if not f]
 
 
-def recoverable_lp(values: np.ndarray, suppressed: np.ndarray,
-                   extra: Sequence[np.ndarray] = ()) -> list[tuple[int, int]]:
+def recoverable_lp(
+    values: np.ndarray, suppressed: np.ndarray, extra: Sequence[np.ndarray] = ()
+) -> list[tuple[int, int]]:
     """Like :func:`recoverable`, with non-negativity: for tables that hide zeros, where a bound can pin a cell.
 
     Minimises and maximises each suppressed cell by linear programming (HiGHS) subject to every

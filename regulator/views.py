@@ -49,8 +49,14 @@ def read_decisions(audit_url: str) -> pl.DataFrame:
         out = json.loads(outputs)
         if not isinstance(out, dict) or "decision" not in out:
             continue
-        records.append({"merchant_id": merchant_id, "month": created_at[:7], "decision": out["decision"],
-                        "approved_limit_fen": out.get("approved_limit_fen") or 0})
+        records.append(
+            {
+                "merchant_id": merchant_id,
+                "month": created_at[:7],
+                "decision": out["decision"],
+                "approved_limit_fen": out.get("approved_limit_fen") or 0,
+            }
+        )
     return pl.DataFrame(records, schema=DECISION_SCHEMA)
 
 
@@ -90,8 +96,9 @@ class RegulatorViews:
         panel = self.panel()
         if panel is None:
             panel = pl.DataFrame(schema={"merchant_id": pl.String, "as_of": pl.Date, "bad": pl.Int8})
-        return agg.outcomes(self.history(), panel, k=self.k, by=by, from_month=from_month, to_month=to_month,
-                            grades=_grades())
+        return agg.outcomes(
+            self.history(), panel, k=self.k, by=by, from_month=from_month, to_month=to_month, grades=_grades()
+        )
 
     def stability(self, from_month: str | None = None, to_month: str | None = None) -> dict:
         return agg.stability(self.history(), k=self.k, from_month=from_month, to_month=to_month)
@@ -100,12 +107,18 @@ class RegulatorViews:
         return agg.migration(self.history(), k=self.k, from_month=from_month, to_month=to_month)
 
     def concentration(self, from_month: str | None = None, to_month: str | None = None) -> dict:
-        return agg.concentration(self.history(), k=self.k, from_month=from_month, to_month=to_month,
-                                 grades=_grades())
+        return agg.concentration(self.history(), k=self.k, from_month=from_month, to_month=to_month, grades=_grades())
 
     def inclusion(self, by: str = "urban_rural", from_month: str | None = None, to_month: str | None = None) -> dict:
-        return agg.inclusion(self.history(), read_decisions(self.settings.audit_url), k=self.k, by=by,
-                             from_month=from_month, to_month=to_month, panel=self.panel())
+        return agg.inclusion(
+            self.history(),
+            read_decisions(self.settings.audit_url),
+            k=self.k,
+            by=by,
+            from_month=from_month,
+            to_month=to_month,
+            panel=self.panel(),
+        )
 
     def validation(self, model_name: str | None = None) -> dict:
         return validation_evidence(self.settings, model_name)
@@ -139,13 +152,21 @@ def validation_evidence(settings: Settings, model_name: str | None = None, *, pl
     handle = from_mlflow(settings, model_name)
     client(settings)
     with tempfile.TemporaryDirectory() as tmp:
-        ev = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=handle.run_id, artifact_path=EVALUATION_ARTIFACT, dst_path=tmp)).read_text(encoding="utf-8"))
+        ev = json.loads(
+            Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=handle.run_id, artifact_path=EVALUATION_ARTIFACT, dst_path=tmp
+                )
+            ).read_text(encoding="utf-8")
+        )
     plots = {}
     if plots_to is not None:
         try:
-            folder = Path(mlflow.artifacts.download_artifacts(run_id=handle.run_id, artifact_path=PLOTS_ARTIFACT,
-                                                              dst_path=str(plots_to)))
+            folder = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=handle.run_id, artifact_path=PLOTS_ARTIFACT, dst_path=str(plots_to)
+                )
+            )
             plots = {p.stem: str(p) for p in sorted(folder.glob("*.png"))}
         except Exception:  # plots are illustrations; the numbers above are the evidence
             plots = {}
@@ -154,24 +175,35 @@ def validation_evidence(settings: Settings, model_name: str | None = None, *, pl
     csi = sorted(ev.get("csi", {}).items(), key=lambda kv: -kv[1])[:10]
     return {
         "view": "validation",
-        "model": {"name": handle.name, "version": handle.version, "run_id": handle.run_id,
-                  "trained_at": handle.card.get("trained_at"), "feature_set": ev.get("feature_set"),
-                  "calibrator": ev.get("calibration", {}).get("chosen")},
+        "model": {
+            "name": handle.name,
+            "version": handle.version,
+            "run_id": handle.run_id,
+            "trained_at": handle.card.get("trained_at"),
+            "feature_set": ev.get("feature_set"),
+            "calibrator": ev.get("calibration", {}).get("chosen"),
+        },
         "windows": ev.get("split"),
         "master_scale": ev.get("master_scale"),
         "discrimination": {k: m.get(k) for k in ("auc", "gini", "ks")},
-        "calibration": {**{k: m.get(k) for k in ("brier", "log_loss", "ece", "n", "defaults", "default_rate",
-                                                 "mean_pd")},
-                        "curve": lgb.get("calibration_curve"), "by_grade": lgb.get("by_grade"),
-                        "by_class": lgb.get("by_class"), "jeffreys_alpha": lgb.get("jeffreys_alpha"),
-                        "classes_rejected": m.get("classes_rejected"), "grades_rejected": m.get("grades_rejected")},
-        "stability": {"psi_score_train_test": m.get("psi_score_train_test"),
-                      "csi_top": [{"feature": f, "csi": v} for f, v in csi]},
+        "calibration": {
+            **{k: m.get(k) for k in ("brier", "log_loss", "ece", "n", "defaults", "default_rate", "mean_pd")},
+            "curve": lgb.get("calibration_curve"),
+            "by_grade": lgb.get("by_grade"),
+            "by_class": lgb.get("by_class"),
+            "jeffreys_alpha": lgb.get("jeffreys_alpha"),
+            "classes_rejected": m.get("classes_rejected"),
+            "grades_rejected": m.get("grades_rejected"),
+        },
+        "stability": {
+            "psi_score_train_test": m.get("psi_score_train_test"),
+            "csi_top": [{"feature": f, "csi": v} for f, v in csi],
+        },
         "concentration": {"herfindahl": m.get("herfindahl"), "herfindahl_normalised": m.get("herfindahl_normalised")},
         "challenger": {k: ev.get("challenger", {}).get("metrics", {}).get(k) for k in ("auc", "gini", "ks", "ece")},
         "lift_gains": lgb.get("lift_gains"),
         "plots": plots,
         "note_en": "Test-window statistics of the model as recorded by training; they carry no merchant segment and "
-                   "are not suppressed.",
+        "are not suppressed.",
         "note_zh": "模型在测试窗口上的统计量（训练时记录），不含商户分组信息，故不作抑制处理。",
     }

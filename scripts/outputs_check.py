@@ -30,8 +30,22 @@ import polars as pl
 
 BIN = Path(sys.executable).parent
 MARKET = ["--merchants", "400", "--months", "30", "--seed", "11", "--volume-scale", "0.05", "--defect-rate", "0.01"]
-VOLATILE = {"decision_id", "request_id", "scored_at", "decided_at", "timestamp", "run_id", "model_uri",
-            "served_at", "created_at", "at", "duration_ms", "latency_ms", "key_name", "model_run_id"}
+VOLATILE = {
+    "decision_id",
+    "request_id",
+    "scored_at",
+    "decided_at",
+    "timestamp",
+    "run_id",
+    "model_uri",
+    "served_at",
+    "created_at",
+    "at",
+    "duration_ms",
+    "latency_ms",
+    "key_name",
+    "model_run_id",
+}
 
 
 def frame_hash(df: pl.DataFrame) -> str:
@@ -59,8 +73,12 @@ def cli(env: dict, *args: str) -> str:
 
 
 def post(url: str, body: dict, key: str) -> dict:
-    req = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
-        "Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.load(resp)
 
@@ -73,8 +91,12 @@ def served_answers(env: dict, features: Path, merchants: list[str]) -> str:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     log = open(Path(env["LIFECREDIT_VAR_DIR"]) / "serve.log", "w")
-    proc = subprocess.Popen([str(BIN / "lifecredit"), "serve", "--port", str(port), "--features", str(features)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BIN / "lifecredit"), "serve", "--port", str(port), "--features", str(features)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         for _ in range(240):
             try:
@@ -82,15 +104,27 @@ def served_answers(env: dict, features: Path, merchants: list[str]) -> str:
                 break
             except (urllib.error.URLError, OSError):
                 if proc.poll() is not None:
-                    raise SystemExit(f"the server stopped; see {log.name}")
+                    raise SystemExit(f"the server stopped; see {log.name}") from None
                 time.sleep(1)
         else:
             raise SystemExit("the server did not become ready in 240 s")
         answers = []
         for i, m in enumerate(merchants):
             answers.append(clean(post(url + "/score", {"merchant_id": m}, key)))
-            answers.append(clean(post(url + "/decide", {"merchant_id": m, "requested_amount_fen": 2_000_000 + 500_000 * i,
-                                                       "term_months": 12, "product": "term_loan"}, key)))
+            answers.append(
+                clean(
+                    post(
+                        url + "/decide",
+                        {
+                            "merchant_id": m,
+                            "requested_amount_fen": 2_000_000 + 500_000 * i,
+                            "term_months": 12,
+                            "product": "term_loan",
+                        },
+                        key,
+                    )
+                )
+            )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -99,9 +133,15 @@ def served_answers(env: dict, features: Path, merchants: list[str]) -> str:
 
 
 def fingerprint(work: Path) -> dict:
-    env = {**os.environ, "LIFECREDIT_DATA_DIR": str(work / "data"), "LIFECREDIT_MLRUNS_DIR": str(work / "mlruns"),
-           "LIFECREDIT_VAR_DIR": str(work / "var"), "LIFECREDIT_HISTORY_DIR": str(work / "history"),
-           "OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    env = {
+        **os.environ,
+        "LIFECREDIT_DATA_DIR": str(work / "data"),
+        "LIFECREDIT_MLRUNS_DIR": str(work / "mlruns"),
+        "LIFECREDIT_VAR_DIR": str(work / "var"),
+        "LIFECREDIT_HISTORY_DIR": str(work / "history"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
     (work / "var").mkdir(parents=True, exist_ok=True)
     raw, valid, feats = work / "raw", work / "validated", work / "features"
     out: dict = {}
@@ -109,8 +149,10 @@ def fingerprint(work: Path) -> dict:
     out["raw"] = {p.stem: frame_hash(pl.read_parquet(p)) for p in sorted(raw.glob("*.parquet"))}
     cli(env, "validate", "--raw", str(raw), "--out", str(valid))
     out["validated"] = {p.stem: frame_hash(pl.read_parquet(p)) for p in sorted(valid.glob("*.parquet"))}
-    out["quarantine"] = {p.stem: frame_hash(pl.read_parquet(p).drop("rejected_at", strict=False))
-                         for p in sorted((valid / "quarantine").glob("*.parquet"))}
+    out["quarantine"] = {
+        p.stem: frame_hash(pl.read_parquet(p).drop("rejected_at", strict=False))
+        for p in sorted((valid / "quarantine").glob("*.parquet"))
+    }
     cli(env, "features", "--raw", str(valid), "--out", str(feats))
     out["features"] = {p.stem: frame_hash(pl.read_parquet(p)) for p in sorted(feats.glob("*.parquet"))}
     trained = json.loads(cli(env, "train", "--features", str(feats), "--seed", "3").strip().splitlines()[-1])
@@ -119,12 +161,18 @@ def fingerprint(work: Path) -> dict:
     scores = work / "scores.parquet"
     cli(env, "predict", "--table", str(feats / "latest.parquet"), "--out", str(scores), "--reasons")
     out["predict"] = frame_hash(pl.read_parquet(scores))
-    history = json.loads(cli(env, "score-all", "--months", "12", "--features", str(feats), "--validated", str(valid))
-                         .strip().splitlines()[-1])
+    history = json.loads(
+        cli(env, "score-all", "--months", "12", "--features", str(feats), "--validated", str(valid))
+        .strip()
+        .splitlines()[-1]
+    )
     hist_dir = Path(history["history_dir"])
-    out["score_all"] = {p.relative_to(hist_dir).as_posix(): frame_hash(pl.read_parquet(p).drop(
-        [c for c in pl.read_parquet_schema(p) if c in VOLATILE]))
-        for p in sorted(hist_dir.rglob("*.parquet"))}
+    out["score_all"] = {
+        p.relative_to(hist_dir).as_posix(): frame_hash(
+            pl.read_parquet(p).drop([c for c in pl.read_parquet_schema(p) if c in VOLATILE])
+        )
+        for p in sorted(hist_dir.rglob("*.parquet"))
+    }
     merchants = pl.read_parquet(feats / "latest.parquet", columns=["merchant_id"])["merchant_id"].head(12).to_list()
     out["served"] = served_answers(env, feats, merchants)
     return out

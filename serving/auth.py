@@ -18,8 +18,9 @@ from core.settings import Settings
 from serving.keys import ROLES, KeyStore
 from serving.ratelimit import RateLimiter
 
-PUBLIC = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json",
-                    "/regulator", "/regulator/"})  # the dashboard page: no data until a regulator key signs in
+PUBLIC = frozenset(
+    {"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json", "/regulator", "/regulator/"}
+)  # the dashboard page: no data until a regulator key signs in
 PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/regulator/static/")
 ROLES_BY_PATH: dict[str, frozenset[str]] = {
     "/score": frozenset({"bank"}),
@@ -55,16 +56,31 @@ def allowed_roles(path: str) -> frozenset[str] | None:
 
 async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
 class AuthMiddleware:
     """Bearer key by route (401 no or bad key, 403 wrong role), rate (429), content type (415), body size (413)."""
 
-    def __init__(self, app: Callable, settings: Settings | None = None, *, keys_file: str | None = None,
-                 max_body_bytes: int | None = None):
+    def __init__(
+        self,
+        app: Callable,
+        settings: Settings | None = None,
+        *,
+        keys_file: str | None = None,
+        max_body_bytes: int | None = None,
+    ):
         """``settings``: the service's own (it passes them); they name the key file and set the body and rate
         limits. A bare app (tests) may give ``keys_file`` alone: the limits are then the settings' declared
         defaults, read from no environment."""
@@ -93,27 +109,50 @@ class AuthMiddleware:
             elif name == b"content-length":
                 content_length = value
         if not authorization:
-            return await _reply(send, 401, {"error": "missing API key: send the header 'Authorization: Bearer <key>'"},
-                                [(b"www-authenticate", b"Bearer")])
+            return await _reply(
+                send,
+                401,
+                {"error": "missing API key: send the header 'Authorization: Bearer <key>'"},
+                [(b"www-authenticate", b"Bearer")],
+            )
         scheme, _, presented = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
-            return await _reply(send, 401, {"error": "malformed Authorization header: expected 'Bearer <key>'"},
-                                [(b"www-authenticate", b"Bearer")])
+            return await _reply(
+                send,
+                401,
+                {"error": "malformed Authorization header: expected 'Bearer <key>'"},
+                [(b"www-authenticate", b"Bearer")],
+            )
         key = self.keys.authenticate(presented.strip())
         if key is None:
             return await _reply(send, 401, {"error": "unknown or revoked API key"}, [(b"www-authenticate", b"Bearer")])
         if key.role not in roles:
-            return await _reply(send, 403, {
-                "error": f"role '{key.role}' may not call {scope['method']} {path}; allowed: {', '.join(sorted(roles))}"})
+            return await _reply(
+                send,
+                403,
+                {
+                    "error": f"role '{key.role}' may not call {scope['method']} {path}; allowed: {', '.join(sorted(roles))}"
+                },
+            )
         wait = self.limiter.check(key.key_id)
         if wait:
-            return await _reply(send, 429, {"error": f"rate limit exceeded for key '{key.name}': "
-                                                     f"{self.limiter.rate * 60:g} requests a minute; retry in {wait} s",
-                                            "retry_after_seconds": wait}, [(b"retry-after", str(wait).encode())])
+            return await _reply(
+                send,
+                429,
+                {
+                    "error": f"rate limit exceeded for key '{key.name}': "
+                    f"{self.limiter.rate * 60:g} requests a minute; retry in {wait} s",
+                    "retry_after_seconds": wait,
+                },
+                [(b"retry-after", str(wait).encode())],
+            )
         if path in JSON_ROUTES and scope["method"] == "POST":
             if content_type is not None and content_type.split(b";")[0].strip().lower() != b"application/json":
-                return await _reply(send, 415, {"error": "Content-Type must be application/json, got "
-                                                         f"{content_type.decode('latin-1')[:80]!r}"})
+                return await _reply(
+                    send,
+                    415,
+                    {"error": f"Content-Type must be application/json, got {content_type.decode('latin-1')[:80]!r}"},
+                )
             if content_length is not None:
                 try:
                     too_big = int(content_length) > self.max_body

@@ -21,10 +21,33 @@ from serving.policy import DEFAULT_POLICY
 from training.model_source import from_mlflow, import_to_bentoml
 
 ROOT = Path(__file__).resolve().parent.parent
-INCLUDE = ["serving/*.py", "serving/*.yaml", "serving/regulator/*.py", "serving/regulator/static/*", "training/*.py",
-           "training/*.yaml", "features/*.py", "features/*.yaml", "lifecredit/*.py", "pyproject.toml"]
-RUNTIME_PACKAGES = ["bentoml", "fastapi", "lightgbm", "numpy", "pandas", "polars", "pyarrow", "pyyaml", "pydantic",
-                    "pydantic-settings", "typer", "rich", "mlflow"]
+INCLUDE = [
+    "serving/*.py",
+    "serving/*.yaml",
+    "serving/regulator/*.py",
+    "serving/regulator/static/*",
+    "training/*.py",
+    "training/*.yaml",
+    "features/*.py",
+    "features/*.yaml",
+    "lifecredit/*.py",
+    "pyproject.toml",
+]
+RUNTIME_PACKAGES = [
+    "bentoml",
+    "fastapi",
+    "lightgbm",
+    "numpy",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "pyyaml",
+    "pydantic",
+    "pydantic-settings",
+    "typer",
+    "rich",
+    "mlflow",
+]
 
 
 def _uv_on_path() -> None:
@@ -41,23 +64,27 @@ def _uv_on_path() -> None:
     raise RuntimeError("building a Bento needs `uv` on PATH; scripts/setup.sh installs it in .tools/bin")
 
 
-def build_bento(settings: Settings, *, model_name: str | None = None,
-                progress: Callable[[str], None] | None = None) -> dict:
+def build_bento(
+    settings: Settings, *, model_name: str | None = None, progress: Callable[[str], None] | None = None
+) -> dict:
     """Import the champion into the model store and build the Bento; returns the tags and path."""
     import bentoml
 
     say = progress or (lambda _msg: None)
     handle = from_mlflow(settings, model_name)
     policy = Path(settings.policy_file or DEFAULT_POLICY)
-    say(f"importing {handle.name} version {handle.version} (run {handle.run_id}) and policy {policy.name} "
-        "into the BentoML model store")
+    say(
+        f"importing {handle.name} version {handle.version} (run {handle.run_id}) and policy {policy.name} "
+        "into the BentoML model store"
+    )
     tag = import_to_bentoml(handle, policy)
     say(f"building the Bento around model {tag}")
     _uv_on_path()
     bento = bentoml.bentos.build(
         "serving.service:LifeCredit",
         name="lifecredit",
-        description=(ROOT / "docs" / "api.md").read_text(encoding="utf-8") if (ROOT / "docs" / "api.md").exists()
+        description=(ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+        if (ROOT / "docs" / "api.md").exists()
         else None,
         labels={"model": handle.name, "model_version": handle.version, "run_id": handle.run_id},
         include=INCLUDE,

@@ -9,6 +9,9 @@ Every scoring or decision answer is committed to the audit log before it is retu
 the log cannot take the record the answer is a 503 and no decision exists (fail closed).
 Responses are starlette ``Response`` objects with JSON bodies built from the scorer's
 precomputed texts, so the hot path serialises almost nothing.
+
+The module is over 400 lines because loading, swapping and answering share the one scorer
+reference and the audit-before-answer rule; split, that invariant would span modules.
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ class Engine:
             self.audit = AuditLog(self.settings.audit_url)
         except AuditUnavailable as err:
             self._audit_problem = str(err)
-            logger.error("%s: scoring answers 503 until it is reachable (retried every %.0f s)", err,
-                         AUDIT_RETRY_SECONDS)
+            logger.error(
+                "%s: scoring answers 503 until it is reachable (retried every %.0f s)", err, AUDIT_RETRY_SECONDS
+            )
         finally:
             self._audit_lock.release()
         return self.audit is not None
@@ -143,24 +147,43 @@ class Engine:
             if announce:
                 self._write_marker(scorer)
             seconds = round(time.perf_counter() - started, 3)
-            logger.info("serving %s version %s, snapshot %s (%d merchants), policy %s; built in %.1f s",
-                        scorer.handle.name, scorer.handle.version, scorer.snapshot.latest_as_of,
-                        len(scorer.fragments), scorer.policy.version, seconds)
+            logger.info(
+                "serving %s version %s, snapshot %s (%d merchants), policy %s; built in %.1f s",
+                scorer.handle.name,
+                scorer.handle.version,
+                scorer.snapshot.latest_as_of,
+                len(scorer.fragments),
+                scorer.policy.version,
+                seconds,
+            )
             return {
-                "model_name": scorer.handle.name, "model_version": scorer.handle.version,
+                "model_name": scorer.handle.name,
+                "model_version": scorer.handle.version,
                 "previous_version": old.handle.version if old else None,
-                "features_as_of": scorer.snapshot.latest_as_of, "merchants": len(scorer.fragments),
-                "snapshot_sha256": scorer.snapshot.sha256, "policy_version": scorer.policy.version,
-                "policy_hash": scorer.policy.sha256, "seconds": seconds,
+                "features_as_of": scorer.snapshot.latest_as_of,
+                "merchants": len(scorer.fragments),
+                "snapshot_sha256": scorer.snapshot.sha256,
+                "policy_version": scorer.policy.version,
+                "policy_hash": scorer.policy.sha256,
+                "seconds": seconds,
             }
 
     def _write_marker(self, scorer: Scorer) -> None:
         """Tell the other workers of this server that a reload happened (they poll the marker)."""
         path = self.settings.var_dir / RELOAD_MARKER
         try:
-            write_text_atomic(path, json.dumps({"model_version": scorer.handle.version, "run_id": scorer.handle.run_id,
-                                                "snapshot_sha256": scorer.snapshot.sha256, "pid": os.getpid(),
-                                                "time": time.time()}))
+            write_text_atomic(
+                path,
+                json.dumps(
+                    {
+                        "model_version": scorer.handle.version,
+                        "run_id": scorer.handle.run_id,
+                        "snapshot_sha256": scorer.snapshot.sha256,
+                        "pid": os.getpid(),
+                        "time": time.time(),
+                    }
+                ),
+            )
             self._marker_mtime = path.stat().st_mtime
         except OSError as err:
             logger.warning("could not write reload marker %s: %s", path, err)
@@ -191,24 +214,45 @@ class Engine:
 
     def not_ready(self) -> Response:
         if not self._open_audit():
-            return error(503, f"audit store unavailable ({self._audit_problem}): no score or decision without an "
-                              "audit record")
+            return error(
+                503, f"audit store unavailable ({self._audit_problem}): no score or decision without an audit record"
+            )
         if self._state == "loading" or (self._state == "ready" and not self._loaded):
-            return error(503, "not ready: the model and feature snapshot are still loading; retry shortly",
-                         retry_after_seconds=5)
+            return error(
+                503, "not ready: the model and feature snapshot are still loading; retry shortly", retry_after_seconds=5
+            )
         return error(503, f"not ready: {self._problem}")
 
     # -- audit --------------------------------------------------------------------------------
-    def _record(self, endpoint: str, key: ApiKey, request: Any, outputs: Any, scorer: Scorer, *,
-                merchant_id: str | None = None, features: Any = None, decided: bool = False,
-                features_as_of: str | None = None, from_snapshot: bool = True) -> str:
+    def _record(
+        self,
+        endpoint: str,
+        key: ApiKey,
+        request: Any,
+        outputs: Any,
+        scorer: Scorer,
+        *,
+        merchant_id: str | None = None,
+        features: Any = None,
+        decided: bool = False,
+        features_as_of: str | None = None,
+        from_snapshot: bool = True,
+    ) -> str:
         record = AuditRecord(
-            endpoint=endpoint, key_name=key.name, request=request, outputs=outputs, merchant_id=merchant_id,
-            model_name=scorer.handle.name, model_version=scorer.handle.version, features_as_of=features_as_of,
+            endpoint=endpoint,
+            key_name=key.name,
+            request=request,
+            outputs=outputs,
+            merchant_id=merchant_id,
+            model_name=scorer.handle.name,
+            model_version=scorer.handle.version,
+            features_as_of=features_as_of,
             policy_version=scorer.policy.version if decided else None,
             policy_hash=scorer.policy.sha256 if decided else None,
-            model_run_id=scorer.handle.run_id, features_ref=scorer.snapshot.sha256 if from_snapshot else None,
-            features=features)
+            model_run_id=scorer.handle.run_id,
+            features_ref=scorer.snapshot.sha256 if from_snapshot else None,
+            features=features,
+        )
         return self.audit.append(record)
 
     def _audit_failed(self, err: AuditUnavailable) -> Response:
@@ -225,8 +269,15 @@ class Engine:
             return self._unknown(scorer, merchant_id)
         fragment = scorer.fragments[i]
         try:
-            decision_id = self._record("/score", key, {"merchant_id": merchant_id}, RawJSON(fragment), scorer,
-                                       merchant_id=merchant_id, features_as_of=scorer.snapshot.as_of[i])
+            decision_id = self._record(
+                "/score",
+                key,
+                {"merchant_id": merchant_id},
+                RawJSON(fragment),
+                scorer,
+                merchant_id=merchant_id,
+                features_as_of=scorer.snapshot.as_of[i],
+            )
         except AuditUnavailable as err:
             return self._audit_failed(err)
         return Response(f'{{"decision_id":"{decision_id}",{fragment[1:]}'.encode(), media_type=JSON)
@@ -241,8 +292,9 @@ class Engine:
             return error(422, str(err), detail=err.detail)
         fragment = canonical_json(result)
         try:
-            decision_id = self._record("/score", key, {"features": features}, RawJSON(fragment), scorer,
-                                       from_snapshot=False)
+            decision_id = self._record(
+                "/score", key, {"features": features}, RawJSON(fragment), scorer, from_snapshot=False
+            )
         except AuditUnavailable as err:
             return self._audit_failed(err)
         return Response(f'{{"decision_id":"{decision_id}",{fragment[1:]}'.encode(), media_type=JSON)
@@ -257,24 +309,48 @@ class Engine:
             i = index.get(m)
             if i is None:
                 errors += 1
-                parts.append(canonical_json({"merchant_id": m, "error": {
-                    "status": 404, "code": "unknown_merchant", "message": self._unknown_text(scorer, m)}}))
+                parts.append(
+                    canonical_json(
+                        {
+                            "merchant_id": m,
+                            "error": {
+                                "status": 404,
+                                "code": "unknown_merchant",
+                                "message": self._unknown_text(scorer, m),
+                            },
+                        }
+                    )
+                )
             else:
                 parts.append(fragments[i])
         results = "[" + ",".join(parts) + "]"
         as_of = scorer.snapshot.latest_as_of
         try:
-            decision_id = self._record("/score_batch", key, {"merchant_ids": merchant_ids},
-                                       RawJSON('{"results":' + results + "}"), scorer, features_as_of=as_of)
+            decision_id = self._record(
+                "/score_batch",
+                key,
+                {"merchant_ids": merchant_ids},
+                RawJSON('{"results":' + results + "}"),
+                scorer,
+                features_as_of=as_of,
+            )
         except AuditUnavailable as err:
             return self._audit_failed(err)
-        head = canonical_json({"count": len(merchant_ids), "decision_id": decision_id, "errors": errors,
-                               "features_as_of": as_of, "model_name": scorer.handle.name,
-                               "model_version": scorer.handle.version})
+        head = canonical_json(
+            {
+                "count": len(merchant_ids),
+                "decision_id": decision_id,
+                "errors": errors,
+                "features_as_of": as_of,
+                "model_name": scorer.handle.name,
+                "model_version": scorer.handle.version,
+            }
+        )
         return Response(f'{head[:-1]},"results":{results}}}'.encode(), media_type=JSON)
 
-    def decide(self, key: ApiKey, merchant_id: str, requested_amount_fen: int, term_months: int,
-               product: str) -> Response:
+    def decide(
+        self, key: ApiKey, merchant_id: str, requested_amount_fen: int, term_months: int, product: str
+    ) -> Response:
         scorer = self._scorer
         if scorer is None or self.audit is None:
             return self.not_ready()
@@ -284,12 +360,25 @@ class Engine:
         i = scorer.find(merchant_id)
         if i is None:
             return self._unknown(scorer, merchant_id)
-        request = {"merchant_id": merchant_id, "requested_amount_fen": requested_amount_fen,
-                   "term_months": term_months, "product": product}
+        request = {
+            "merchant_id": merchant_id,
+            "requested_amount_fen": requested_amount_fen,
+            "term_months": term_months,
+            "product": product,
+        }
         outputs, row = scorer.decide(i, requested_amount_fen, term_months, product)
         try:
-            decision_id = self._record("/decide", key, request, outputs, scorer, merchant_id=merchant_id,
-                                       features=row, decided=True, features_as_of=scorer.snapshot.as_of[i])
+            decision_id = self._record(
+                "/decide",
+                key,
+                request,
+                outputs,
+                scorer,
+                merchant_id=merchant_id,
+                features=row,
+                decided=True,
+                features_as_of=scorer.snapshot.as_of[i],
+            )
         except AuditUnavailable as err:
             return self._audit_failed(err)
         return json_response(200, {"decision_id": decision_id, **outputs})
@@ -318,9 +407,11 @@ class Engine:
             info = self.reload()
         except Exception as err:  # noqa: BLE001 - any failure leaves the old scorer serving
             current = self._scorer
-            return error(409, f"reload failed, still serving "
-                              f"{'version ' + current.handle.version if current else 'nothing'}: {err}",
-                         serving_version=current.handle.version if current else None)
+            return error(
+                409,
+                f"reload failed, still serving {'version ' + current.handle.version if current else 'nothing'}: {err}",
+                serving_version=current.handle.version if current else None,
+            )
         return json_response(200, {"reloaded": True, **info})
 
     def _unknown_text(self, scorer: Scorer, merchant_id: str) -> str:

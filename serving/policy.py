@@ -151,17 +151,23 @@ def decide(
     limit = min(requested_amount_fen, sales_limit, cap)
     if limit < requested_amount_fen and not declines:
         binding = "limit_by_sales" if sales_limit <= cap else "limit_by_product_cap"
-        fired.append({
-            "rule": binding, "outcome": "reduce",
-            "text_en": f"Limit reduced to {limit / 100:,.0f} yuan ({'verified sales' if binding == 'limit_by_sales' else 'product cap'})",
-            "text_zh": f"额度调整为{limit / 100:,.0f}元（{'按核实流水' if binding == 'limit_by_sales' else '产品上限'}）",
-        })
+        fired.append(
+            {
+                "rule": binding,
+                "outcome": "reduce",
+                "text_en": f"Limit reduced to {limit / 100:,.0f} yuan ({'verified sales' if binding == 'limit_by_sales' else 'product cap'})",
+                "text_zh": f"额度调整为{limit / 100:,.0f}元（{'按核实流水' if binding == 'limit_by_sales' else '产品上限'}）",
+            }
+        )
     if not declines and not referrals and limit < policy.limit.minimum_fen:
-        fired.append({
-            "rule": "limit_below_minimum", "outcome": "refer",
-            "text_en": f"Sales-based limit under the {policy.limit.minimum_fen / 100:,.0f} yuan minimum",
-            "text_zh": f"按流水核定额度低于最低额度{policy.limit.minimum_fen / 100:,.0f}元",
-        })
+        fired.append(
+            {
+                "rule": "limit_below_minimum",
+                "outcome": "refer",
+                "text_en": f"Sales-based limit under the {policy.limit.minimum_fen / 100:,.0f} yuan minimum",
+                "text_zh": f"按流水核定额度低于最低额度{policy.limit.minimum_fen / 100:,.0f}元",
+            }
+        )
     if declines:
         decision = "decline"
     elif any(f["outcome"] == "refer" for f in fired):

@@ -51,8 +51,10 @@ def _model(settings: Settings, record: dict) -> ModelHandle:
     try:
         handle = from_mlflow(settings, name, version)
     except Exception as err:
-        raise ReplayError(f"model {name} version {version}: not cached under {settings.var_dir / 'models'} and "
-                          f"not loadable from the registry: {err}") from err
+        raise ReplayError(
+            f"model {name} version {version}: not cached under {settings.var_dir / 'models'} and "
+            f"not loadable from the registry: {err}"
+        ) from err
     if run_id and handle.run_id != run_id:
         raise ReplayError(f"registry's {name} version {version} is run {handle.run_id}, the record names {run_id}")
     return handle
@@ -129,10 +131,10 @@ def replay(settings: Settings, decision_id: str) -> Replay:
         row = record.get("features")
         if row is None:
             raise ReplayError(f"record {decision_id} stores no feature row")
-        risk = score(row_frame(bundle, row, ignore_extra=True), [request["merchant_id"]],
-                     [record["features_as_of"]])[0]
-        decision = decide(policy, risk["class"], row, request["requested_amount_fen"], request["term_months"],
-                          request["product"])
+        risk = score(row_frame(bundle, row, ignore_extra=True), [request["merchant_id"]], [record["features_as_of"]])[0]
+        decision = decide(
+            policy, risk["class"], row, request["requested_amount_fen"], request["term_months"], request["product"]
+        )
         replayed = {**risk, **decision}
     else:
         raise ReplayError(f"record {decision_id} is from {endpoint}, which has nothing to replay")

@@ -72,8 +72,10 @@ class Snapshot:
         if path.is_dir():
             path = path / SNAPSHOT_FILE
         if not path.exists():
-            raise ScorerError(f"no feature snapshot at {path}: build it with `lifecredit features` "
-                              f"(or point --features / LIFECREDIT_SNAPSHOT_DIR at a folder holding {SNAPSHOT_FILE})")
+            raise ScorerError(
+                f"no feature snapshot at {path}: build it with `lifecredit features` "
+                f"(or point --features / LIFECREDIT_SNAPSHOT_DIR at a folder holding {SNAPSHOT_FILE})"
+            )
         try:
             frame = pl.read_parquet(path)
         except Exception as err:
@@ -82,8 +84,10 @@ class Snapshot:
             raise ScorerError(f"feature snapshot {path} has no merchant_id column")
         expected = _expected_rows(path)
         if frame.height == 0 or (expected is not None and frame.height != expected):
-            raise ScorerError(f"feature snapshot {path} is partial: {frame.height} rows, its {METADATA_FILE} says "
-                              f"{expected}; rebuild it with `lifecredit features`")
+            raise ScorerError(
+                f"feature snapshot {path} is partial: {frame.height} rows, its {METADATA_FILE} says "
+                f"{expected}; rebuild it with `lifecredit features`"
+            )
         ids = frame["merchant_id"].cast(pl.String).to_list()
         index = {m: i for i, m in enumerate(ids)}
         if len(index) != len(ids):
@@ -111,14 +115,21 @@ def check_booster_file(path: Path) -> None:
     ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if ident in _CHECKED_BOOSTERS:
         return
-    res = subprocess.run([sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])",
-                          str(path)], capture_output=True, text=True, errors="replace", timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        [sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if res.returncode != 0:
         lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
         how = f"killed by {signal.Signals(-res.returncode).name}" if res.returncode < 0 else f"exit {res.returncode}"
-        raise ValueError(f"model file {path} is corrupt or truncated: LightGBM cannot load it ({how}"
-                         f"{': ' + lines[-1][:300] if lines else ''})")
+        raise ValueError(
+            f"model file {path} is corrupt or truncated: LightGBM cannot load it ({how}"
+            f"{': ' + lines[-1][:300] if lines else ''})"
+        )
     _CHECKED_BOOSTERS.add(ident)
 
 
@@ -163,19 +174,26 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
     if not ignore_extra:
         known = {f.name for f in bundle.features}
         for name in sorted(set(features) - known):
-            detail.append({"loc": ["features", name], "msg": "not a feature of this model (see GET /model)",
-                           "type": "extra_forbidden"})
+            detail.append(
+                {
+                    "loc": ["features", name],
+                    "msg": "not a feature of this model (see GET /model)",
+                    "type": "extra_forbidden",
+                }
+            )
     columns: dict[str, np.ndarray] = {}
     for f in bundle.features:
         if f.name not in features:
-            detail.append({"loc": ["features", f.name], "msg": f"missing ({f.dtype}; null if unknown)",
-                           "type": "missing"})
+            detail.append(
+                {"loc": ["features", f.name], "msg": f"missing ({f.dtype}; null if unknown)", "type": "missing"}
+            )
             continue
         v = features[f.name]
         if f.is_categorical:
             if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                detail.append({"loc": ["features", f.name], "msg": "expected a category (string) or null",
-                               "type": "string_type"})
+                detail.append(
+                    {"loc": ["features", f.name], "msg": "expected a category (string) or null", "type": "string_type"}
+                )
             columns[f.name] = np.array([None if v is None else str(v)], dtype=object)
         elif f.dtype == "bool":
             if v is not None and not isinstance(v, bool):
@@ -183,8 +201,13 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
             columns[f.name] = np.array([np.nan if v is None else float(bool(v))])
         else:
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)):
-                detail.append({"loc": ["features", f.name], "msg": f"expected a finite number ({f.dtype}) or null",
-                               "type": "number_type"})
+                detail.append(
+                    {
+                        "loc": ["features", f.name],
+                        "msg": f"expected a finite number ({f.dtype}) or null",
+                        "type": "number_type",
+                    }
+                )
                 v = None
             columns[f.name] = np.array([np.nan if v is None else float(v)])
     if detail:
@@ -192,15 +215,31 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
     return _RowFrame(columns)
 
 
-def results(bundle: ScoringBundle, X: np.ndarray, merchant_ids: list[str | None], as_of: list[str | None],
-            model_name: str, model_version: str, *, threads: int = 1) -> list[dict]:
+def results(
+    bundle: ScoringBundle,
+    X: np.ndarray,
+    merchant_ids: list[str | None],
+    as_of: list[str | None],
+    model_name: str,
+    model_version: str,
+    *,
+    threads: int = 1,
+) -> list[dict]:
     """Response objects for the rows of ``X`` (the one code path: snapshot, live rows and replay):
     the bundle's :class:`training.result.Scores` rendered row by row, with the ids and the model."""
     out: list[dict] = []
     for start in range(0, len(X), CHUNK_ROWS):
-        scores = bundle.score_encoded(X[start:start + CHUNK_ROWS], threads=threads)
-        out.extend({"merchant_id": merchant_ids[start + j], **scores.row(j), "model_name": model_name,
-                    "model_version": model_version, "features_as_of": as_of[start + j]} for j in range(len(scores)))
+        scores = bundle.score_encoded(X[start : start + CHUNK_ROWS], threads=threads)
+        out.extend(
+            {
+                "merchant_id": merchant_ids[start + j],
+                **scores.row(j),
+                "model_name": model_name,
+                "model_version": model_version,
+                "features_as_of": as_of[start + j],
+            }
+            for j in range(len(scores))
+        )
     return out
 
 
@@ -219,8 +258,9 @@ class Scorer:
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
-    def build(cls, handle: ModelHandle, snapshot: Path | Snapshot, policy_file: Path, *,
-              threads: int | None = None) -> Scorer:
+    def build(
+        cls, handle: ModelHandle, snapshot: Path | Snapshot, policy_file: Path, *, threads: int | None = None
+    ) -> Scorer:
         """Load and check the three parts, then precompute; ScorerError says what does not fit."""
         started = time.perf_counter()
         threads = threads or max(1, os.cpu_count() or 1)
@@ -229,8 +269,10 @@ class Scorer:
                 check_booster_file(Path(handle.bundle_dir) / "model.txt")
             bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
         except Exception as err:
-            raise ScorerError(f"model '{handle.name}' version {handle.version}: cannot load its bundle from "
-                              f"{handle.bundle_dir}: {err}") from err
+            raise ScorerError(
+                f"model '{handle.name}' version {handle.version}: cannot load its bundle from "
+                f"{handle.bundle_dir}: {err}"
+            ) from err
         snap = snapshot if isinstance(snapshot, Snapshot) else Snapshot.load(snapshot)
         try:
             policy = load_policy(policy_file)
@@ -241,11 +283,14 @@ class Scorer:
             raise ScorerError(
                 f"model '{handle.name}' version {handle.version} needs {len(missing)} feature(s) the snapshot "
                 f"{snap.path} lacks ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}): rebuild the "
-                f"snapshot with `lifecredit features` or promote a model trained on this feature set")
+                f"snapshot with `lifecredit features` or promote a model trained on this feature set"
+            )
         lacking = sorted(f for f in policy.features if f not in snap.frame.columns)
         if lacking:
-            raise ScorerError(f"decision policy {policy_file} reads feature(s) {', '.join(lacking)} that the "
-                              f"snapshot {snap.path} lacks")
+            raise ScorerError(
+                f"decision policy {policy_file} reads feature(s) {', '.join(lacking)} that the "
+                f"snapshot {snap.path} lacks"
+            )
         try:
             X = bundle.encode(snap.frame)
         except (MissingFeatureError, ValueError) as err:
@@ -255,11 +300,18 @@ class Scorer:
         fragments = [canonical_json(r) for r in rows]
         card = {
             **handle.card,
-            "feature_set": {**handle.card.get("feature_set", {}), **bundle.feature_set,
-                            "features": bundle.feature_names},
+            "feature_set": {
+                **handle.card.get("feature_set", {}),
+                **bundle.feature_set,
+                "features": bundle.feature_names,
+            },
             "policy": {"version": policy.version, "sha256": policy.sha256, "file": str(policy_file)},
-            "snapshot": {"path": str(snap.path), "as_of": snap.latest_as_of, "merchants": len(ids),
-                         "sha256": snap.sha256},
+            "snapshot": {
+                "path": str(snap.path),
+                "as_of": snap.latest_as_of,
+                "merchants": len(ids),
+                "sha256": snap.sha256,
+            },
             "load_seconds": round(time.perf_counter() - started, 3),
         }
         scorer = cls(handle, bundle, snap, policy, Path(policy_file), fragments, card)

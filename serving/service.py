@@ -82,14 +82,19 @@ def _reply(ctx: Any, response: Response) -> Response:
     return response
 
 
-@read_api.get("/model", response_model=ModelCard, tags=["lifecredit"],
-              summary="Model card: version, windows, test metrics, feature set, policy (any valid key)")
+@read_api.get(
+    "/model",
+    response_model=ModelCard,
+    tags=["lifecredit"],
+    summary="Model card: version, windows, test metrics, feature set, policy (any valid key)",
+)
 async def model_card() -> Response:
     return _engine().model_card()
 
 
-@read_api.get("/decisions/{decision_id}", tags=["lifecredit"],
-              summary="One audit record (bank: its own records; admin: any)")
+@read_api.get(
+    "/decisions/{decision_id}", tags=["lifecredit"], summary="One audit record (bank: its own records; admin: any)"
+)
 async def decision(decision_id: str, request: Request) -> Response:
     return _engine().decision(request.state.api_key, decision_id)
 
@@ -145,8 +150,9 @@ class LifeCredit:
         raise HTTPException(503, detail=self._engine.not_ready().body.decode())
 
     @bentoml.api(route="/score", input_spec=ScoreRequest, output_spec=ScoreResponse)
-    async def score(self, merchant_id: str | None = None, features: dict | None = None,
-                    ctx: bentoml.Context = None) -> Response:
+    async def score(
+        self, merchant_id: str | None = None, features: dict | None = None, ctx: bentoml.Context = None
+    ) -> Response:
         """Score one merchant by `merchant_id` (latest snapshot) or from a full `features` row (role: bank)."""
         key = _key(ctx)
         if key is None:
@@ -164,14 +170,16 @@ class LifeCredit:
         return _reply(ctx, await anyio.to_thread.run_sync(self._engine.score_batch, key, merchant_ids))
 
     @bentoml.api(route="/decide", input_spec=DecideRequest, output_spec=DecideResponse)
-    async def decide(self, merchant_id: str, requested_amount_fen: int, term_months: int, product: str,
-                     ctx: bentoml.Context = None) -> Response:
+    async def decide(
+        self, merchant_id: str, requested_amount_fen: int, term_months: int, product: str, ctx: bentoml.Context = None
+    ) -> Response:
         """Micro-loan decision: approve / refer / decline, limit, price and the policy rules that fired (role: bank)."""
         key = _key(ctx)
         if key is None:
             return _reply(ctx, error(401, "missing API key"))
-        return _reply(ctx, await self._audited(self._engine.decide, key, merchant_id, requested_amount_fen,
-                                               term_months, product))
+        return _reply(
+            ctx, await self._audited(self._engine.decide, key, merchant_id, requested_amount_fen, term_months, product)
+        )
 
     @bentoml.api(route="/admin/reload")
     async def admin_reload(self, ctx: bentoml.Context = None) -> dict:

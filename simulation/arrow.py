@@ -15,32 +15,72 @@ STR = pa.large_string()
 TS = pa.timestamp("us", tz=TZ)
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "merchants": pa.schema([
-        ("merchant_id", STR), ("credit_code", STR), ("name", STR), ("owner_hash", STR), ("sector", STR),
-        ("region_code", STR), ("business_form", STR), ("registered_on", pa.date32()),
-        ("registered_capital_fen", pa.int64()),
-    ]),
-    "transactions": pa.schema([
-        ("txn_id", pa.int64()), ("merchant_id", STR), ("ts", TS), ("txn_type", STR), ("amount_fen", pa.int64()),
-        ("channel", STR), ("customer_hash", STR),
-    ]),
-    "complaints": pa.schema([
-        ("complaint_id", STR), ("merchant_id", STR), ("received_at", TS), ("resolved_at", TS), ("category", STR),
-        ("severity", pa.int8()), ("source", STR),
-    ]),
-    "loans": pa.schema([
-        ("loan_id", STR), ("merchant_id", STR), ("product", STR), ("disbursed_on", pa.date32()),
-        ("principal_fen", pa.int64()), ("term_months", pa.int16()), ("annual_rate", pa.float64()),
-        ("lender_code", STR),
-    ]),
-    "loan_performance": pa.schema([
-        ("loan_id", STR), ("reported_on", pa.date32()), ("merchant_id", STR), ("days_past_due", pa.int32()),
-        ("outstanding_fen", pa.int64()), ("status", STR),
-    ]),
-    "public_records": pa.schema([
-        ("record_id", STR), ("merchant_id", STR), ("record_type", STR), ("published_on", pa.date32()),
-        ("penalty_fen", pa.int64()),
-    ]),
+    "merchants": pa.schema(
+        [
+            ("merchant_id", STR),
+            ("credit_code", STR),
+            ("name", STR),
+            ("owner_hash", STR),
+            ("sector", STR),
+            ("region_code", STR),
+            ("business_form", STR),
+            ("registered_on", pa.date32()),
+            ("registered_capital_fen", pa.int64()),
+        ]
+    ),
+    "transactions": pa.schema(
+        [
+            ("txn_id", pa.int64()),
+            ("merchant_id", STR),
+            ("ts", TS),
+            ("txn_type", STR),
+            ("amount_fen", pa.int64()),
+            ("channel", STR),
+            ("customer_hash", STR),
+        ]
+    ),
+    "complaints": pa.schema(
+        [
+            ("complaint_id", STR),
+            ("merchant_id", STR),
+            ("received_at", TS),
+            ("resolved_at", TS),
+            ("category", STR),
+            ("severity", pa.int8()),
+            ("source", STR),
+        ]
+    ),
+    "loans": pa.schema(
+        [
+            ("loan_id", STR),
+            ("merchant_id", STR),
+            ("product", STR),
+            ("disbursed_on", pa.date32()),
+            ("principal_fen", pa.int64()),
+            ("term_months", pa.int16()),
+            ("annual_rate", pa.float64()),
+            ("lender_code", STR),
+        ]
+    ),
+    "loan_performance": pa.schema(
+        [
+            ("loan_id", STR),
+            ("reported_on", pa.date32()),
+            ("merchant_id", STR),
+            ("days_past_due", pa.int32()),
+            ("outstanding_fen", pa.int64()),
+            ("status", STR),
+        ]
+    ),
+    "public_records": pa.schema(
+        [
+            ("record_id", STR),
+            ("merchant_id", STR),
+            ("record_type", STR),
+            ("published_on", pa.date32()),
+            ("penalty_fen", pa.int64()),
+        ]
+    ),
     "truth": pa.schema([("merchant_id", STR), ("as_of", pa.date32()), ("true_pd_12m", pa.float64())]),
 }
 TIMESTAMP_COLUMNS = {"transactions": ("ts",), "complaints": ("received_at", "resolved_at")}

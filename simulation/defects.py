@@ -21,16 +21,31 @@ from simulation.arrow import TIMESTAMP_COLUMNS, fixed_width, schema
 # per table: kind -> share of the faulty rows (duplicates are appended, the rest corrupted in place)
 KINDS: dict[str, dict[str, float]] = {
     "merchants": {"bad_credit_code": 0.5, "malformed_credit_code": 0.2, "duplicate_key": 0.3},
-    "transactions": {"negative_amount": 0.15, "zero_amount": 0.05, "unknown_merchant": 0.15,
-                     "zoneless_timestamp": 0.2, "malformed_timestamp": 0.15, "duplicate_key": 0.3},
-    "complaints": {"unknown_merchant": 0.2, "zoneless_timestamp": 0.2, "malformed_timestamp": 0.15,
-                   "resolved_before_received": 0.2, "duplicate_key": 0.25},
+    "transactions": {
+        "negative_amount": 0.15,
+        "zero_amount": 0.05,
+        "unknown_merchant": 0.15,
+        "zoneless_timestamp": 0.2,
+        "malformed_timestamp": 0.15,
+        "duplicate_key": 0.3,
+    },
+    "complaints": {
+        "unknown_merchant": 0.2,
+        "zoneless_timestamp": 0.2,
+        "malformed_timestamp": 0.15,
+        "resolved_before_received": 0.2,
+        "duplicate_key": 0.25,
+    },
     "loans": {"unknown_merchant": 0.3, "negative_amount": 0.2, "zero_amount": 0.1, "duplicate_key": 0.4},
     "loan_performance": {"unknown_merchant": 0.3, "negative_amount": 0.3, "duplicate_key": 0.4},
     "public_records": {"unknown_merchant": 0.4, "negative_amount": 0.3, "duplicate_key": 0.3},
 }
-AMOUNT = {"transactions": "amount_fen", "loans": "principal_fen", "loan_performance": "outstanding_fen",
-          "public_records": "penalty_fen"}
+AMOUNT = {
+    "transactions": "amount_fen",
+    "loans": "principal_fen",
+    "loan_performance": "outstanding_fen",
+    "public_records": "penalty_fen",
+}
 CONFLICT = {"merchants": "name", "complaints": "severity"}
 """Column that a conflicting duplicate changes, where the table has no amount."""
 _LOCAL_OFFSET_S = 8 * 3600
@@ -78,7 +93,11 @@ def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) ->
         neg = rows.get("negative_amount", np.zeros(0, dtype=np.int64))
         current = cols[amount].gather(neg).fill_null(10_000).abs().clip(lower_bound=1)
         edit(amount, neg, -current)
-        edit(amount, rows.get("zero_amount", np.zeros(0, dtype=np.int64)), np.zeros(counts.get("zero_amount", 0), dtype=np.int64))
+        edit(
+            amount,
+            rows.get("zero_amount", np.zeros(0, dtype=np.int64)),
+            np.zeros(counts.get("zero_amount", 0), dtype=np.int64),
+        )
     if "unknown_merchant" in rows:
         idx = rows["unknown_merchant"]
         edit("merchant_id", idx, [f"M9{v:07d}" for v in rng.integers(0, 10**7, len(idx))])
@@ -86,8 +105,11 @@ def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) ->
         idx = rows["bad_credit_code"]
         codes = cols["credit_code"].gather(idx).to_list()
         shift = rng.integers(1, len(ALPHABET), len(idx))
-        edit("credit_code", idx, [c[:17] + ALPHABET[(ALPHABET.index(c[17]) + k) % len(ALPHABET)]
-                                  for c, k in zip(codes, shift, strict=True)])
+        edit(
+            "credit_code",
+            idx,
+            [c[:17] + ALPHABET[(ALPHABET.index(c[17]) + k) % len(ALPHABET)] for c, k in zip(codes, shift, strict=True)],
+        )
         idx = rows["malformed_credit_code"]
         codes = cols["credit_code"].gather(idx).to_list()
         edit("credit_code", idx, [c[:17] if i % 2 else c[:10] + "O" + c[11:] for i, c in enumerate(codes)])
@@ -103,8 +125,14 @@ def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) ->
         idx = rows["zoneless_timestamp"]
         edit(first, idx, [s[:19] for s in cols[first].gather(idx).to_list()])
         idx = rows["malformed_timestamp"]
-        edit(first, idx, [f"{s[:4]}-13-45 25:{s[14:19]}" if i % 2 else s[:19].replace("-", "/").replace("T", " ")
-                          for i, s in enumerate(cols[first].gather(idx).to_list())])
+        edit(
+            first,
+            idx,
+            [
+                f"{s[:4]}-13-45 25:{s[14:19]}" if i % 2 else s[:19].replace("-", "/").replace("T", " ")
+                for i, s in enumerate(cols[first].gather(idx).to_list())
+            ],
+        )
     out = pl.DataFrame(cols)
     dup = rows["duplicate_key"]
     if len(dup):
@@ -113,7 +141,11 @@ def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) ->
         target = amount or CONFLICT.get(table)
         if target is not None and len(conflict):
             changed = copies[target].gather(conflict)
-            changed = changed + "分店" if changed.dtype == pl.String else (changed + 100 if target == amount else changed * 0 + 3)
+            changed = (
+                changed + "分店"
+                if changed.dtype == pl.String
+                else (changed + 100 if target == amount else changed * 0 + 3)
+            )
             copies = copies.with_columns(copies[target].scatter(conflict, changed))
         out = pl.concat([out, copies])
     result = out.to_arrow().cast(schema(table, string_timestamps=table in TIMESTAMP_COLUMNS))

@@ -101,8 +101,9 @@ def group_index(sector: np.ndarray, enterprise: np.ndarray, rural: np.ndarray) -
     return sector.astype(np.int64) * 4 + enterprise.astype(np.int64) * 2 + rural.astype(np.int64)
 
 
-def common_shocks(dyn: Dynamics, rng: np.random.Generator, months: int, n_regions: int,
-                  scenario: str, panel_start: int = 0) -> dict[str, np.ndarray]:
+def common_shocks(
+    dyn: Dynamics, rng: np.random.Generator, months: int, n_regions: int, scenario: str, panel_start: int = 0
+) -> dict[str, np.ndarray]:
     """Market-wide draws shared by all merchants: sector and regional shocks, the broad downturn push.
 
     ``months`` counts every simulated month; the downturn falls in the panel, the months from
@@ -124,8 +125,15 @@ def downturn_start(months: int) -> int:
     return max(1, months // 2 - 3)
 
 
-def latent_paths(dyn: Dynamics, rng: np.random.Generator, d0: np.ndarray, sector: np.ndarray,
-                 region: np.ndarray, shocks: dict[str, np.ndarray], entry: np.ndarray | None = None) -> np.ndarray:
+def latent_paths(
+    dyn: Dynamics,
+    rng: np.random.Generator,
+    d0: np.ndarray,
+    sector: np.ndarray,
+    region: np.ndarray,
+    shocks: dict[str, np.ndarray],
+    entry: np.ndarray | None = None,
+) -> np.ndarray:
     """(n, months+1) deviation ``d``: column 0 is month -1 (the state before the first month).
 
     ``entry``: per merchant, the column where its path starts afresh at ``d0`` (an entrant's
@@ -135,11 +143,15 @@ def latent_paths(dyn: Dynamics, rng: np.random.Generator, d0: np.ndarray, sector
     n = len(d0)
     months = shocks["sector"].shape[0]
     eps = rng.standard_normal((n, months)) * dyn.sigma_idio
-    jumps = (rng.random((n, months)) < dyn.jump_prob) * (
-        dyn.jump_mean + dyn.jump_sd * rng.standard_normal((n, months))
+    jumps = (rng.random((n, months)) < dyn.jump_prob) * (dyn.jump_mean + dyn.jump_sd * rng.standard_normal((n, months)))
+    e = (
+        eps
+        + shocks["sector"][:, sector].T
+        + shocks["region"][:, region].T
+        + jumps
+        - dyn.jump_prob * dyn.jump_mean
+        + shocks["push"][:, sector].T
     )
-    e = (eps + shocks["sector"][:, sector].T + shocks["region"][:, region].T + jumps
-         - dyn.jump_prob * dyn.jump_mean + shocks["push"][:, sector].T)
     d = np.empty((n, months + 1))
     d[:, 0] = d0
     restart = None if entry is None else entry > 0

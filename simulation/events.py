@@ -22,28 +22,48 @@ from simulation.merchants import Merchants
 from simulation.sectors import COMPLAINT_CATEGORIES
 
 SOURCES = ("hotline_12315", "platform", "regulator_referral")
-RECORD_TYPES = ("administrative_penalty", "abnormal_operation_listed", "abnormal_operation_removed",
-                "serious_violation_listed", "serious_violation_removed")
+RECORD_TYPES = (
+    "administrative_penalty",
+    "abnormal_operation_listed",
+    "abnormal_operation_removed",
+    "serious_violation_listed",
+    "serious_violation_removed",
+)
 _PENALTY_RATE = {"catering": 0.010, "accommodation": 0.008, "beauty_hairdressing": 0.006, "convenience": 0.005}
 _UTC_OFFSET_S = 8 * 3600
 
 
 def _open_share(mer: Merchants, month_first: np.ndarray, month_days: np.ndarray) -> np.ndarray:
     """(n, months) share of each month's days on or after the registration day."""
-    open_days = month_first[None, :] + month_days[None, :] - np.maximum(month_first[None, :], mer.registered_day[:, None])
+    open_days = (
+        month_first[None, :] + month_days[None, :] - np.maximum(month_first[None, :], mer.registered_day[:, None])
+    )
     return np.clip(open_days, 0, month_days[None, :]) / month_days[None, :]
 
 
-def _days(rng: np.random.Generator, mer: Merchants, mi: np.ndarray, m: np.ndarray, month_first: np.ndarray,
-          month_days: np.ndarray) -> np.ndarray:
+def _days(
+    rng: np.random.Generator,
+    mer: Merchants,
+    mi: np.ndarray,
+    m: np.ndarray,
+    month_first: np.ndarray,
+    month_days: np.ndarray,
+) -> np.ndarray:
     """A uniform day of month ``m`` on or after merchant ``mi``'s registration day."""
     lo = np.maximum(month_first[m], mer.registered_day[mi])
     return lo + (rng.random(len(mi)) * (month_first[m] + month_days[m] - lo)).astype(np.int64)
 
 
-def complaints(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_first: np.ndarray,
-               month_days: np.ndarray, active_until_day: np.ndarray, window_end_s: int,
-               first_id: int) -> pa.Table:
+def complaints(
+    rng: np.random.Generator,
+    mer: Merchants,
+    d: np.ndarray,
+    month_first: np.ndarray,
+    month_days: np.ndarray,
+    active_until_day: np.ndarray,
+    window_end_s: int,
+    first_id: int,
+) -> pa.Table:
     """Complaints of a block; ``d`` is (n, months); times in epoch seconds are local + zone."""
     n_m, months = d.shape
     s = mer.sector
@@ -78,7 +98,9 @@ def complaints(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_fi
             digits_ids("C", first_id + np.arange(n), 10),
             fixed_width(ids[mi]),
             _ts(received_s),
-            pa.array(resolved_s * 1_000_000, mask=~resolved_ok, type=pa.int64()).view(SCHEMAS["complaints"].field("resolved_at").type),
+            pa.array(resolved_s * 1_000_000, mask=~resolved_ok, type=pa.int64()).view(
+                SCHEMAS["complaints"].field("resolved_at").type
+            ),
             take(COMPLAINT_CATEGORIES, category),
             pa.array(severity.astype(np.int8)),
             take(SOURCES, source),
@@ -91,8 +113,15 @@ def _ts(seconds: np.ndarray) -> pa.Array:
     return pa.array(seconds * 1_000_000, type=pa.int64()).view(SCHEMAS["complaints"].field("received_at").type)
 
 
-def public_records(rng: np.random.Generator, mer: Merchants, d: np.ndarray, month_first: np.ndarray,
-                   month_days: np.ndarray, closed_month: np.ndarray, first_id: int) -> pa.Table:
+def public_records(
+    rng: np.random.Generator,
+    mer: Merchants,
+    d: np.ndarray,
+    month_first: np.ndarray,
+    month_days: np.ndarray,
+    closed_month: np.ndarray,
+    first_id: int,
+) -> pa.Table:
     """Penalties and list entries/removals of a block; ``closed_month``: month the business shut (or large)."""
     n_m, months = d.shape
     pen_rate = np.array([_PENALTY_RATE.get(name, 0.004) for name in sectors.NAMES])[mer.sector]

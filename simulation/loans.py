@@ -59,17 +59,27 @@ def _month_first(start_month: np.datetime64, k: np.ndarray) -> np.ndarray:
     return (start_month + k.astype("timedelta64[M]")).astype("datetime64[D]").astype(np.int64)
 
 
-def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borrower: np.ndarray,
-                   monthly_sales_yuan: np.ndarray, sector_revenue_ok: np.ndarray,
-                   start_month: np.datetime64, registered_month: np.ndarray | None = None) -> LoanBook:
+def simulate_loans(
+    dyn: Dynamics,
+    rng: np.random.Generator,
+    x: np.ndarray,
+    borrower: np.ndarray,
+    monthly_sales_yuan: np.ndarray,
+    sector_revenue_ok: np.ndarray,
+    start_month: np.datetime64,
+    registered_month: np.ndarray | None = None,
+) -> LoanBook:
     """Run the loan chain for one block. ``x``: (n, months+1) risk index, column 0 = month -1.
 
     ``registered_month``: month of each merchant's registration, counted from month 0 (negative
     before it; None: long before); a first loan comes ``MIN_TRADING_MONTHS`` later at the earliest.
     """
     n, months = x.shape[0], x.shape[1] - 1
-    first_loan = (np.full(n, -(10**6), dtype=np.int64) if registered_month is None
-                  else registered_month.astype(np.int64) + MIN_TRADING_MONTHS)
+    first_loan = (
+        np.full(n, -(10**6), dtype=np.int64)
+        if registered_month is None
+        else registered_month.astype(np.int64) + MIN_TRADING_MONTHS
+    )
     # the book at the end of month -1: borrowers hold a loan with a chance that rises with approval,
     # disbursed in month -age0 (never before the merchant could borrow)
     has0 = borrower & (rng.random(n) < 0.45 * expit(-(x[:, 0] - dyn.approve_centre) / dyn.approve_scale))
@@ -77,8 +87,9 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
     age0 = np.minimum(1 + (rng.random(n) * (term0[1] - 1)).astype(np.int64), -first_loan)
     has0 &= age0 >= 1
 
-    loans: dict[str, list] = {k: [] for k in ("merchant", "seq", "product", "disb_month", "due", "principal",
-                                            "term", "rate", "lender")}
+    loans: dict[str, list] = {
+        k: [] for k in ("merchant", "seq", "product", "disb_month", "due", "principal", "term", "rate", "lender")
+    }
     cur = np.full(n, -1, dtype=np.int64)  # index of the merchant's open loan
     arrears = np.zeros(n, dtype=np.int64)
     remaining = np.zeros(n, dtype=np.int64)
@@ -133,8 +144,11 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
         arrears[in_def] += 1
         wo = in_def & (writeoff_month == k)
         # current loans miss or pay; delinquent ones roll or cure
-        p = np.select([arrears == 0, arrears == 1, arrears == 2, arrears == 3],
-                      [dyn.miss(xk), dyn.roll(1, xk), dyn.roll(2, xk), dyn.roll(3, xk)], 0.0)
+        p = np.select(
+            [arrears == 0, arrears == 1, arrears == 2, arrears == 3],
+            [dyn.miss(xk), dyn.roll(1, xk), dyn.roll(2, xk), dyn.roll(3, xk)],
+            0.0,
+        )
         hit = live & (u < p)
         remaining[live] = np.maximum(remaining[live] - 1, 0)
         cure_or_pay = live & ~hit
@@ -169,11 +183,21 @@ def simulate_loans(dyn: Dynamics, rng: np.random.Generator, x: np.ndarray, borro
     disb_first = _month_first(start_month, cat["disb_month"])
     perf = _performance(cat, r, start_month)
     return LoanBook(
-        merchant=cat["merchant"], seq=cat["seq"], product=cat["product"],
-        disbursed_day=disb_first + cat["due"] - 1, principal_fen=cat["principal"], term=cat["term"],
-        rate=cat["rate"].astype(np.float64), lender=cat["lender"],
-        perf_loan=r["loan"], perf_day=perf["day"], perf_dpd=perf["dpd"], perf_outstanding=perf["outstanding"],
-        perf_status=r["status"], state_before=state_before, remaining_before=remaining_before,
+        merchant=cat["merchant"],
+        seq=cat["seq"],
+        product=cat["product"],
+        disbursed_day=disb_first + cat["due"] - 1,
+        principal_fen=cat["principal"],
+        term=cat["term"],
+        rate=cat["rate"].astype(np.float64),
+        lender=cat["lender"],
+        perf_loan=r["loan"],
+        perf_day=perf["day"],
+        perf_dpd=perf["dpd"],
+        perf_outstanding=perf["outstanding"],
+        perf_status=r["status"],
+        state_before=state_before,
+        remaining_before=remaining_before,
         default_month=default_month,
     )
 
@@ -186,8 +210,9 @@ def _draw_terms(rng: np.random.Generator, revenue_ok: np.ndarray) -> tuple[np.nd
     return product, term
 
 
-def _performance(loans: dict[str, np.ndarray], rows: dict[str, np.ndarray],
-                 start_month: np.datetime64) -> dict[str, np.ndarray]:
+def _performance(
+    loans: dict[str, np.ndarray], rows: dict[str, np.ndarray], start_month: np.datetime64
+) -> dict[str, np.ndarray]:
     """Report date, days past due and outstanding principal of every month-end report."""
     li, k, a, status = rows["loan"], rows["month"], rows["arrears"], rows["status"]
     day = _month_first(start_month, k + 1) - 1

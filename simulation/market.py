@@ -138,11 +138,20 @@ def simulate_market(
     except BaseException:
         sink.abort()
         raise
-    summary = {"rows": rows, "seconds": time.perf_counter() - t0,
-               "cpu_seconds": {"generate": generate_cpu, "write": sink.cpu_seconds},
-               "merchants": merchants, "months": months, "history_months": HISTORY_MONTHS,
-               "data_start": setup.start.isoformat(), "entrants": counters["entrants"],
-               "seed": seed, "scenario": scenario, "volume_scale": volume_scale, "defect_rate": defect_rate}
+    summary = {
+        "rows": rows,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": {"generate": generate_cpu, "write": sink.cpu_seconds},
+        "merchants": merchants,
+        "months": months,
+        "history_months": HISTORY_MONTHS,
+        "data_start": setup.start.isoformat(),
+        "entrants": counters["entrants"],
+        "seed": seed,
+        "scenario": scenario,
+        "volume_scale": volume_scale,
+        "defect_rate": defect_rate,
+    }
     if defect_rate > 0:
         summary["defects"] = defects
     return summary
@@ -159,8 +168,9 @@ def _rng(entropy: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([entropy, *key])))
 
 
-def _setup(seed: int, panel_months: int, scenario: str, volume_scale: float, panel_start: date,
-           defect_rate: float) -> _Setup:
+def _setup(
+    seed: int, panel_months: int, scenario: str, volume_scale: float, panel_start: date, defect_rate: float
+) -> _Setup:
     dyn = dynamics.DEFAULT
     entropy = int(seed) % 2**63
     history = HISTORY_MONTHS
@@ -179,12 +189,20 @@ def _setup(seed: int, panel_months: int, scenario: str, volume_scale: float, pan
         month_first_index=np.concatenate([[0], np.cumsum(grid["days"])[:-1]]),
     )
     return _Setup(
-        dyn=dyn, truth=truth.tables(dyn),
+        dyn=dyn,
+        truth=truth.tables(dyn),
         shocks=dynamics.common_shocks(dyn, _rng(entropy, 0), months, len(regions.CODES), scenario, history),
-        cal=cal, months=months, history=history, start=start, month_first=grid["first"], month_days=grid["days"],
+        cal=cal,
+        months=months,
+        history=history,
+        start=start,
+        month_first=grid["first"],
+        month_days=grid["days"],
         window_end_s=int((grid["last"][-1] + 1) * 86400 - 8 * 3600 - 1),
-        volume_scale=volume_scale, defect_rate=defect_rate,
-        salt=hashlib.sha256(f"lifecredit-simulation:{seed}".encode()).hexdigest()[:16], entropy=entropy,
+        volume_scale=volume_scale,
+        defect_rate=defect_rate,
+        salt=hashlib.sha256(f"lifecredit-simulation:{seed}".encode()).hexdigest()[:16],
+        entropy=entropy,
     )
 
 
@@ -196,17 +214,24 @@ def _block(setup: _Setup, b: int, index: np.ndarray, counters: dict[str, int]) -
     mer = draw_merchants(dyn, r_merchants, index, int(setup.month_first[0]), setup.salt, end_day)
     # month of registration counted from the first simulated month (negative before it)
     start_month = np.datetime64(setup.start, "M")
-    registered_month = (mer.registered_day.astype("datetime64[D]").astype("datetime64[M]") - start_month).astype(np.int64)
+    registered_month = (mer.registered_day.astype("datetime64[D]").astype("datetime64[M]") - start_month).astype(
+        np.int64
+    )
     entry = np.where(mer.entrant, registered_month + 1, 0)
     d = dynamics.latent_paths(dyn, r_latent, mer.d0, mer.sector, mer.region, setup.shocks, entry)
     group = dynamics.group_index(mer.sector, mer.enterprise, mer.rural)
     x = dyn.group_offsets()[group][:, None] + d
     s = mer.sector
-    monthly_sales = (sectors.column("daily_txns")[s] * mer.size * VOLUME_NORM * sectors.column("ticket_yuan")[s]
-                     * np.exp(0.5 * sectors.column("ticket_sigma")[s] ** 2) * 30.0)
+    monthly_sales = (
+        sectors.column("daily_txns")[s]
+        * mer.size
+        * VOLUME_NORM
+        * sectors.column("ticket_yuan")[s]
+        * np.exp(0.5 * sectors.column("ticket_sigma")[s] ** 2)
+        * 30.0
+    )
     revenue_ok = np.isin(s, [sectors.NAMES.index(n) for n in REVENUE_BASED_SECTORS])
-    book = loans.simulate_loans(dyn, r_loans, x, mer.borrower, monthly_sales, revenue_ok, start_month,
-                                registered_month)
+    book = loans.simulate_loans(dyn, r_loans, x, mer.borrower, monthly_sales, revenue_ok, start_month, registered_month)
     # a defaulted business often shuts within three months; a shut business records nothing more
     shuts = (book.default_month >= 0) & (r_latent.random(len(index)) < CLOSE_AFTER_DEFAULT)
     closed_month = np.where(shuts, book.default_month + r_latent.integers(0, 4, len(index)), 10**6)
@@ -215,14 +240,24 @@ def _block(setup: _Setup, b: int, index: np.ndarray, counters: dict[str, int]) -
 
     tables = {
         "merchants": _merchants_table(mer),
-        "transactions": transactions(r_txn, mer, d[:, 1:], active_until_day, setup.cal, setup.volume_scale,
-                                     counters["txn"]),
-        "complaints": events.complaints(r_events, mer, d[:, 1:], setup.month_first, setup.month_days,
-                                        active_until_day, setup.window_end_s, counters["complaint"]),
+        "transactions": transactions(
+            r_txn, mer, d[:, 1:], active_until_day, setup.cal, setup.volume_scale, counters["txn"]
+        ),
+        "complaints": events.complaints(
+            r_events,
+            mer,
+            d[:, 1:],
+            setup.month_first,
+            setup.month_days,
+            active_until_day,
+            setup.window_end_s,
+            counters["complaint"],
+        ),
         "loans": _loans_table(mer, book),
         "loan_performance": _performance_table(mer, book),
-        "public_records": events.public_records(r_events, mer, d[:, 1:], setup.month_first, setup.month_days,
-                                                closed_month, counters["record"]),
+        "public_records": events.public_records(
+            r_events, mer, d[:, 1:], setup.month_first, setup.month_days, closed_month, counters["record"]
+        ),
         "truth": _truth_table(setup, mer, d, group, book),
     }
     counters["txn"] += tables["transactions"].num_rows

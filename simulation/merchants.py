@@ -22,9 +22,17 @@ from simulation import regions, sectors
 from simulation.dynamics import Dynamics
 
 # chance of being an enterprise (not an individual business), per sector, before the urban/rural factor
-_ENTERPRISE = {"catering": 0.25, "retail": 0.30, "accommodation": 0.45, "housekeeping": 0.40,
-               "laundry_dyeing": 0.15, "appliance_repair": 0.15, "portrait_photography": 0.30,
-               "beauty_hairdressing": 0.20, "convenience": 0.30}
+_ENTERPRISE = {
+    "catering": 0.25,
+    "retail": 0.30,
+    "accommodation": 0.45,
+    "housekeeping": 0.40,
+    "laundry_dyeing": 0.15,
+    "appliance_repair": 0.15,
+    "portrait_photography": 0.30,
+    "beauty_hairdressing": 0.20,
+    "convenience": 0.30,
+}
 _EARLIEST_REGISTRATION = 3652  # 1980-01-01 as an epoch day, the contract's lower bound
 # sectors where revenue-based loans (repaid from card-acquiring flow) are offered
 REVENUE_BASED_SECTORS = ("catering", "retail", "laundry_dyeing", "beauty_hairdressing", "convenience")
@@ -35,9 +43,43 @@ ENTRANT_SHIFT = 0.45
 """Latent ill health of a business in its registration month, above the long-run mean (an
 established business under two years old starts 0.35 above it)."""
 
-_PREFIX = ("老王", "老李", "张记", "刘记", "陈家", "阿强", "小杨", "福满", "金源", "鑫隆", "顺发", "兴旺",
-           "嘉禾", "和兴", "红星", "东方", "新城", "绿源", "如意", "佳美", "百姓", "万家", "惠民", "乐享",
-           "好运", "吉祥", "长青", "明辉", "华联", "富贵", "隆盛", "德顺", "聚福", "永安", "同心")
+_PREFIX = (
+    "老王",
+    "老李",
+    "张记",
+    "刘记",
+    "陈家",
+    "阿强",
+    "小杨",
+    "福满",
+    "金源",
+    "鑫隆",
+    "顺发",
+    "兴旺",
+    "嘉禾",
+    "和兴",
+    "红星",
+    "东方",
+    "新城",
+    "绿源",
+    "如意",
+    "佳美",
+    "百姓",
+    "万家",
+    "惠民",
+    "乐享",
+    "好运",
+    "吉祥",
+    "长青",
+    "明辉",
+    "华联",
+    "富贵",
+    "隆盛",
+    "德顺",
+    "聚福",
+    "永安",
+    "同心",
+)
 _SUFFIX = {
     "catering": ("面馆", "饺子馆", "小吃店", "餐厅", "火锅店", "烧烤店", "快餐店", "川菜馆", "早餐店", "茶餐厅"),
     "retail": ("百货", "商行", "五金店", "服装店", "文具店", "鞋店", "水果店", "副食店"),
@@ -85,8 +127,9 @@ class Merchants:
         return [f"M{i + 1:08d}" for i in self.index]
 
 
-def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, start_day: int,
-                   salt: str, end_day: int | None = None) -> Merchants:
+def draw_merchants(
+    dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, start_day: int, salt: str, end_day: int | None = None
+) -> Merchants:
     """Draw a block of merchants with global numbers ``index``.
 
     ``start_day`` and ``end_day``: epoch days of the first simulated day and of the day after the
@@ -106,8 +149,11 @@ def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, s
     registered_day = np.where(entrant, entry_day, registered_day)
     tenure = np.where(entrant, (start_day - registered_day) / 365.25, tenure)
     log_cap = rng.standard_normal(n)
-    cap_yuan = np.where(enterprise, np.round(5e5 * np.exp(1.0 * log_cap), -4).clip(1e4, 1e9),
-                        np.round(3e4 * np.exp(0.8 * log_cap), -3).clip(1e3, 1e7))
+    cap_yuan = np.where(
+        enterprise,
+        np.round(5e5 * np.exp(1.0 * log_cap), -4).clip(1e4, 1e9),
+        np.round(3e4 * np.exp(0.8 * log_cap), -3).clip(1e3, 1e7),
+    )
     declared = enterprise | (rng.random(n) < 0.45)
     capital_fen = np.where(declared, cap_yuan * 100, -1).astype(np.int64)
     size = np.exp(0.5 * rng.standard_normal(n) - 0.125) * np.where(enterprise, 1.6, 0.85) * np.where(rural, 0.7, 1.15)
@@ -118,9 +164,19 @@ def draw_merchants(dyn: Dynamics, rng: np.random.Generator, index: np.ndarray, s
     shift = shift - np.where(enterprise, 0.12 * log_cap, 0.0)
     d0 = shift + dyn.stationary_sd * rng.standard_normal(n)
     return Merchants(
-        index=index, sector=sector, region=region, rural=rural, enterprise=enterprise,
-        registered_day=registered_day, entrant=entrant, tenure_years=tenure, capital_fen=capital_fen, size=size, thin=thin,
-        borrower=borrower, d0=d0,
+        index=index,
+        sector=sector,
+        region=region,
+        rural=rural,
+        enterprise=enterprise,
+        registered_day=registered_day,
+        entrant=entrant,
+        tenure_years=tenure,
+        capital_fen=capital_fen,
+        size=size,
+        thin=thin,
+        borrower=borrower,
+        d0=d0,
         credit_code=_credit_codes(rng, region, enterprise),
         name=_names(rng, sector),
         owner_hash=_owner_hashes(rng, index, salt),

@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 
 MIN_ROW_GROUP = 256_000
 _OPTIONS = {
-    "transactions": dict(use_dictionary=["merchant_id", "txn_type", "channel"],
-                         write_statistics=["txn_id", "merchant_id", "ts"]),
+    "transactions": dict(
+        use_dictionary=["merchant_id", "txn_type", "channel"], write_statistics=["txn_id", "merchant_id", "ts"]
+    ),
 }
 
 
@@ -80,7 +81,8 @@ class ParquetSink:
         writer = self._writers.get(name)
         if writer is None:
             writer = self._writers[name] = pq.ParquetWriter(
-                self._tmp(name), self.schemas[name], compression="lz4", **_OPTIONS.get(name, {}))
+                self._tmp(name), self.schemas[name], compression="lz4", **_OPTIONS.get(name, {})
+            )
         if table.num_rows:
             writer.write_table(table, row_group_size=table.num_rows)
 

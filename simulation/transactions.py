@@ -68,8 +68,15 @@ def _hour_table() -> np.ndarray:
 HOUR_TABLE = _hour_table()
 
 
-def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active_until_day: np.ndarray,
-                 cal: Calendar, volume_scale: float, first_txn_id: int) -> pa.Table:
+def transactions(
+    rng: np.random.Generator,
+    mer: Merchants,
+    d: np.ndarray,
+    active_until_day: np.ndarray,
+    cal: Calendar,
+    volume_scale: float,
+    first_txn_id: int,
+) -> pa.Table:
     """All transactions of a block. ``d``: (n, months) deviation per month; business runs from the
     registration day (``mer.registered_day``) to the day before ``active_until_day``."""
     n_m, months = d.shape
@@ -101,8 +108,9 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     walk_in_base = sectors.column("walk_in_share")[s]
     walk_in = np.clip(walk_in_base[:, None] * np.exp(0.3 * d), 0.02, 0.98)
     regulars = np.maximum(2, np.ceil(expected_month * (1 - walk_in_base) / _VISITS_PER_REGULAR)).astype(np.int64)
-    occasional = np.maximum(5, np.ceil(expected_month * walk_in_base * 0.8)[:, None]
-                            * np.arange(1, months + 1)[None, :]).astype(np.int64)  # seen by the end of each month
+    occasional = np.maximum(
+        5, np.ceil(expected_month * walk_in_base * 0.8)[:, None] * np.arange(1, months + 1)[None, :]
+    ).astype(np.int64)  # seen by the end of each month
     pool = regulars + occasional[:, -1]
     pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]])
     drmb = np.clip(1.0 + 0.06 * cal.months_since_2023, 0.5, 5.0)
@@ -134,8 +142,10 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     key.sort()  # rows keep their cell: only times move within a merchant-day
     ts_us = (key - rep_m(np.arange(n_m) * (n_days * 86400)) + (cal.first_day * 86400 - _UTC_OFFSET_S)) * 1_000_000
     is_refund = u[1] < rep_mm(refund_rate.astype(np.float32))
-    amount = np.exp(rep_mm((log_ticket[:, None] - 0.05 * d).astype(np.float32))
-                    + rep_m(ticket_sd.astype(np.float32)) * rng.standard_normal(n, dtype=np.float32))
+    amount = np.exp(
+        rep_mm((log_ticket[:, None] - 0.05 * d).astype(np.float32))
+        + rep_m(ticket_sd.astype(np.float32)) * rng.standard_normal(n, dtype=np.float32)
+    )
     grain = np.where((u[5] < np.float32(0.6)) & (amount >= 1), np.float32(100), np.float32(1))
     fen = np.clip(np.rint(amount * (100 / grain)) * grain, 1, 1e10).astype(np.int64)
     channel = np.zeros(n, dtype=np.int8)
@@ -145,8 +155,10 @@ def transactions(rng: np.random.Generator, mer: Merchants, d: np.ndarray, active
     regular = u[6] >= rep_mm(walk_in.astype(np.float32))
     which = np.where(
         regular,
-        np.minimum((rep_m(regulars.astype(np.float32)) * np.power(u[3], rep_mm(gamma.astype(np.float32)))).astype(np.int64),
-                   rep_m(regulars - 1)),
+        np.minimum(
+            (rep_m(regulars.astype(np.float32)) * np.power(u[3], rep_mm(gamma.astype(np.float32)))).astype(np.int64),
+            rep_m(regulars - 1),
+        ),
         rep_m(regulars) + (rep_mm(occasional.astype(np.float32)) * u[3]).astype(np.int64),
     )
     cust = rep_m(pool_start) + which

@@ -54,17 +54,24 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
     market's test window is too thin for the gate to mean much) in a fresh MLflow store.
     Returns the folders as LIFECREDIT_* values: ``{"env": {...}, "features": Path, "version": str}``.
     """
-    from features import build_features
     from core.settings import get_settings
+    from features import build_features
 
     root = tmp_path_factory.mktemp("served")
     features = root / "features"
     build_features(validated_market, features)
-    env = {"LIFECREDIT_DATA_DIR": str(root / "data"), "LIFECREDIT_MLRUNS_DIR": str(root / "mlruns"),
-           "LIFECREDIT_SNAPSHOT_DIR": str(features)}
+    env = {
+        "LIFECREDIT_DATA_DIR": str(root / "data"),
+        "LIFECREDIT_MLRUNS_DIR": str(root / "mlruns"),
+        "LIFECREDIT_SNAPSHOT_DIR": str(features),
+    }
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in {**env, "LIFECREDIT_VAR_DIR": str(root / "var"), "OMP_WAIT_POLICY": "PASSIVE",
-                     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+        for k, v in {
+            **env,
+            "LIFECREDIT_VAR_DIR": str(root / "var"),
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }.items():
             mp.setenv(k, v)
         get_settings.cache_clear()
         from training.registry import promote
@@ -90,12 +97,22 @@ def live_service(served_champion, validated_market, tmp_path_factory) -> dict:
     from serving.keys import KeyStore
 
     root = tmp_path_factory.mktemp("live")
-    env = base_env(**served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"),
-                   LIFECREDIT_HISTORY_DIR=str(root / "history"), LIFECREDIT_RATE_LIMIT_PER_MINUTE="60",
-                   LIFECREDIT_RATE_LIMIT_BURST="30")
+    env = base_env(
+        **served_champion["env"],
+        LIFECREDIT_VAR_DIR=str(root / "var"),
+        LIFECREDIT_HISTORY_DIR=str(root / "history"),
+        LIFECREDIT_RATE_LIMIT_PER_MINUTE="60",
+        LIFECREDIT_RATE_LIMIT_BURST="30",
+    )
     cli(["score-all", "--months", "3", "--validated", str(validated_market)], env)
     store = KeyStore(root / "var" / "api_keys.json")
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet", columns=["merchant_id"])["merchant_id"]
     with serve(env, root / "serve.log") as url:
-        yield {"url": url, "env": env, "log": root / "serve.log", "var": root / "var", "ids": ids.to_list(),
-               "new_key": lambda role: store.create(role)}
+        yield {
+            "url": url,
+            "env": env,
+            "log": root / "serve.log",
+            "var": root / "var",
+            "ids": ids.to_list(),
+            "new_key": lambda role: store.create(role),
+        }

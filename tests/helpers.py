@@ -57,8 +57,7 @@ def http(method: str, url: str, body: dict | bytes | None = None, key: str | Non
 def server(cmd: list[str], env: dict, port: int, log: Path, ready_seconds: float = 180):
     """Run ``cmd`` in its own process group until ``/readyz`` answers 200; yield its base URL; stop it after."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=ROOT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         try:
             deadline = time.monotonic() + ready_seconds
             while True:
@@ -90,9 +89,11 @@ def pg_admin_url() -> str:
     try:
         psycopg2.connect(url, connect_timeout=3).close()
     except psycopg2.Error as err:
-        pytest.skip(f"no PostgreSQL server at {url} ({' '.join(str(err).split())}): start one "
-                    f"(`apt-get install postgresql && service postgresql start`) or set {PG_URL_VARIABLE}="
-                    f"postgresql://USER@HOST:PORT/postgres for a role that may create databases")
+        pytest.skip(
+            f"no PostgreSQL server at {url} ({' '.join(str(err).split())}): start one "
+            f"(`apt-get install postgresql && service postgresql start`) or set {PG_URL_VARIABLE}="
+            f"postgresql://USER@HOST:PORT/postgres for a role that may create databases"
+        )
     return url
 
 

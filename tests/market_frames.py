@@ -17,11 +17,25 @@ from features.events import COMPLAINT_CATEGORIES
 from features.sales import CHANNELS
 from features.tables import TZ
 
-SECTORS = ("catering", "retail", "accommodation", "housekeeping", "laundry_dyeing", "appliance_repair",
-           "portrait_photography", "beauty_hairdressing", "convenience")
+SECTORS = (
+    "catering",
+    "retail",
+    "accommodation",
+    "housekeeping",
+    "laundry_dyeing",
+    "appliance_repair",
+    "portrait_photography",
+    "beauty_hairdressing",
+    "convenience",
+)
 STATUSES = ("current", "delinquent", "default", "written_off", "closed")
-RECORD_TYPES = ("administrative_penalty", "abnormal_operation_listed", "abnormal_operation_removed",
-                "serious_violation_listed", "serious_violation_removed")
+RECORD_TYPES = (
+    "administrative_penalty",
+    "abnormal_operation_listed",
+    "abnormal_operation_removed",
+    "serious_violation_listed",
+    "serious_violation_removed",
+)
 TS = pl.Datetime("us", TZ)
 
 
@@ -90,7 +104,9 @@ def tiny_market(
             "complaint_id": [f"C{i:010d}" for i in range(nc)],
             "merchant_id": rng.choice(ids, nc).tolist(),
             "received_at": recv,
-            "resolved_at": [None if rng.random() < 0.3 else r + timedelta(hours=int(rng.integers(1, 2000))) for r in recv],
+            "resolved_at": [
+                None if rng.random() < 0.3 else r + timedelta(hours=int(rng.integers(1, 2000))) for r in recv
+            ],
             "category": rng.choice(COMPLAINT_CATEGORIES, nc).tolist(),
             "severity": rng.integers(1, 4, nc).astype(np.int8),
             "source": ["platform"] * nc,
@@ -108,19 +124,40 @@ def tiny_market(
             if status in ("closed", "written_off"):
                 break
             dpd = 0 if rng.random() < 0.6 else dpd + int(rng.integers(1, 60))
-            status = "closed" if rng.random() < 0.08 else ("written_off" if dpd > 150 and rng.random() < 0.3 else
-                     ("default" if dpd >= 90 else ("delinquent" if dpd > 0 else "current")))
+            status = (
+                "closed"
+                if rng.random() < 0.08
+                else (
+                    "written_off"
+                    if dpd > 150 and rng.random() < 0.3
+                    else ("default" if dpd >= 90 else ("delinquent" if dpd > 0 else "current"))
+                )
+            )
             perf_rows.append((lid, rep, mid, dpd, max(0, principal - i * principal // 12), status))
     loans = pl.DataFrame(
         loans_rows,
-        schema={"loan_id": pl.String, "merchant_id": pl.String, "product": pl.String, "disbursed_on": pl.Date,
-                "principal_fen": pl.Int64, "term_months": pl.Int16, "annual_rate": pl.Float64, "lender_code": pl.String},
+        schema={
+            "loan_id": pl.String,
+            "merchant_id": pl.String,
+            "product": pl.String,
+            "disbursed_on": pl.Date,
+            "principal_fen": pl.Int64,
+            "term_months": pl.Int16,
+            "annual_rate": pl.Float64,
+            "lender_code": pl.String,
+        },
         orient="row",
     )
     perf = pl.DataFrame(
         perf_rows,
-        schema={"loan_id": pl.String, "reported_on": pl.Date, "merchant_id": pl.String, "days_past_due": pl.Int32,
-                "outstanding_fen": pl.Int64, "status": pl.String},
+        schema={
+            "loan_id": pl.String,
+            "reported_on": pl.Date,
+            "merchant_id": pl.String,
+            "days_past_due": pl.Int32,
+            "outstanding_fen": pl.Int64,
+            "status": pl.String,
+        },
         orient="row",
     )
     npr = int(rng.integers(0, 3 * merchants + 1))
@@ -143,21 +180,61 @@ def tiny_market(
         "loan_performance": perf,
         "public_records": recs,
     }
-    return {name: df.cast({c: t for c, t in CONTRACT_DTYPES[name].items() if c in df.columns}) for name, df in tables.items()}
+    return {
+        name: df.cast({c: t for c, t in CONTRACT_DTYPES[name].items() if c in df.columns})
+        for name, df in tables.items()
+    }
 
 
 S, I64, D = pl.String, pl.Int64, pl.Date
 CONTRACT_DTYPES: dict[str, dict[str, pl.DataType]] = {
-    "merchants": {"merchant_id": S, "credit_code": S, "name": S, "owner_hash": S, "sector": S, "region_code": S,
-                  "business_form": S, "registered_on": D, "registered_capital_fen": I64},
-    "transactions": {"txn_id": I64, "merchant_id": S, "ts": TS, "txn_type": S, "amount_fen": I64, "channel": S,
-                     "customer_hash": S},
-    "complaints": {"complaint_id": S, "merchant_id": S, "received_at": TS, "resolved_at": TS, "category": S,
-                   "severity": pl.Int8, "source": S},
-    "loans": {"loan_id": S, "merchant_id": S, "product": S, "disbursed_on": D, "principal_fen": I64,
-              "term_months": pl.Int16, "annual_rate": pl.Float64, "lender_code": S},
-    "loan_performance": {"loan_id": S, "reported_on": D, "merchant_id": S, "days_past_due": pl.Int32,
-                         "outstanding_fen": I64, "status": S},
+    "merchants": {
+        "merchant_id": S,
+        "credit_code": S,
+        "name": S,
+        "owner_hash": S,
+        "sector": S,
+        "region_code": S,
+        "business_form": S,
+        "registered_on": D,
+        "registered_capital_fen": I64,
+    },
+    "transactions": {
+        "txn_id": I64,
+        "merchant_id": S,
+        "ts": TS,
+        "txn_type": S,
+        "amount_fen": I64,
+        "channel": S,
+        "customer_hash": S,
+    },
+    "complaints": {
+        "complaint_id": S,
+        "merchant_id": S,
+        "received_at": TS,
+        "resolved_at": TS,
+        "category": S,
+        "severity": pl.Int8,
+        "source": S,
+    },
+    "loans": {
+        "loan_id": S,
+        "merchant_id": S,
+        "product": S,
+        "disbursed_on": D,
+        "principal_fen": I64,
+        "term_months": pl.Int16,
+        "annual_rate": pl.Float64,
+        "lender_code": S,
+    },
+    "loan_performance": {
+        "loan_id": S,
+        "reported_on": D,
+        "merchant_id": S,
+        "days_past_due": pl.Int32,
+        "outstanding_fen": I64,
+        "status": S,
+    },
     "public_records": {"record_id": S, "merchant_id": S, "record_type": S, "published_on": D, "penalty_fen": I64},
 }
 """Column dtypes of the raw-table contracts (data_contracts/contracts/*.yaml)."""

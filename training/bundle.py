@@ -48,6 +48,9 @@ unseen or null category is treated as missing.
 Outputs: one :class:`training.result.Scores` per call (:meth:`ScoringBundle.score`): PD, score,
 grade, class and up to four reasons per row; :mod:`training.result` describes the columns and
 the reason rules, and renders the result for every caller.
+
+The module is over 400 lines because the bundle's directory format (write, load, check) and the
+scoring that reads it must change together.
 """
 
 from __future__ import annotations
@@ -66,8 +69,20 @@ from training.linear import decode, logistic_terms, scorecard_contributions
 from training.master_scale import MasterScale
 from training.result import OUTPUT_COLUMNS, REASON_COLUMNS, Reasons, Scores, rank_reasons, reason_groups
 
-__all__ = ["OUTPUT_COLUMNS", "REASON_COLUMNS", "MissingFeatureError", "ModelInput", "Scores", "ScoringBundle",
-           "apply_calibration", "decode", "default_threads", "encode", "logistic_terms", "scorecard_contributions"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "REASON_COLUMNS",
+    "MissingFeatureError",
+    "ModelInput",
+    "Scores",
+    "ScoringBundle",
+    "apply_calibration",
+    "decode",
+    "default_threads",
+    "encode",
+    "logistic_terms",
+    "scorecard_contributions",
+]
 FORMAT_VERSION = 1
 FORMAT_VERSIONS = (1, 2)  # 2: a model kind other than lightgbm (format 1 readers refuse it by name)
 KINDS = ("lightgbm", "scorecard", "logistic", "blend")
@@ -113,16 +128,31 @@ class ModelInput:
         return self.dtype == "category"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "direction": self.direction,
-                "categories": list(self.categories), "reason_en": self.reason_en, "reason_zh": self.reason_zh,
-                "reason": self.reason, "reason_threshold": self.reason_threshold, "reason_group": self.reason_group}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "direction": self.direction,
+            "categories": list(self.categories),
+            "reason_en": self.reason_en,
+            "reason_zh": self.reason_zh,
+            "reason": self.reason,
+            "reason_threshold": self.reason_threshold,
+            "reason_group": self.reason_group,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelInput:
-        return cls(name=d["name"], dtype=d.get("dtype", "float"), direction=int(d.get("direction", 0)),
-                   categories=tuple(d.get("categories", ())), reason_en=d.get("reason_en", ""),
-                   reason_zh=d.get("reason_zh", ""), reason=bool(d.get("reason", True)),  # absent: older bundles
-                   reason_threshold=d.get("reason_threshold"), reason_group=d.get("reason_group", ""))
+        return cls(
+            name=d["name"],
+            dtype=d.get("dtype", "float"),
+            direction=int(d.get("direction", 0)),
+            categories=tuple(d.get("categories", ())),
+            reason_en=d.get("reason_en", ""),
+            reason_zh=d.get("reason_zh", ""),
+            reason=bool(d.get("reason", True)),  # absent: older bundles
+            reason_threshold=d.get("reason_threshold"),
+            reason_group=d.get("reason_group", ""),
+        )
 
 
 def encode(frame, features: list[ModelInput]) -> np.ndarray:
@@ -197,8 +227,12 @@ class ScoringBundle:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        needs = {"lightgbm": ("booster",), "scorecard": ("scorecard",), "logistic": ("logistic",),
-                 "blend": ("booster", "blend")}
+        needs = {
+            "lightgbm": ("booster",),
+            "scorecard": ("scorecard",),
+            "logistic": ("logistic",),
+            "blend": ("booster", "blend"),
+        }
         lacking = [part for part in needs[self.kind] if getattr(self, part) is None]
         if self.kind == "blend" and not lacking:
             lacking = [part for part in ("scorecard", "logistic") if part in self.blend and getattr(self, part) is None]
@@ -217,21 +251,31 @@ class ScoringBundle:
         if self.logistic is not None:
             (d / "logistic.json").write_text(json.dumps(self.logistic, ensure_ascii=False, indent=1), encoding="utf-8")
         if self.scorecard is not None:
-            (d / "scorecard.json").write_text(json.dumps(self.scorecard, ensure_ascii=False, indent=1),
-                                              encoding="utf-8")
+            (d / "scorecard.json").write_text(
+                json.dumps(self.scorecard, ensure_ascii=False, indent=1), encoding="utf-8"
+            )
         (d / "calibrator.json").write_text(json.dumps(self.calibrator), encoding="utf-8")
         (d / "master_scale.yaml").write_text(self.scale.to_yaml(), encoding="utf-8")
         if self.catalog_yaml is not None:
             (d / "catalog.yaml").write_text(self.catalog_yaml, encoding="utf-8")
         baseline = self.baseline
-        meaning = ("TreeSHAP expected value: the mean model margin over the training window; "
-                   "reason contributions are measured against it") if self.kind == "lightgbm" else (
-            "the mean model margin over the training rows; reasons are measured against each feature's best "
-            "scorecard bin" if self.kind == "scorecard" else
-            "the mean model margin over the training rows; reasons are each feature's term against its "
-            "training mean (exact SHAP of the linear model)" if self.kind == "logistic" else
-            "the mean model margin over the training rows; reasons are the LightGBM part's TreeSHAP "
-            "contributions times its blend weight")
+        meaning = (
+            (
+                "TreeSHAP expected value: the mean model margin over the training window; "
+                "reason contributions are measured against it"
+            )
+            if self.kind == "lightgbm"
+            else (
+                "the mean model margin over the training rows; reasons are measured against each feature's best "
+                "scorecard bin"
+                if self.kind == "scorecard"
+                else "the mean model margin over the training rows; reasons are each feature's term against its "
+                "training mean (exact SHAP of the linear model)"
+                if self.kind == "logistic"
+                else "the mean model margin over the training rows; reasons are the LightGBM part's TreeSHAP "
+                "contributions times its blend weight"
+            )
+        )
         meta = {
             "format_version": FORMAT_VERSION if self.kind == "lightgbm" else 2,
             "kind": self.kind,
@@ -239,8 +283,11 @@ class ScoringBundle:
             "id_columns": self.id_columns,
             "target": self.target,
             "feature_set": self.feature_set,
-            "baseline": {"margin": baseline, "pd": float(self.pd_from_margin(np.array([baseline]))[0]),
-                         "meaning": meaning},
+            "baseline": {
+                "margin": baseline,
+                "pd": float(self.pd_from_margin(np.array([baseline]))[0]),
+                "meaning": meaning,
+            },
             **({"blend": self.blend} if self.blend is not None else {}),
         }
         (d / "bundle.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -254,15 +301,17 @@ class ScoringBundle:
         d = Path(directory)
         meta = json.loads((d / "bundle.json").read_text(encoding="utf-8"))
         if meta.get("format_version") not in FORMAT_VERSIONS:
-            raise ValueError(f"{d}: bundle format {meta.get('format_version')} is not one of "
-                             f"{', '.join(map(str, FORMAT_VERSIONS))}")
+            raise ValueError(
+                f"{d}: bundle format {meta.get('format_version')} is not one of {', '.join(map(str, FORMAT_VERSIONS))}"
+            )
         catalog, model_file, scorecard = d / "catalog.yaml", d / "model.txt", d / "scorecard.json"
         return cls(
             booster=lgb.Booster(model_file=str(model_file)) if model_file.exists() else None,
             scorecard=json.loads(scorecard.read_text(encoding="utf-8")) if scorecard.exists() else None,
             blend=meta.get("blend"),
             logistic=json.loads((d / "logistic.json").read_text(encoding="utf-8"))
-            if (d / "logistic.json").exists() else None,
+            if (d / "logistic.json").exists()
+            else None,
             calibrator=json.loads((d / "calibrator.json").read_text(encoding="utf-8")),
             scale=MasterScale.load(d / "master_scale.yaml"),
             features=[ModelInput.from_dict(f) for f in meta["features"]],
@@ -304,8 +353,9 @@ class ScoringBundle:
         if self.kind == "scorecard":
             return self._scorecard_margin(X)
         w = self.blend
-        linear = (w["scorecard"] * self._scorecard_margin(X) if "scorecard" in w
-                  else w["logistic"] * self._logistic_margin(X))
+        linear = (
+            w["scorecard"] * self._scorecard_margin(X) if "scorecard" in w else w["logistic"] * self._logistic_margin(X)
+        )
         return w["intercept"] + w["lightgbm"] * self.booster.predict(X, raw_score=True, num_threads=threads) + linear
 
     def _scorecard_margin(self, X: np.ndarray) -> np.ndarray:
@@ -361,5 +411,3 @@ class ScoringBundle:
 def default_threads() -> int:
     """Threads for batch scoring: all cores, at most 2 (serving uses 1 per request)."""
     return max(1, min(2, os.cpu_count() or 1))
-
-

@@ -92,7 +92,7 @@ class PlattCalibrator(_Calibrator):
     def __init__(self, C: float = 1e4):
         self.C = C
 
-    def fit(self, X, y) -> "PlattCalibrator":
+    def fit(self, X, y) -> PlattCalibrator:
         m, target = self._check_fit_input(X, y)
         lr = LogisticRegression(C=self.C, solver="lbfgs", max_iter=1000).fit(m[:, None], target)
         self.a_ = float(lr.coef_[0, 0])
@@ -106,7 +106,7 @@ class PlattCalibrator(_Calibrator):
 class IsotonicCalibrator(_Calibrator):
     """Isotonic calibration through block centres, logit-linear tails (see the module docstring)."""
 
-    def fit(self, X, y) -> "IsotonicCalibrator":
+    def fit(self, X, y) -> IsotonicCalibrator:
         m, target = self._check_fit_input(X, y)
         level = IsotonicRegression(increasing=True, out_of_bounds="clip").fit_transform(m, target)
         _, block = np.unique(level, return_inverse=True)
@@ -123,8 +123,9 @@ class IsotonicCalibrator(_Calibrator):
         return {"kind": "isotonic", "x": self.x_, "y": self.y_, "tail_slope": self.tail_slope_}
 
 
-def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None = None, seed: int = 0,
-                      folds: int = 5) -> tuple[PlattCalibrator | IsotonicCalibrator, dict[str, float]]:
+def choose_calibrator(
+    margin: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None = None, seed: int = 0, folds: int = 5
+) -> tuple[PlattCalibrator | IsotonicCalibrator, dict[str, float]]:
     """Fit both calibrators; keep the lower cross-validated log loss (folds grouped by ``groups``).
 
     Returns the winner refitted on all rows, and the cross-validated log loss of each.
@@ -135,8 +136,11 @@ def choose_calibrator(margin: np.ndarray, y: np.ndarray, *, groups: np.ndarray |
     n_splits = int(min(folds, np.bincount(y, minlength=2).min()))
     if groups is not None:
         n_splits = min(n_splits, len(np.unique(groups)))
-    splitter = (StratifiedKFold(n_splits, shuffle=True, random_state=seed) if groups is None
-                else StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed))
+    splitter = (
+        StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+        if groups is None
+        else StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+    )
     losses: dict[str, float] = {}
     for name, make in candidates.items():
         if n_splits < 2:

@@ -70,12 +70,15 @@ def fit_booster(client, params: dict, train, rounds: int, *, groups: np.ndarray 
             continue
         Xs.append(chunk(X[rows], worker))
         ys.append(chunk(y[rows], worker))
-    model = DaskLGBMClassifier(client=client, n_estimators=rounds,
-                               **{k: v for k, v in params.items() if k not in NOT_PASSED})
+    model = DaskLGBMClassifier(
+        client=client, n_estimators=rounds, **{k: v for k, v in params.items() if k not in NOT_PASSED}
+    )
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):  # lightgbm.dask prints progress
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
         model.fit(
-            da.concatenate(Xs), da.concatenate(ys),
-            feature_name=list(train.feature_name), categorical_feature=list(train.categorical_feature),
+            da.concatenate(Xs),
+            da.concatenate(ys),
+            feature_name=list(train.feature_name),
+            categorical_feature=list(train.categorical_feature),
         )
     return model.booster_

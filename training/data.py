@@ -64,7 +64,7 @@ class FeatureSet:
     sha256: str
 
     @classmethod
-    def read(cls, path: str | Path | None = None) -> "FeatureSet":
+    def read(cls, path: str | Path | None = None) -> FeatureSet:
         """Read ``features/catalog.yaml`` (or ``path``), checked by :func:`features.load_catalog`."""
         from features import load_catalog
         from features.catalog import CATALOG_PATH
@@ -74,13 +74,27 @@ class FeatureSet:
             cat = load_catalog(path)
         except ValidationError as err:
             raise ValueError(f"{path}: not a valid feature catalogue: {err}") from err
-        features = [ModelInput(name=f.name, dtype=f.dtype, direction=int(f.risk_direction), reason=f.shows_reason,
-                            reason_en=f.reason_en or "", reason_zh=f.reason_zh or "",
-                            reason_threshold=f.reason_threshold, reason_group=f.reason_group or "")
-                    for f in cat.model_features()]
+        features = [
+            ModelInput(
+                name=f.name,
+                dtype=f.dtype,
+                direction=int(f.risk_direction),
+                reason=f.shows_reason,
+                reason_en=f.reason_en or "",
+                reason_zh=f.reason_zh or "",
+                reason_threshold=f.reason_threshold,
+                reason_group=f.reason_group or "",
+            )
+            for f in cat.model_features()
+        ]
         raw = path.read_bytes()
-        return cls(name=cat.name, version=cat.version, features=features, text=raw.decode("utf-8"),
-                   sha256=hashlib.sha256(raw).hexdigest())
+        return cls(
+            name=cat.name,
+            version=cat.version,
+            features=features,
+            text=raw.decode("utf-8"),
+            sha256=hashlib.sha256(raw).hexdigest(),
+        )
 
 
 @dataclass
@@ -138,13 +152,22 @@ def _held_out(groups: np.ndarray, y: np.ndarray, share: float, rng: np.random.Ge
     return set(held)
 
 
-def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int, test_share: float = TEST_SHARE,
-               late_share: float = LATE_SHARE, folds: int = FOLDS) -> Split:
+def time_split(
+    times: np.ndarray,
+    groups: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    test_share: float = TEST_SHARE,
+    late_share: float = LATE_SHARE,
+    folds: int = FOLDS,
+) -> Split:
     """Merchant-disjoint test in a late window; booster rows before it (see the module docstring)."""
     values, counts = np.unique(times, return_counts=True)
     if len(values) < 2:
-        raise ValueError(f"a merchant-disjoint out-of-time split needs at least 2 distinct labelled dates, "
-                         f"got {len(values)}")
+        raise ValueError(
+            f"a merchant-disjoint out-of-time split needs at least 2 distinct labelled dates, got {len(values)}"
+        )
     # the fewest latest dates holding late_share of the rows, leaving at least one date to fit on
     n_late = min(int(np.searchsorted(np.cumsum(counts[::-1]), late_share * counts.sum()) + 1), len(values) - 1)
     split_at = values[len(values) - n_late]
@@ -160,16 +183,25 @@ def time_split(times: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: in
     fold = np.where(is_test, -1, pd.Series(groups).map(fold_of).fillna(-1).to_numpy()).astype(np.int64)
     tr, va, te = pos[~is_test & ~late], pos[~is_test & late], pos[is_test & late]
     if not len(tr) or not len(va) or not len(te):
-        raise ValueError("too few merchants or dates for a merchant-disjoint out-of-time split "
-                         f"(booster rows {len(tr)}, calibration rows {len(va)}, test rows {len(te)})")
+        raise ValueError(
+            "too few merchants or dates for a merchant-disjoint out-of-time split "
+            f"(booster rows {len(tr)}, calibration rows {len(va)}, test rows {len(te)})"
+        )
     day = lambda v: str(v)[:10]  # noqa: E731 - dates or timestamps
-    bounds = {"train_from": day(times[tr].min()), "train_to": day(times[tr].max()),
-              "valid_from": day(split_at), "valid_to": day(times[va].max()),
-              "test_from": day(split_at), "test_to": day(times[te].max()),
-              "train_groups": str(len(others)), "test_groups": str(len(held)),
-              "test_groups_unused_rows": str(int((is_test & ~late).sum())),
-              "folds": str(folds), "validation": "out-of-fold margins of later rows (cross-fitting by merchant)",
-              "test": "merchants held out whole, rows from the split date on"}
+    bounds = {
+        "train_from": day(times[tr].min()),
+        "train_to": day(times[tr].max()),
+        "valid_from": day(split_at),
+        "valid_to": day(times[va].max()),
+        "test_from": day(split_at),
+        "test_to": day(times[te].max()),
+        "train_groups": str(len(others)),
+        "test_groups": str(len(held)),
+        "test_groups_unused_rows": str(int((is_test & ~late).sum())),
+        "folds": str(folds),
+        "validation": "out-of-fold margins of later rows (cross-fitting by merchant)",
+        "test": "merchants held out whole, rows from the split date on",
+    }
     return Split("merchant_disjoint", tr, va, te, fold, bounds)
 
 
@@ -208,8 +240,10 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, s
     meta_path = features_dir / "metadata.json"
     built_with = json.loads(meta_path.read_text(encoding="utf-8")).get("catalog_sha256") if meta_path.exists() else None
     if not explicit and built_with and built_with != cat.sha256:
-        raise ValueError(f"{panel_path} was built with another catalogue (sha256 {built_with[:12]}..., now "
-                         f"{cat.sha256[:12]}...): rebuild the features, or pass the catalogue explicitly")
+        raise ValueError(
+            f"{panel_path} was built with another catalogue (sha256 {built_with[:12]}..., now "
+            f"{cat.sha256[:12]}...): rebuild the features, or pass the catalogue explicitly"
+        )
     lazy = pl.scan_parquet(panel_path)
     schema = lazy.collect_schema()
     missing = [c for c in [*PANEL_IDS, LABEL] + [f.name for f in cat.features] if c not in schema]
@@ -231,16 +265,24 @@ def load_panel(features_dir: str | Path, catalog: str | Path | None = None, *, s
         source=panel_path.resolve(),
         sha256=file_sha256(panel_path),
         feature_set={"name": cat.name, "version": cat.version},
-        split=time_split(frame["as_of"].to_numpy(), frame["merchant_id"].to_numpy(), frame[LABEL].to_numpy(),
-                         seed=seed),
+        split=time_split(
+            frame["as_of"].to_numpy(), frame["merchant_id"].to_numpy(), frame[LABEL].to_numpy(), seed=seed
+        ),
         time_col="as_of",
         catalog_text=cat.text,
     )
 
 
-def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | None = None,
-               categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
-               seed: int = 7) -> TrainingTable:
+def load_table(
+    path: str | Path,
+    *,
+    target: str,
+    id_col: str,
+    time_col: str | None = None,
+    categorical: list[str] | None = None,
+    monotone: dict[str, int] | None = None,
+    seed: int = 7,
+) -> TrainingTable:
     """Any feature table (Parquet or CSV): every column but target, id and dates is a feature.
 
     String columns and those named in ``categorical`` are native categoricals; ``monotone``
@@ -254,9 +296,11 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
             raise ValueError(f"{path}: column {col!r} not found (columns: {', '.join(frame.columns)})")
     frame = frame.filter(pl.col(target).is_not_null())
     y_values = set(frame[target].unique().to_list())
-    if not y_values <= {0, 1, True, False} or len(y_values) < 2:
-        raise ValueError(f"{path}: target {target!r} must hold both 0 and 1 (1 = default/bad, 0 = good), found "
-                         f"{sorted(map(str, y_values))[:10]}; recode it first, e.g. 2 -> 1 and 1 -> 0 for a 1/2 label")
+    if not y_values <= {0, 1} or len(y_values) < 2:
+        raise ValueError(
+            f"{path}: target {target!r} must hold both 0 and 1 (1 = default/bad, 0 = good), found "
+            f"{sorted(map(str, y_values))[:10]}; recode it first, e.g. 2 -> 1 and 1 -> 0 for a 1/2 label"
+        )
     frame = frame.with_columns(pl.col(target).cast(pl.Int8))
     categorical = list(categorical or [])
     monotone = dict(monotone or {})
@@ -280,12 +324,21 @@ def load_table(path: str | Path, *, target: str, id_col: str, time_col: str | No
     features = _with_categories(features, frame)
     pdf = frame.to_pandas()
     y = pdf[target].to_numpy()
-    split = (time_split(pdf[time_col].to_numpy(), pdf[id_col].to_numpy(), y, seed=seed) if time_col
-             else stratified_split(y, seed=seed))
+    split = (
+        time_split(pdf[time_col].to_numpy(), pdf[id_col].to_numpy(), y, seed=seed)
+        if time_col
+        else stratified_split(y, seed=seed)
+    )
     return TrainingTable(
-        frame=pdf, features=features, id_columns=[id_col], target=target, source=path.resolve(),
-        sha256=file_sha256(path), feature_set={"name": path.stem, "version": file_sha256(path)[:12]},
-        split=split, time_col=time_col,
+        frame=pdf,
+        features=features,
+        id_columns=[id_col],
+        target=target,
+        source=path.resolve(),
+        sha256=file_sha256(path),
+        feature_set={"name": path.stem, "version": file_sha256(path)[:12]},
+        split=split,
+        time_col=time_col,
     )
 
 

@@ -66,8 +66,12 @@ def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict:
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
     bins = _equal_count_bins(p, n_bins)
-    curve = (pd.DataFrame({"bin": bins, "y": y, "p": p}).groupby("bin")
-             .agg(n=("y", "size"), mean_pd=("p", "mean"), default_rate=("y", "mean")).reset_index())
+    curve = (
+        pd.DataFrame({"bin": bins, "y": y, "p": p})
+        .groupby("bin")
+        .agg(n=("y", "size"), mean_pd=("p", "mean"), default_rate=("y", "mean"))
+        .reset_index()
+    )
     ece = float((curve["n"] * (curve["mean_pd"] - curve["default_rate"]).abs()).sum() / len(y))
     return {
         "brier": float(brier_score_loss(y, p)),
@@ -90,28 +94,63 @@ def jeffreys_pvalue(n: float, defaults: float, mean_pd: float) -> float:
     return float(beta.cdf(mean_pd, defaults + 0.5, n - defaults + 0.5))
 
 
-def group_table(y: np.ndarray, p: np.ndarray, groups: np.ndarray, order: list[str],
-                alpha: float = JEFFREYS_ALPHA, clusters: np.ndarray | None = None) -> list[dict]:
+def group_table(
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: np.ndarray,
+    order: list[str],
+    alpha: float = JEFFREYS_ALPHA,
+    clusters: np.ndarray | None = None,
+) -> list[dict]:
     """Count, mean PD, observed default rate and Jeffreys test for each group in ``order``.
 
     ``clusters`` (a merchant id per row) makes the test count merchants, not rows (see the
     module docstring); ``obligors`` is that count.
     """
-    frame = pd.DataFrame({"g": np.asarray(groups).astype(str), "y": np.asarray(y).astype(int), "p": p,
-                          "c": np.arange(len(p)) if clusters is None else np.asarray(clusters)})
-    stats = frame.groupby("g").agg(n=("y", "size"), defaults=("y", "sum"), mean_pd=("p", "mean"),
-                                   obligors=("c", "nunique"))
+    frame = pd.DataFrame(
+        {
+            "g": np.asarray(groups).astype(str),
+            "y": np.asarray(y).astype(int),
+            "p": p,
+            "c": np.arange(len(p)) if clusters is None else np.asarray(clusters),
+        }
+    )
+    stats = frame.groupby("g").agg(
+        n=("y", "size"), defaults=("y", "sum"), mean_pd=("p", "mean"), obligors=("c", "nunique")
+    )
     rows = []
     for g in order:
         if g in stats.index:
             n, d, mpd = int(stats.at[g, "n"]), int(stats.at[g, "defaults"]), float(stats.at[g, "mean_pd"])
             k = int(stats.at[g, "obligors"])
             pval = jeffreys_pvalue(k, d * k / n, mpd)
-            rows.append({"group": g, "n": n, "obligors": k, "share": n / len(frame), "defaults": d, "mean_pd": mpd,
-                         "default_rate": d / n, "jeffreys_p": pval, "rejected": bool(pval < alpha)})
+            rows.append(
+                {
+                    "group": g,
+                    "n": n,
+                    "obligors": k,
+                    "share": n / len(frame),
+                    "defaults": d,
+                    "mean_pd": mpd,
+                    "default_rate": d / n,
+                    "jeffreys_p": pval,
+                    "rejected": bool(pval < alpha),
+                }
+            )
         else:
-            rows.append({"group": g, "n": 0, "obligors": 0, "share": 0.0, "defaults": 0, "mean_pd": None,
-                         "default_rate": None, "jeffreys_p": None, "rejected": False})
+            rows.append(
+                {
+                    "group": g,
+                    "n": 0,
+                    "obligors": 0,
+                    "share": 0.0,
+                    "defaults": 0,
+                    "mean_pd": None,
+                    "default_rate": None,
+                    "jeffreys_p": None,
+                    "rejected": False,
+                }
+            )
     return rows
 
 
@@ -138,22 +177,27 @@ def psi(expected, actual, *, n_bins: int = 10, categorical: bool = False) -> flo
         e = pd.Series(np.asarray(expected, dtype=object)).fillna("<null>").astype(str)
         a = pd.Series(np.asarray(actual, dtype=object)).fillna("<null>").astype(str)
         cats = sorted(set(e) | set(a))
-        return psi_from_counts(e.value_counts().reindex(cats, fill_value=0), a.value_counts().reindex(cats, fill_value=0))
+        return psi_from_counts(
+            e.value_counts().reindex(cats, fill_value=0), a.value_counts().reindex(cats, fill_value=0)
+        )
     e = np.asarray(expected, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)
     e_ok, a_ok = e[~np.isnan(e)], a[~np.isnan(a)]
     edges = np.unique(np.quantile(e_ok, np.linspace(0, 1, n_bins + 1)[1:-1])) if len(e_ok) else np.array([])
-    e_counts = np.append(np.bincount(np.searchsorted(edges, e_ok, side="right"), minlength=len(edges) + 1),
-                         np.isnan(e).sum())
-    a_counts = np.append(np.bincount(np.searchsorted(edges, a_ok, side="right"), minlength=len(edges) + 1),
-                         np.isnan(a).sum())
+    e_counts = np.append(
+        np.bincount(np.searchsorted(edges, e_ok, side="right"), minlength=len(edges) + 1), np.isnan(e).sum()
+    )
+    a_counts = np.append(
+        np.bincount(np.searchsorted(edges, a_ok, side="right"), minlength=len(edges) + 1), np.isnan(a).sum()
+    )
     return psi_from_counts(e_counts, a_counts)
 
 
 def characteristic_stability(train: pd.DataFrame, test: pd.DataFrame, features) -> dict[str, float]:
     """CSI (a PSI per feature) between the train and test windows."""
-    return {f.name: psi(train[f.name].to_numpy(), test[f.name].to_numpy(), categorical=f.is_categorical)
-            for f in features}
+    return {
+        f.name: psi(train[f.name].to_numpy(), test[f.name].to_numpy(), categorical=f.is_categorical) for f in features
+    }
 
 
 def lift_gains(y: np.ndarray, p: np.ndarray, n: int = 10) -> list[dict]:
@@ -166,14 +210,29 @@ def lift_gains(y: np.ndarray, p: np.ndarray, n: int = 10) -> list[dict]:
     rows, cum = [], 0
     for d, (size, bads) in frame.iterrows():
         cum += bads
-        rows.append({"decile": int(d), "n": int(size), "defaults": int(bads), "default_rate": bads / size,
-                     "lift": (bads / size) / base if base else float("nan"), "cumulative_gain": cum / total})
+        rows.append(
+            {
+                "decile": int(d),
+                "n": int(size),
+                "defaults": int(bads),
+                "default_rate": bads / size,
+                "lift": (bads / size) / base if base else float("nan"),
+                "cumulative_gain": cum / total,
+            }
+        )
     return rows
 
 
 # -- one call for a model ------------------------------------------------------------------
-def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_score: np.ndarray | None = None,
-                         alpha: float = JEFFREYS_ALPHA, clusters: np.ndarray | None = None) -> dict:
+def evaluate_predictions(
+    y: np.ndarray,
+    pred: pd.DataFrame,
+    scale,
+    *,
+    train_score: np.ndarray | None = None,
+    alpha: float = JEFFREYS_ALPHA,
+    clusters: np.ndarray | None = None,
+) -> dict:
     """All test-window evidence for one model's predictions (``pd``, ``score``, ``grade``, ``class``).
 
     ``clusters``: the merchant id of each row (Jeffreys counts merchants; see :func:`group_table`).
@@ -185,7 +244,9 @@ def evaluate_predictions(y: np.ndarray, pred: pd.DataFrame, scale, *, train_scor
     by_grade = group_table(y, p, pred["grade"].to_numpy(), grade_order, alpha, clusters)
     by_class = group_table(y, p, pred["class"].to_numpy(), list(CLASSES), alpha, clusters)
     metrics = {
-        "n": int(len(y)), "defaults": int(y.sum()), "default_rate": float(y.mean()) if len(y) else float("nan"),
+        "n": int(len(y)),
+        "defaults": int(y.sum()),
+        "default_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_pd": float(p.mean()) if len(p) else float("nan"),
         **discrimination(y, p),
         **{k: cal[k] for k in ("brier", "log_loss", "ece")},
@@ -214,8 +275,15 @@ def _figure(width: float = 6.0, height: float = 4.2):
     return Figure(figsize=(width, height), dpi=100)
 
 
-def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
-                importance: pd.DataFrame | None = None, *, title: str = "") -> list[Path]:
+def write_plots(
+    out: Path,
+    y: np.ndarray,
+    pred: pd.DataFrame,
+    evaluation: dict,
+    importance: pd.DataFrame | None = None,
+    *,
+    title: str = "",
+) -> list[Path]:
     """ROC, calibration, score by class, class distribution (and importance) as PNG files in ``out``."""
     from sklearn.metrics import roc_curve
 
@@ -238,8 +306,11 @@ def write_plots(out: Path, y: np.ndarray, pred: pd.DataFrame, evaluation: dict,
     top = float(max(curve["mean_pd"].max(), curve["default_rate"].max()) * 1.1) or 1.0
     ax.plot([0, top], [0, top], ls="--", c="grey", lw=0.8)
     ax.plot(curve["mean_pd"], curve["default_rate"], marker="o")
-    ax.set(xlabel="mean predicted PD", ylabel="observed default rate",
-           title=f"calibration (10 equal-count bins), ECE {evaluation['metrics']['ece']:.4f}")
+    ax.set(
+        xlabel="mean predicted PD",
+        ylabel="observed default rate",
+        title=f"calibration (10 equal-count bins), ECE {evaluation['metrics']['ece']:.4f}",
+    )
     paths.append(_save(fig, out / "calibration.png"))
 
     fig = _figure()

@@ -75,7 +75,9 @@ def booster_names(names: list[str]) -> list[str]:
 
     Only the booster sees these: the bundle keeps the table's names, and scoring passes arrays.
     """
-    return [n if n and _SAFE.fullmatch(n) else f"f{j}_" + re.sub(r"[^0-9A-Za-z_]+", "_", n) for j, n in enumerate(names)]
+    return [
+        n if n and _SAFE.fullmatch(n) else f"f{j}_" + re.sub(r"[^0-9A-Za-z_]+", "_", n) for j, n in enumerate(names)
+    ]
 
 
 @dataclass
@@ -91,11 +93,23 @@ class CrossFit:
     trials: list[dict]
 
 
-def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-             features: list[ModelInput], *, seed: int, tune: int = 0, num_threads: int = 2,
-             params: dict | None = None, refit: bool = True, weight: np.ndarray | None = None,
-             progress: ProgressFn | None = None,
-             fitter: Callable[[dict, object, int], object] | None = None) -> CrossFit:
+def crossfit(
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    cal_rows: np.ndarray,
+    fold: np.ndarray,
+    features: list[ModelInput],
+    *,
+    seed: int,
+    tune: int = 0,
+    num_threads: int = 2,
+    params: dict | None = None,
+    refit: bool = True,
+    weight: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    fitter: Callable[[dict, object, int], object] | None = None,
+) -> CrossFit:
     """Cross-fit (module docstring): ``fold[i]`` is row ``i``'s fold (by merchant), ``fit_rows`` train the
     boosters, ``cal_rows`` are scored out of fold. ``fit_rows`` and ``cal_rows`` may be the same rows
     (plain K-fold cross-validation, for a table without time).
@@ -115,16 +129,29 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
         raise ValueError("cross-fitting needs at least 2 folds, each with booster rows of other merchants")
     names = booster_names([f.name for f in features])
     cats = [j for j, f in enumerate(features) if f.is_categorical]
-    data = lgb.Dataset(X[rows], label=y[rows], weight=None if weight is None else weight[rows], feature_name=names,
-                       categorical_feature=cats, free_raw_data=False,
-                       params={"feature_pre_filter": False} if tune else None)
+    data = lgb.Dataset(
+        X[rows],
+        label=y[rows],
+        weight=None if weight is None else weight[rows],
+        feature_name=names,
+        categorical_feature=cats,
+        free_raw_data=False,
+        params={"feature_pre_filter": False} if tune else None,
+    )
     params = params or base_params(features, seed=seed, num_threads=num_threads, n_rows=len(fit_rows))
     trials: list[dict] = []
 
     def cv(p: dict) -> tuple[float, int, object]:
-        res = lgb.cv({**p, "metric": "binary_logloss"}, data, num_boost_round=MAX_ROUNDS, folds=folds,
-                     stratified=False, shuffle=False, return_cvbooster=True,
-                     callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+        res = lgb.cv(
+            {**p, "metric": "binary_logloss"},
+            data,
+            num_boost_round=MAX_ROUNDS,
+            folds=folds,
+            stratified=False,
+            shuffle=False,
+            return_cvbooster=True,
+            callbacks=[lgb.early_stopping(PATIENCE, verbose=False)],
+        )
         curve = res["valid binary_logloss-mean"]
         return float(curve[-1]), len(curve), res["cvbooster"]
 
@@ -137,33 +164,49 @@ def crossfit(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.nd
         idx = [where[rows[i]] for i in te]
         oof[idx] = b.predict(X[rows[te]], raw_score=True, num_iteration=best)
     final = refit_booster(X, y, fit_rows, features, params, best, fitter, weight) if refit else None
-    return CrossFit(booster=final, params=params, best_iteration=best, oof_margin=oof, cv_log_loss=loss,
-                    trials=trials)
+    return CrossFit(booster=final, params=params, best_iteration=best, oof_margin=oof, cv_log_loss=loss, trials=trials)
 
 
-def refit_booster(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, features: list[ModelInput], params: dict,
-                  rounds: int, fitter: Callable[[dict, object, int], object] | None = None,
-                  weight: np.ndarray | None = None):
+def refit_booster(
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    features: list[ModelInput],
+    params: dict,
+    rounds: int,
+    fitter: Callable[[dict, object, int], object] | None = None,
+    weight: np.ndarray | None = None,
+):
     """The final booster: all booster rows, the cross-fitted number of trees (on ``fitter`` if given)."""
     import lightgbm as lgb
 
-    train = lgb.Dataset(X[fit_rows], label=y[fit_rows], weight=None if weight is None else weight[fit_rows],
-                        feature_name=booster_names([f.name for f in features]),
-                        categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
-                        free_raw_data=False)
+    train = lgb.Dataset(
+        X[fit_rows],
+        label=y[fit_rows],
+        weight=None if weight is None else weight[fit_rows],
+        feature_name=booster_names([f.name for f in features]),
+        categorical_feature=[j for j, f in enumerate(features) if f.is_categorical],
+        free_raw_data=False,
+    )
     if fitter is not None:
         return fitter(params, train, rounds)
     return lgb.train(params, train, num_boost_round=rounds)
 
 
-def _tune(params: dict, evaluate: Callable[[dict], tuple[float, int, object]], *, n_trials: int, seed: int,
-          progress: ProgressFn | None) -> tuple[dict, list[dict]]:
+def _tune(
+    params: dict,
+    evaluate: Callable[[dict], tuple[float, int, object]],
+    *,
+    n_trials: int,
+    seed: int,
+    progress: ProgressFn | None,
+) -> tuple[dict, list[dict]]:
     """Optuna (TPE) over the main parameters; ``evaluate(params)`` gives (log loss, trees, model)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    def objective(trial: "optuna.Trial") -> float:
+    def objective(trial: optuna.Trial) -> float:
         trial_params = {
             **params,
             "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),

@@ -74,7 +74,7 @@ class MasterScale(_Strict):
     grades: list[Grade]
 
     @model_validator(mode="after")
-    def _check(self) -> "MasterScale":
+    def _check(self) -> MasterScale:
         if tuple(sorted(self.classes)) != CLASSES:
             raise ValueError(f"classes must be exactly {CLASSES}, got {sorted(self.classes)}")
         defaults = [g for g in self.grades if g.default]
@@ -96,12 +96,12 @@ class MasterScale(_Strict):
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "MasterScale":
+    def load(cls, path: str | Path | None = None) -> MasterScale:
         """Read a scale from YAML (default: ``training/master_scale.yaml``)."""
         return cls.from_yaml(Path(path or DEFAULT_PATH).read_text(encoding="utf-8"))
 
     @classmethod
-    def from_yaml(cls, text: str) -> "MasterScale":
+    def from_yaml(cls, text: str) -> MasterScale:
         return cls.model_validate(yaml.safe_load(text))
 
     def to_yaml(self) -> str:
@@ -164,12 +164,29 @@ class MasterScale(_Strict):
         rows = []
         for g in self.grades:
             if g.default:
-                rows.append({"grade": g.grade, "pd_min": 1.0, "pd_max": 1.0, "score_min": None,
-                             "score_max": None, "class": g.risk_class, "default": True})
+                rows.append(
+                    {
+                        "grade": g.grade,
+                        "pd_min": 1.0,
+                        "pd_max": 1.0,
+                        "score_min": None,
+                        "score_max": None,
+                        "class": g.risk_class,
+                        "default": True,
+                    }
+                )
                 continue
             hi = self.score_float([max(g.pd_min, self.pd_floor)])[0]
             lo = self.score_float([g.pd_max])[0]
-            rows.append({"grade": g.grade, "pd_min": g.pd_min, "pd_max": g.pd_max,
-                         "score_min": int(math.ceil(lo)), "score_max": int(math.floor(hi)),
-                         "class": g.risk_class, "default": False})
+            rows.append(
+                {
+                    "grade": g.grade,
+                    "pd_min": g.pd_min,
+                    "pd_max": g.pd_max,
+                    "score_min": int(math.ceil(lo)),
+                    "score_max": int(math.floor(hi)),
+                    "class": g.risk_class,
+                    "default": False,
+                }
+            )
         return rows

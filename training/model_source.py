@@ -21,8 +21,20 @@ from core.settings import Settings, redacted
 CHAMPION = "champion"
 BUNDLE_ARTIFACT = "serving_bundle"
 CARD_FILE = "card.json"
-METRIC_KEYS = ("auc", "gini", "ks", "brier", "log_loss", "ece", "n", "defaults", "default_rate", "mean_pd",
-               "classes_rejected", "psi_score_train_test")
+METRIC_KEYS = (
+    "auc",
+    "gini",
+    "ks",
+    "brier",
+    "log_loss",
+    "ece",
+    "n",
+    "defaults",
+    "default_rate",
+    "mean_pd",
+    "classes_rejected",
+    "psi_score_train_test",
+)
 
 
 # MLflow error codes for "no such model, version or alias" (anything else: the store itself fails)
@@ -70,8 +82,11 @@ def _card_from_run(client, name: str, version: str, run_id: str, source: str) ->
         "windows": windows,
         "test_metrics": {k: metrics[f"test.{k}"] for k in METRIC_KEYS if f"test.{k}" in metrics},
         "challenger_test_auc": metrics.get("challenger.test.auc"),
-        "feature_set": {"name": params.get("feature_set.name"), "version": params.get("feature_set.version"),
-                        "n_features": int(params["n_features"]) if "n_features" in params else None},
+        "feature_set": {
+            "name": params.get("feature_set.name"),
+            "version": params.get("feature_set.version"),
+            "n_features": int(params["n_features"]) if "n_features" in params else None,
+        },
         "master_scale": params.get("master_scale", ""),
         "calibrator": params.get("calibrator"),
         "trained_at": run.info.start_time,
@@ -114,12 +129,15 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
     except Exception as err:
         if not isinstance(err, MlflowException) or err.error_code not in NOT_FOUND:
             cause = _scrubbed(str(err), settings.tracking_uri)[:300]
-            raise ModelUnavailable(f"MLflow store at {redacted(settings.tracking_uri)} is unreachable or failing "
-                                   f"({type(err).__name__}: {cause}); serving needs it to find model '{name}'") from err
+            raise ModelUnavailable(
+                f"MLflow store at {redacted(settings.tracking_uri)} is unreachable or failing "
+                f"({type(err).__name__}: {cause}); serving needs it to find model '{name}'"
+            ) from err
         what = f"version {version}" if version else f"version with alias '{CHAMPION}'"
         raise ModelUnavailable(
             f"model '{name}' has no {what} in the registry at {redacted(settings.tracking_uri)}: train one with "
-            f"`lifecredit train` and promote it with `lifecredit promote --version N`") from err
+            f"`lifecredit train` and promote it with `lifecredit promote --version N`"
+        ) from err
     run_id = mv.run_id
     target = cache_dir(settings, name, str(mv.version), run_id)
     bundle = target / BUNDLE_ARTIFACT
@@ -129,7 +147,8 @@ def from_mlflow(settings: Settings, model_name: str | None = None, version: str 
         except Exception as err:
             raise ModelUnavailable(
                 f"model '{name}' version {mv.version} (run {run_id}) has no usable {BUNDLE_ARTIFACT}/ artefact "
-                f"({err}); retrain with `lifecredit train` or promote another version") from err
+                f"({err}); retrain with `lifecredit train` or promote another version"
+            ) from err
     card_path = target / CARD_FILE
     if card_path.exists():
         card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -168,8 +187,9 @@ def import_to_bentoml(handle: ModelHandle, policy_path: Path) -> str:
     metadata = {"mlflow_model": handle.name, "mlflow_version": handle.version, "run_id": handle.run_id}
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as model:
         shutil.copytree(handle.bundle_dir, Path(model.path) / BUNDLE_ARTIFACT)
-        (Path(model.path) / CARD_FILE).write_text(json.dumps(handle.card, indent=1, ensure_ascii=False),
-                                                 encoding="utf-8")
+        (Path(model.path) / CARD_FILE).write_text(
+            json.dumps(handle.card, indent=1, ensure_ascii=False), encoding="utf-8"
+        )
         shutil.copy(policy_path, Path(model.path) / BENTO_POLICY)
     return tag
 
@@ -181,8 +201,9 @@ def from_bentoml(settings: Settings, tag: str) -> tuple[ModelHandle, Path]:
     try:
         model = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as err:
-        raise ModelUnavailable(f"BentoML model {tag} is not in the model store; rebuild with `lifecredit bento build`") \
-            from err
+        raise ModelUnavailable(
+            f"BentoML model {tag} is not in the model store; rebuild with `lifecredit bento build`"
+        ) from err
     root = Path(model.path)
     card = json.loads((root / CARD_FILE).read_text(encoding="utf-8"))
     card["source"] = f"bentoml model store {model.tag}"

@@ -63,8 +63,16 @@ from training.master_scale import MasterScale
 from training.result import REASON_COLUMNS
 
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
-RUNTIME_MODULES = {"mlflow": "mlflow", "lightgbm": "lightgbm", "numpy": "numpy", "pandas": "pandas", "pyyaml": "yaml",
-                   "pydantic": "pydantic", "polars": "polars", "scikit-learn": "sklearn"}  # package -> module
+RUNTIME_MODULES = {
+    "mlflow": "mlflow",
+    "lightgbm": "lightgbm",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pyyaml": "yaml",
+    "pydantic": "pydantic",
+    "polars": "polars",
+    "scikit-learn": "sklearn",
+}  # package -> module
 RUNTIME_PACKAGES = list(RUNTIME_MODULES)
 
 
@@ -91,8 +99,11 @@ class LifecreditModel(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):  # records or columns, as the scoring server passes them
-            model_input = pd.DataFrame([model_input] if isinstance(model_input, dict) and all(
-                np.isscalar(v) or v is None for v in model_input.values()) else model_input)
+            model_input = pd.DataFrame(
+                [model_input]
+                if isinstance(model_input, dict) and all(np.isscalar(v) or v is None for v in model_input.values())
+                else model_input
+            )
         if self._bundle is not None:
             return self._bundle.score(model_input).to_frame(model_input.index)
         from training.scorecard import scorecard_predict
@@ -100,8 +111,12 @@ class LifecreditModel(PythonModel):
         return scorecard_predict(self._scorecard, model_input, self._scale)
 
 
-_FEATURE_TYPES = {"float": DataType.double, "int": DataType.double,  # an int with a null arrives as float
-                  "bool": DataType.boolean, "category": DataType.string}
+_FEATURE_TYPES = {
+    "float": DataType.double,
+    "int": DataType.double,  # an int with a null arrives as float
+    "bool": DataType.boolean,
+    "category": DataType.string,
+}
 
 
 def model_signature(features: list[ModelInput], id_columns: dict[str, bool], *, reasons: bool) -> ModelSignature:
@@ -113,12 +128,20 @@ def model_signature(features: list[ModelInput], id_columns: dict[str, bool], *, 
     ``pd``, ``score``, ``grade``, ``class`` and, with ``reasons``, the optional reason columns.
     The signature is marked as validated by the model itself (see the module docstring).
     """
-    inputs = [ColSpec(DataType.datetime if is_date else DataType.string, name, required=False)
-              for name, is_date in id_columns.items() if name]
-    inputs += [ColSpec(_FEATURE_TYPES.get(f.dtype, DataType.double), f.name, required=False)
-               for f in features if f.name]  # MLflow reads a column named "" as unnamed: left out
-    outputs = [ColSpec(DataType.double, "pd"), ColSpec(DataType.long, "score"),
-               ColSpec(DataType.string, "grade"), ColSpec(DataType.string, "class")]
+    inputs = [
+        ColSpec(DataType.datetime if is_date else DataType.string, name, required=False)
+        for name, is_date in id_columns.items()
+        if name
+    ]
+    inputs += [
+        ColSpec(_FEATURE_TYPES.get(f.dtype, DataType.double), f.name, required=False) for f in features if f.name
+    ]  # MLflow reads a column named "" as unnamed: left out
+    outputs = [
+        ColSpec(DataType.double, "pd"),
+        ColSpec(DataType.long, "score"),
+        ColSpec(DataType.string, "grade"),
+        ColSpec(DataType.string, "class"),
+    ]
     if reasons:
         outputs += [ColSpec(DataType.string, c, required=False) for c in REASON_COLUMNS]
     signature = ModelSignature(Schema(inputs), Schema(outputs))
@@ -143,15 +166,22 @@ def input_example(frame: pd.DataFrame, features: list[ModelInput], id_columns: l
         if f.dtype == "bool":
             out[f.name] = [None if pd.isna(v) else bool(v) for v in values]
         elif f.is_categorical:
-            out[f.name] = [None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v % 1 == 0 else str(v))
-                           for v in values]
+            out[f.name] = [
+                None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and v % 1 == 0 else str(v)) for v in values
+            ]
         else:
             out[f.name] = [float("nan") if pd.isna(v) else float(v) for v in values]
     return [dict(zip(out, row)) for row in zip(*out.values())]
 
 
-def log_model(name: str, artifacts: dict[str, str], metadata: dict, *, signature: ModelSignature | None = None,
-              example: list[dict] | None = None) -> mlflow.models.model.ModelInfo:
+def log_model(
+    name: str,
+    artifacts: dict[str, str],
+    metadata: dict,
+    *,
+    signature: ModelSignature | None = None,
+    example: list[dict] | None = None,
+) -> mlflow.models.model.ModelInfo:
     """Log one lifecredit pyfunc (models from code) in the active run, with ``signature`` and
     input ``example`` (:func:`model_signature`, :func:`input_example`).
 

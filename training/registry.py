@@ -98,8 +98,10 @@ def register(c: MlflowClient, model_uri: str, name: str, *, run_id: str, tags: d
         c.get_registered_model(name)
     except MlflowException:
         c.create_registered_model(
-            name, description="12-month PD of life-service merchants: calibrated LightGBM, master scale, "
-                              "classes A-D, reason codes. Alias 'champion' moves only through the promotion gate.")
+            name,
+            description="12-month PD of life-service merchants: calibrated LightGBM, master scale, "
+            "classes A-D, reason codes. Alias 'champion' moves only through the promotion gate.",
+        )
     mv = c.create_model_version(name, model_uri, run_id=run_id, tags=tags)
     c.set_registered_model_alias(name, CHALLENGER, mv.version)
     return str(mv.version)
@@ -138,51 +140,98 @@ def gate(c: MlflowClient, name: str, version: str, champion: str | None) -> tupl
     """Run the promotion checks for ``version`` against ``champion`` (None: absolute checks only)."""
     mv = c.get_model_version(name, version)
     with tempfile.TemporaryDirectory() as tmp:
-        test = pd.read_parquet(mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path=TEST_WINDOW_ARTIFACT, dst_path=tmp))
-        evaluation = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=mv.run_id, artifact_path=EVALUATION_ARTIFACT, dst_path=tmp)).read_text(encoding="utf-8"))
+        test = pd.read_parquet(
+            mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=TEST_WINDOW_ARTIFACT, dst_path=tmp)
+        )
+        evaluation = json.loads(
+            Path(
+                mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=EVALUATION_ARTIFACT, dst_path=tmp)
+            ).read_text(encoding="utf-8")
+        )
     target = evaluation["target"]
     y = test[target].to_numpy().astype(int)
     cand = _scores(f"models:/{name}/{version}", test)
     checks: list[Check] = []
     merchants = test[evaluation["id_columns"][0]].to_numpy()  # Jeffreys counts merchants, not monthly rows
-    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), list(CLASSES),
-                           clusters=merchants):
+    for row in group_table(y, cand["pd"].to_numpy(), cand["class"].to_numpy(), list(CLASSES), clusters=merchants):
         if row["n"] == 0:
             checks.append(Check(f"jeffreys_class_{row['group']}", True, None, JEFFREYS_ALPHA, "no merchants in class"))
             continue
-        checks.append(Check(
-            f"jeffreys_class_{row['group']}", not row["rejected"], row["jeffreys_p"], JEFFREYS_ALPHA,
-            f"p={row['jeffreys_p']:.4f} (reject below {JEFFREYS_ALPHA}): {row['defaults']} defaults in {row['n']} rows "
-            f"({row['obligors']} merchants), "
-            f"observed {row['default_rate']:.2%} vs mean PD {row['mean_pd']:.2%}"))
+        checks.append(
+            Check(
+                f"jeffreys_class_{row['group']}",
+                not row["rejected"],
+                row["jeffreys_p"],
+                JEFFREYS_ALPHA,
+                f"p={row['jeffreys_p']:.4f} (reject below {JEFFREYS_ALPHA}): {row['defaults']} defaults in {row['n']} rows "
+                f"({row['obligors']} merchants), "
+                f"observed {row['default_rate']:.2%} vs mean PD {row['mean_pd']:.2%}",
+            )
+        )
     psi_tt = float(evaluation["lightgbm"]["metrics"]["psi_score_train_test"])
-    checks.append(Check("score_psi_train_test", psi_tt < PSI_LIMIT, psi_tt, PSI_LIMIT,
-                        f"PSI {psi_tt:.3f} between train and test windows (limit {PSI_LIMIT})"))
-    facts = {"test_rows": int(len(y)), "test_defaults": int(y.sum()),
-             "candidate_auc": discrimination(y, cand["pd"].to_numpy())["auc"]}
+    checks.append(
+        Check(
+            "score_psi_train_test",
+            psi_tt < PSI_LIMIT,
+            psi_tt,
+            PSI_LIMIT,
+            f"PSI {psi_tt:.3f} between train and test windows (limit {PSI_LIMIT})",
+        )
+    )
+    facts = {
+        "test_rows": int(len(y)),
+        "test_defaults": int(y.sum()),
+        "candidate_auc": discrimination(y, cand["pd"].to_numpy())["auc"],
+    }
     if champion is not None:
         try:
             champ = _scores(f"models:/{name}/{champion}", test)
         except Exception as err:  # a champion on another feature set cannot score this window
-            checks.append(Check("champion_scores_test_window", False, None, 0.0,
-                                f"champion v{champion} cannot score v{version}'s test window: {err}"))
+            checks.append(
+                Check(
+                    "champion_scores_test_window",
+                    False,
+                    None,
+                    0.0,
+                    f"champion v{champion} cannot score v{version}'s test window: {err}",
+                )
+            )
             return checks, facts
         champ_auc = discrimination(y, champ["pd"].to_numpy())["auc"]
         facts["champion_auc"] = champ_auc
         gap = facts["candidate_auc"] - champ_auc
-        checks.append(Check("auc_vs_champion", gap >= -AUC_TOLERANCE, gap, -AUC_TOLERANCE,
-                            f"AUC {facts['candidate_auc']:.4f} vs champion v{champion} {champ_auc:.4f} "
-                            f"(difference {gap:+.4f}, allowed down to {-AUC_TOLERANCE})"))
+        checks.append(
+            Check(
+                "auc_vs_champion",
+                gap >= -AUC_TOLERANCE,
+                gap,
+                -AUC_TOLERANCE,
+                f"AUC {facts['candidate_auc']:.4f} vs champion v{champion} {champ_auc:.4f} "
+                f"(difference {gap:+.4f}, allowed down to {-AUC_TOLERANCE})",
+            )
+        )
         psi_ch = psi(champ["score"].to_numpy(float), cand["score"].to_numpy(float))
-        checks.append(Check("score_psi_vs_champion", psi_ch < PSI_LIMIT, psi_ch, PSI_LIMIT,
-                            f"PSI {psi_ch:.3f} of scores against champion v{champion} (limit {PSI_LIMIT})"))
+        checks.append(
+            Check(
+                "score_psi_vs_champion",
+                psi_ch < PSI_LIMIT,
+                psi_ch,
+                PSI_LIMIT,
+                f"PSI {psi_ch:.3f} of scores against champion v{champion} (limit {PSI_LIMIT})",
+            )
+        )
     return checks, facts
 
 
-def promote(version: int | str, settings: Settings, *, model_name: str | None = None, force: bool = False,
-            reason: str | None = None, by: str | None = None) -> dict:
+def promote(
+    version: int | str,
+    settings: Settings,
+    *,
+    model_name: str | None = None,
+    force: bool = False,
+    reason: str | None = None,
+    by: str | None = None,
+) -> dict:
     """Move alias ``champion`` to ``version`` if the gate passes (or ``force``); return the record.
 
     ``model_name`` defaults to ``settings.model_name``; the decision goes to ``settings.artifact_root``.
@@ -202,11 +251,17 @@ def promote(version: int | str, settings: Settings, *, model_name: str | None = 
     promoted = passed or force
     record = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_name": name, "from_version": champion, "to_version": version,
+        "model_name": name,
+        "from_version": champion,
+        "to_version": version,
         "run_id": c.get_model_version(name, version).run_id,
-        "passed": passed, "forced": bool(force and not passed), "promoted": promoted,
-        "reason": reason, "by": by or getpass.getuser(),
-        "checks": [asdict(ch) for ch in checks], **facts,
+        "passed": passed,
+        "forced": bool(force and not passed),
+        "promoted": promoted,
+        "reason": reason,
+        "by": by or getpass.getuser(),
+        "checks": [asdict(ch) for ch in checks],
+        **facts,
     }
     if promoted:
         c.set_registered_model_alias(name, CHAMPION, version)
@@ -226,8 +281,11 @@ def _record(c: MlflowClient, record: dict, root: Path) -> None:
     with open(root / HISTORY_FILE, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
     stamp = record["time"].replace(":", "").replace("+00:00", "Z")
-    c.log_text(record["run_id"], json.dumps(record, ensure_ascii=False, indent=2, default=_json_default),
-               f"promotions/{stamp}-v{record['to_version']}-{uuid.uuid4().hex[:8]}.json")
+    c.log_text(
+        record["run_id"],
+        json.dumps(record, ensure_ascii=False, indent=2, default=_json_default),
+        f"promotions/{stamp}-v{record['to_version']}-{uuid.uuid4().hex[:8]}.json",
+    )
     summary = {k: record[k] for k in ("time", "from_version", "to_version", "passed", "forced", "promoted", "by")}
     c.set_registered_model_tag(record["model_name"], "last_promotion", json.dumps(summary))
 

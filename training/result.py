@@ -62,8 +62,11 @@ class Reasons:
 
     def row(self, j: int) -> list[dict]:
         """Row ``j``'s reasons as ``[{"code", "en", "zh"}, ...]``, largest first (the API's shape)."""
-        return [{"code": c, "en": e, "zh": z} for c, e, z in zip(self.code[j], self.en[j], self.zh[j], strict=True)
-                if c is not None]
+        return [
+            {"code": c, "en": e, "zh": z}
+            for c, e, z in zip(self.code[j], self.en[j], self.zh[j], strict=True)
+            if c is not None
+        ]
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,10 @@ class Scores:
 
     def to_frame(self, index: pd.Index | None = None) -> pd.DataFrame:
         """The pyfunc's frame: ``pd``, ``score``, ``grade``, ``class`` (and the reason columns)."""
-        out = pd.DataFrame({"pd": self.pd, "score": self.score, "grade": self.grade, "class": self.klass},
-                           index=pd.RangeIndex(len(self)) if index is None else index)
+        out = pd.DataFrame(
+            {"pd": self.pd, "score": self.score, "grade": self.grade, "class": self.klass},
+            index=pd.RangeIndex(len(self)) if index is None else index,
+        )
         if self.reasons is not None:
             for col, values in self.reasons.columns().items():
                 out[col] = values
@@ -95,8 +100,12 @@ class Scores:
 
     def row(self, j: int) -> dict[str, Any]:
         """Row ``j`` as plain JSON values: ``pd``, ``score``, ``grade``, ``class`` (and ``reasons``)."""
-        out: dict[str, Any] = {"pd": float(self.pd[j]), "score": int(self.score[j]), "grade": str(self.grade[j]),
-                               "class": str(self.klass[j])}
+        out: dict[str, Any] = {
+            "pd": float(self.pd[j]),
+            "score": int(self.score[j]),
+            "grade": str(self.grade[j]),
+            "class": str(self.klass[j]),
+        }
         if self.reasons is not None:
             out["reasons"] = self.reasons.row(j)
         return out
@@ -110,8 +119,9 @@ def reason_groups(features: list[ModelInput]) -> list[np.ndarray]:
     return [np.asarray(m) for m in groups.values()]
 
 
-def rank_reasons(features: list[ModelInput], members: list[np.ndarray], contrib: np.ndarray,
-                 X: np.ndarray | None = None) -> Reasons:
+def rank_reasons(
+    features: list[ModelInput], members: list[np.ndarray], contrib: np.ndarray, X: np.ndarray | None = None
+) -> Reasons:
     """Top risk-raising reason-capable features per row from margin contributions, at most one per
     reason group (``members``, from :func:`reason_groups`; groups ranked by their members' summed
     risk-raising contribution).
@@ -140,8 +150,10 @@ def rank_reasons(features: list[ModelInput], members: list[np.ndarray], contrib:
     order = np.take_along_axis(best, rank, axis=1)
     top = np.take_along_axis(score, rank, axis=1)
     names = np.array([f.name for f in features], dtype=object)
-    texts = {"en": np.array([f.reason_en or f"{f.name} raised the risk" for f in features], dtype=object),
-             "zh": np.array([f.reason_zh or f"{f.name} 提高了风险" for f in features], dtype=object)}
+    texts = {
+        "en": np.array([f.reason_en or f"{f.name} raised the risk" for f in features], dtype=object),
+        "zh": np.array([f.reason_zh or f"{f.name} 提高了风险" for f in features], dtype=object),
+    }
     parts: dict[str, list[np.ndarray]] = {"code": [], "en": [], "zh": []}
     for r in range(N_REASONS):
         raising = top[:, r] > 0 if r < k else np.zeros(n, dtype=bool)

@@ -74,10 +74,21 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         >>> sc.predict_proba(X)[:, 1]; sc.points_table_          # doctest: +SKIP
     """
 
-    def __init__(self, directions: dict[str, int] | None = None, categorical: list[str] | None = None,
-                 max_bins: int = 8, undirected_bins: int = 5, min_bin_share: float = 0.02,
-                 min_bin_events: int = 5, min_iv: float = 0.02, max_corr: float = 0.9, C: float = 1.0,
-                 base_score: float = 600.0, base_odds: float = 50.0, pdo: float = 20.0):
+    def __init__(
+        self,
+        directions: dict[str, int] | None = None,
+        categorical: list[str] | None = None,
+        max_bins: int = 8,
+        undirected_bins: int = 5,
+        min_bin_share: float = 0.02,
+        min_bin_events: int = 5,
+        min_iv: float = 0.02,
+        max_corr: float = 0.9,
+        C: float = 1.0,
+        base_score: float = 600.0,
+        base_odds: float = 50.0,
+        pdo: float = 20.0,
+    ):
         self.directions, self.categorical = directions, categorical
         self.max_bins, self.undirected_bins = max_bins, undirected_bins
         self.min_bin_share, self.min_bin_events = min_bin_share, min_bin_events
@@ -85,7 +96,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         self.base_score, self.base_odds, self.pdo = base_score, base_odds, pdo
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y) -> "WoEScorecard":
+    def fit(self, X: pd.DataFrame, y) -> WoEScorecard:
         from feature_engine.encoding import WoEEncoder
         from sklearn.linear_model import LogisticRegression
 
@@ -132,9 +143,14 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             from optbinning import OptimalBinning
 
             ob = OptimalBinning(
-                name=str(x.name), dtype="numerical", solver="cp", max_n_prebins=10,
-                min_prebin_size=self.min_bin_share / 2, max_n_bins=self.max_bins,
-                min_bin_size=self.min_bin_share, min_bin_n_event=self.min_bin_events,
+                name=str(x.name),
+                dtype="numerical",
+                solver="cp",
+                max_n_prebins=10,
+                min_prebin_size=self.min_bin_share / 2,
+                max_n_bins=self.max_bins,
+                min_bin_size=self.min_bin_share,
+                min_bin_n_event=self.min_bin_events,
                 monotonic_trend="ascending" if direction > 0 else "descending",
             )
             ob.fit(values[ok], y[ok])
@@ -152,16 +168,19 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         else:
             edges = []
         bounds = [-math.inf, *edges, math.inf]
-        return {"type": "numerical", "direction": direction, "edges": edges,
-                "labels": [_bin_label(lo, hi) for lo, hi in zip(bounds, bounds[1:])]}
+        return {
+            "type": "numerical",
+            "direction": direction,
+            "edges": edges,
+            "labels": [_bin_label(lo, hi) for lo, hi in zip(bounds, bounds[1:])],
+        }
 
     def _fit_categorical(self, x: pd.Series, y: np.ndarray) -> dict:
         s = x.astype(object).where(x.notna(), None)
         frame = pd.DataFrame({"v": s.to_numpy(), "y": y}).dropna(subset=["v"])
         grouped = frame.groupby("v")["y"].agg(["size", "sum"])
         keep = grouped[(grouped["size"] >= self.min_bin_share * len(y)) & (grouped["sum"] >= self.min_bin_events)]
-        return {"type": "categorical", "direction": 0,
-                "groups": {str(v): str(v) for v in sorted(keep.index, key=str)}}
+        return {"type": "categorical", "direction": 0, "groups": {str(v): str(v) for v in sorted(keep.index, key=str)}}
 
     def _spec(self, bins: dict, woe_dict: dict, lr, selected: list[str]) -> dict:
         factor, offset = points_scale(self.base_score, self.base_odds, self.pdo)
@@ -170,13 +189,17 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
         features = []
         for name, coef in zip(selected, lr.coef_[0]):
             woe = {str(k): float(v) for k, v in woe_dict[name].items()}
-            features.append({
-                "name": name, **bins[name], "coef": float(coef), "woe": woe,
-                "points": {k: share - factor * float(coef) * v for k, v in woe.items()},
-                "neutral_points": share,  # an unseen bin: WoE 0
-            })
-        return {"kind": "scorecard", "intercept": intercept, "factor": factor, "offset": offset,
-                "features": features}
+            features.append(
+                {
+                    "name": name,
+                    **bins[name],
+                    "coef": float(coef),
+                    "woe": woe,
+                    "points": {k: share - factor * float(coef) * v for k, v in woe.items()},
+                    "neutral_points": share,  # an unseen bin: WoE 0
+                }
+            )
+        return {"kind": "scorecard", "intercept": intercept, "factor": factor, "offset": offset, "features": features}
 
     def _points_table(self, stats: pd.DataFrame) -> pd.DataFrame:
         rows = []
@@ -184,8 +207,7 @@ class WoEScorecard(ClassifierMixin, BaseEstimator):
             natural = f["labels"] if f["type"] == "numerical" else [*f["groups"].values(), OTHER]
             order = {label: i for i, label in enumerate([*natural, MISSING])}
             for label, points in sorted(f["points"].items(), key=lambda kv: order.get(kv[0], len(order))):
-                rows.append({"feature": f["name"], "bin": label, "points": round(points, 2),
-                             "coefficient": f["coef"]})
+                rows.append({"feature": f["name"], "bin": label, "points": round(points, 2), "coefficient": f["coef"]})
         table = pd.DataFrame(rows).merge(stats, on=["feature", "bin"], how="left")
         return table[["feature", "bin", "count", "bads", "event_rate", "woe", "iv", "coefficient", "points"]]
 
@@ -246,8 +268,13 @@ def _bin_codes(spec: dict, values) -> tuple[np.ndarray, list[str]]:
     index = {label: i for i, label in enumerate(labels)}
     code_of = {value: index[label] for value, label in spec["groups"].items()}
     other, missing = index[OTHER], index[MISSING]
-    codes = np.array([missing if v is None or (isinstance(v, float) and math.isnan(v)) else code_of.get(str(v), other)
-                      for v in values.astype(object)], dtype=np.intp)
+    codes = np.array(
+        [
+            missing if v is None or (isinstance(v, float) and math.isnan(v)) else code_of.get(str(v), other)
+            for v in values.astype(object)
+        ],
+        dtype=np.intp,
+    )
     return codes, labels
 
 
@@ -274,8 +301,17 @@ def _bin_stats(labels: pd.DataFrame, y: np.ndarray, woe_dict: dict) -> pd.DataFr
         for label, size, bad in zip(uniques, sizes, bads):
             woe = float(woe_dict[name][label])
             dist_bad, dist_good = bad / n_bad, (size - bad) / n_good
-            rows.append({"feature": name, "bin": str(label), "count": int(size), "bads": int(bad),
-                         "event_rate": float(bad / size), "woe": woe, "iv": float((dist_bad - dist_good) * woe)})
+            rows.append(
+                {
+                    "feature": name,
+                    "bin": str(label),
+                    "count": int(size),
+                    "bads": int(bad),
+                    "event_rate": float(bad / size),
+                    "woe": woe,
+                    "iv": float((dist_bad - dist_good) * woe),
+                }
+            )
     return pd.DataFrame(rows)
 
 

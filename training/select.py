@@ -39,6 +39,9 @@ on all out-of-fold margins; the calibrator is fitted on the winner's out-of-fold
 (``training.calibration.choose_calibrator``). :func:`fit_winner` and :func:`calibrate_winner` are
 the two steps (the fit and calibrate steps of ``training.train``, the one code path of
 ``lifecredit train --table``); :func:`fit_selected` runs both, for ``benchmarks/bench_byo.py``.
+
+The module is over 400 lines because comparing, refitting and calibrating the winner share one
+rule (the one-SE choice) and its record; the candidates themselves are fitted in ``training.candidates``.
 """
 
 from __future__ import annotations
@@ -91,10 +94,19 @@ class Selection:
 
     def table(self) -> list[dict]:
         """One row per candidate: out-of-fold log loss, AUC, Brier, calibrator, chosen."""
-        return [{"candidate": c.name, "oof_log_loss": c.log_loss, "oof_auc": c.auc, "oof_brier": c.brier,
-                 "calibrator": c.calibrator, "selected": c.name == self.winner, "seconds": c.seconds,
-                 **{k: v for k, v in c.info.items() if isinstance(v, (int, float, str))}}
-                for c in self.candidates.values()]
+        return [
+            {
+                "candidate": c.name,
+                "oof_log_loss": c.log_loss,
+                "oof_auc": c.auc,
+                "oof_brier": c.brier,
+                "calibrator": c.calibrator,
+                "selected": c.name == self.winner,
+                "seconds": c.seconds,
+                **{k: v for k, v in c.info.items() if isinstance(v, (int, float, str))},
+            }
+            for c in self.candidates.values()
+        ]
 
     def metrics(self) -> dict[str, float]:
         out = {}
@@ -142,10 +154,22 @@ def _score(c: Candidate, y: np.ndarray, fold: np.ndarray) -> Candidate:
 
 
 # -- selection ---------------------------------------------------------------------------------
-def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndarray, fold: np.ndarray,
-           features: list[ModelInput], *, base_oof: np.ndarray, base_trees: int, base_params: dict,
-           scorecard: tuple[np.ndarray, float] | None, logistic: tuple[np.ndarray, float] | None = None,
-           candidates: tuple[str, ...] = CANDIDATES, one_se: bool = True) -> Selection:
+def select(
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    cal_rows: np.ndarray,
+    fold: np.ndarray,
+    features: list[ModelInput],
+    *,
+    base_oof: np.ndarray,
+    base_trees: int,
+    base_params: dict,
+    scorecard: tuple[np.ndarray, float] | None,
+    logistic: tuple[np.ndarray, float] | None = None,
+    candidates: tuple[str, ...] = CANDIDATES,
+    one_se: bool = True,
+) -> Selection:
     """Compare the candidates on the calibration rows' out-of-fold predictions (module docstring).
 
     ``base_oof``/``base_trees``/``base_params``: the pipeline's own cross-fit (candidate ``lightgbm``);
@@ -184,9 +208,21 @@ def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndar
             blend[f_cal == k] = w[0] + M[f_cal == k] @ w[1:]
         w = stack_weights(M, y_cal)
         if positive and np.all(w[1:] > 0):
-            out["blend"] = _score(Candidate("blend", blend, info={
-                "of": best_tree.name, "linear": best_linear.name, "intercept": float(w[0]), "w_lightgbm": float(w[1]),
-                "w_linear": float(w[2])}), y_cal, f_cal)
+            out["blend"] = _score(
+                Candidate(
+                    "blend",
+                    blend,
+                    info={
+                        "of": best_tree.name,
+                        "linear": best_linear.name,
+                        "intercept": float(w[0]),
+                        "w_lightgbm": float(w[1]),
+                        "w_linear": float(w[2]),
+                    },
+                ),
+                y_cal,
+                f_cal,
+            )
             out["blend"].seconds = round(time.perf_counter() - started, 3)
     ranked = sorted(out.values(), key=lambda c: c.log_loss)
     best = ranked[0]
@@ -197,15 +233,18 @@ def select(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, cal_rows: np.ndar
         loss_best = _row_loss(y_cal, best.oof_pd)
         for c in out.values():
             d = _row_loss(y_cal, c.oof_pd) - loss_best
-            c.info["loss_gap_se"] = float(d.mean() / max(d.std(ddof=1) / np.sqrt(len(d)), 1e-12)) if c is not best \
-                else 0.0
+            c.info["loss_gap_se"] = (
+                float(d.mean() / max(d.std(ddof=1) / np.sqrt(len(d)), 1e-12)) if c is not best else 0.0
+            )
         tied = [c for c in out.values() if c.info["loss_gap_se"] <= 1.0]
         simplest = min(tied, key=lambda c: SIMPLICITY.index(c.name))
         if simplest is not best:
             winner = simplest.name
-            reason = (f"simplest within one standard error of the lowest out-of-fold log loss ({simplest.name} "
-                      f"{simplest.log_loss:.5f}, {simplest.info['loss_gap_se']:.2f} SE above {best.name} "
-                      f"{best.log_loss:.5f})")
+            reason = (
+                f"simplest within one standard error of the lowest out-of-fold log loss ({simplest.name} "
+                f"{simplest.log_loss:.5f}, {simplest.info['loss_gap_se']:.2f} SE above {best.name} "
+                f"{best.log_loss:.5f})"
+            )
     return Selection(out, winner, reason)
 
 
@@ -235,10 +274,20 @@ class Winner:
     logistic: dict | None = None
 
 
-def fit_winner(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
-               seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
-               fitter=None, run_beside: Callable | None = None,
-               progress: Callable[[str], None] | None = None) -> Winner:
+def fit_winner(
+    X: np.ndarray,
+    y: np.ndarray,
+    split,
+    features: list[ModelInput],
+    scale: MasterScale,
+    *,
+    seed: int,
+    tune: int = 0,
+    candidates: tuple[str, ...] | None = CANDIDATES,
+    fitter=None,
+    run_beside: Callable | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Winner:
     """Cross-fit LightGBM, compare the candidates (``None``: LightGBM only, as before selection) and
     refit the winner.
 
@@ -259,20 +308,51 @@ def fit_winner(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], 
     # a table under SMALL_TABLE_ROWS rows: one LightGBM thread (on small data the second mostly waits,
     # and one thread fits the same trees sooner; figures: benchmarks/RESULTS.md); the panel keeps its two
     threads = 1 if candidates and len(np.union1d(fit_rows, cal_rows)) < SMALL_TABLE_ROWS else 2
-    fit = lgbm.crossfit(X, y, fit_rows, cal_rows, split.fold, features, seed=seed, tune=tune, num_threads=threads,
-                        progress=lambda done, total: say(f"Optuna trial {done}/{total} done"), fitter=fitter)
+    fit = lgbm.crossfit(
+        X,
+        y,
+        fit_rows,
+        cal_rows,
+        split.fold,
+        features,
+        seed=seed,
+        tune=tune,
+        num_threads=threads,
+        progress=lambda done, total: say(f"Optuna trial {done}/{total} done"),
+        fitter=fitter,
+    )
     if not candidates:
         return Winner("lightgbm", fit, None, fit.oof_margin, booster=fit.booster)
     done = {k: (job.result() if hasattr(job, "result") else job()) for k, job in jobs.items()}
-    selection = select(X, y, fit_rows, cal_rows, split.fold, features, base_oof=fit.oof_margin,
-                       base_trees=fit.best_iteration, base_params=fit.params, scorecard=done.get("scorecard"),
-                       logistic=done.get("logistic"), candidates=candidates)
+    selection = select(
+        X,
+        y,
+        fit_rows,
+        cal_rows,
+        split.fold,
+        features,
+        base_oof=fit.oof_margin,
+        base_trees=fit.best_iteration,
+        base_params=fit.params,
+        scorecard=done.get("scorecard"),
+        logistic=done.get("logistic"),
+        candidates=candidates,
+    )
     say(f"selected {selection.winner}: {selection.reason}")
     return _refit(selection, fit, X, y, fit_rows, features, scale, seed=seed)
 
 
-def _refit(selection: Selection, fit, X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray,
-           features: list[ModelInput], scale: MasterScale, *, seed: int) -> Winner:
+def _refit(
+    selection: Selection,
+    fit,
+    X: np.ndarray,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    features: list[ModelInput],
+    scale: MasterScale,
+    *,
+    seed: int,
+) -> Winner:
     """The selection's winner (and a blend's parts) refitted on all booster rows."""
     from training import lgbm
 
@@ -291,31 +371,74 @@ def _refit(selection: Selection, fit, X: np.ndarray, y: np.ndarray, fit_rows: np
         out.kind, out.booster = win.name, None
     elif win.name == "blend":
         out.kind = "blend"
-        out.blend = {"intercept": win.info["intercept"], "lightgbm": win.info["w_lightgbm"],
-                     lin: win.info["w_linear"], "lightgbm_variant": tree}
+        out.blend = {
+            "intercept": win.info["intercept"],
+            "lightgbm": win.info["w_lightgbm"],
+            lin: win.info["w_linear"],
+            "lightgbm_variant": tree,
+        }
     return out
 
 
-def calibrate_winner(winner: Winner, X: np.ndarray, y: np.ndarray, split, features: list[ModelInput],
-                     scale: MasterScale, *, seed: int, bundle_kwargs: dict | None = None) -> Fitted:
+def calibrate_winner(
+    winner: Winner,
+    X: np.ndarray,
+    y: np.ndarray,
+    split,
+    features: list[ModelInput],
+    scale: MasterScale,
+    *,
+    seed: int,
+    bundle_kwargs: dict | None = None,
+) -> Fitted:
     """Calibrate the winner on its out-of-fold margins of the calibration rows and build its serving bundle."""
     from training.calibration import choose_calibrator
 
     cal_rows = split.valid
     calibrator, cal_losses = choose_calibrator(winner.oof_margin, y[cal_rows], groups=split.fold[cal_rows], seed=seed)
-    bundle = ScoringBundle(booster=winner.booster, calibrator=calibrator.to_dict(), scale=scale, features=features,
-                           kind=winner.kind, scorecard=winner.scorecard, blend=winner.blend, logistic=winner.logistic,
-                           **(bundle_kwargs or {}))
+    bundle = ScoringBundle(
+        booster=winner.booster,
+        calibrator=calibrator.to_dict(),
+        scale=scale,
+        features=features,
+        kind=winner.kind,
+        scorecard=winner.scorecard,
+        blend=winner.blend,
+        logistic=winner.logistic,
+        **(bundle_kwargs or {}),
+    )
     if winner.kind != "lightgbm":  # the reasons' reference: the mean margin over the booster rows
         bundle._baseline = float(np.mean(bundle.margin(X[split.train])))
     return Fitted(bundle, winner.fit, calibrator, cal_losses, winner.selection, winner.oof_margin)
 
 
-def fit_selected(X: np.ndarray, y: np.ndarray, split, features: list[ModelInput], scale: MasterScale, *,
-                 seed: int, tune: int = 0, candidates: tuple[str, ...] | None = CANDIDATES,
-                 fitter=None, run_beside: Callable | None = None,
-                 progress: Callable[[str], None] | None = None, bundle_kwargs: dict | None = None) -> Fitted:
+def fit_selected(
+    X: np.ndarray,
+    y: np.ndarray,
+    split,
+    features: list[ModelInput],
+    scale: MasterScale,
+    *,
+    seed: int,
+    tune: int = 0,
+    candidates: tuple[str, ...] | None = CANDIDATES,
+    fitter=None,
+    run_beside: Callable | None = None,
+    progress: Callable[[str], None] | None = None,
+    bundle_kwargs: dict | None = None,
+) -> Fitted:
     """:func:`fit_winner` then :func:`calibrate_winner`: the whole step for callers with nothing in between."""
-    winner = fit_winner(X, y, split, features, scale, seed=seed, tune=tune, candidates=candidates, fitter=fitter,
-                        run_beside=run_beside, progress=progress)
+    winner = fit_winner(
+        X,
+        y,
+        split,
+        features,
+        scale,
+        seed=seed,
+        tune=tune,
+        candidates=candidates,
+        fitter=fitter,
+        run_beside=run_beside,
+        progress=progress,
+    )
     return calibrate_winner(winner, X, y, split, features, scale, seed=seed, bundle_kwargs=bundle_kwargs)

@@ -24,10 +24,14 @@ import pandas as pd
 from training.data import TrainingTable
 from training.master_scale import MasterScale
 
-TITLES = {"lightgbm": "LightGBM", "lightgbm_small": "LightGBM (small-table defaults)",
-          "lightgbm_additive": "LightGBM (boosted stumps)", "scorecard": "WoE scorecard",
-          "logistic": "One-hot logistic regression",
-          "blend": "LightGBM + scorecard blend"}
+TITLES = {
+    "lightgbm": "LightGBM",
+    "lightgbm_small": "LightGBM (small-table defaults)",
+    "lightgbm_additive": "LightGBM (boosted stumps)",
+    "scorecard": "WoE scorecard",
+    "logistic": "One-hot logistic regression",
+    "blend": "LightGBM + scorecard blend",
+}
 """Plot titles of the selectable models."""
 
 
@@ -63,8 +67,20 @@ def started_run(experiment_id: str) -> Iterator[tuple[str, Path]]:
         yield run.info.run_id, Path(tmp_dir)
 
 
-def log_run(run_id: str, tmp: Path, *, data: TrainingTable, fitted, scale: MasterScale, evidence: Evidence,
-            model_name: str, seed: int, tune: int, engine: str, lap: Callable[[str], None]) -> Logged:
+def log_run(
+    run_id: str,
+    tmp: Path,
+    *,
+    data: TrainingTable,
+    fitted,
+    scale: MasterScale,
+    evidence: Evidence,
+    model_name: str,
+    seed: int,
+    tune: int,
+    engine: str,
+    lap: Callable[[str], None],
+) -> Logged:
     """Log tags, params, the dataset, metrics, the artefact tree and both pyfunc models to the active run.
 
     ``fitted``: ``training.select.Fitted``; ``lap(name)`` records the seconds since the last lap.
@@ -72,8 +88,13 @@ def log_run(run_id: str, tmp: Path, *, data: TrainingTable, fitted, scale: Maste
     import mlflow
 
     selection = evidence.evaluation["selection"]
-    mlflow.set_tags({"feature_set": f"{data.feature_set['name']}@{data.feature_set['version']}",
-                     "model_name": model_name, "source": str(data.source)})
+    mlflow.set_tags(
+        {
+            "feature_set": f"{data.feature_set['name']}@{data.feature_set['version']}",
+            "model_name": model_name,
+            "source": str(data.source),
+        }
+    )
     mlflow.log_params(_params(data, fitted, scale, selection, seed=seed, tune=tune, engine=engine))
     mlflow.log_input(_dataset(data), context="training", tags={"rows": str(len(data.frame)), "sha256": data.sha256})
     mlflow.log_metrics(_metrics(fitted, evidence))
@@ -97,22 +118,29 @@ def log_timings(timings: dict[str, float]) -> None:
     mlflow.log_metrics({f"time.{k}": v for k, v in timings.items()})
 
 
-def _params(data: TrainingTable, fitted, scale: MasterScale, selection: dict, *, seed: int, tune: int,
-            engine: str) -> dict:
+def _params(
+    data: TrainingTable, fitted, scale: MasterScale, selection: dict, *, seed: int, tune: int, engine: str
+) -> dict:
     """The run's params: LightGBM's, the split windows, calibrator, selection, scale and feature set."""
     fit, features = fitted.fit, data.features
     lgb_params = {k: v for k, v in fit.params.items() if k != "monotone_constraints"}
     return {
         **{f"lgbm.{k}": v for k, v in lgb_params.items()},
         "lgbm.monotone_features": sum(1 for f in features if f.direction),
-        "lgbm.best_iteration": fit.best_iteration, "tune_trials": tune, "seed": seed, "engine": engine,
+        "lgbm.best_iteration": fit.best_iteration,
+        "tune_trials": tune,
+        "seed": seed,
+        "engine": engine,
         **{f"window.{k}": v for k, v in data.split.params(data.y).items()},
         "calibrator": fitted.calibrator.to_dict()["kind"],
-        "selected_model": selection["selected_model"], "model_kind": fitted.bundle.kind,
+        "selected_model": selection["selected_model"],
+        "model_kind": fitted.bundle.kind,
         "selection_rule": selection["rule"][:500],
         "master_scale": f"{scale.name}@{scale.version}",
-        "feature_set.name": data.feature_set["name"], "feature_set.version": data.feature_set["version"],
-        "n_features": len(features), "dataset_sha256": data.sha256,
+        "feature_set.name": data.feature_set["name"],
+        "feature_set.version": data.feature_set["version"],
+        "n_features": len(features),
+        "dataset_sha256": data.sha256,
     }
 
 
@@ -137,19 +165,27 @@ def _write_evaluation(ev_dir: Path, data: TrainingTable, fitted, evidence: Evide
     names = [f.name for f in data.features]
     ev_dir.mkdir()
     (ev_dir / "evaluation.json").write_text(
-        json.dumps(evaluation, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8")
+        json.dumps(evaluation, ensure_ascii=False, indent=2, default=_json_default), encoding="utf-8"
+    )
     (ev_dir / "model_card.md").write_text(model_card(model_name, data, evaluation), encoding="utf-8")
     evidence.importance.to_csv(ev_dir / "feature_importance.csv", index=False)
     pd.DataFrame({"feature": list(evidence.csi), "csi": list(evidence.csi.values())}).to_csv(
-        ev_dir / "csi.csv", index=False)
+        ev_dir / "csi.csv", index=False
+    )
     frame_test[[*data.id_columns, data.target, *names]].to_parquet(ev_dir / "test_window.parquet", index=False)
     _split_rows(data).to_parquet(ev_dir / "split_rows.parquet", index=False)
     if fitted.fit.trials:
         pd.DataFrame(fitted.fit.trials).to_csv(ev_dir / "optuna_trials.csv", index=False)
     if selection["candidates"]:
         pd.DataFrame(selection["candidates"]).to_csv(ev_dir / "selection.csv", index=False)
-    write_plots(ev_dir / "plots", data.y[split.test], evidence.pred_test, evidence.lightgbm, evidence.importance,
-                title=TITLES.get(selection["selected_model"], selection["selected_model"]))
+    write_plots(
+        ev_dir / "plots",
+        data.y[split.test],
+        evidence.pred_test,
+        evidence.lightgbm,
+        evidence.importance,
+        title=TITLES.get(selection["selected_model"], selection["selected_model"]),
+    )
 
 
 def _write_challenger(sc_dir: Path, sc_model_dir: Path, scorecard, scale: MasterScale) -> Path:
@@ -157,28 +193,43 @@ def _write_challenger(sc_dir: Path, sc_model_dir: Path, scorecard, scale: Master
     sc_dir.mkdir()
     sc_model_dir.mkdir()
     scorecard.points_table_.to_csv(sc_dir / "points_table.csv", index=False)
-    (sc_model_dir / "scorecard.json").write_text(json.dumps(scorecard.spec_, ensure_ascii=False, indent=1),
-                                                 encoding="utf-8")
+    (sc_model_dir / "scorecard.json").write_text(
+        json.dumps(scorecard.spec_, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     (sc_model_dir / "master_scale.yaml").write_text(scale.to_yaml(), encoding="utf-8")
     return sc_model_dir
 
 
-def _log_models(data: TrainingTable, fitted, scale: MasterScale, selection: dict, bundle_dir: Path,
-                sc_model_dir: Path) -> tuple[str, str]:
+def _log_models(
+    data: TrainingTable, fitted, scale: MasterScale, selection: dict, bundle_dir: Path, sc_model_dir: Path
+) -> tuple[str, str]:
     """Log the registered model's pyfunc (``model``) and the challenger's (``challenger_model``); their URIs."""
     from training import pyfunc
 
     features, bundle = data.features, fitted.bundle
-    model_meta = {"id_columns": data.id_columns, "target": data.target, "features": [f.name for f in features],
-                  "feature_set": data.feature_set, "master_scale": f"{scale.name}@{scale.version}"}
+    model_meta = {
+        "id_columns": data.id_columns,
+        "target": data.target,
+        "features": [f.name for f in features],
+        "feature_set": data.feature_set,
+        "master_scale": f"{scale.name}@{scale.version}",
+    }
     ids = {c: pd.api.types.is_datetime64_any_dtype(data.frame[c]) for c in data.id_columns}
     example = pyfunc.input_example(data.frame.iloc[data.split.test].head(3), features, data.id_columns)
-    info = pyfunc.log_model("model", {"serving_bundle": str(bundle_dir)},
-                            {**model_meta, "kind": bundle.kind, "selected_model": selection["selected_model"]},
-                            signature=pyfunc.model_signature(features, ids, reasons=True), example=example)
-    sc_info = pyfunc.log_model("challenger_model", {"scorecard": str(sc_model_dir)},
-                               {**model_meta, "kind": "scorecard"},
-                               signature=pyfunc.model_signature(features, ids, reasons=False), example=example)
+    info = pyfunc.log_model(
+        "model",
+        {"serving_bundle": str(bundle_dir)},
+        {**model_meta, "kind": bundle.kind, "selected_model": selection["selected_model"]},
+        signature=pyfunc.model_signature(features, ids, reasons=True),
+        example=example,
+    )
+    sc_info = pyfunc.log_model(
+        "challenger_model",
+        {"scorecard": str(sc_model_dir)},
+        {**model_meta, "kind": "scorecard"},
+        signature=pyfunc.model_signature(features, ids, reasons=False),
+        example=example,
+    )
     return info.model_uri, sc_info.model_uri
 
 
@@ -189,58 +240,69 @@ def model_card(model_name: str, data: TrainingTable, evaluation: dict) -> str:
     classes = "\n".join(
         f"| {r['group']} | {r['n']:,} ({r['obligors']:,}) | {_pct(r['mean_pd'])} | {_pct(r['default_rate'])} | "
         f"{'-' if r['jeffreys_p'] is None else format(r['jeffreys_p'], '.3f')} | {'yes' if r['rejected'] else 'no'} |"
-        for r in lgb["by_class"])
+        for r in lgb["by_class"]
+    )
     top = ", ".join(r["feature"] for r in evaluation["importance"][:8])
     sel = evaluation["selection"]
     chosen = sel["selected_model"]
     if sel["candidates"]:
-        rows = "\n".join(f"| {r['candidate']}{' (selected)' if r['selected'] else ''} | {r['oof_log_loss']:.5f} | "
-                         f"{r['oof_auc']:.4f} | {r['oof_brier']:.5f} | {r['calibrator']} |" for r in sel["candidates"])
-        selection = (f"\n\n**Model selection.** {sel['rule']}. Registered: **{chosen}** ({sel['reason']}).\n\n"
-                     "| candidate | OOF log loss | OOF AUC | OOF Brier | calibrator |\n|---|---:|---:|---:|---|\n"
-                     + rows)
+        rows = "\n".join(
+            f"| {r['candidate']}{' (selected)' if r['selected'] else ''} | {r['oof_log_loss']:.5f} | "
+            f"{r['oof_auc']:.4f} | {r['oof_brier']:.5f} | {r['calibrator']} |"
+            for r in sel["candidates"]
+        )
+        selection = (
+            f"\n\n**Model selection.** {sel['rule']}. Registered: **{chosen}** ({sel['reason']}).\n\n"
+            "| candidate | OOF log loss | OOF AUC | OOF Brier | calibrator |\n|---|---:|---:|---:|---|\n" + rows
+        )
     else:
         selection = f"\n\n**Model selection.** {sel['rule']}."
     if chosen == "scorecard":
-        reasons = ("Per row, the scorecard features whose bin lost the most points against that feature's best "
-                   "bin (coefficient x WoE gap, in log-odds), up to four.")
+        reasons = (
+            "Per row, the scorecard features whose bin lost the most points against that feature's best "
+            "bin (coefficient x WoE gap, in log-odds), up to four."
+        )
     elif chosen == "logistic":
-        reasons = ("Per row, the features whose logistic term is furthest above its mean over the training rows "
-                   "(the exact SHAP value of a linear model), up to four.")
+        reasons = (
+            "Per row, the features whose logistic term is furthest above its mean over the training rows "
+            "(the exact SHAP value of a linear model), up to four."
+        )
     else:
-        reasons = (f"Per row, the features with the largest positive TreeSHAP contribution to the LightGBM margin"
-                   f"{' (times its blend weight: the scorecard part gives no reasons)' if chosen == 'blend' else ''}"
-                   f" (LightGBM `pred_contrib`), up to four, with the catalogue's reason texts.")
+        reasons = (
+            f"Per row, the features with the largest positive TreeSHAP contribution to the LightGBM margin"
+            f"{' (times its blend weight: the scorecard part gives no reasons)' if chosen == 'blend' else ''}"
+            f" (LightGBM `pred_contrib`), up to four, with the catalogue's reason texts."
+        )
     return f"""# Model card: {model_name}
 
 **Purpose.** 12-month probability of default (90+ days past due or written off) of a life-service
 merchant, mapped to a score, a rating grade and a credit-risk class A (low) / B (general) /
-C (higher) / D (high) by the master scale {evaluation['master_scale']['name']}@{evaluation['master_scale']['version']}.
+C (higher) / D (high) by the master scale {evaluation["master_scale"]["name"]}@{evaluation["master_scale"]["version"]}.
 
-**Data.** {data.feature_set['name']}@{data.feature_set['version']} from `{data.source}`
+**Data.** {data.feature_set["name"]}@{data.feature_set["version"]} from `{data.source}`
 (SHA-256 `{data.sha256}`), {len(data.features)} features, label `{data.target}`.
-Split: {split['split']}{f"; booster rows {split['train_from']}..{split['train_to']} ({split['train_groups']} merchants in {split['folds']} folds), calibration rows of the same merchants {split['valid_from']}..{split['valid_to']}, test rows {split['test_from']}..{split['test_to']} of {split['test_groups']} merchants held out whole (no booster or calibration row came from them)" if split['split'] == 'merchant_disjoint' else ""}.
-Rows: booster {split['train_rows']:,}, calibration {split['valid_rows']:,}, test {split['test_rows']:,}
-({split['test_bads']:,} defaults).
+Split: {split["split"]}{f"; booster rows {split['train_from']}..{split['train_to']} ({split['train_groups']} merchants in {split['folds']} folds), calibration rows of the same merchants {split['valid_from']}..{split['valid_to']}, test rows {split['test_from']}..{split['test_to']} of {split['test_groups']} merchants held out whole (no booster or calibration row came from them)" if split["split"] == "merchant_disjoint" else ""}.
+Rows: booster {split["train_rows"]:,}, calibration {split["valid_rows"]:,}, test {split["test_rows"]:,}
+({split["test_bads"]:,} defaults).
 
 **Method.** LightGBM (binary; monotone constraints from the catalogue's risk directions; native
-categoricals; {lgb['best_iteration']} trees, chosen by the pooled out-of-fold log loss of cross-fitting by
-merchant, then refitted on all booster rows), calibrated to PD by {evaluation['calibration']['chosen']} on the
+categoricals; {lgb["best_iteration"]} trees, chosen by the pooled out-of-fold log loss of cross-fitting by
+merchant, then refitted on all booster rows), calibrated to PD by {evaluation["calibration"]["chosen"]} on the
 out-of-fold margins of the calibration rows (merchant-grouped cross-validated log loss:
-{", ".join(f"{k} {v:.4f}" for k, v in evaluation['calibration']['cv_log_loss'].items())}).
-Challenger: WoE logistic scorecard on {len(sc['selected_features'])} features, fitted on booster + calibration rows.{selection}
+{", ".join(f"{k} {v:.4f}" for k, v in evaluation["calibration"]["cv_log_loss"].items())}).
+Challenger: WoE logistic scorecard on {len(sc["selected_features"])} features, fitted on booster + calibration rows.{selection}
 
-**Test evidence** (the registered model, {chosen}). AUC {m['auc']:.4f} (Gini {m['gini']:.4f}, KS {m['ks']:.4f}); Brier {m['brier']:.4f};
-ECE {m['ece']:.4f}; mean PD {_pct(m['mean_pd'])} vs observed {_pct(m['default_rate'])};
-score PSI train->test {m.get('psi_score_train_test', float('nan')):.3f}; Herfindahl of grades {m['herfindahl']:.3f}.
-Challenger AUC {sc['metrics']['auc']:.4f}.
+**Test evidence** (the registered model, {chosen}). AUC {m["auc"]:.4f} (Gini {m["gini"]:.4f}, KS {m["ks"]:.4f}); Brier {m["brier"]:.4f};
+ECE {m["ece"]:.4f}; mean PD {_pct(m["mean_pd"])} vs observed {_pct(m["default_rate"])};
+score PSI train->test {m.get("psi_score_train_test", float("nan")):.3f}; Herfindahl of grades {m["herfindahl"]:.3f}.
+Challenger AUC {sc["metrics"]["auc"]:.4f}.
 
 | class | rows (merchants) | mean PD | observed | Jeffreys p (per merchant) | rejected at 1% |
 |---|---:|---:|---:|---:|---|
 {classes}
 
 **Reason codes.** {reasons} The baseline, the model's expected margin over the training rows, is
-{lgb['baseline']['margin']:.4f} (PD {_pct(lgb['baseline']['pd'])} after calibration).
+{lgb["baseline"]["margin"]:.4f} (PD {_pct(lgb["baseline"]["pd"])} after calibration).
 Most important features (mean |SHAP|): {top}.
 
 **Limits.** The PD is calibrated to the calibration rows' period and default level; a shift in the economy
@@ -277,8 +339,12 @@ def _dataset(data: TrainingTable):
     with warnings.catch_warnings():  # two source classes claim local paths; either is right
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(data.source.as_uri())
-    return MetaDataset(source=source, name=f"{data.feature_set['name']}@{data.feature_set['version']}",
-                       digest=data.sha256[:36], schema=Schema(columns))
+    return MetaDataset(
+        source=source,
+        name=f"{data.feature_set['name']}@{data.feature_set['version']}",
+        digest=data.sha256[:36],
+        schema=Schema(columns),
+    )
 
 
 def flat_metrics(metrics: dict, prefix: str | None) -> dict[str, float]:

@@ -30,6 +30,9 @@ It returns ``{"run_id", "model_uri", "version", "metrics", "challenger_metrics",
 CLI prints the first five as its last stdout line.
 
 Nothing here reads the simulator's truth: only the panel or table it is given.
+
+The module is over 400 lines because the named steps read top to bottom in one place, with this
+account of each; MLflow logging lives in ``training.tracking``.
 """
 
 from __future__ import annotations
@@ -80,10 +83,20 @@ class _Run:
     candidates: tuple[str, ...] | None
 
 
-def train_from_features(features_dir: str | Path, *, settings: Settings, experiment: str = DEFAULT_EXPERIMENT,
-                        model_name: str | None = None, seed: int = 7, tune: int = 0,
-                        catalog: str | Path | None = None, master_scale: str | Path | None = None,
-                        progress: Progress | None = None, engine: str = "local", scheduler: str | None = None) -> dict:
+def train_from_features(
+    features_dir: str | Path,
+    *,
+    settings: Settings,
+    experiment: str = DEFAULT_EXPERIMENT,
+    model_name: str | None = None,
+    seed: int = 7,
+    tune: int = 0,
+    catalog: str | Path | None = None,
+    master_scale: str | Path | None = None,
+    progress: Progress | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict:
     """Train on ``<features_dir>/panel.parquet`` (labelled rows) with the feature catalogue.
 
     ``settings`` names the MLflow store and the default registered model name.
@@ -93,23 +106,45 @@ def train_from_features(features_dir: str | Path, *, settings: Settings, experim
     """
     say = progress or (lambda _msg: None)
     say(f"loading {Path(features_dir) / 'panel.parquet'}")
-    return _train(lambda: load_panel(features_dir, catalog, seed=seed),
-                  _Run(settings, experiment, model_name, seed, tune, master_scale, say, engine, scheduler,
-                       PANEL_CANDIDATES))
+    return _train(
+        lambda: load_panel(features_dir, catalog, seed=seed),
+        _Run(settings, experiment, model_name, seed, tune, master_scale, say, engine, scheduler, PANEL_CANDIDATES),
+    )
 
 
-def train_from_table(table: str | Path, *, settings: Settings, target: str, id_col: str, time_col: str | None = None,
-                     categorical: list[str] | None = None, monotone: dict[str, int] | None = None,
-                     experiment: str = DEFAULT_EXPERIMENT, model_name: str | None = None, seed: int = 7,
-                     tune: int = 0, master_scale: str | Path | None = None,
-                     progress: Progress | None = None, engine: str = "local", scheduler: str | None = None) -> dict:
+def train_from_table(
+    table: str | Path,
+    *,
+    settings: Settings,
+    target: str,
+    id_col: str,
+    time_col: str | None = None,
+    categorical: list[str] | None = None,
+    monotone: dict[str, int] | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    model_name: str | None = None,
+    seed: int = 7,
+    tune: int = 0,
+    master_scale: str | Path | None = None,
+    progress: Progress | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> dict:
     """Train the same pipeline on any feature table (Parquet or CSV); see :func:`training.data.load_table`."""
     say = progress or (lambda _msg: None)
     say(f"loading {table}")
-    return _train(lambda: load_table(table, target=target, id_col=id_col, time_col=time_col, categorical=categorical,
-                                     monotone=monotone, seed=seed),
-                  _Run(settings, experiment, model_name, seed, tune, master_scale, say, engine, scheduler,
-                       TABLE_CANDIDATES))
+    return _train(
+        lambda: load_table(
+            table,
+            target=target,
+            id_col=id_col,
+            time_col=time_col,
+            categorical=categorical,
+            monotone=monotone,
+            seed=seed,
+        ),
+        _Run(settings, experiment, model_name, seed, tune, master_scale, say, engine, scheduler, TABLE_CANDIDATES),
+    )
 
 
 def _train(load: Callable[[], TrainingTable], run: _Run) -> dict:
@@ -163,9 +198,19 @@ def _pipeline(load: Callable[[], TrainingTable], run: _Run, pool: ThreadPoolExec
     c, exp_id = store.result()
     clock.lap("store_wait")
     with tracking.started_run(exp_id) as (run_id, tmp):
-        logged = tracking.log_run(run_id, tmp, data=data, fitted=fitted, scale=scale, evidence=evidence,
-                                  model_name=model_name, seed=run.seed, tune=run.tune, engine=run.engine,
-                                  lap=clock.lap)
+        logged = tracking.log_run(
+            run_id,
+            tmp,
+            data=data,
+            fitted=fitted,
+            scale=scale,
+            evidence=evidence,
+            model_name=model_name,
+            seed=run.seed,
+            tune=run.tune,
+            engine=run.engine,
+            lap=clock.lap,
+        )
         version = _register(c, logged, model_name, data, evidence)
         clock.lap("register")
         tracking.log_timings(clock.timings)
@@ -199,22 +244,38 @@ def _encode(data: TrainingTable) -> np.ndarray:
     return encode(data.frame, data.features)
 
 
-def _fit(data: TrainingTable, X: np.ndarray, scale: MasterScale, run: _Run, pool: ThreadPoolExecutor
-         ) -> tuple[Winner, Future]:
+def _fit(
+    data: TrainingTable, X: np.ndarray, scale: MasterScale, run: _Run, pool: ThreadPoolExecutor
+) -> tuple[Winner, Future]:
     """Start the scorecard challenger in ``pool``, then cross-fit LightGBM (and for a table compare the
     candidates) and refit the winner (``training.select.fit_winner``); returns it and the challenger's future."""
     split = data.split
     fit_rows = np.union1d(split.train, split.valid)
-    run.say(f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(fit_rows):,} "
-            "booster + calibration rows, beside LightGBM")
+    run.say(
+        f"scorecard challenger (optimal binning, WoE, logistic regression) on {len(fit_rows):,} "
+        "booster + calibration rows, beside LightGBM"
+    )
     challenger = pool.submit(_challenger, data, scale)
-    run.say(f"LightGBM cross-fitted by merchant: {len(split.train):,} booster rows, out-of-fold margins on "
-            f"{len(split.valid):,} calibration rows" + (f", {run.tune} Optuna trials first" if run.tune else ""))
+    run.say(
+        f"LightGBM cross-fitted by merchant: {len(split.train):,} booster rows, out-of-fold margins on "
+        f"{len(split.valid):,} calibration rows" + (f", {run.tune} Optuna trials first" if run.tune else "")
+    )
     fitter = _dask_fitter(data, run) if run.engine == "dask" else None
     if run.candidates:
         run.say("candidates compared on the training rows' out-of-fold log loss: " + ", ".join(run.candidates))
-    winner = fit_winner(X, data.y, split, data.features, scale, seed=run.seed, tune=run.tune,
-                        candidates=run.candidates, fitter=fitter, run_beside=pool.submit, progress=run.say)
+    winner = fit_winner(
+        X,
+        data.y,
+        split,
+        data.features,
+        scale,
+        seed=run.seed,
+        tune=run.tune,
+        candidates=run.candidates,
+        fitter=fitter,
+        run_beside=pool.submit,
+        progress=run.say,
+    )
     return winner, challenger
 
 
@@ -229,12 +290,27 @@ def _dask_fitter(data: TrainingTable, run: _Run):
 
 def _calibrate(winner: Winner, data: TrainingTable, X: np.ndarray, scale: MasterScale, run: _Run) -> Fitted:
     """Calibrate the winner to PD on its out-of-fold margins and build the serving bundle."""
-    fitted = calibrate_winner(winner, X, data.y, data.split, data.features, scale, seed=run.seed,
-                              bundle_kwargs={"id_columns": data.id_columns, "target": data.target,
-                                             "feature_set": data.feature_set, "catalog_yaml": data.catalog_text,
-                                             "num_threads": 2})
-    run.say(f"calibrated: {fitted.calibrator.to_dict()['kind']} (CV log loss "
-            + ", ".join(f"{k} {v:.4f}" for k, v in fitted.cal_losses.items()) + ")")
+    fitted = calibrate_winner(
+        winner,
+        X,
+        data.y,
+        data.split,
+        data.features,
+        scale,
+        seed=run.seed,
+        bundle_kwargs={
+            "id_columns": data.id_columns,
+            "target": data.target,
+            "feature_set": data.feature_set,
+            "catalog_yaml": data.catalog_text,
+            "num_threads": 2,
+        },
+    )
+    run.say(
+        f"calibrated: {fitted.calibrator.to_dict()['kind']} (CV log loss "
+        + ", ".join(f"{k} {v:.4f}" for k, v in fitted.cal_losses.items())
+        + ")"
+    )
     return fitted
 
 
@@ -261,13 +337,15 @@ def _challenger(data: TrainingTable, scale: MasterScale) -> tuple:
     frame_test = data.frame.iloc[split.test]
     sc_test = scorecard_predict(scorecard.spec_, frame_test, scale)
     sc_train_score = scale.score(scorecard.predict_proba(frame_fit)[:, 1])
-    evaluation = ev.evaluate_predictions(y[split.test], sc_test, scale, train_score=sc_train_score,
-                                         clusters=frame_test[data.id_columns[0]].to_numpy())
+    evaluation = ev.evaluate_predictions(
+        y[split.test], sc_test, scale, train_score=sc_train_score, clusters=frame_test[data.id_columns[0]].to_numpy()
+    )
     return scorecard, evaluation, round(time.perf_counter() - started, 3)
 
 
-def _evaluate(data: TrainingTable, X: np.ndarray, fitted: Fitted, scale: MasterScale, challenger: Future,
-              run: _Run, clock: _Clock) -> Evidence:
+def _evaluate(
+    data: TrainingTable, X: np.ndarray, fitted: Fitted, scale: MasterScale, challenger: Future, run: _Run, clock: _Clock
+) -> Evidence:
     """Evaluate the registered model on the test rows with the challenger's code, add importance and CSI,
     collect the challenger and assemble ``evaluation.json``."""
     from training import evaluate as ev
@@ -279,8 +357,9 @@ def _evaluate(data: TrainingTable, X: np.ndarray, fitted: Fitted, scale: MasterS
     pred_test = bundle.predict(frame_test, reasons=False)
     score_train = scale.score(bundle.pd_from_margin(bundle.margin(X[split.train])))
     merchants = frame_test[data.id_columns[0]].to_numpy()  # Jeffreys counts each merchant once
-    evaluation_lgb = ev.evaluate_predictions(y[split.test], pred_test, scale, train_score=score_train,
-                                             clusters=merchants)
+    evaluation_lgb = ev.evaluate_predictions(
+        y[split.test], pred_test, scale, train_score=score_train, clusters=merchants
+    )
     importance = _importance(fitted.fit.booster, X[split.test], data.features, run.seed)
     csi = ev.characteristic_stability(data.frame.iloc[split.train], frame_test, data.features)
     clock.lap("evaluation")
@@ -295,13 +374,20 @@ def _evaluate(data: TrainingTable, X: np.ndarray, fitted: Fitted, scale: MasterS
         "master_scale": {"name": scale.name, "version": scale.version, "grades": scale.table()},
         "calibration": {"chosen": fitted.calibrator.to_dict()["kind"], "cv_log_loss": fitted.cal_losses},
         "selection": selection,
-        "lightgbm": {**evaluation_lgb, "model_kind": bundle.kind, "selected_model": selection["selected_model"],
-                     "best_iteration": fitted.fit.best_iteration, "cv_log_loss": fitted.fit.cv_log_loss,
-                     "oof_auc": oof_auc,
-                     "baseline": {"margin": bundle.baseline,
-                                  "pd": float(bundle.pd_from_margin(np.array([bundle.baseline]))[0])}},
-        "challenger": {**evaluation_sc, "selected_features": scorecard.selected_,
-                       "information_value": scorecard.information_value_},
+        "lightgbm": {
+            **evaluation_lgb,
+            "model_kind": bundle.kind,
+            "selected_model": selection["selected_model"],
+            "best_iteration": fitted.fit.best_iteration,
+            "cv_log_loss": fitted.fit.cv_log_loss,
+            "oof_auc": oof_auc,
+            "baseline": {"margin": bundle.baseline, "pd": float(bundle.pd_from_margin(np.array([bundle.baseline]))[0])},
+        },
+        "challenger": {
+            **evaluation_sc,
+            "selected_features": scorecard.selected_,
+            "information_value": scorecard.information_value_,
+        },
         "csi": csi,
         "importance": importance.to_dict("records"),
     }
@@ -313,26 +399,37 @@ def _importance(booster, X_test: np.ndarray, features: list, seed: int) -> pd.Da
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(X_test), size=min(SHAP_SAMPLE, len(X_test)), replace=False))
     contrib = booster.predict(X_test[sample], pred_contrib=True)[:, :-1]
-    return pd.DataFrame({
-        "feature": [f.name for f in features],
-        "gain": booster.feature_importance("gain"),
-        "mean_abs_shap": np.abs(contrib).mean(axis=0),
-        "direction": [f.direction for f in features],
-    }).sort_values("mean_abs_shap", ascending=False, ignore_index=True)
+    return pd.DataFrame(
+        {
+            "feature": [f.name for f in features],
+            "gain": booster.feature_importance("gain"),
+            "mean_abs_shap": np.abs(contrib).mean(axis=0),
+            "direction": [f.direction for f in features],
+        }
+    ).sort_values("mean_abs_shap", ascending=False, ignore_index=True)
 
 
 def _selection_record(fitted: Fitted) -> dict:
     """The model selection as logged: winner, rule, reason, one row per candidate and the metrics."""
     sel = fitted.selection
     if sel is None:
-        return {"selected_model": "lightgbm", "rule": "feature panel: the cross-fitted LightGBM, not compared "
-                "(serving's TreeSHAP reasons with catalogue thresholds rely on it)", "reason": "", "candidates": [],
-                "metrics": {}}
+        return {
+            "selected_model": "lightgbm",
+            "rule": "feature panel: the cross-fitted LightGBM, not compared "
+            "(serving's TreeSHAP reasons with catalogue thresholds rely on it)",
+            "reason": "",
+            "candidates": [],
+            "metrics": {},
+        }
     rows = [{k: v for k, v in r.items() if k != "params"} for r in sel.table()]
-    return {"selected_model": sel.winner,
-            "rule": "lowest out-of-fold log loss on the training rows (each candidate's margins out of fold "
-                    "on the cross-fitting folds, calibrated fold by fold); test rows never used",
-            "reason": sel.reason, "candidates": rows, "metrics": sel.metrics()}
+    return {
+        "selected_model": sel.winner,
+        "rule": "lowest out-of-fold log loss on the training rows (each candidate's margins out of fold "
+        "on the cross-fitting folds, calibrated fold by fold); test rows never used",
+        "reason": sel.reason,
+        "candidates": rows,
+        "metrics": sel.metrics(),
+    }
 
 
 def _register(c, logged: Logged, model_name: str, data: TrainingTable, evidence: Evidence) -> str:
@@ -340,16 +437,29 @@ def _register(c, logged: Logged, model_name: str, data: TrainingTable, evidence:
     from training import registry
 
     split = data.split
-    return registry.register(c, logged.model_uri, model_name, run_id=logged.run_id, tags={
-        "test_auc": f"{evidence.lightgbm['metrics']['auc']:.4f}",
-        "selected_model": evidence.evaluation["selection"]["selected_model"],
-        "feature_set": f"{data.feature_set['name']}@{data.feature_set['version']}",
-        "test_window": f"{split.bounds.get('test_from', '')}..{split.bounds.get('test_to', '')}",
-    })
+    return registry.register(
+        c,
+        logged.model_uri,
+        model_name,
+        run_id=logged.run_id,
+        tags={
+            "test_auc": f"{evidence.lightgbm['metrics']['auc']:.4f}",
+            "selected_model": evidence.evaluation["selection"]["selected_model"],
+            "feature_set": f"{data.feature_set['name']}@{data.feature_set['version']}",
+            "test_window": f"{split.bounds.get('test_from', '')}..{split.bounds.get('test_to', '')}",
+        },
+    )
 
 
-def _result(logged: Logged, model_name: str, version: str, data: TrainingTable, fitted: Fitted,
-            evidence: Evidence, timings: dict[str, float]) -> dict:
+def _result(
+    logged: Logged,
+    model_name: str,
+    version: str,
+    data: TrainingTable,
+    fitted: Fitted,
+    evidence: Evidence,
+    timings: dict[str, float],
+) -> dict:
     """What the entry points return (the CLI prints run_id, model_uri, version and both metrics)."""
     selection = evidence.evaluation["selection"]
     return {

@@ -71,9 +71,19 @@ CEILING_HOLDOUT = 0.2
 CEILING_MAX_ROUNDS = 2000
 CEILING_PATIENCE = 100
 CEILING_PARAMS = {
-    "objective": "regression", "metric": "l2", "learning_rate": 0.05, "num_leaves": 31,
-    "min_data_in_leaf": 20, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-    "lambda_l2": 1.0, "num_threads": 2, "deterministic": True, "force_row_wise": True, "verbosity": -1,
+    "objective": "regression",
+    "metric": "l2",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "num_threads": 2,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbosity": -1,
 }
 Progress = Callable[[str], None]
 
@@ -127,19 +137,29 @@ def class_agreement(model_class: Sequence[str], true_class: Sequence[str]) -> di
         with np.errstate(invalid="ignore", divide="ignore"):
             kappa = _finite(cohen_kappa_score(t, m, labels=labels, weights="quadratic"))
     matrix = confusion_matrix(t, m, labels=labels).tolist() if n else [[0] * 4 for _ in labels]
-    share = {who: {c: (float(np.mean(v == c)) if n else None) for c in labels} for who, v in (("model", m), ("truth", t))}
-    return {"kappa": kappa, "confusion": {"rows": "true class", "columns": "model class", "labels": labels,
-                                          "matrix": matrix},
-            "class_share": share}
+    share = {
+        who: {c: (float(np.mean(v == c)) if n else None) for c in labels} for who, v in (("model", m), ("truth", t))
+    }
+    return {
+        "kappa": kappa,
+        "confusion": {"rows": "true class", "columns": "model class", "labels": labels, "matrix": matrix},
+        "class_share": share,
+    }
 
 
 def _mean_table(frame: pd.DataFrame, by: str, groups: Sequence[str], truth_groups: np.ndarray) -> list[dict]:
     out = []
     for g in groups:
         rows = frame[frame[by] == g]
-        out.append({by: g, "n": int(len(rows)), "n_true": int(np.sum(truth_groups == g)),
-                    "mean_pd": _finite(rows["pd"].mean()) if len(rows) else None,
-                    "mean_true_pd": _finite(rows[TRUE_PD].mean()) if len(rows) else None})
+        out.append(
+            {
+                by: g,
+                "n": int(len(rows)),
+                "n_true": int(np.sum(truth_groups == g)),
+                "mean_pd": _finite(rows["pd"].mean()) if len(rows) else None,
+                "mean_true_pd": _finite(rows[TRUE_PD].mean()) if len(rows) else None,
+            }
+        )
     return out
 
 
@@ -188,8 +208,10 @@ def section(frame: pd.DataFrame, scale: MasterScale) -> dict:
     }
     if "ceiling_pd" in frame:
         c_pd = frame["ceiling_pd"].to_numpy(dtype=np.float64)
-        ceiling = {"spearman": spearman(c_pd, true_pd),
-                   "kappa": class_agreement(scale.risk_class(c_pd), true_class)["kappa"] if len(frame) else None}
+        ceiling = {
+            "spearman": spearman(c_pd, true_pd),
+            "kappa": class_agreement(scale.risk_class(c_pd), true_class)["kappa"] if len(frame) else None,
+        }
         out["ceiling"] = ceiling
         out["spearman_ratio"] = _ratio(out["spearman"], ceiling["spearman"])
         out["kappa_ratio"] = _ratio(out["kappa"], ceiling["kappa"])
@@ -197,8 +219,9 @@ def section(frame: pd.DataFrame, scale: MasterScale) -> dict:
 
 
 # -- rows -----------------------------------------------------------------------------------------
-def evaluation_rows(features: pl.DataFrame, truth: pl.DataFrame, as_of: Sequence[date] | None = None,
-                    fitted: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict]:
+def evaluation_rows(
+    features: pl.DataFrame, truth: pl.DataFrame, as_of: Sequence[date] | None = None, fitted: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, dict]:
     """Feature rows at the chosen dates joined with their true PD, less fitted and in-default rows.
 
     ``as_of`` None: the latest date present in both ``features`` and ``truth``. ``fitted``: the
@@ -206,13 +229,16 @@ def evaluation_rows(features: pl.DataFrame, truth: pl.DataFrame, as_of: Sequence
     """
     common = sorted(set(features["as_of"].unique().to_list()) & set(truth["as_of"].unique().to_list()))
     if not common:
-        raise TruthCheckError("no as_of date is both in the features and in the truth: were they built from "
-                              "the same simulated market?")
+        raise TruthCheckError(
+            "no as_of date is both in the features and in the truth: were they built from the same simulated market?"
+        )
     dates = [common[-1]] if not as_of else sorted(set(as_of))
     absent = [d for d in dates if d not in common]
     if absent:
-        raise TruthCheckError(f"as_of {', '.join(map(str, absent))} not in both the features and the truth "
-                              f"(dates in both: {common[0]} .. {common[-1]}, {len(common)} of them)")
+        raise TruthCheckError(
+            f"as_of {', '.join(map(str, absent))} not in both the features and the truth "
+            f"(dates in both: {common[0]} .. {common[-1]}, {len(common)} of them)"
+        )
     at = features.filter(pl.col("as_of").is_in(dates))
     rows = at.join(truth.select(*KEYS, TRUE_PD), on=KEYS, how="inner")
     facts = {"as_of": [str(d) for d in dates], "feature_rows": at.height, "without_truth": at.height - rows.height}
@@ -223,9 +249,11 @@ def evaluation_rows(features: pl.DataFrame, truth: pl.DataFrame, as_of: Sequence
         rows = rows.join(fitted.select(KEYS).unique(), on=KEYS, how="anti")
     facts.update(in_default=in_default, fitted_rows_dropped=before - rows.height, rows=rows.height)
     if not rows.height:
-        raise TruthCheckError(f"no rows left to check at {', '.join(facts['as_of'])} ({facts['feature_rows']} feature "
-                              f"rows, {facts['without_truth']} without truth, {in_default} in default, "
-                              f"{facts['fitted_rows_dropped']} fitted on)")
+        raise TruthCheckError(
+            f"no rows left to check at {', '.join(facts['as_of'])} ({facts['feature_rows']} feature "
+            f"rows, {facts['without_truth']} without truth, {in_default} in default, "
+            f"{facts['fitted_rows_dropped']} fitted on)"
+        )
     return rows.sort(KEYS), facts
 
 
@@ -246,14 +274,27 @@ class Ceiling:
         return expit(self.booster.predict(X, num_iteration=self.best_iteration))
 
     def summary(self) -> dict:
-        return {"train_rows": self.train_rows, "holdout_rows": self.holdout_rows,
-                "holdout_merchants": self.holdout_merchants, "best_iteration": self.best_iteration,
-                "holdout_rmse_logit": self.holdout_rmse_logit, "params": self.params,
-                "target": "logit(true_pd_12m), PD clipped to [1e-4, 1 - 1e-4]"}
+        return {
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "holdout_merchants": self.holdout_merchants,
+            "best_iteration": self.best_iteration,
+            "holdout_rmse_logit": self.holdout_rmse_logit,
+            "params": self.params,
+            "target": "logit(true_pd_12m), PD clipped to [1e-4, 1 - 1e-4]",
+        }
 
 
-def fit_ceiling(X: np.ndarray, true_pd: np.ndarray, groups: np.ndarray, categorical: Sequence[int] = (), *,
-                seed: int = 7, holdout: float = CEILING_HOLDOUT, max_rounds: int = CEILING_MAX_ROUNDS) -> Ceiling:
+def fit_ceiling(
+    X: np.ndarray,
+    true_pd: np.ndarray,
+    groups: np.ndarray,
+    categorical: Sequence[int] = (),
+    *,
+    seed: int = 7,
+    holdout: float = CEILING_HOLDOUT,
+    max_rounds: int = CEILING_MAX_ROUNDS,
+) -> Ceiling:
     """LightGBM regressor of logit(true PD) on ``X``, early-stopped on ``holdout`` of the groups (merchants)."""
     import lightgbm as lgb
 
@@ -268,8 +309,13 @@ def fit_ceiling(X: np.ndarray, true_pd: np.ndarray, groups: np.ndarray, categori
     cats = list(categorical) or "auto"
     train = lgb.Dataset(X[~is_held], y[~is_held], categorical_feature=cats, free_raw_data=False)
     valid = lgb.Dataset(X[is_held], y[is_held], categorical_feature=cats, reference=train)
-    booster = lgb.train(params, train, num_boost_round=max_rounds, valid_sets=[valid],
-                        callbacks=[lgb.early_stopping(CEILING_PATIENCE, verbose=False)])
+    booster = lgb.train(
+        params,
+        train,
+        num_boost_round=max_rounds,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(CEILING_PATIENCE, verbose=False)],
+    )
     best = int(booster.best_iteration or booster.current_iteration())
     rmse = float(np.sqrt(np.mean((booster.predict(X[is_held], num_iteration=best) - y[is_held]) ** 2)))
     return Ceiling(booster, best, int((~is_held).sum()), int(is_held.sum()), int(len(held)), rmse, params)
@@ -280,12 +326,18 @@ def headline(result: dict) -> dict[str, float]:
     out: dict[str, float | None] = {}
     for prefix, sec in (("truth.", result["all"]), ("truth.unseen.", result["unseen"])):
         ceiling = sec.get("ceiling", {})
-        out.update({
-            f"{prefix}rows": sec["rows"], f"{prefix}spearman": sec["spearman"], f"{prefix}kappa": sec["kappa"],
-            f"{prefix}ceiling_spearman": ceiling.get("spearman"), f"{prefix}ceiling_kappa": ceiling.get("kappa"),
-            f"{prefix}spearman_ratio": sec.get("spearman_ratio"), f"{prefix}kappa_ratio": sec.get("kappa_ratio"),
-            f"{prefix}calibration_slope": sec["calibration"]["slope"],
-            f"{prefix}calibration_intercept": sec["calibration"]["intercept"],
-            f"{prefix}calibration_offset": sec["calibration"]["offset"],
-        })
+        out.update(
+            {
+                f"{prefix}rows": sec["rows"],
+                f"{prefix}spearman": sec["spearman"],
+                f"{prefix}kappa": sec["kappa"],
+                f"{prefix}ceiling_spearman": ceiling.get("spearman"),
+                f"{prefix}ceiling_kappa": ceiling.get("kappa"),
+                f"{prefix}spearman_ratio": sec.get("spearman_ratio"),
+                f"{prefix}kappa_ratio": sec.get("kappa_ratio"),
+                f"{prefix}calibration_slope": sec["calibration"]["slope"],
+                f"{prefix}calibration_intercept": sec["calibration"]["intercept"],
+                f"{prefix}calibration_offset": sec["calibration"]["offset"],
+            }
+        )
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}

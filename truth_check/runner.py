@@ -42,8 +42,9 @@ def resolve_run(client, model_uri: str) -> dict:
         run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
         return {"run_id": run_id, "name": None, "version": None}
     if not model_uri.startswith("models:/"):
-        raise TruthCheckError(f"model URI {model_uri!r}: expected models:/NAME/VERSION, models:/NAME@ALIAS or "
-                              "runs:/RUN_ID/model")
+        raise TruthCheckError(
+            f"model URI {model_uri!r}: expected models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model"
+        )
     ref = model_uri.removeprefix("models:/").rstrip("/")
     if "@" in ref:
         name, alias = ref.rsplit("@", 1)
@@ -60,21 +61,28 @@ def split_rows(client, run_id: str, tmp: str) -> pl.DataFrame:
 
     folder, name = SPLIT_ROWS_ARTIFACT.rsplit("/", 1)
     if name not in {Path(a.path).name for a in client.list_artifacts(run_id, folder)}:
-        raise TruthCheckError(f"this model's run ({run_id}) has no {SPLIT_ROWS_ARTIFACT}: retrain with this version "
-                              "of lifecredit, whose training logs which rows trained the model")
+        raise TruthCheckError(
+            f"this model's run ({run_id}) has no {SPLIT_ROWS_ARTIFACT}: retrain with this version "
+            "of lifecredit, whose training logs which rows trained the model"
+        )
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SPLIT_ROWS_ARTIFACT, dst_path=tmp)
-    rows = pl.read_parquet(path).select(pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date),
-                                        pl.col("role").cast(pl.String))
+    rows = pl.read_parquet(path).select(
+        pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date), pl.col("role").cast(pl.String)
+    )
     roles = set(rows["role"].unique().to_list())
     if "train" not in roles or not roles <= {*FITTED_ROLES, "test"}:
-        raise TruthCheckError(f"{SPLIT_ROWS_ARTIFACT} of run {run_id}: roles {sorted(map(str, roles))}, expected "
-                              "train, calibration and test")
+        raise TruthCheckError(
+            f"{SPLIT_ROWS_ARTIFACT} of run {run_id}: roles {sorted(map(str, roles))}, expected "
+            "train, calibration and test"
+        )
     return rows
 
 
 def read_features(features_dir: Path) -> pl.DataFrame:
     """``panel.parquet`` ∪ ``latest.parquet`` (a row in both is taken from the panel, which carries ``bad``)."""
-    parts = [pl.read_parquet(p) for p in (features_dir / "panel.parquet", features_dir / "latest.parquet") if p.exists()]
+    parts = [
+        pl.read_parquet(p) for p in (features_dir / "panel.parquet", features_dir / "latest.parquet") if p.exists()
+    ]
     if not parts:
         raise TruthCheckError(f"no panel.parquet or latest.parquet in {features_dir}: run `lifecredit features` first")
     frame = pl.concat(parts, how="diagonal_relaxed").unique(KEYS, keep="first", maintain_order=True)
@@ -85,10 +93,13 @@ def read_features(features_dir: Path) -> pl.DataFrame:
 
 def read_truth(path: Path) -> pl.DataFrame:
     if not path.exists():
-        raise TruthCheckError(f"{path} not found: the truth exists for simulated markets only "
-                              "(`lifecredit simulate` writes it beside the raw tables)")
+        raise TruthCheckError(
+            f"{path} not found: the truth exists for simulated markets only "
+            "(`lifecredit simulate` writes it beside the raw tables)"
+        )
     return pl.read_parquet(path, columns=[*KEYS, TRUE_PD]).with_columns(
-        pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
+        pl.col("merchant_id").cast(pl.String), pl.col("as_of").cast(pl.Date)
+    )
 
 
 def _load_model(model_uri: str, run_id: str, tmp: str):
@@ -102,8 +113,10 @@ def _load_model(model_uri: str, run_id: str, tmp: str):
     from training.bundle import ScoringBundle, default_threads
 
     meta = mlflow.models.get_model_info(model_uri).metadata or {}
-    bundle = ScoringBundle.load(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="serving_bundle",
-                                                                    dst_path=tmp), num_threads=default_threads())
+    bundle = ScoringBundle.load(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="serving_bundle", dst_path=tmp),
+        num_threads=default_threads(),
+    )
     kind = meta.get("kind", bundle.kind)
     if kind == "lightgbm":
         predict = lambda frame: bundle.predict(frame, reasons=False)  # noqa: E731
@@ -115,9 +128,18 @@ def _load_model(model_uri: str, run_id: str, tmp: str):
     return predict, features, bundle.scale, kind
 
 
-def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, settings: Settings,
-        out_dir: str | Path, as_of: Sequence[date] | None = None, seed: int = 7, log: bool = True,
-        progress: Progress | None = None) -> dict:
+def run(
+    model_uri: str,
+    features_dir: str | Path,
+    truth_path: str | Path,
+    *,
+    settings: Settings,
+    out_dir: str | Path,
+    as_of: Sequence[date] | None = None,
+    seed: int = 7,
+    log: bool = True,
+    progress: Progress | None = None,
+) -> dict:
     """Run the whole check; write ``OUT/truth_check.json`` and (local store, ``log``) log it to the model's run.
 
     ``settings`` names the MLflow store the model is read from. Returns the JSON's content plus ``out`` (its path) and ``logged`` (whether it went to the run).
@@ -148,34 +170,59 @@ def run(model_uri: str, features_dir: str | Path, truth_path: str | Path, *, set
     frame = rows.to_pandas()
     scored = predict(frame)
     # the ceiling: the model's own training rows, features and encoding, fitted to the truth
-    train = (features.join(roles.filter(pl.col("role") == "train").select(KEYS), on=KEYS, how="semi")
-             .join(truth, on=KEYS, how="inner").sort(KEYS).to_pandas())
+    train = (
+        features.join(roles.filter(pl.col("role") == "train").select(KEYS), on=KEYS, how="semi")
+        .join(truth, on=KEYS, how="inner")
+        .sort(KEYS)
+        .to_pandas()
+    )
     if not len(train):
-        raise TruthCheckError("none of the model's training rows is in these features and truth: pass the features "
-                              "the model was trained on")
+        raise TruthCheckError(
+            "none of the model's training rows is in these features and truth: pass the features "
+            "the model was trained on"
+        )
     say(f"feature ceiling: LightGBM on logit(true PD) of the model's {len(train):,} training rows")
     cats = [j for j, f in enumerate(model_features) if f.is_categorical]
-    ceiling = fit_ceiling(encode(train, model_features), train[TRUE_PD].to_numpy(), train["merchant_id"].to_numpy(),
-                          cats, seed=seed)
-    checked = pd.DataFrame({
-        "merchant_id": frame["merchant_id"].to_numpy(), "as_of": frame["as_of"].to_numpy(),
-        LABEL: frame[LABEL].to_numpy(), TRUE_PD: frame[TRUE_PD].to_numpy(),
-        "pd": scored["pd"].to_numpy(), "grade": scored["grade"].astype(str).to_numpy(),
-        "class": scored["class"].astype(str).to_numpy(),
-        "ceiling_pd": ceiling.predict_pd(encode(frame, model_features)),
-    })
+    ceiling = fit_ceiling(
+        encode(train, model_features), train[TRUE_PD].to_numpy(), train["merchant_id"].to_numpy(), cats, seed=seed
+    )
+    checked = pd.DataFrame(
+        {
+            "merchant_id": frame["merchant_id"].to_numpy(),
+            "as_of": frame["as_of"].to_numpy(),
+            LABEL: frame[LABEL].to_numpy(),
+            TRUE_PD: frame[TRUE_PD].to_numpy(),
+            "pd": scored["pd"].to_numpy(),
+            "grade": scored["grade"].astype(str).to_numpy(),
+            "class": scored["class"].astype(str).to_numpy(),
+            "ceiling_pd": ceiling.predict_pd(encode(frame, model_features)),
+        }
+    )
     unseen = ~checked["merchant_id"].isin(seen).to_numpy()
     result = {
-        "model": {"uri": model_uri, "run_id": run_id, "name": ref["name"], "version": ref["version"], "kind": kind,
-                  "master_scale": f"{scale.name}@{scale.version}", "features": len(model_features)},
+        "model": {
+            "uri": model_uri,
+            "run_id": run_id,
+            "name": ref["name"],
+            "version": ref["version"],
+            "kind": kind,
+            "master_scale": f"{scale.name}@{scale.version}",
+            "features": len(model_features),
+        },
         "inputs": {"features": str(features_dir), "truth": str(truth_path)},
         "rows": facts,
         "seen_merchants": len(seen),
         "all": section(checked, scale),
         "unseen": section(checked[unseen], scale),
-        "by_as_of": [{"as_of": str(pd.Timestamp(d).date()), "rows": int(len(g)), "spearman": spearman(g["pd"], g[TRUE_PD]),
-                      "ceiling_spearman": spearman(g["ceiling_pd"], g[TRUE_PD])}
-                     for d, g in checked.groupby("as_of", sort=True)],
+        "by_as_of": [
+            {
+                "as_of": str(pd.Timestamp(d).date()),
+                "rows": int(len(g)),
+                "spearman": spearman(g["pd"], g[TRUE_PD]),
+                "ceiling_spearman": spearman(g["ceiling_pd"], g[TRUE_PD]),
+            }
+            for d, g in checked.groupby("as_of", sort=True)
+        ],
         "ceiling": ceiling.summary(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

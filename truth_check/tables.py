@@ -40,11 +40,14 @@ def headline(result: dict) -> Table:
     line("mean PD", lambda s: s["mean_pd"], _pct)
     line("mean true PD", lambda s: s["mean_true_pd"], _pct)
     for s_name, key in (("AUC of pd on bad", "auc_pd"), ("AUC of true PD on bad", "auc_true_pd")):
-        table.add_row(s_name, *((_num(s["labels"].get(key)) if key in s["labels"] else
-                                 "- (no labels)") for s in (a, u)))
-    table.caption = (f"rows dropped: {rows['fitted_rows_dropped']:,} fitted on, {rows['in_default']:,} in default, "
-                     f"{rows['without_truth']:,} without truth; ceiling: {result['ceiling']['train_rows']:,} train rows, "
-                     f"{result['ceiling']['best_iteration']} trees")
+        table.add_row(
+            s_name, *((_num(s["labels"].get(key)) if key in s["labels"] else "- (no labels)") for s in (a, u))
+        )
+    table.caption = (
+        f"rows dropped: {rows['fitted_rows_dropped']:,} fitted on, {rows['in_default']:,} in default, "
+        f"{rows['without_truth']:,} without truth; ceiling: {result['ceiling']['train_rows']:,} train rows, "
+        f"{result['ceiling']['best_iteration']} trees"
+    )
     return table
 
 
@@ -76,5 +79,8 @@ def grades(section: dict, title: str) -> Table:
 
 
 def tables(result: dict) -> list[Table]:
-    return [headline(result), classes(result["all"], "classes, all merchants (rows: true class)"),
-            grades(result["all"], "grades, all merchants")]
+    return [
+        headline(result),
+        classes(result["all"], "classes, all merchants (rows: true class)"),
+        grades(result["all"], "grades, all merchants"),
+    ]

@@ -21,8 +21,18 @@ app = typer.Typer(
 )
 stdout = Console()
 
-__all__ = ["ENGINE_HELP", "SCHEDULER_HELP", "Engine", "app", "check_engine", "quiet_training_logs", "split_list",
-           "stderr", "stdout", "stop"]
+__all__ = [
+    "ENGINE_HELP",
+    "SCHEDULER_HELP",
+    "Engine",
+    "app",
+    "check_engine",
+    "quiet_training_logs",
+    "split_list",
+    "stderr",
+    "stdout",
+    "stop",
+]
 
 
 def stop(command: str, problem: BaseException | str, code: int = 2) -> NoReturn:
@@ -40,13 +50,16 @@ class Engine(str, Enum):
 
 
 ENGINE_HELP = "local (this process) or dask (a Dask cluster: --scheduler, or a local one of 2 workers)."
-SCHEDULER_HELP = "With --engine dask: the Dask scheduler address, e.g. tcp://host:8786 (default: start a local cluster)."
+SCHEDULER_HELP = (
+    "With --engine dask: the Dask scheduler address, e.g. tcp://host:8786 (default: start a local cluster)."
+)
 
 
 def check_engine(engine: Engine, scheduler: str | None) -> None:
     if scheduler is not None and engine is not Engine.dask:
-        raise typer.BadParameter("--scheduler runs on Dask: add --engine dask (or drop --scheduler)",
-                                 param_hint="--scheduler")
+        raise typer.BadParameter(
+            "--scheduler runs on Dask: add --engine dask (or drop --scheduler)", param_hint="--scheduler"
+        )
 
 
 def quiet_training_logs() -> None:

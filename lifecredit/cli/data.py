@@ -31,13 +31,21 @@ class Scenario(str, Enum):
 @app.command()
 def simulate(
     merchants: Annotated[int, typer.Option(min=1, help="Number of merchants.")] = 2000,
-    months: Annotated[int, typer.Option(min=1, help="Months of the panel, from --start; 12 months of history come before them.")] = 24,
+    months: Annotated[
+        int, typer.Option(min=1, help="Months of the panel, from --start; 12 months of history come before them.")
+    ] = 24,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same market.")] = 7,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/raw).")] = None,
-    defect_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows corrupted in realistic ways.")] = 0.0,
+    defect_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of rows corrupted in realistic ways.")
+    ] = 0.0,
     scenario: Annotated[Scenario, typer.Option(help="baseline, or downturn (a broad shock).")] = Scenario.baseline,
-    volume_scale: Annotated[float, typer.Option(min=0.001, max=10.0, help="Thin (or thicken) transaction volume.")] = 1.0,
-    start: Annotated[str, typer.Option(help="First month of the panel, YYYY-MM-01 (the data begin 12 months earlier).")] = "2023-01-01",
+    volume_scale: Annotated[
+        float, typer.Option(min=0.001, max=10.0, help="Thin (or thicken) transaction volume.")
+    ] = 1.0,
+    start: Annotated[
+        str, typer.Option(help="First month of the panel, YYYY-MM-01 (the data begin 12 months earlier).")
+    ] = "2023-01-01",
 ) -> None:
     """Simulate a life-service market: six raw tables plus truth.parquet (evaluation only).
 
@@ -71,7 +79,9 @@ def simulate(
 
 @app.command()
 def validate(
-    raw: Annotated[Path | None, typer.Option(help="Folder of raw tables, Parquet or CSV (default: <data_dir>/raw).")] = None,
+    raw: Annotated[
+        Path | None, typer.Option(help="Folder of raw tables, Parquet or CSV (default: <data_dir>/raw).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/validated).")] = None,
 ) -> None:
     """Validate raw tables against their contracts: valid rows to OUT, rejected rows to OUT/quarantine."""
@@ -94,14 +104,24 @@ def validate(
     stdout.print(table)
     for name, s in summary["tables"].items():
         if s["ignored_columns"]:
-            stdout.print(f"{name}: columns not in the contract, left out of valid output: {', '.join(s['ignored_columns'])}")
+            stdout.print(
+                f"{name}: columns not in the contract, left out of valid output: {', '.join(s['ignored_columns'])}"
+            )
 
 
 @app.command()
 def features(
-    raw: Annotated[Path | None, typer.Option(help="Folder of validated tables (default: <data_dir>/validated).")] = None,
+    raw: Annotated[
+        Path | None, typer.Option(help="Folder of validated tables (default: <data_dir>/validated).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/features).")] = None,
-    monthly: Annotated[bool, typer.Option("--monthly", help="as_of = month starts from the first with a whole year of data behind it (so 365-day windows are complete; shorter data: from its first month) to the month after the last day (the default).")] = False,
+    monthly: Annotated[
+        bool,
+        typer.Option(
+            "--monthly",
+            help="as_of = month starts from the first with a whole year of data behind it (so 365-day windows are complete; shorter data: from its first month) to the month after the last day (the default).",
+        ),
+    ] = False,
     as_of: Annotated[
         list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable); replaces --monthly.")
     ] = None,
@@ -140,7 +160,13 @@ def features(
         table.add_column(col, justify="left" if col in ("output", "as_of") else "right")
     rate = f"{labels['bad_rate']:.2%}" if labels["bad_rate"] is not None else "-"
     span = f"{meta['as_of']['first']} .. {meta['as_of']['last']} ({meta['as_of']['count']})"
-    table.add_row("panel.parquet", span, f"{meta['rows']['panel']:,}", f"{labels['labelled']:,}", rate,
-                  f"{meta['excluded_in_default']:,}")
+    table.add_row(
+        "panel.parquet",
+        span,
+        f"{meta['rows']['panel']:,}",
+        f"{labels['labelled']:,}",
+        rate,
+        f"{meta['excluded_in_default']:,}",
+    )
     table.add_row("latest.parquet", meta["as_of"]["last"], f"{meta['rows']['latest']:,}", "-", "-", "-")
     stdout.print(table)

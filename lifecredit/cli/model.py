@@ -28,18 +28,42 @@ from lifecredit.cli.common import (
 
 @app.command()
 def train(
-    features: Annotated[Path | None, typer.Option(help="Feature folder with panel.parquet (default: <data_dir>/features).")] = None,
-    table: Annotated[Path | None, typer.Option(help="Bring your own table (Parquet or CSV) instead of the feature panel.")] = None,
+    features: Annotated[
+        Path | None, typer.Option(help="Feature folder with panel.parquet (default: <data_dir>/features).")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="Bring your own table (Parquet or CSV) instead of the feature panel.")
+    ] = None,
     target: Annotated[str | None, typer.Option(help="With --table: the 0/1 label column.")] = None,
     id_col: Annotated[str | None, typer.Option("--id", help="With --table: the row id column.")] = None,
-    time_col: Annotated[str | None, typer.Option(help="With --table: test on --id values held out whole, rows late on this column (default: stratified random).")] = None,
-    categorical: Annotated[str | None, typer.Option(help="With --table: categorical columns, A,B (string columns always are).")] = None,
-    monotone: Annotated[str | None, typer.Option(help="With --table: risk directions, COL=1,COL=-1 (+1 riskier as it grows).")] = None,
+    time_col: Annotated[
+        str | None,
+        typer.Option(
+            help="With --table: test on --id values held out whole, rows late on this column (default: stratified random)."
+        ),
+    ] = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="With --table: categorical columns, A,B (string columns always are).")
+    ] = None,
+    monotone: Annotated[
+        str | None, typer.Option(help="With --table: risk directions, COL=1,COL=-1 (+1 riskier as it grows).")
+    ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lifecredit",
-    model_name: Annotated[str | None, typer.Option(help="Registered model (default: settings' model_name; byo-<table stem> with --table).")] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="Registered model (default: settings' model_name; byo-<table stem> with --table)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same data and seed, same metrics.")] = 7,
-    tune: Annotated[int, typer.Option(min=0, help="Optuna trials (out-of-fold log loss of the cross-fitting) before the final fit (0: fixed parameters).")] = 0,
-    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP + " Dask fits the booster only (lightgbm.dask).")] = Engine.local,
+    tune: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Optuna trials (out-of-fold log loss of the cross-fitting) before the final fit (0: fixed parameters).",
+        ),
+    ] = 0,
+    engine: Annotated[
+        Engine, typer.Option(help=ENGINE_HELP + " Dask fits the booster only (lightgbm.dask).")
+    ] = Engine.local,
     scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Train, calibrate, evaluate, log and register a PD model (alias 'challenger').
@@ -67,19 +91,38 @@ def train(
                     raise typer.BadParameter(f"--monotone expects COL=1 or COL=-1, got {item!r}")
                 directions[col.strip()] = int(value)
             result = train_from_table(
-                table, target=target, id_col=id_col, time_col=time_col, categorical=split_list(categorical),
-                monotone=directions, experiment=experiment, model_name=model_name or f"byo-{table.stem}",
-                seed=seed, tune=tune, progress=say, **on)
+                table,
+                target=target,
+                id_col=id_col,
+                time_col=time_col,
+                categorical=split_list(categorical),
+                monotone=directions,
+                experiment=experiment,
+                model_name=model_name or f"byo-{table.stem}",
+                seed=seed,
+                tune=tune,
+                progress=say,
+                **on,
+            )
         else:
             if any(v is not None for v in (target, id_col, time_col, categorical, monotone)):
                 raise typer.BadParameter("--target/--id/--time-col/--categorical/--monotone go with --table")
-            result = train_from_features(features or settings.features_dir, experiment=experiment,
-                                         model_name=model_name, seed=seed, tune=tune, progress=say, **on)
+            result = train_from_features(
+                features or settings.features_dir,
+                experiment=experiment,
+                model_name=model_name,
+                seed=seed,
+                tune=tune,
+                progress=say,
+                **on,
+            )
     except (FileNotFoundError, ValueError, DaskUnavailable) as err:
         stop("train", err)
     m = result["metrics"]
-    stderr.print(f"test rows: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
-                 f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}")
+    stderr.print(
+        f"test rows: AUC {m['auc']:.4f}, Gini {m['gini']:.4f}, KS {m['ks']:.4f}, ECE {m['ece']:.4f}; "
+        f"challenger AUC {result['challenger_metrics']['auc']:.4f}; classes rejected {int(m['classes_rejected'])}"
+    )
     print(json.dumps({k: result[k] for k in ("run_id", "model_uri", "version", "metrics", "challenger_metrics")}))
     # the work is done and the process about to end: frozen, the many objects that MLflow,
     # scikit-learn and optbinning loaded are not walked again by the interpreter's final garbage
@@ -90,15 +133,33 @@ def train(
 
 @app.command("truth-check")
 def truth_check(
-    model: Annotated[str | None, typer.Option(help="Model URI: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model (default: models:/<model_name>@champion).")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature folder with panel.parquet and latest.parquet (default: <data_dir>/features).")] = None,
-    truth: Annotated[Path | None, typer.Option(help="The simulator's truth.parquet (default: <data_dir>/raw/truth.parquet).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for truth_check.json (default: <data_dir>/truth_check).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model URI: models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/model (default: models:/<model_name>@champion)."
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Feature folder with panel.parquet and latest.parquet (default: <data_dir>/features)."),
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="The simulator's truth.parquet (default: <data_dir>/raw/truth.parquet).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for truth_check.json (default: <data_dir>/truth_check).")
+    ] = None,
     as_of: Annotated[
-        list[str] | None, typer.Option("--as-of", help="Check these dates, YYYY-MM-DD (repeatable; default: the latest date in both truth and features).")
+        list[str] | None,
+        typer.Option(
+            "--as-of",
+            help="Check these dates, YYYY-MM-DD (repeatable; default: the latest date in both truth and features).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the ceiling's holdout and fit.")] = 7,
-    log: Annotated[bool, typer.Option(help="Log the JSON and truth.* metrics to the model's run (local MLflow store only).")] = True,
+    log: Annotated[
+        bool, typer.Option(help="Log the JSON and truth.* metrics to the model's run (local MLflow store only).")
+    ] = True,
 ) -> None:
     """Judge a model of a simulated market against the true PD (truth.parquet), beside a feature ceiling.
 
@@ -128,23 +189,46 @@ def truth_check(
         raise typer.BadParameter(str(err), param_hint="--as-of") from err
     uri = model or f"models:/{settings.model_name}@champion"
     try:
-        result = run_check(uri, features or settings.features_dir, truth or settings.raw_dir / "truth.parquet",
-                           settings=settings, out_dir=out or settings.data_dir / "truth_check", as_of=dates,
-                           seed=seed, log=log,
-                           progress=lambda msg: stderr.print(f"[dim]truth-check:[/] {escape(msg)}"))
+        result = run_check(
+            uri,
+            features or settings.features_dir,
+            truth or settings.raw_dir / "truth.parquet",
+            settings=settings,
+            out_dir=out or settings.data_dir / "truth_check",
+            as_of=dates,
+            seed=seed,
+            log=log,
+            progress=lambda msg: stderr.print(f"[dim]truth-check:[/] {escape(msg)}"),
+        )
     except (TruthCheckError, FileNotFoundError, ValueError) as err:
         stop("truth-check", err)
     for table in tables(result):
         stdout.print(table)
-    stderr.print(f"written {result['out']}" + (f"; logged to run {result['model']['run_id']}" if result["logged"] else ""))
+    stderr.print(
+        f"written {result['out']}" + (f"; logged to run {result['model']['run_id']}" if result["logged"] else "")
+    )
     a, u = result["all"], result["unseen"]
     keys = ("rows", "spearman", "kappa", "spearman_ratio", "kappa_ratio")
-    print(json.dumps({"model_uri": uri, "run_id": result["model"]["run_id"], "as_of": result["rows"]["as_of"],
-                      **{k: a.get(k) for k in keys}, "ceiling_spearman": a["ceiling"]["spearman"],
-                      "ceiling_kappa": a["ceiling"]["kappa"], "calibration": a["calibration"],
-                      "unseen": {**{k: u.get(k) for k in keys}, "ceiling_spearman": u["ceiling"]["spearman"],
-                                 "ceiling_kappa": u["ceiling"]["kappa"]},
-                      "out": result["out"], "logged": result["logged"]}))
+    print(
+        json.dumps(
+            {
+                "model_uri": uri,
+                "run_id": result["model"]["run_id"],
+                "as_of": result["rows"]["as_of"],
+                **{k: a.get(k) for k in keys},
+                "ceiling_spearman": a["ceiling"]["spearman"],
+                "ceiling_kappa": a["ceiling"]["kappa"],
+                "calibration": a["calibration"],
+                "unseen": {
+                    **{k: u.get(k) for k in keys},
+                    "ceiling_spearman": u["ceiling"]["spearman"],
+                    "ceiling_kappa": u["ceiling"]["kappa"],
+                },
+                "out": result["out"],
+                "logged": result["logged"],
+            }
+        )
+    )
 
 
 @app.command()
@@ -172,10 +256,18 @@ def promote(
     except PromotionRefused as refused:
         for check in refused.record["checks"]:
             colour = "green" if check["passed"] else "bold red"
-            stderr.print(f"[{colour}]{'pass' if check['passed'] else 'FAIL'}[/] {check['name']}: {escape(check['detail'])}")
-        stderr.print(f"[bold red]not promoted:[/] version {version} stays 'challenger'; champion is still "
-                     f"{refused.record['from_version'] or 'unset'}")
-        print(json.dumps({k: refused.record[k] for k in ("model_name", "from_version", "to_version", "promoted", "checks")}))
+            stderr.print(
+                f"[{colour}]{'pass' if check['passed'] else 'FAIL'}[/] {check['name']}: {escape(check['detail'])}"
+            )
+        stderr.print(
+            f"[bold red]not promoted:[/] version {version} stays 'challenger'; champion is still "
+            f"{refused.record['from_version'] or 'unset'}"
+        )
+        print(
+            json.dumps(
+                {k: refused.record[k] for k in ("model_name", "from_version", "to_version", "promoted", "checks")}
+            )
+        )
         raise typer.Exit(code=1) from refused
     except Exception as err:  # unknown model or version, unreadable run
         stop("promote", err)
@@ -184,4 +276,6 @@ def promote(
         stderr.print(f"[{colour}]{'pass' if check['passed'] else 'fail'}[/] {check['name']}: {escape(check['detail'])}")
     note = " (forced: " + escape(reason or "") + ")" if record["forced"] else ""
     stderr.print(f"champion: version {version} (was {record['from_version'] or 'unset'}){note}")
-    print(json.dumps({k: record[k] for k in ("model_name", "from_version", "to_version", "promoted", "forced", "checks")}))
+    print(
+        json.dumps({k: record[k] for k in ("model_name", "from_version", "to_version", "promoted", "forced", "checks")})
+    )

@@ -45,7 +45,9 @@ def predict(
         scored = loaded.predict(frame)
     except (FileNotFoundError, ValueError, MissingFeatureError, mlflow.exceptions.MlflowException) as err:
         stop("predict", err)
-    columns = ["pd", "score", "grade", "class"] + ([c for c in scored.columns if c.startswith("reason_")] if reasons else [])
+    columns = ["pd", "score", "grade", "class"] + (
+        [c for c in scored.columns if c.startswith("reason_")] if reasons else []
+    )
     result = frame[wanted].reset_index(drop=True).join(scored[columns].reset_index(drop=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
@@ -54,7 +56,11 @@ def predict(
         result.to_parquet(out, index=False)
     counts = result["class"].value_counts().reindex(list(CLASSES), fill_value=0)
     stderr.print(f"scored {len(result):,} rows with {uri}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    print(json.dumps({"model_uri": uri, "rows": len(result), "out": str(out), "classes": {k: int(v) for k, v in counts.items()}}))
+    print(
+        json.dumps(
+            {"model_uri": uri, "rows": len(result), "out": str(out), "classes": {k: int(v) for k, v in counts.items()}}
+        )
+    )
 
 
 @app.command("score-all")
@@ -62,9 +68,15 @@ def score_all(
     as_of: Annotated[
         list[str] | None, typer.Option("--as-of", help="An as_of date, YYYY-MM-DD (repeatable; one per month).")
     ] = None,
-    months: Annotated[int | None, typer.Option(min=1, max=120, help="The last N months up to the snapshot's as_of.")] = None,
-    features: Annotated[Path | None, typer.Option(help="Folder with latest.parquet (default: the serving snapshot folder).")] = None,
-    validated: Annotated[Path | None, typer.Option(help="Validated tables, for earlier months and city (default: <data_dir>/validated).")] = None,
+    months: Annotated[
+        int | None, typer.Option(min=1, max=120, help="The last N months up to the snapshot's as_of.")
+    ] = None,
+    features: Annotated[
+        Path | None, typer.Option(help="Folder with latest.parquet (default: the serving snapshot folder).")
+    ] = None,
+    validated: Annotated[
+        Path | None, typer.Option(help="Validated tables, for earlier months and city (default: <data_dir>/validated).")
+    ] = None,
     history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model whose 'champion' scores.")] = None,
 ) -> None:
@@ -83,13 +95,22 @@ def score_all(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--as-of") from err
     try:
-        result = run_score_all(get_settings(), as_of=dates, months=months, features_dir=features,
-                               validated_dir=validated, history_dir=history, model_name=model_name,
-                               progress=lambda msg: stderr.print(f"[dim]score-all:[/] {escape(msg)}"))
+        result = run_score_all(
+            get_settings(),
+            as_of=dates,
+            months=months,
+            features_dir=features,
+            validated_dir=validated,
+            history_dir=history,
+            model_name=model_name,
+            progress=lambda msg: stderr.print(f"[dim]score-all:[/] {escape(msg)}"),
+        )
     except (HistoryError, ModelUnavailable, ValueError, FileNotFoundError) as err:
         stop("score-all", err)
-    table = Table(title=f"class history in {result['history_dir']} (model {result['model']['name']} "
-                        f"v{result['model']['version']})")
+    table = Table(
+        title=f"class history in {result['history_dir']} (model {result['model']['name']} "
+        f"v{result['model']['version']})"
+    )
     for col in ("month", "as_of", "merchants", *CLASSES):
         table.add_column(col, justify="left" if col in ("month", "as_of") else "right")
     for m in result["months"]:
@@ -102,9 +123,13 @@ def score_all(
 def report(
     month: Annotated[str, typer.Option(help="Report month, YYYY-MM (a month of the class history).")],
     out: Annotated[Path, typer.Option(help="Output HTML file (self-contained: figures embedded).")],
-    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (OUT with .pdf) if a PDF engine is installed.")] = False,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also print it to PDF (OUT with .pdf) if a PDF engine is installed.")
+    ] = False,
     history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
-    features: Annotated[Path | None, typer.Option(help="Folder with panel.parquet, for outcomes (default: <data_dir>/features).")] = None,
+    features: Annotated[
+        Path | None, typer.Option(help="Folder with panel.parquet, for outcomes (default: <data_dir>/features).")
+    ] = None,
 ) -> None:
     """Write the regulator report for MONTH: distribution, stability, migration, outcomes, validation evidence.
 

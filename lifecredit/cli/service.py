@@ -13,7 +13,9 @@ from rich.table import Table
 from core.settings import get_settings
 from lifecredit.cli.common import app, quiet_training_logs, stderr, stdout, stop
 
-keys_app = typer.Typer(help="API keys for banks, regulators and admins (only salted hashes are stored).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys for banks, regulators and admins (only salted hashes are stored).", no_args_is_help=True
+)
 
 
 app.add_typer(keys_app, name="keys")
@@ -86,7 +88,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default: settings' host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: settings' port, 3000).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model whose 'champion' serves.")] = None,
-    features: Annotated[Path | None, typer.Option(help="Folder with latest.parquet (default: <data_dir>/features).")] = None,
+    features: Annotated[
+        Path | None, typer.Option(help="Folder with latest.parquet (default: <data_dir>/features).")
+    ] = None,
 ) -> None:
     """Start the scoring and decision service (BentoML) in the foreground; Ctrl-C stops it.
 
@@ -101,12 +105,17 @@ def serve(
     from core.settings import Settings
     from training.model_source import ModelUnavailable, from_mlflow
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "model_name": model_name,
-                                   "snapshot_dir": features}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"host": host, "port": port, "model_name": model_name, "snapshot_dir": features}.items()
+        if v is not None
+    }
     settings = Settings(**{**get_settings().model_dump(), **overrides})
     snapshot = settings.serving_snapshot_dir / "latest.parquet"
     if not snapshot.exists():
-        stop("serve", f"no feature snapshot at {snapshot}: build it with `lifecredit features` (or pass --features DIR)")
+        stop(
+            "serve", f"no feature snapshot at {snapshot}: build it with `lifecredit features` (or pass --features DIR)"
+        )
     try:
         handle = from_mlflow(settings)
     except ModelUnavailable as err:
@@ -116,11 +125,26 @@ def serve(
         stderr.print("[yellow]note:[/] no API keys yet; create one with `lifecredit keys create --role bank`")
     bentoml_bin = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     root = Path(__file__).resolve().parents[2]
-    stderr.print(f"serving {settings.model_name} version {handle.version} with {escape(str(snapshot))} on "
-                 f"http://{settings.host}:{settings.port} (ready at /readyz once loaded)")
+    stderr.print(
+        f"serving {settings.model_name} version {handle.version} with {escape(str(snapshot))} on "
+        f"http://{settings.host}:{settings.port} (ready at /readyz once loaded)"
+    )
     sys.stdout.flush()
-    os.execve(bentoml_bin, [bentoml_bin, "serve", "serving.service:LifeCredit", "--host", settings.host,
-                            "--port", str(settings.port), "--working-dir", str(root)], _serving_env(settings))
+    os.execve(
+        bentoml_bin,
+        [
+            bentoml_bin,
+            "serve",
+            "serving.service:LifeCredit",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.port),
+            "--working-dir",
+            str(root),
+        ],
+        _serving_env(settings),
+    )
 
 
 @app.command()
@@ -138,11 +162,16 @@ def replay(
     except ReplayError as err:
         stop("replay", err)
     r = result.record
-    stderr.print(f"{r['endpoint']} at {r['created_at']} by {escape(r['key_name'])}: model {r['model_name']} "
-                 f"v{r['model_version']}, features as of {r['features_as_of']}, policy {r['policy_version'] or '-'}")
+    stderr.print(
+        f"{r['endpoint']} at {r['created_at']} by {escape(r['key_name'])}: model {r['model_name']} "
+        f"v{r['model_version']}, features as of {r['features_as_of']}, policy {r['policy_version'] or '-'}"
+    )
     if show:
-        print(json.dumps({"decision_id": decision_id, "matches": result.matches, "outputs": result.replayed},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {"decision_id": decision_id, "matches": result.matches, "outputs": result.replayed}, ensure_ascii=False
+            )
+        )
     if result.matches:
         stderr.print("[green]replayed outputs match the audit record[/]")
         return
@@ -170,11 +199,14 @@ def bento_build(
     from training.model_source import ModelUnavailable
 
     try:
-        result = build_bento(get_settings(), model_name=model_name, progress=lambda m: stderr.print(f"[dim]bento:[/] {m}"))
+        result = build_bento(
+            get_settings(), model_name=model_name, progress=lambda m: stderr.print(f"[dim]bento:[/] {m}")
+        )
     except ModelUnavailable as err:
         stop("bento build", err)
-    stderr.print(f"built Bento {result['bento']} with model {result['model']}; serve it with "
-                 f"`bentoml serve {result['bento']}`")
+    stderr.print(
+        f"built Bento {result['bento']} with model {result['model']}; serve it with `bentoml serve {result['bento']}`"
+    )
     print(json.dumps(result))
 
 

@@ -72,8 +72,9 @@ def _only(request: Request, *allowed: str) -> None:
     """Refuse query parameters the route does not know (a typo such as ``form=`` would otherwise be ignored)."""
     for name in request.query_params:
         if name not in allowed:
-            raise ParamError(name, f"one of: {', '.join(allowed)}" if allowed else "no query parameters",
-                             request.query_params[name])
+            raise ParamError(
+                name, f"one of: {', '.join(allowed)}" if allowed else "no query parameters", request.query_params[name]
+            )
 
 
 def _month(name: str, value: str | None) -> str | None:
@@ -109,8 +110,14 @@ def answer(build: Callable[[], dict]) -> Response:
         return error(503, str(err))
 
 
-def _over_months(request: Request, view: str, from_month: str | None, to_month: str | None, *,
-                 by: tuple[str, tuple[str, ...]] | None = None) -> Response:
+def _over_months(
+    request: Request,
+    view: str,
+    from_month: str | None,
+    to_month: str | None,
+    *,
+    by: tuple[str, tuple[str, ...]] | None = None,
+) -> Response:
     """A route over a month range (and a ``by`` choice): check the query, then ``RegulatorViews.<view>``."""
 
     def build() -> dict:
@@ -122,10 +129,12 @@ def _over_months(request: Request, view: str, from_month: str | None, to_month: 
     return answer(build)
 
 
-FromQ = Annotated[str | None, Query(alias="from", description="First month, YYYY-MM (default: the oldest).",
-                                    examples=["2024-07"])]
-ToQ = Annotated[str | None, Query(alias="to", description="Last month, YYYY-MM (default: the latest).",
-                                  examples=["2025-06"])]
+FromQ = Annotated[
+    str | None, Query(alias="from", description="First month, YYYY-MM (default: the oldest).", examples=["2024-07"])
+]
+ToQ = Annotated[
+    str | None, Query(alias="to", description="Last month, YYYY-MM (default: the latest).", examples=["2025-06"])
+]
 
 
 @data.get("/months", responses=ERRORS, summary="Months in the class history, the segments and the minimum cell")
@@ -137,25 +146,39 @@ def months(request: Request) -> Response:
         v = views(request)
         latest = v.distribution("sector")
         provinces = v.distribution("province", latest["month"])
-        return {"months": v.months(), "min_cell_count": v.k, "dimensions": list(DIMENSIONS),
-                "inclusion_dimensions": list(INCLUSION_DIMENSIONS),
-                "sectors": [{"key": r["key"], "label": r["label"]} for r in latest["rows"]],
-                "provinces": [{"key": r["key"], "label": r["label"]} for r in provinces["rows"]]}
+        return {
+            "months": v.months(),
+            "min_cell_count": v.k,
+            "dimensions": list(DIMENSIONS),
+            "inclusion_dimensions": list(INCLUSION_DIMENSIONS),
+            "sectors": [{"key": r["key"], "label": r["label"]} for r in latest["rows"]],
+            "provinces": [{"key": r["key"], "label": r["label"]} for r in provinces["rows"]],
+        }
 
     return answer(build)
 
 
-@data.get("/distribution", responses=ERRORS,
-            summary="Merchants per credit-risk class by sector, province, city, business form, urban/rural or month")
+@data.get(
+    "/distribution",
+    responses=ERRORS,
+    summary="Merchants per credit-risk class by sector, province, city, business form, urban/rural or month",
+)
 def distribution(
     request: Request,
-    by: Annotated[str, Query(description="sector | province | city | business_form | urban_rural | month",
-                             json_schema_extra={"enum": [*DIMENSIONS, "month"]})] = "sector",
-    month: Annotated[str | None, Query(description="Month YYYY-MM (default: the latest; not with by=month).",
-                                       examples=["2025-06"])] = None,
+    by: Annotated[
+        str,
+        Query(
+            description="sector | province | city | business_form | urban_rural | month",
+            json_schema_extra={"enum": [*DIMENSIONS, "month"]},
+        ),
+    ] = "sector",
+    month: Annotated[
+        str | None, Query(description="Month YYYY-MM (default: the latest; not with by=month).", examples=["2025-06"])
+    ] = None,
     sector: Annotated[str | None, Query(description="Keep one sector (by=sector or by=month).")] = None,
-    province: Annotated[str | None, Query(description="Keep one province code, e.g. 44 (by=province, city or "
-                                                      "month).")] = None,
+    province: Annotated[
+        str | None, Query(description="Keep one province code, e.g. 44 (by=province, city or month).")
+    ] = None,
     from_month: FromQ = None,
     to_month: ToQ = None,
 ) -> Response:
@@ -185,16 +208,22 @@ def distribution(
     return answer(build)
 
 
-@data.get("/stability", responses=ERRORS,
-            summary="PSI of the class and score distributions month over month, with the 0.10 / 0.25 bands")
+@data.get(
+    "/stability",
+    responses=ERRORS,
+    summary="PSI of the class and score distributions month over month, with the 0.10 / 0.25 bands",
+)
 def stability(request: Request, from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """One row per month: class PSI and score PSI against the month before, and their bands."""
 
     return _over_months(request, "stability", from_month, to_month)
 
 
-@data.get("/migration", responses=ERRORS,
-            summary="Class migration matrix between two months: counts, row shares, upgrades and downgrades")
+@data.get(
+    "/migration",
+    responses=ERRORS,
+    summary="Class migration matrix between two months: counts, row shares, upgrades and downgrades",
+)
 def migration(request: Request, from_month: FromQ = None, to_month: ToQ = None) -> Response:
     """Rows: class in ``from`` (and new merchants); columns: class in ``to`` (and merchants that left).
 
@@ -211,12 +240,17 @@ def migration(request: Request, from_month: FromQ = None, to_month: ToQ = None) 
     return answer(build)
 
 
-@data.get("/outcomes", responses=ERRORS,
-            summary="Observed 12-month default rate per class or grade, with 95% Jeffreys intervals")
-def outcomes(request: Request,
-             by: Annotated[str, Query(description="class | grade", json_schema_extra={"enum": ["class", "grade"]})]
-             = "class",
-             from_month: FromQ = None, to_month: ToQ = None) -> Response:
+@data.get(
+    "/outcomes",
+    responses=ERRORS,
+    summary="Observed 12-month default rate per class or grade, with 95% Jeffreys intervals",
+)
+def outcomes(
+    request: Request,
+    by: Annotated[str, Query(description="class | grade", json_schema_extra={"enum": ["class", "grade"]})] = "class",
+    from_month: FromQ = None,
+    to_month: ToQ = None,
+) -> Response:
     """Months with fully observed 12-month outcomes pooled; mean PD and the one-sided Jeffreys p-value beside."""
 
     return _over_months(request, "outcomes", from_month, to_month, by=(by, ("class", "grade")))
@@ -227,20 +261,34 @@ def concentration(request: Request, from_month: FromQ = None, to_month: ToQ = No
     return _over_months(request, "concentration", from_month, to_month)
 
 
-@data.get("/inclusion", responses=ERRORS,
-            summary="Inclusive finance: decision rates, relative approval and calibration by segment")
-def inclusion(request: Request,
-              by: Annotated[str, Query(description="urban_rural | business_form | sector | province",
-                                       json_schema_extra={"enum": list(INCLUSION_DIMENSIONS)})] = "urban_rural",
-              from_month: FromQ = None, to_month: ToQ = None) -> Response:
+@data.get(
+    "/inclusion",
+    responses=ERRORS,
+    summary="Inclusive finance: decision rates, relative approval and calibration by segment",
+)
+def inclusion(
+    request: Request,
+    by: Annotated[
+        str,
+        Query(
+            description="urban_rural | business_form | sector | province",
+            json_schema_extra={"enum": list(INCLUSION_DIMENSIONS)},
+        ),
+    ] = "urban_rural",
+    from_month: FromQ = None,
+    to_month: ToQ = None,
+) -> Response:
     """Approval / referral / decline rates and average approved limit of the service's decisions per segment,
     each segment's approval rate over the overall rate, and mean PD against the observed default rate."""
 
     return _over_months(request, "inclusion", from_month, to_month, by=(by, INCLUSION_DIMENSIONS))
 
 
-@data.get("/validation", responses=ERRORS,
-            summary="The champion's validation evidence from MLflow: discrimination, calibration, stability")
+@data.get(
+    "/validation",
+    responses=ERRORS,
+    summary="The champion's validation evidence from MLflow: discrimination, calibration, stability",
+)
 def validation(request: Request) -> Response:
     """AUC / Gini / KS, calibration per grade and class with one-sided Jeffreys p-values, score PSI and feature CSI,
     as training recorded them for the current champion."""

@@ -18,12 +18,17 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
-MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-               ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".txt": "text/plain; charset=utf-8",
-               ".md": "text/plain; charset=utf-8"}
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/plain; charset=utf-8",
+}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
@@ -49,5 +54,6 @@ def asset(name: str) -> Response:
     path = STATIC / name
     if not ASSET_NAME.fullmatch(name) or ".." in name or not path.is_file():
         return JSONResponse({"error": f"no dashboard asset {name!r}"}, status_code=404)
-    return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
-                        headers=SECURITY_HEADERS)
+    return FileResponse(
+        path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"), headers=SECURITY_HEADERS
+    )

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,7 +28,8 @@ CANVASES = ("chart-distribution", "chart-shares", "chart-psi", "chart-outcomes",
 pytestmark = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
     reason=f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER}: run scripts/setup_browser.sh "
-           "(apt-get install chromium chromium-driver)")
+    "(apt-get install chromium chromium-driver)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,24 +37,39 @@ def board(served_champion, validated_market, tmp_path_factory):
     """A real server over a 14-month class history; yields its URL and a regulator key."""
     root = tmp_path_factory.mktemp("dashboard")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
-    env.update(served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"),
-               LIFECREDIT_HISTORY_DIR=str(root / "history"),
-               OMP_WAIT_POLICY="PASSIVE", BENTOML_DO_NOT_TRACK="true", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-               BENTOML_HOME=str(root / "bentoml_home"), PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        served_champion["env"],
+        LIFECREDIT_VAR_DIR=str(root / "var"),
+        LIFECREDIT_HISTORY_DIR=str(root / "history"),
+        OMP_WAIT_POLICY="PASSIVE",
+        BENTOML_DO_NOT_TRACK="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        BENTOML_HOME=str(root / "bentoml_home"),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     run = dict(env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    res = subprocess.run([str(BIN / "lifecredit"), "score-all", "--months", str(MONTHS), "--validated",
-                          str(validated_market)], **run)
+    res = subprocess.run(
+        [str(BIN / "lifecredit"), "score-all", "--months", str(MONTHS), "--validated", str(validated_market)], **run
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    keys = {role: subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role], **run,
-                                 check=True).stdout.strip().splitlines()[-1] for role in ("bank", "regulator")}
+    keys = {
+        role: subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role], **run, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+        for role in ("bank", "regulator")
+    }
     import polars as pl
 
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
     port = free_port()
     with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, root / "serve.log") as url:
         for mid in ids[:120]:
-            status, body = http("POST", f"{url}/decide", {"merchant_id": mid, "requested_amount_fen": 2_000_000,
-                                                          "term_months": 12, "product": "term_loan"}, keys["bank"])
+            status, body = http(
+                "POST",
+                f"{url}/decide",
+                {"merchant_id": mid, "requested_amount_fen": 2_000_000, "term_months": 12, "product": "term_loan"},
+                keys["bank"],
+            )
             assert status == 200, body
         yield {"url": url, "key": keys["regulator"], "bank": keys["bank"], "root": root}
 
@@ -64,8 +81,14 @@ def browser(board):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900",
-                "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1440,900",
+        "--lang=en-US",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -95,11 +118,14 @@ def _labels(driver, canvas: str) -> list:
 
 def _painted(driver, canvas: str) -> int:
     """How many pixels of the canvas are not transparent (a drawn chart has thousands)."""
-    return driver.execute_script("""
+    return driver.execute_script(
+        """
         const c = document.getElementById(arguments[0]);
         if (!c || !c.width || !c.height) return 0;
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;""", canvas)
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;""",
+        canvas,
+    )
 
 
 def _changes(driver, expression: str, action, seconds: float = 60) -> None:
@@ -148,13 +174,22 @@ def test_dashboard_signs_in_draws_filters_and_suppresses(board, browser, tmp_pat
     assert set(_labels(driver, "chart-distribution")) <= {"Urban", "Rural", "unknown"}
     assert driver.execute_script("return document.getElementById('chart-distribution').toDataURL();") != pixels
     months = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#f-month option")]
-    _changes(driver, "Chart.getChart('chart-distribution').data.datasets.map(d => d.data)",
-             lambda: _select(driver, "f-month", months[-1]))  # the oldest month
-    _wait(driver, "document.getElementById('migration-sub').textContent.startsWith('No month before')",
-          what="the migration view to follow the month")  # nothing before the oldest month
+    _changes(
+        driver,
+        "Chart.getChart('chart-distribution').data.datasets.map(d => d.data)",
+        lambda: _select(driver, "f-month", months[-1]),
+    )  # the oldest month
+    _wait(
+        driver,
+        "document.getElementById('migration-sub').textContent.startsWith('No month before')",
+        what="the migration view to follow the month",
+    )  # nothing before the oldest month
     sector = driver.find_elements(By.CSS_SELECTOR, "#f-sector option")[1].get_attribute("value")
-    _changes(driver, "Chart.getChart('chart-shares').data.datasets.map(d => d.data)",
-             lambda: _select(driver, "f-sector", sector))
+    _changes(
+        driver,
+        "Chart.getChart('chart-shares').data.datasets.map(d => d.data)",
+        lambda: _select(driver, "f-sector", sector),
+    )
     assert not driver.find_element(By.ID, "f-province").is_enabled()
     _select(driver, "f-sector", "")
 

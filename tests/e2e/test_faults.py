@@ -29,8 +29,9 @@ MODEL = "lifecredit-merchant-pd"
 
 
 def _keys(env: dict, *roles: str) -> dict[str, str]:
-    return {r: cli(["keys", "create", "--role", r, "--name", f"faults-{r}"], env).strip().splitlines()[-1]
-            for r in roles}
+    return {
+        r: cli(["keys", "create", "--role", r, "--name", f"faults-{r}"], env).strip().splitlines()[-1] for r in roles
+    }
 
 
 def _post(url: str, path: str, key: str, body: dict | None = None) -> httpx.Response:
@@ -95,25 +96,37 @@ def _registry_state() -> tuple[list[str], dict]:
 
 # -- MLflow store empty or unreachable at start --------------------------------------------------
 def test_store_empty_or_unreachable_means_not_ready_and_no_score(served_champion, tmp_path):
-    env = base_env(**{k: v for k, v in served_champion["env"].items() if k != "LIFECREDIT_MLRUNS_DIR"},
-                   LIFECREDIT_MLRUNS_DIR=str(tmp_path / "empty-mlruns"), LIFECREDIT_VAR_DIR=str(tmp_path / "var"))
+    env = base_env(
+        **{k: v for k, v in served_champion["env"].items() if k != "LIFECREDIT_MLRUNS_DIR"},
+        LIFECREDIT_MLRUNS_DIR=str(tmp_path / "empty-mlruns"),
+        LIFECREDIT_VAR_DIR=str(tmp_path / "var"),
+    )
     bank = _keys(env, "bank")["bank"]
     closed = free_port()
-    down = {**env, "LIFECREDIT_TRACKING_URI": f"http://127.0.0.1:{closed}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    down = {
+        **env,
+        "LIFECREDIT_TRACKING_URI": f"http://127.0.0.1:{closed}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
     ports = free_port(), free_port()
-    with ServerProcess(env, tmp_path / "empty.log", port=ports[0], cmd=service_cmd(ports[0])) as empty, \
-            ServerProcess(down, tmp_path / "down.log", port=ports[1], cmd=service_cmd(ports[1])) as unreachable:
-        for server, cause in ((empty, "has no version with alias 'champion'"),
-                              (unreachable, f"MLflow store at http://127.0.0.1:{closed} is unreachable")):
+    with (
+        ServerProcess(env, tmp_path / "empty.log", port=ports[0], cmd=service_cmd(ports[0])) as empty,
+        ServerProcess(down, tmp_path / "down.log", port=ports[1], cmd=service_cmd(ports[1])) as unreachable,
+    ):
+        for server, cause in (
+            (empty, "has no version with alias 'champion'"),
+            (unreachable, f"MLflow store at http://127.0.0.1:{closed} is unreachable"),
+        ):
             server.wait("/livez")
             ready = _wait_settled(server.url)
             assert ready.status_code == 503 and cause in ready.text, ready.text
             for body in ({"merchant_id": "M00000001"}, {"features": {"sales_net_yuan_30d": 1.0}}):
                 r = _post(server.url, "/score", bank, body)
                 assert r.status_code == 503 and cause in r.json()["error"] and "pd" not in r.json(), r.text
-    res = subprocess.run([LC, "serve", "--port", str(free_port())], env=down, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        [LC, "serve", "--port", str(free_port())], env=down, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 2 and "unreachable" in res.stderr
 
 
@@ -131,8 +144,12 @@ def reloadable(served_champion, tmp_path_factory):
         mp.setenv("LIFECREDIT_VAR_DIR", str(root / "var"))
         _use_store(mp, root / "mlruns")
         version = register_copy(_bundle_of(served_champion), champion=True)
-    env = base_env(LIFECREDIT_DATA_DIR=str(root / "data"), LIFECREDIT_MLRUNS_DIR=str(root / "mlruns"),
-                   LIFECREDIT_SNAPSHOT_DIR=str(snap), LIFECREDIT_VAR_DIR=str(root / "var"))
+    env = base_env(
+        LIFECREDIT_DATA_DIR=str(root / "data"),
+        LIFECREDIT_MLRUNS_DIR=str(root / "mlruns"),
+        LIFECREDIT_SNAPSHOT_DIR=str(snap),
+        LIFECREDIT_VAR_DIR=str(root / "var"),
+    )
     keys = _keys(env, "bank", "admin")
     m = pl.read_parquet(snap / "latest.parquet", columns=["merchant_id"])["merchant_id"][0]
     with serve(env, root / "serve.log") as url:
@@ -158,14 +175,18 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize(("case", "corrupt", "needle"), [
-    ("missing", None, "no usable serving_bundle/"),
-    ("truncated", lambda d: _truncate(d / "model.txt"), "corrupt or truncated"),
-    ("garbage", lambda d: (d / "model.txt").write_bytes(os.urandom(4096)), "cannot load its bundle"),
-    ("bad json", lambda d: _truncate(d / "bundle.json"), "cannot load its bundle"),
-])
-def test_reload_refuses_champion_with_missing_or_corrupt_artefact(reloadable, monkeypatch, served_champion,
-                                                                  case, corrupt, needle):
+@pytest.mark.parametrize(
+    ("case", "corrupt", "needle"),
+    [
+        ("missing", None, "no usable serving_bundle/"),
+        ("truncated", lambda d: _truncate(d / "model.txt"), "corrupt or truncated"),
+        ("garbage", lambda d: (d / "model.txt").write_bytes(os.urandom(4096)), "cannot load its bundle"),
+        ("bad json", lambda d: _truncate(d / "bundle.json"), "cannot load its bundle"),
+    ],
+)
+def test_reload_refuses_champion_with_missing_or_corrupt_artefact(
+    reloadable, monkeypatch, served_champion, case, corrupt, needle
+):
     from core.settings import get_settings
     from training.registry import CHAMPION, client
 
@@ -179,12 +200,15 @@ def test_reload_refuses_champion_with_missing_or_corrupt_artefact(reloadable, mo
         client(get_settings()).set_registered_model_alias(MODEL, CHAMPION, reloadable["version"])
 
 
-@pytest.mark.parametrize(("case", "needle"), [
-    ("truncated", "cannot read feature snapshot"),
-    ("garbage", "cannot read feature snapshot"),
-    ("half the rows", "is partial"),
-    ("no merchant_id", "has no merchant_id column"),
-])
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("truncated", "cannot read feature snapshot"),
+        ("garbage", "cannot read feature snapshot"),
+        ("half the rows", "is partial"),
+        ("no merchant_id", "has no merchant_id column"),
+    ],
+)
 def test_reload_refuses_corrupt_or_partial_snapshot_and_keeps_the_old_one(reloadable, case, needle):
     latest = reloadable["snap"] / "latest.parquet"
     good = latest.read_bytes()
@@ -234,9 +258,12 @@ def test_audit_store_read_only_or_full_fails_closed(served_champion, tmp_path):
     full_port = free_port()
     try:
         ro = ServerProcess({**env, "LIFECREDIT_AUDIT_URL": f"sqlite:///{ro_db}"}, tmp_path / "ro.log")
-        full = ServerProcess({**env, "LIFECREDIT_AUDIT_URL": f"sqlite:///{full_db}"}, tmp_path / "full.log",
-                             port=full_port,
-                             cmd=["bash", "-c", f"ulimit -f 512 && exec {LC} serve --port {full_port}"])
+        full = ServerProcess(
+            {**env, "LIFECREDIT_AUDIT_URL": f"sqlite:///{full_db}"},
+            tmp_path / "full.log",
+            port=full_port,
+            cmd=["bash", "-c", f"ulimit -f 512 && exec {LC} serve --port {full_port}"],
+        )
         with ro, full:
             # read-only file (SQLite may still open it read-only): neither /decide nor /score answers
             ro.wait("/livez")
@@ -282,12 +309,16 @@ def test_training_killed_mid_run_leaves_registry_and_champion_unchanged(served_c
     _use_store(monkeypatch, mlruns)
     register_copy(_bundle_of(served_champion), champion=True)
     before = _registry_state()
-    env = base_env(LIFECREDIT_DATA_DIR=str(tmp_path / "data"), LIFECREDIT_MLRUNS_DIR=str(mlruns),
-                   LIFECREDIT_VAR_DIR=str(tmp_path / "var"))
+    env = base_env(
+        LIFECREDIT_DATA_DIR=str(tmp_path / "data"),
+        LIFECREDIT_MLRUNS_DIR=str(mlruns),
+        LIFECREDIT_VAR_DIR=str(tmp_path / "var"),
+    )
     train = [LC, "train", "--features", str(served_champion["features"]), "--seed", "3"]
     known = _run_ids(mlruns)
-    proc = subprocess.Popen(train, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        train, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while not (_run_ids(mlruns) - known) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -315,8 +346,11 @@ def _run_ids(mlruns: Path) -> set[str]:
 
 # -- validation interrupted mid-write ----------------------------------------------------------------
 def _tables(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def test_validation_killed_mid_write_leaves_no_partial_table(small_market, validated_market, tmp_path):
@@ -326,8 +360,13 @@ def test_validation_killed_mid_write_leaves_no_partial_table(small_market, valid
     fresh.mkdir()
     kept = _tables(previous)
     for out in (previous, fresh):
-        proc = subprocess.Popen([LC, "validate", "--raw", str(small_market), "--out", str(out)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [LC, "validate", "--raw", str(small_market), "--out", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 240
         while not any(p.stat().st_size for p in out.rglob(".*.tmp")) and time.monotonic() < deadline:
             assert proc.poll() is None, "validation finished before it could be killed"
@@ -338,6 +377,11 @@ def test_validation_killed_mid_write_leaves_no_partial_table(small_market, valid
     assert _tables(previous) == kept
     assert not [p for p in fresh.rglob("*.parquet") if not p.name.startswith(".")]
     assert not (fresh / "validation_summary.json").exists()
-    res = subprocess.run([LC, "features", "--raw", str(fresh), "--out", str(tmp_path / "features")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [LC, "features", "--raw", str(fresh), "--out", str(tmp_path / "features")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode != 0 and "merchants" in res.stderr, res.stderr[-2000:]

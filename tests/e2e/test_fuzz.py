@@ -70,8 +70,15 @@ def test_every_operation_every_role_no_5xx_and_4xx_named(live_service):
         names = _names(op)
         keys = {role: live_service["new_key"](role) for role in ROLES[1:]}  # fresh rate buckets per operation
         for mode, examples in EXAMPLES.items():
-            @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+
+            @settings(
+                max_examples=examples,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=op.as_strategy(generation_mode=mode))
             def run(case):
                 nonlocal sent

@@ -54,14 +54,19 @@ def execute(name: str, workdir: Path) -> tuple[float, float]:
     """
     workdir.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
-                            resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(workdir)}}
+    )
     started, cpu = time.perf_counter(), _children_cpu()
     client.execute(env=notebook_env(workdir))
     wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
     print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
-    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
-               for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs), f"{name} drew no figure"
+    assert any(
+        o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+    ), f"{name} drew no figure"
     return wall, cpu
 
 
@@ -75,8 +80,11 @@ def test_stored_without_outputs(name):
     """A committed notebook carries no outputs and no execution counts (clear them before committing)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
     assert not dirty, f"{name}: code cells {dirty} hold outputs or execution counts"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 

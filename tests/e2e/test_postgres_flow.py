@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers import BIN, fresh_database, free_port, http, pg_execute, server, set_reachable
+from helpers import BIN, free_port, fresh_database, http, pg_execute, server, set_reachable
 
 pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
 
@@ -25,8 +25,13 @@ DECIDE = {"requested_amount_fen": 2_000_000, "term_months": 12, "product": "term
 
 def _server_env(settings_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
-    env.update(settings_env, OMP_WAIT_POLICY="PASSIVE", BENTOML_DO_NOT_TRACK="true",
-               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        settings_env,
+        OMP_WAIT_POLICY="PASSIVE",
+        BENTOML_DO_NOT_TRACK="true",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     return env
 
 
@@ -53,9 +58,12 @@ def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_cham
 
     with fresh_database("lc_mlflow") as mlflow_url, fresh_database("lc_audit") as audit_url:
         settings_env = {
-            "LIFECREDIT_TRACKING_URI": mlflow_url, "LIFECREDIT_AUDIT_URL": audit_url,
-            "LIFECREDIT_MLRUNS_DIR": str(tmp_path / "mlruns"), "LIFECREDIT_ARTIFACT_DIR": str(tmp_path / "artifacts"),
-            "LIFECREDIT_VAR_DIR": str(tmp_path / "var"), "LIFECREDIT_DATA_DIR": str(tmp_path / "data"),
+            "LIFECREDIT_TRACKING_URI": mlflow_url,
+            "LIFECREDIT_AUDIT_URL": audit_url,
+            "LIFECREDIT_MLRUNS_DIR": str(tmp_path / "mlruns"),
+            "LIFECREDIT_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+            "LIFECREDIT_VAR_DIR": str(tmp_path / "var"),
+            "LIFECREDIT_DATA_DIR": str(tmp_path / "data"),
             "LIFECREDIT_SNAPSHOT_DIR": str(served_champion["features"]),
         }
         key = _bank_key(monkeypatch, settings_env)
@@ -64,9 +72,11 @@ def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_cham
         promote(trained["version"], get_settings(), force=True, reason="PostgreSQL end-to-end test")
         # MLflow made its tables on first use; the registry and runs live there, artefacts in artifact_dir
         assert pg_execute(mlflow_url, "SELECT version FROM registered_model_aliases WHERE alias = 'champion'") == [
-            (int(trained["version"]),)]
-        assert pg_execute(mlflow_url, "SELECT artifact_uri FROM runs WHERE run_uuid = %s", (trained["run_id"],))[0][0] \
-            .startswith((tmp_path / "artifacts").as_uri())
+            (int(trained["version"]),)
+        ]
+        assert pg_execute(mlflow_url, "SELECT artifact_uri FROM runs WHERE run_uuid = %s", (trained["run_id"],))[0][
+            0
+        ].startswith((tmp_path / "artifacts").as_uri())
         assert not (tmp_path / "mlruns" / "mlflow.db").exists()
 
         env = _server_env(settings_env)
@@ -78,15 +88,23 @@ def test_postgres_train_promote_serve_decide_replay_and_audit_outage(served_cham
             status, record = http("GET", f"{url}/decisions/{decided['decision_id']}", None, key)
             assert status == 200 and record["outputs"]["decision"] == decided["decision"]
             _audit_outage_fails_closed(url, key, audit_url, m)
-        assert pg_execute(audit_url, "SELECT endpoint, key_name, merchant_id FROM audit_log WHERE decision_id = %s",
-                          (decided["decision_id"],)) == [("/decide", "pg-bank", m)]
+        assert pg_execute(
+            audit_url,
+            "SELECT endpoint, key_name, merchant_id FROM audit_log WHERE decision_id = %s",
+            (decided["decision_id"],),
+        ) == [("/decide", "pg-bank", m)]
         log = (tmp_path / "serve.log").read_text()
         assert "audit append failed, answering 503" in log
 
         # replay loads the model version from the PostgreSQL registry (the server's model cache removed)
         shutil.rmtree(tmp_path / "var" / "models")
-        res = subprocess.run([str(BIN / "lifecredit"), "replay", decided["decision_id"]], env=env,
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [str(BIN / "lifecredit"), "replay", decided["decision_id"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         replayed = json.loads(res.stdout.strip().splitlines()[-1])
         assert replayed["matches"] and replayed["outputs"]["decision"] == decided["decision"]

@@ -79,13 +79,17 @@ def test_scanner_finds_a_planted_identity(tmp_path):
     assert files == 3 and len(findings) == 3, findings
 
 
-def test_demo_flow_outputs_hold_identities_only_as_salted_hashes(small_market, validated_market, served_champion,
-                                                                 live_service):
+def test_demo_flow_outputs_hold_identities_only_as_salted_hashes(
+    small_market, validated_market, served_champion, live_service
+):
     url, bank = live_service["url"], live_service["new_key"]("bank")
     for m in live_service["ids"][:5]:
-        r = httpx.post(f"{url}/decide", json={"merchant_id": m, "requested_amount_fen": 3_000_000, "term_months": 12,
-                                              "product": "term_loan"},
-                       headers={"Authorization": f"Bearer {bank}"}, timeout=60)
+        r = httpx.post(
+            f"{url}/decide",
+            json={"merchant_id": m, "requested_amount_fen": 3_000_000, "term_months": 12, "product": "term_loan"},
+            headers={"Authorization": f"Bearer {bank}"},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
     served_root = Path(served_champion["env"]["LIFECREDIT_MLRUNS_DIR"]).parent
     roots = [small_market, validated_market, served_root, live_service["var"].parent]

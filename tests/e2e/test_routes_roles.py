@@ -21,19 +21,42 @@ def only(*roles: str) -> dict[str, int]:
 
 
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
-    ("GET", "/livez"): PUBLIC, ("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC,
-    ("GET", "/"): PUBLIC, ("GET", "/docs.json"): PUBLIC, ("GET", "/schema.json"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/"): PUBLIC,
+    ("GET", "/docs.json"): PUBLIC,
+    ("GET", "/schema.json"): PUBLIC,
     ("GET", "/regulator/"): PUBLIC,  # the dashboard page; its data needs a regulator key
     ("GET", "/regulator/static/dashboard.js"): PUBLIC,
-    ("POST", "/score"): only("bank"), ("POST", "/score_batch"): only("bank"), ("POST", "/decide"): only("bank"),
+    ("POST", "/score"): only("bank"),
+    ("POST", "/score_batch"): only("bank"),
+    ("POST", "/decide"): only("bank"),
     ("GET", "/decisions/{decision_id}"): only("bank", "admin"),
     ("GET", "/model"): only("bank", "regulator", "admin"),
     ("POST", "/admin/reload"): only("admin"),
-    **{("GET", f"/regulator/{view}"): only("regulator") for view in (
-        "months", "distribution", "stability", "migration", "outcomes", "concentration", "inclusion", "validation")},
+    **{
+        ("GET", f"/regulator/{view}"): only("regulator")
+        for view in (
+            "months",
+            "distribution",
+            "stability",
+            "migration",
+            "outcomes",
+            "concentration",
+            "inclusion",
+            "validation",
+        )
+    },
 }
-NOT_IN_OPENAPI = {("GET", "/"), ("GET", "/docs.json"), ("GET", "/schema.json"), ("GET", "/regulator/"),
-                  ("GET", "/regulator/static/dashboard.js")}
+NOT_IN_OPENAPI = {
+    ("GET", "/"),
+    ("GET", "/docs.json"),
+    ("GET", "/schema.json"),
+    ("GET", "/regulator/"),
+    ("GET", "/regulator/static/dashboard.js"),
+}
 SEEN: dict[str, list] = {"keys": [], "bodies": []}  # for the leak test at the end of this module
 
 
@@ -54,16 +77,24 @@ def test_every_route_every_role(live_service):
     url, m = live_service["url"], live_service["ids"][0]
     keys = {role: _key(live_service, role) for role in ROLES[1:]}
     keys["none"] = None
-    routes = {(method.upper(), path) for path, ops in httpx.get(f"{url}/docs.json").json()["paths"].items()
-              for method in ops}
+    routes = {
+        (method.upper(), path) for path, ops in httpx.get(f"{url}/docs.json").json()["paths"].items() for method in ops
+    }
     assert routes | NOT_IN_OPENAPI == set(EXPECTED), f"routes without an expectation: {routes - set(EXPECTED)}"
 
-    decided = _call(url, "POST", "/decide", keys["bank"], {"merchant_id": m, "requested_amount_fen": 1_000_000,
-                                                            "term_months": 12, "product": "term_loan"})
+    decided = _call(
+        url,
+        "POST",
+        "/decide",
+        keys["bank"],
+        {"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
+    )
     assert decided.status_code == 200, decided.text
-    bodies = {"/score": {"merchant_id": m}, "/score_batch": {"merchant_ids": [m]},
-              "/decide": {"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12,
-                          "product": "term_loan"}}
+    bodies = {
+        "/score": {"merchant_id": m},
+        "/score_batch": {"merchant_ids": [m]},
+        "/decide": {"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
+    }
     wrong = []
     for (method, path), expected in sorted(EXPECTED.items()):
         concrete = path.replace("{decision_id}", decided.json()["decision_id"])
@@ -100,9 +131,13 @@ def test_rate_limit_answers_429_with_retry_after_per_key(live_service):
 def test_body_over_the_size_limit_answers_413(live_service, chunked):
     url, key = live_service["url"], _key(live_service, "bank")
     payload = b'{"merchant_ids": [' + b",".join([b'"M00000001"'] * 200_000) + b"]}"  # ~2.4 MB > 2 MB
-    content = iter([payload[i:i + 65536] for i in range(0, len(payload), 65536)]) if chunked else payload
-    r = httpx.post(f"{url}/score_batch", content=content, timeout=120,
-                   headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    content = iter([payload[i : i + 65536] for i in range(0, len(payload), 65536)]) if chunked else payload
+    r = httpx.post(
+        f"{url}/score_batch",
+        content=content,
+        timeout=120,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     SEEN["bodies"].append(r.text)
     assert r.status_code == 413 and "request body over" in r.json()["error"], r.text
     small = _call(url, "POST", "/score_batch", key, {"merchant_ids": live_service["ids"][:3]})
@@ -116,8 +151,13 @@ def test_keys_never_in_logs_audit_records_or_error_bodies(live_service):
     SEEN["keys"] += [forged]
     for key in (forged, "lck_nosuchid_" + "x" * 40, bank):
         _call(url, "POST", "/score", key, {"merchant_id": m})
-        _call(url, "POST", "/decide", key, {"merchant_id": m, "requested_amount_fen": -1, "term_months": 0,
-                                            "product": "x"})
+        _call(
+            url,
+            "POST",
+            "/decide",
+            key,
+            {"merchant_id": m, "requested_amount_fen": -1, "term_months": 0, "product": "x"},
+        )
     _call(url, "GET", "/decisions/nope", bank)
     assert len(SEEN["keys"]) > 8
     secrets = SEEN["keys"] + [k.split("_", 2)[2] for k in SEEN["keys"]]  # the secret may itself hold "_"

@@ -12,8 +12,9 @@ import subprocess
 
 import polars as pl
 import pytest
-from helpers import BIN, ROOT, free_port, http, server
 from typer.testing import CliRunner
+
+from helpers import BIN, ROOT, free_port, http, server
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +22,37 @@ def site(served_champion, tmp_path_factory):
     """Environment for the server processes and one key per role (created through the CLI)."""
     var = tmp_path_factory.mktemp("e2e_var")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
-    env.update(served_champion["env"], LIFECREDIT_VAR_DIR=str(var), OMP_WAIT_POLICY="PASSIVE",
-               BENTOML_DO_NOT_TRACK="true", BENTOML_HOME=str(tmp_path_factory.mktemp("bentoml_home")),
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        served_champion["env"],
+        LIFECREDIT_VAR_DIR=str(var),
+        OMP_WAIT_POLICY="PASSIVE",
+        BENTOML_DO_NOT_TRACK="true",
+        BENTOML_HOME=str(tmp_path_factory.mktemp("bentoml_home")),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     keys = {}
     for role in ("bank", "regulator", "admin"):
-        res = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role, "--name", f"e2e-{role}"],
-                             env=env, capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [str(BIN / "lifecredit"), "keys", "create", "--role", role, "--name", f"e2e-{role}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         keys[role] = res.stdout.strip().splitlines()[-1]
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
-    return {"env": env, "keys": keys, "ids": ids, "logs": tmp_path_factory.mktemp("logs"),
-            "version": served_champion["version"]}
+    return {
+        "env": env,
+        "keys": keys,
+        "ids": ids,
+        "logs": tmp_path_factory.mktemp("logs"),
+        "version": served_champion["version"],
+    }
 
 
 def test_serve_refuses_to_start_without_snapshot_or_champion(served_champion, monkeypatch, tmp_path):
-    from lifecredit.cli import app
     from core.settings import get_settings
+    from lifecredit.cli import app
 
     for k, v in served_champion["env"].items():
         monkeypatch.setenv(k, v)
@@ -64,8 +80,11 @@ def test_lifecredit_serve_every_endpoint_every_role(site):
             "model": ("GET", "/model", None),
             "reload": ("POST", "/admin/reload", None),
         }
-        allowed = {"bank": {"score", "score_batch", "decide", "decision", "model"},
-                   "regulator": {"model"}, "admin": {"decision", "model", "reload"}}
+        allowed = {
+            "bank": {"score", "score_batch", "decide", "decision", "model"},
+            "regulator": {"model"},
+            "admin": {"decision", "model", "reload"},
+        }
         for role, key in keys.items():
             for name, (method, path, body) in calls.items():
                 status, payload = http(method, f"{url}{path}", body, key)
@@ -88,19 +107,35 @@ def test_lifecredit_serve_every_endpoint_every_role(site):
 
 def test_bento_builds_and_serves_without_the_registry(site, tmp_path):
     env = dict(site["env"])
-    res = subprocess.run([str(BIN / "lifecredit"), "bento", "build"], env=env, capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    res = subprocess.run(
+        [str(BIN / "lifecredit"), "bento", "build"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     built = json.loads(res.stdout.strip().splitlines()[-1])
     assert built["bento"].startswith("lifecredit:") and built["model_version"] == site["version"]
     # the Bento must not need MLflow: point the registry at nothing and use a fresh var folder
     env.update(LIFECREDIT_MLRUNS_DIR=str(tmp_path / "no-registry"), LIFECREDIT_VAR_DIR=str(tmp_path / "var"))
-    subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "bank", "--name", "bento-bank"],
-                   env=env, capture_output=True, text=True, check=True)
-    key = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "regulator"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
-    bank = subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", "bank"], env=env,
-                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [str(BIN / "lifecredit"), "keys", "create", "--role", "bank", "--name", "bento-bank"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = subprocess.run(
+        [str(BIN / "lifecredit"), "keys", "create", "--role", "regulator"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    bank = subprocess.run(
+        [str(BIN / "lifecredit"), "keys", "create", "--role", "bank"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     cmd = [str(BIN / "bentoml"), "serve", built["bento"], "--port", str(port), "--host", "127.0.0.1"]
     with server(cmd, env, port, site["logs"] / "bento.log") as url:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from helpers import REGULATOR_MONTHS
 
 
@@ -52,8 +53,12 @@ class MlflowStores:
         from core.settings import get_settings
 
         with pytest.MonkeyPatch.context() as mp:
-            for var, value in (("OMP_WAIT_POLICY", "PASSIVE"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
-                               ("MLFLOW_LOGGING_LEVEL", "WARNING"), ("LIFECREDIT_MLRUNS_DIR", str(directory))):
+            for var, value in (
+                ("OMP_WAIT_POLICY", "PASSIVE"),
+                ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+                ("MLFLOW_LOGGING_LEVEL", "WARNING"),
+                ("LIFECREDIT_MLRUNS_DIR", str(directory)),
+            ):
                 mp.setenv(var, value)
             get_settings.cache_clear()
             try:
@@ -79,19 +84,30 @@ def regulator(served_champion, validated_market, tmp_path_factory):
     """The champion's settings plus a history folder and a var folder of the module; score-all run once per module."""
     from typer.testing import CliRunner
 
-    from lifecredit.cli import app
     from core.settings import get_settings
+    from lifecredit.cli import app
 
     root = tmp_path_factory.mktemp("regulator")
-    env = {**served_champion["env"], "LIFECREDIT_HISTORY_DIR": str(root / "history"),
-           "LIFECREDIT_VAR_DIR": str(root / "var"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    env = {
+        **served_champion["env"],
+        "LIFECREDIT_HISTORY_DIR": str(root / "history"),
+        "LIFECREDIT_VAR_DIR": str(root / "var"),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         get_settings.cache_clear()
-        res = CliRunner().invoke(app, ["score-all", "--months", str(REGULATOR_MONTHS), "--validated", str(validated_market)])
+        res = CliRunner().invoke(
+            app, ["score-all", "--months", str(REGULATOR_MONTHS), "--validated", str(validated_market)]
+        )
         assert res.exit_code == 0, res.output
         summary = json.loads(res.stdout.strip().splitlines()[-1])
     get_settings.cache_clear()
-    return {"env": env, "summary": summary, "root": root, "features": served_champion["features"],
-            "validated": validated_market}
+    return {
+        "env": env,
+        "summary": summary,
+        "root": root,
+        "features": served_champion["features"],
+        "validated": validated_market,
+    }

@@ -23,18 +23,32 @@ def credit_table(n: int = 20_000, seed: int = 1) -> pl.DataFrame:
     region = rng.choice(["north", "south", "east", "west"], n)
     branch = rng.integers(1, 8, n)
     months_on_book = rng.integers(0, 120, n)
-    logit = (-3.2 + 3.0 * debt_ratio - 0.8 * (np.log(income) - 8.5) + 0.9 * (age < 25)
-             + 1.5 * debt_ratio * (income < 4000) + np.where(region == "west", 0.5, 0.0)
-             - 0.01 * months_on_book + np.where(branch == 3, 0.4, 0.0))
+    logit = (
+        -3.2
+        + 3.0 * debt_ratio
+        - 0.8 * (np.log(income) - 8.5)
+        + 0.9 * (age < 25)
+        + 1.5 * debt_ratio * (income < 4000)
+        + np.where(region == "west", 0.5, 0.0)
+        - 0.01 * months_on_book
+        + np.where(branch == 3, 0.4, 0.0)
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     income = np.where(rng.random(n) < 0.05, np.nan, income)
     start = np.datetime64("2022-01-01")
-    return pl.DataFrame({
-        "loan_id": [f"L{i:06d}" for i in range(n)],
-        "application_date": (start + rng.integers(0, 720, n).astype("timedelta64[D]")).astype("datetime64[D]"),
-        "income": income, "debt_ratio": debt_ratio, "age": age, "region": region, "branch": branch,
-        "months_on_book": months_on_book, "default_flag": y,
-    }).with_columns(pl.col("income").fill_nan(None))
+    return pl.DataFrame(
+        {
+            "loan_id": [f"L{i:06d}" for i in range(n)],
+            "application_date": (start + rng.integers(0, 720, n).astype("timedelta64[D]")).astype("datetime64[D]"),
+            "income": income,
+            "debt_ratio": debt_ratio,
+            "age": age,
+            "region": region,
+            "branch": branch,
+            "months_on_book": months_on_book,
+            "default_flag": y,
+        }
+    ).with_columns(pl.col("income").fill_nan(None))
 
 
 @pytest.fixture(scope="module")
@@ -77,26 +91,56 @@ def _hand_built_aucs(path, seed: int) -> dict[str, float]:
     for c in cat:
         df[c] = df[c].astype("category")
     X = df[num + cat]
-    clf = lgb.LGBMClassifier(n_estimators=3000, learning_rate=0.03, num_leaves=15, min_child_samples=40,
-                             subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=5.0,
-                             random_state=seed, verbose=-1, n_jobs=2)
-    clf.fit(X.iloc[s.train], y[s.train], eval_X=(X.iloc[s.valid],), eval_y=(y[s.valid],), eval_metric="auc",
-            callbacks=[lgb.early_stopping(100, verbose=False)])
+    clf = lgb.LGBMClassifier(
+        n_estimators=3000,
+        learning_rate=0.03,
+        num_leaves=15,
+        min_child_samples=40,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        reg_lambda=5.0,
+        random_state=seed,
+        verbose=-1,
+        n_jobs=2,
+    )
+    clf.fit(
+        X.iloc[s.train],
+        y[s.train],
+        eval_X=(X.iloc[s.valid],),
+        eval_y=(y[s.valid],),
+        eval_metric="auc",
+        callbacks=[lgb.early_stopping(100, verbose=False)],
+    )
     logit = make_pipeline(
-        ColumnTransformer([("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
-                           ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]),
-        LogisticRegression(max_iter=2000))
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), cat),
+            ]
+        ),
+        LogisticRegression(max_iter=2000),
+    )
     logit.fit(df[num + cat].astype({c: str for c in cat}).iloc[s.train], y[s.train])
     test = df.iloc[s.test]
-    return {"lightgbm": roc_auc_score(y[s.test], clf.predict_proba(X.iloc[s.test])[:, 1]),
-            "logistic": roc_auc_score(y[s.test], logit.predict_proba(test[num + cat].astype({c: str for c in cat}))[:, 1])}
+    return {
+        "lightgbm": roc_auc_score(y[s.test], clf.predict_proba(X.iloc[s.test])[:, 1]),
+        "logistic": roc_auc_score(y[s.test], logit.predict_proba(test[num + cat].astype({c: str for c in cat}))[:, 1]),
+    }
 
 
 def test_byo_table_is_as_good_as_hand_built_models(env, tables):
     from training.train import train_from_table
 
-    r = train_from_table(tables / "loans.csv", settings=get_settings(), target="default_flag", id_col="loan_id",
-                         categorical=["branch"], model_name="byo-loans", seed=3)
+    r = train_from_table(
+        tables / "loans.csv",
+        settings=get_settings(),
+        target="default_flag",
+        id_col="loan_id",
+        categorical=["branch"],
+        model_name="byo-loans",
+        seed=3,
+    )
     assert r["split"]["split"] == "stratified_random" and r["model_uri"] == "models:/byo-loans/1"
     hand = _hand_built_aucs(tables / "loans.csv", seed=3)
     assert r["metrics"]["auc"] >= max(hand.values()) - 0.01, (r["metrics"]["auc"], hand)
@@ -117,9 +161,16 @@ def test_byo_with_a_time_column_and_monotone_directions(env, tables):
 
     from training.train import train_from_table
 
-    r = train_from_table(tables / "loans.parquet", settings=get_settings(), target="default_flag", id_col="loan_id",
-                         time_col="application_date", monotone={"debt_ratio": 1, "income": -1},
-                         model_name="byo-loans-oot", seed=3)
+    r = train_from_table(
+        tables / "loans.parquet",
+        settings=get_settings(),
+        target="default_flag",
+        id_col="loan_id",
+        time_col="application_date",
+        monotone={"debt_ratio": 1, "income": -1},
+        model_name="byo-loans-oot",
+        seed=3,
+    )
     # test rows: ids held out whole, from the split date on (the calibration rows' window)
     assert r["split"]["split"] == "merchant_disjoint" and r["split"]["test_from"] == r["split"]["valid_from"]
     assert r["split"]["valid_from"] > r["split"]["train_to"]
@@ -134,17 +185,44 @@ def test_cli_train_and_predict_on_a_table(env, tables, tmp_path):
     from lifecredit.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "--table", str(tables / "loans.csv"), "--target", "default_flag",
-                              "--id", "loan_id", "--categorical", "branch", "--monotone", "debt_ratio=1",
-                              "--seed", "3"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--table",
+            str(tables / "loans.csv"),
+            "--target",
+            "default_flag",
+            "--id",
+            "loan_id",
+            "--categorical",
+            "branch",
+            "--monotone",
+            "debt_ratio=1",
+            "--seed",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(out) == {"run_id", "model_uri", "version", "metrics", "challenger_metrics"}
     assert out["model_uri"].startswith("models:/byo-loans/") and out["metrics"]["auc"] > 0.7
 
     scored = tmp_path / "scored.parquet"
-    res = runner.invoke(app, ["predict", "--model", out["model_uri"], "--table", str(tables / "loans.csv"),
-                              "--out", str(scored), "--keep", "region"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            out["model_uri"],
+            "--table",
+            str(tables / "loans.csv"),
+            "--out",
+            str(scored),
+            "--keep",
+            "region",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     result = pd.read_parquet(scored)
     source = pd.read_csv(tables / "loans.csv")
@@ -152,14 +230,26 @@ def test_cli_train_and_predict_on_a_table(env, tables, tmp_path):
     assert result["loan_id"].tolist() == source["loan_id"].tolist()  # same rows, same order
     assert json.loads(res.stdout.strip().splitlines()[-1])["rows"] == len(source)
 
-    res = runner.invoke(app, ["predict", "--model", out["model_uri"], "--table", str(tables / "loans.csv"),
-                              "--out", str(tmp_path / "x.csv"), "--reasons"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            out["model_uri"],
+            "--table",
+            str(tables / "loans.csv"),
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--reasons",
+        ],
+    )
     assert res.exit_code == 0 and "reason_1_code" in pd.read_csv(tmp_path / "x.csv").columns
 
     missing = tmp_path / "missing.csv"
     source.drop(columns=["debt_ratio", "default_flag"]).to_csv(missing, index=False)
-    res = runner.invoke(app, ["predict", "--model", out["model_uri"], "--table", str(missing),
-                              "--out", str(tmp_path / "y.csv")])
+    res = runner.invoke(
+        app, ["predict", "--model", out["model_uri"], "--table", str(missing), "--out", str(tmp_path / "y.csv")]
+    )
     assert res.exit_code == 2 and "debt_ratio" in res.stderr and not (tmp_path / "y.csv").exists()
 
 
@@ -182,8 +272,9 @@ def test_byo_takes_column_names_lightgbm_refuses(env, tables, tmp_path):
     odd = {"income": "income [CNY]", "debt_ratio": "debt:ratio", "age": "", "region": "region, coarse"}
     path = tmp_path / "odd.csv"
     credit_table(4_000, seed=2).rename(odd).write_csv(path)
-    r = train_from_table(path, settings=get_settings(), target="default_flag", id_col="loan_id",
-                         model_name="byo-odd-names", seed=3)
+    r = train_from_table(
+        path, settings=get_settings(), target="default_flag", id_col="loan_id", model_name="byo-odd-names", seed=3
+    )
     assert r["metrics"]["auc"] > 0.7
     rows = pl.read_csv(path).head(50).to_pandas()
     out = mlflow.pyfunc.load_model(r["model_uri"]).predict(rows[list(reversed(rows.columns))])
@@ -206,7 +297,8 @@ def test_byo_csv_reads_na_and_percent_text_as_numbers(tmp_path):
 
     frame = credit_table(2_000).with_columns(
         pl.col("income").cast(pl.String).fill_null("NA"),
-        (pl.col("debt_ratio") * 100).round(1).cast(pl.String).add("%").alias("debt_ratio"))
+        (pl.col("debt_ratio") * 100).round(1).cast(pl.String).add("%").alias("debt_ratio"),
+    )
     path = tmp_path / "r_export.csv"
     frame.write_csv(path)
     kinds = {f.name: f.dtype for f in load_table(path, target="default_flag", id_col="loan_id").features}

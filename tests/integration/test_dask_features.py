@@ -29,8 +29,21 @@ def both(validated_market, cluster, tmp_path_factory):
     """The small market's features from the local engine and from Dask (through the CLI)."""
     local, dask = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("dask")
     build_features(validated_market, local)
-    res = CliRunner().invoke(app, ["features", "--raw", str(validated_market), "--out", str(dask),
-                                   "--monthly", "--engine", "dask", "--scheduler", cluster.scheduler_address])
+    res = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--raw",
+            str(validated_market),
+            "--out",
+            str(dask),
+            "--monthly",
+            "--engine",
+            "dask",
+            "--scheduler",
+            cluster.scheduler_address,
+        ],
+    )
     assert res.exit_code == 0, res.output
     return local, dask
 
@@ -57,8 +70,9 @@ def test_dask_metadata_equals_local(both):
 
 
 def test_scheduler_needs_the_dask_engine(validated_market, tmp_path):
-    res = CliRunner().invoke(app, ["features", "--raw", str(validated_market), "--out", str(tmp_path),
-                                   "--scheduler", "tcp://127.0.0.1:8786"])
+    res = CliRunner().invoke(
+        app, ["features", "--raw", str(validated_market), "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:8786"]
+    )
     assert res.exit_code == 2 and "--engine dask" in res.output
     assert not (tmp_path / "panel.parquet").exists()
 
@@ -67,8 +81,20 @@ def test_unreachable_scheduler_is_a_clear_error(validated_market, tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = CliRunner().invoke(app, ["features", "--raw", str(validated_market), "--out", str(tmp_path),
-                                   "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--raw",
+            str(validated_market),
+            "--out",
+            str(tmp_path),
+            "--engine",
+            "dask",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+        ],
+    )
     assert res.exit_code == 2
     assert "cannot reach the Dask scheduler" in res.stderr and f"127.0.0.1:{port}" in res.stderr
     assert not (tmp_path / "panel.parquet").exists()

@@ -28,7 +28,9 @@ MODEL = "dask-trained"
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", env={"OMP_WAIT_POLICY": "PASSIVE"}) as c:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=":0", env={"OMP_WAIT_POLICY": "PASSIVE"}
+    ) as c:
         yield c
 
 
@@ -46,8 +48,10 @@ def test_dask_test_auc_within_0005_of_local(cluster, tmp_path):
     local = lgbm.crossfit(*args, seed=7)
     merchants = data.frame["merchant_id"].to_numpy()[s.train]
     dask = lgbm.crossfit(*args, seed=7, fitter=DaskFitter(cluster.scheduler_address, groups=merchants))
-    auc = {name: roc_auc_score(y[s.test], r.booster.predict(X[s.test], raw_score=True))
-           for name, r in (("local", local), ("dask", dask))}
+    auc = {
+        name: roc_auc_score(y[s.test], r.booster.predict(X[s.test], raw_score=True))
+        for name, r in (("local", local), ("dask", dask))
+    }
     assert auc["local"] > 0.7
     assert abs(auc["dask"] - auc["local"]) <= 0.005, auc
     assert type(dask.booster) is type(local.booster)  # a plain lightgbm.Booster
@@ -66,8 +70,9 @@ def test_train_cli_on_dask_tunes_registers_and_scores(tmp_path, mlflow_store):
     panel = write_synthetic_panel(tmp_path / "features")
     store = mlflow_store.new(tmp_path / "mlruns")
     with mlflow_store.use(store):
-        res = CliRunner().invoke(app, ["train", "--features", str(panel), "--model-name", MODEL, "--engine", "dask",
-                                       "--tune", "1"])  # Optuna trials here, then the final fit on Dask
+        res = CliRunner().invoke(
+            app, ["train", "--features", str(panel), "--model-name", MODEL, "--engine", "dask", "--tune", "1"]
+        )  # Optuna trials here, then the final fit on Dask
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout.strip().splitlines()[-1])
         run = mlflow.MlflowClient().get_run(out["run_id"])

@@ -51,7 +51,14 @@ def test_metadata(built, validated_market):
     assert meta["labels"]["labelled"] == panel["bad"].is_not_null().sum()
     assert meta["labels"]["bad"] == panel["bad"].sum()
     assert meta["excluded_in_default"] > 0
-    assert set(meta["input_hashes"]) == {"merchants", "transactions", "complaints", "loans", "loan_performance", "public_records"}
+    assert set(meta["input_hashes"]) == {
+        "merchants",
+        "transactions",
+        "complaints",
+        "loans",
+        "loan_performance",
+        "public_records",
+    }
     assert all(len(h) == 64 for h in meta["input_hashes"].values())
 
 
@@ -69,8 +76,20 @@ def test_build_needs_no_truth(validated_market, tmp_path):
 
 def test_cli_features(validated_market, tmp_path):
     out = tmp_path / "features"
-    result = CliRunner().invoke(app, ["features", "--raw", str(validated_market), "--out", str(out),
-                                      "--as-of", "2024-03-01", "--as-of", "2024-09-15"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--raw",
+            str(validated_market),
+            "--out",
+            str(out),
+            "--as-of",
+            "2024-03-01",
+            "--as-of",
+            "2024-09-15",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "panel.parquet" in result.output and "latest.parquet" in result.output
     panel = pl.read_parquet(out / "panel.parquet")
@@ -102,6 +121,8 @@ def test_outputs_equal_the_full_feature_rows(built, validated_market):
     mid = sorted(panel["as_of"].unique())[len(panel["as_of"].unique()) // 2]
     full = compute_features(RawTables.scan(validated_market), [mid, latest["as_of"][0]])
     for got in (panel.filter(pl.col("as_of") == mid), latest):
-        want = got.select("merchant_id", "as_of").join(full, on=["merchant_id", "as_of"], how="left", maintain_order="left")
+        want = got.select("merchant_id", "as_of").join(
+            full, on=["merchant_id", "as_of"], how="left", maintain_order="left"
+        )
         assert got.height > 0
         assert got.select(cat.names).equals(want.select(cat.names))

@@ -55,8 +55,10 @@ def auc_ratio(tmp_path_factory) -> float:
     model_auc, truth_auc = [], []
     for seed in (0,):
         for train, test in GroupKFold(5, shuffle=True, random_state=seed).split(X, y, groups):
-            booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "seed": seed},
-                                lgb.Dataset(X.iloc[train], y[train]))
+            booster = lgb.train(
+                {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": seed},
+                lgb.Dataset(X.iloc[train], y[train]),
+            )
             model_auc.append(roc_auc_score(y[test], booster.predict(X.iloc[test])))
             truth_auc.append(roc_auc_score(y[test], pd_true[test]))
     ratio = float(np.mean(model_auc) / np.mean(truth_auc))

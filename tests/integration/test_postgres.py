@@ -11,9 +11,9 @@ import time
 
 import psycopg2
 import pytest
-from helpers import fresh_database, pg_execute, set_reachable
 
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, PostgresAuditLog
+from helpers import fresh_database, pg_execute, set_reachable
 
 pytestmark = pytest.mark.slow  # the fast path (-m "not slow") skips it; the full suite runs it
 
@@ -25,10 +25,18 @@ def pg_url():
 
 
 def _record(**kw) -> AuditRecord:
-    return AuditRecord("/decide", "bank-a", {"merchant_id": "M00000001", "term_months": 12},
-                       {"decision": "approve", "pd": 0.0123456789012345, "reasons": ["短"]},
-                       merchant_id="M00000001", model_name="m", model_version="3", policy_hash="ab",
-                       features={"sales_90d": 1.5, "tenure": None}, **kw)
+    return AuditRecord(
+        "/decide",
+        "bank-a",
+        {"merchant_id": "M00000001", "term_months": 12},
+        {"decision": "approve", "pd": 0.0123456789012345, "reasons": ["短"]},
+        merchant_id="M00000001",
+        model_name="m",
+        model_version="3",
+        policy_hash="ab",
+        features={"sales_90d": 1.5, "tenure": None},
+        **kw,
+    )
 
 
 def test_records_read_back_exactly_as_from_sqlite(pg_url, tmp_path):
@@ -69,8 +77,11 @@ def test_updates_deletes_and_truncate_are_refused(pg_url):
 def test_reconnects_after_the_server_drops_its_connections(pg_url):
     log = AuditLog(pg_url)
     log.append(_record())
-    dropped = pg_execute(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    dropped = pg_execute(
+        pg_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
     assert dropped and all(ok for (ok,) in dropped)
     log.append(_record())
     assert log.count() == 2

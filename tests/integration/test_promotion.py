@@ -54,8 +54,13 @@ def test_gate_sequence(env):
     # 1. no champion yet: only the absolute checks run, and they pass
     first = promote(1, get_settings(), by="tester")
     names = [ch["name"] for ch in first["checks"]]
-    assert names == ["jeffreys_class_A", "jeffreys_class_B", "jeffreys_class_C", "jeffreys_class_D",
-                     "score_psi_train_test"]
+    assert names == [
+        "jeffreys_class_A",
+        "jeffreys_class_B",
+        "jeffreys_class_C",
+        "jeffreys_class_D",
+        "score_psi_train_test",
+    ]
     assert first["promoted"] and first["from_version"] is None and current_champion(c, MODEL) == "1"
 
     # 2. the wrong-direction model loses too much AUC against the champion: refused, alias unchanged
@@ -77,8 +82,9 @@ def test_gate_sequence(env):
     assert CliRunner().invoke(app, ["promote", "--version", "2", "--force"]).exit_code == 2  # no reason
 
     # 4. forced, with a reason: the alias moves and who/why are recorded
-    res = CliRunner().invoke(app, ["promote", "--version", "2", "--force", "--reason", "pilot for bank X",
-                                   "--by", "risk-officer"])
+    res = CliRunner().invoke(
+        app, ["promote", "--version", "2", "--force", "--reason", "pilot for bank X", "--by", "risk-officer"]
+    )
     assert res.exit_code == 0, res.stderr
     assert current_champion(c, MODEL) == "2"
     assert c.get_model_version(MODEL, "2").tags["forced_promotion_reason"] == "pilot for bank X"
@@ -86,7 +92,11 @@ def test_gate_sequence(env):
     # 5. history: every decision, in order, still there after the alias moved twice
     history = promotion_history(get_settings(), MODEL)
     assert [(h["to_version"], h["promoted"], h["forced"]) for h in history] == [
-        ("1", True, False), ("2", False, False), ("2", False, False), ("2", True, True)]
+        ("1", True, False),
+        ("2", False, False),
+        ("2", False, False),
+        ("2", True, True),
+    ]
     assert history[-1]["reason"] == "pilot for bank X" and history[-1]["by"] == "risk-officer"
     assert history[-1]["from_version"] == "1"
     last = json.loads(c.get_registered_model(MODEL).tags["last_promotion"])

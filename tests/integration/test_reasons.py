@@ -43,8 +43,11 @@ def scored(served_champion, tmp_path_factory):
         from training import registry
 
         registry.client(get_settings())  # points MLflow at the session store
-        path = mlflow.artifacts.download_artifacts(run_id=served_champion["run_id"], artifact_path="serving_bundle",
-                                                   dst_path=str(tmp_path_factory.mktemp("reasons_bundle")))
+        path = mlflow.artifacts.download_artifacts(
+            run_id=served_champion["run_id"],
+            artifact_path="serving_bundle",
+            dst_path=str(tmp_path_factory.mktemp("reasons_bundle")),
+        )
     get_settings.cache_clear()
     bundle = ScoringBundle.load(path)
     latest = pd.read_parquet(served_champion["features"] / "latest.parquet")
@@ -77,7 +80,9 @@ def test_falling_sales_have_a_sales_reason_in_their_top_four(scored):
     rising = latest["sales_growth_yoy"].to_numpy() >= 0.3
     first = out.loc[rising, CODES[:1]].apply(lambda col: col.str.startswith(SALES_PREFIXES, na=False)).any(axis=1)
     first_falling = top4[CODES[:1]].apply(lambda col: col.str.startswith(SALES_PREFIXES, na=False)).any(axis=1)
-    assert _share(first, "sales up 30%+, sales reason first") < _share(first_falling, "sales down 30%+, sales reason first")
+    assert _share(first, "sales up 30%+, sales reason first") < _share(
+        first_falling, "sales down 30%+, sales reason first"
+    )
 
 
 def test_reasons_are_never_identity_directionless_or_missing(scored):

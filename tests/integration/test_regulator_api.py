@@ -11,14 +11,22 @@ import time
 
 import polars as pl
 import pytest
+
 from helpers import REGULATOR_MONTHS as MONTHS
 from helpers import apply_env, in_process_app
-
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-ROUTES = ("/regulator/months", "/regulator/distribution", "/regulator/stability", "/regulator/migration",
-          "/regulator/outcomes", "/regulator/concentration", "/regulator/inclusion", "/regulator/validation")
+ROUTES = (
+    "/regulator/months",
+    "/regulator/distribution",
+    "/regulator/stability",
+    "/regulator/migration",
+    "/regulator/outcomes",
+    "/regulator/concentration",
+    "/regulator/inclusion",
+    "/regulator/validation",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +47,16 @@ def api(regulator, served_champion):
                 assert time.monotonic() < deadline, "service not ready in 120 s"
                 time.sleep(0.1)
             for mid in ids[:60]:
-                r = client.post("/decide", headers={"Authorization": f"Bearer {keys['bank']}"}, json={
-                    "merchant_id": mid, "requested_amount_fen": 3_000_000, "term_months": 12, "product": "term_loan"})
+                r = client.post(
+                    "/decide",
+                    headers={"Authorization": f"Bearer {keys['bank']}"},
+                    json={
+                        "merchant_id": mid,
+                        "requested_amount_fen": 3_000_000,
+                        "term_months": 12,
+                        "product": "term_loan",
+                    },
+                )
                 assert r.status_code == 200, r.text
             yield client, keys, regulator["env"]
     get_settings.cache_clear()
@@ -77,9 +93,11 @@ def test_roles_on_every_regulator_route(reg):
         assert client.get(path).status_code == 401, path
         assert _get(reg, path, "admin").status_code == 403, path
     # a regulator key does not score or decide
-    for path, body in (("/score", {"merchant_id": "M00000001"}), ("/score_batch", {"merchant_ids": ["M00000001"]}),
-                       ("/decide", {"merchant_id": "M00000001", "requested_amount_fen": 1, "term_months": 12,
-                                    "product": "term_loan"})):
+    for path, body in (
+        ("/score", {"merchant_id": "M00000001"}),
+        ("/score_batch", {"merchant_ids": ["M00000001"]}),
+        ("/decide", {"merchant_id": "M00000001", "requested_amount_fen": 1, "term_months": 12, "product": "term_loan"}),
+    ):
         r = client.post(path, json=body, headers={"Authorization": f"Bearer {keys['regulator']}"})
         assert r.status_code == 403, path
     assert _get(reg, "/model").status_code == 200  # the model card is for every role
@@ -153,21 +171,24 @@ def test_the_other_views_answer_with_their_shapes(reg):
     assert len(conc["rows"]) == MONTHS
 
 
-@pytest.mark.parametrize(("path", "params", "parameter"), [
-    ("/regulator/distribution", {"by": "colour"}, "by"),
-    ("/regulator/distribution", {"month": "2024-13"}, "month"),
-    ("/regulator/distribution", {"month": "July"}, "month"),
-    ("/regulator/distribution", {"by": "sector", "province": "44"}, "province"),
-    ("/regulator/distribution", {"by": "urban_rural", "sector": "retail"}, "sector"),
-    ("/regulator/distribution", {"by": "sector", "from": "2024-01"}, "from"),
-    ("/regulator/stability", {"from": "2024-1"}, "from"),
-    ("/regulator/stability", {"from": "2025-06", "to": "2025-01"}, "from"),
-    ("/regulator/stability", {"form": "2025-01"}, "form"),
-    ("/regulator/migration", {"to": "2025/06"}, "to"),
-    ("/regulator/inclusion", {"by": "city"}, "by"),
-    ("/regulator/outcomes", {"by": "sector"}, "by"),
-    ("/regulator/validation", {"month": "2025-01"}, "month"),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/regulator/distribution", {"by": "colour"}, "by"),
+        ("/regulator/distribution", {"month": "2024-13"}, "month"),
+        ("/regulator/distribution", {"month": "July"}, "month"),
+        ("/regulator/distribution", {"by": "sector", "province": "44"}, "province"),
+        ("/regulator/distribution", {"by": "urban_rural", "sector": "retail"}, "sector"),
+        ("/regulator/distribution", {"by": "sector", "from": "2024-01"}, "from"),
+        ("/regulator/stability", {"from": "2024-1"}, "from"),
+        ("/regulator/stability", {"from": "2025-06", "to": "2025-01"}, "from"),
+        ("/regulator/stability", {"form": "2025-01"}, "form"),
+        ("/regulator/migration", {"to": "2025/06"}, "to"),
+        ("/regulator/inclusion", {"by": "city"}, "by"),
+        ("/regulator/outcomes", {"by": "sector"}, "by"),
+        ("/regulator/validation", {"month": "2025-01"}, "month"),
+    ],
+)
 def test_bad_queries_name_the_parameter(reg, path, params, parameter):
     r = _get(reg, path, **params)
     assert r.status_code == 400, r.text

@@ -9,10 +9,11 @@ from datetime import date
 
 import polars as pl
 import pytest
-from helpers import REGULATOR_MONTHS as MONTHS
 from typer.testing import CliRunner
 
+from helpers import REGULATOR_MONTHS as MONTHS
 from lifecredit.cli import app
+
 
 @pytest.fixture
 def in_regulator(regulator, monkeypatch):
@@ -26,9 +27,9 @@ def in_regulator(regulator, monkeypatch):
 
 def test_score_all_writes_every_merchant_every_month(in_regulator):
     from core.settings import get_settings
-    from training.model_source import from_mlflow
     from regulator.history import scan_history
     from training.bundle import ScoringBundle
+    from training.model_source import from_mlflow
 
     summary = in_regulator["summary"]
     latest = pl.read_parquet(in_regulator["features"] / "latest.parquet")
@@ -40,7 +41,8 @@ def test_score_all_writes_every_merchant_every_month(in_regulator):
     # one definition: the history's PD for a borrower-month is the model's PD on the panel's feature row
     bundle = ScoringBundle.load(from_mlflow(get_settings()).bundle_dir)
     panel = pl.read_parquet(in_regulator["features"] / "panel.parquet").filter(
-        pl.col("as_of") == date.fromisoformat(summary["months"][-2]["as_of"]))
+        pl.col("as_of") == date.fromisoformat(summary["months"][-2]["as_of"])
+    )
     expected = panel.select("merchant_id").with_columns(pd_panel=pl.Series(bundle.predict(panel, reasons=False)["pd"]))
     joined = expected.join(h.filter(pl.col("month") == summary["months"][-2]["month"]), on="merchant_id")
     assert joined.height == panel.height
@@ -52,7 +54,9 @@ def test_rescoring_a_month_replaces_it(in_regulator):
     from regulator.history import scan_history
 
     last = in_regulator["summary"]["months"][-1]
-    res = CliRunner().invoke(app, ["score-all", "--as-of", last["as_of"], "--validated", str(in_regulator["validated"])])
+    res = CliRunner().invoke(
+        app, ["score-all", "--as-of", last["as_of"], "--validated", str(in_regulator["validated"])]
+    )
     assert res.exit_code == 0, res.output
     h = scan_history(get_settings().class_history_dir).collect()
     assert h.filter(pl.col("month") == last["month"]).height == last["merchants"]
@@ -74,8 +78,8 @@ def _counts(obj, found: list) -> list:
 
 
 def test_views_answer_and_never_publish_a_small_count(in_regulator):
-    from core.settings import get_settings
     from core.audit import AuditLog, AuditRecord
+    from core.settings import get_settings
     from regulator.views import RegulatorViews
 
     settings = get_settings()
@@ -83,16 +87,32 @@ def test_views_answer_and_never_publish_a_small_count(in_regulator):
     ids = pl.read_parquet(in_regulator["features"] / "latest.parquet")["merchant_id"].to_list()
     for n, mid in enumerate(ids[:120]):
         decision = "approve" if n % 3 else "refer"
-        log.append(AuditRecord(endpoint="/decide", key_name="bank-one", request={}, merchant_id=mid,
-                               outputs={"decision": decision, "approved_limit_fen": 2_000_000 if n % 3 else 0}))
+        log.append(
+            AuditRecord(
+                endpoint="/decide",
+                key_name="bank-one",
+                request={},
+                merchant_id=mid,
+                outputs={"decision": decision, "approved_limit_fen": 2_000_000 if n % 3 else 0},
+            )
+        )
     log.close()
     views = RegulatorViews(settings)
     k = settings.min_cell_count
     months = views.months()
-    answers = [views.distribution(by, months[-1]) for by in ("sector", "province", "city", "business_form",
-                                                              "urban_rural", "month")]
-    answers += [views.outcomes("class"), views.outcomes("grade"), views.stability(), views.migration(),
-                views.concentration(), views.inclusion("business_form"), views.inclusion("province")]
+    answers = [
+        views.distribution(by, months[-1])
+        for by in ("sector", "province", "city", "business_form", "urban_rural", "month")
+    ]
+    answers += [
+        views.outcomes("class"),
+        views.outcomes("grade"),
+        views.stability(),
+        views.migration(),
+        views.concentration(),
+        views.inclusion("business_form"),
+        views.inclusion("province"),
+    ]
     for a in answers:
         json.dumps(a)
         assert not [c for c in _counts(a, []) if 1 <= c < k], a["view"]
@@ -112,8 +132,17 @@ def test_report_is_one_self_contained_bilingual_file(in_regulator, tmp_path):
     res = CliRunner().invoke(app, ["report", "--month", month, "--out", str(out)])
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
-    for heading in ("风险分类分布", "Distribution over credit-risk classes", "稳定性", "Stability", "分类迁移",
-                    "Class migration", "模型验证证据", "Validation evidence", "Jeffreys"):
+    for heading in (
+        "风险分类分布",
+        "Distribution over credit-risk classes",
+        "稳定性",
+        "Stability",
+        "分类迁移",
+        "Class migration",
+        "模型验证证据",
+        "Validation evidence",
+        "Jeffreys",
+    ):
         assert heading in page
     assert len(re.findall(r'src="data:image/png;base64,', page)) >= 4
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere

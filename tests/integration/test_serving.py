@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
-from helpers import apply_env, in_process_app
 from typer.testing import CliRunner
 
+from helpers import apply_env, in_process_app
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -35,8 +35,13 @@ def served(served_champion, tmp_path_factory):
         keys = {role: store.create(role, f"{role}-one") for role in ("bank", "regulator", "admin")}
         keys["bank2"] = store.create("bank", "bank-two")
         snapshot = pl.read_parquet(served_champion["features"] / "latest.parquet")
-        yield SimpleNamespace(env=env, keys=keys, snapshot=snapshot, ids=snapshot["merchant_id"].to_list(),
-                              version=served_champion["version"])
+        yield SimpleNamespace(
+            env=env,
+            keys=keys,
+            snapshot=snapshot,
+            ids=snapshot["merchant_id"].to_list(),
+            version=served_champion["version"],
+        )
     get_settings.cache_clear()
 
 
@@ -108,8 +113,17 @@ def test_direct_decide_is_audited_with_features_and_policy(svc, served):
 
     ctx = direct_context(_key(svc, served, "bank"))
     before = svc._engine.audit.count("/decide")
-    out = _body(call(svc.decide(merchant_id=served.ids[1], requested_amount_fen=3_000_000, term_months=12,
-                                product="revenue_based", ctx=ctx)))
+    out = _body(
+        call(
+            svc.decide(
+                merchant_id=served.ids[1],
+                requested_amount_fen=3_000_000,
+                term_months=12,
+                product="revenue_based",
+                ctx=ctx,
+            )
+        )
+    )
     assert out["decision"] in ("approve", "refer", "decline") and out["policy_hash"]
     assert svc._engine.audit.count("/decide") == before + 1
     record = svc._engine.audit.get(out["decision_id"])
@@ -124,8 +138,11 @@ def test_direct_errors_are_4xx_with_the_field(svc, served):
     ctx = direct_context(_key(svc, served, "bank"))
     r = call(svc.score(merchant_id="M99999999", ctx=ctx))
     assert r.status_code == 404 and "M99999999" in _body(r)["error"]
-    r = call(svc.decide(merchant_id=served.ids[0], requested_amount_fen=100_000, term_months=30,
-                        product="revenue_based", ctx=ctx))
+    r = call(
+        svc.decide(
+            merchant_id=served.ids[0], requested_amount_fen=100_000, term_months=30, product="revenue_based", ctx=ctx
+        )
+    )
     assert r.status_code == 422 and _body(r)["detail"][0]["loc"] == ["term_months"]
     row = _features(served)
     row.pop("sales_net_yuan_180d")
@@ -135,8 +152,12 @@ def test_direct_errors_are_4xx_with_the_field(svc, served):
     r = call(svc.score(features=row, ctx=ctx))
     assert r.status_code == 422
     problems = {d["loc"][1]: d["type"] for d in _body(r)["detail"]}
-    assert problems == {"sales_net_yuan_180d": "missing", "not_a_feature": "extra_forbidden",
-                        "thin_file": "bool_type", "tenure_months": "number_type"}
+    assert problems == {
+        "sales_net_yuan_180d": "missing",
+        "not_a_feature": "extra_forbidden",
+        "thin_file": "bool_type",
+        "tenure_months": "number_type",
+    }
     assert call(svc.score(merchant_id=served.ids[0], ctx=direct_context(None))).status_code == 401
 
 
@@ -150,8 +171,11 @@ def test_audit_failure_fails_closed(served, monkeypatch, tmp_path):
     key = KeyStore(Settings().api_keys_file).authenticate(served.keys["bank"])
     assert engine.score_id(key, served.ids[0]).status_code == 200
     engine.audit._conn.execute("PRAGMA query_only = ON")
-    for response in (engine.score_id(key, served.ids[0]), engine.score_batch(key, served.ids[:3]),
-                     engine.decide(key, served.ids[0], 1_000_000, 12, "term_loan")):
+    for response in (
+        engine.score_id(key, served.ids[0]),
+        engine.score_batch(key, served.ids[:3]),
+        engine.decide(key, served.ids[0], 1_000_000, 12, "term_loan"),
+    ):
         assert response.status_code == 503 and "audit" in _body(response)["error"]
         assert "decision_id" not in _body(response)
     engine.audit._conn.execute("PRAGMA query_only = OFF")
@@ -171,8 +195,14 @@ def own_store(served, monkeypatch, tmp_path):
     snap = tmp_path / "snapshot"
     snap.mkdir()
     shutil.copy(get_settings().serving_snapshot_dir / "latest.parquet", snap / "latest.parquet")
-    apply_env({"LIFECREDIT_MLRUNS_DIR": str(mlruns), "LIFECREDIT_SNAPSHOT_DIR": str(snap),
-            "LIFECREDIT_VAR_DIR": str(tmp_path / "var")}, monkeypatch)
+    apply_env(
+        {
+            "LIFECREDIT_MLRUNS_DIR": str(mlruns),
+            "LIFECREDIT_SNAPSHOT_DIR": str(snap),
+            "LIFECREDIT_VAR_DIR": str(tmp_path / "var"),
+        },
+        monkeypatch,
+    )
     return snap
 
 
@@ -211,11 +241,16 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
     assert engine.scorer is old and engine.score_id(bank, m).status_code == 200
 
     # a good new snapshot, reloaded while requests keep coming: none fails, none mixes models
-    changed = frame.with_columns(pl.when(pl.col("merchant_id") == m).then(pl.lit(0.95))
-                                 .otherwise(pl.col("complaints_unresolved_share_365d"))
-                                 .alias("complaints_unresolved_share_365d"),
-                                 pl.when(pl.col("merchant_id") == m).then(pl.lit(40))
-                                 .otherwise(pl.col("complaints_365d")).alias("complaints_365d"))
+    changed = frame.with_columns(
+        pl.when(pl.col("merchant_id") == m)
+        .then(pl.lit(0.95))
+        .otherwise(pl.col("complaints_unresolved_share_365d"))
+        .alias("complaints_unresolved_share_365d"),
+        pl.when(pl.col("merchant_id") == m)
+        .then(pl.lit(40))
+        .otherwise(pl.col("complaints_365d"))
+        .alias("complaints_365d"),
+    )
     changed.write_parquet(own_store / "latest.parquet")
     statuses, stop = [], threading.Event()
 
@@ -233,8 +268,11 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
     assert r.status_code == 200 and _body(r)["snapshot_sha256"] != old.snapshot.sha256
     assert statuses and set(statuses) == {200}
     assert engine.scorer is not old and old.fragments[old.find(m)] == json.dumps(
-        {k: v for k, v in before.items() if k != "decision_id"}, sort_keys=True, separators=(",", ":"),
-        ensure_ascii=False)
+        {k: v for k, v in before.items() if k != "decision_id"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     after = _body(engine.score_id(bank, m))
     assert after["pd"] >= before["pd"]  # unresolved complaints never lower PD (monotone)
     assert after["decision_id"] != before["decision_id"]
@@ -242,22 +280,27 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
 
 # -- replay ---------------------------------------------------------------------------------------
 def test_replay_reproduces_every_kind_of_record_after_the_snapshot_moves_on(served, own_store):
-    from lifecredit.cli import app
     from core.settings import get_settings
+    from lifecredit.cli import app
     from serving.engine import Engine
 
     engine = Engine(get_settings())
     engine.load()
     bank = KeyStore(get_settings().api_keys_file).authenticate(
-        KeyStore(get_settings().api_keys_file).create("bank", "replayer"))
+        KeyStore(get_settings().api_keys_file).create("bank", "replayer")
+    )
     ids = served.ids[:5]
-    made = [_body(engine.score_id(bank, ids[0])), _body(engine.score_features(bank, _features(served, 3))),
-            _body(engine.score_batch(bank, [*ids, "M99999999", ids[0]])),
-            _body(engine.decide(bank, ids[1], 2_000_000, 6, "term_loan"))]
+    made = [
+        _body(engine.score_id(bank, ids[0])),
+        _body(engine.score_features(bank, _features(served, 3))),
+        _body(engine.score_batch(bank, [*ids, "M99999999", ids[0]])),
+        _body(engine.decide(bank, ids[1], 2_000_000, 6, "term_loan")),
+    ]
     # the snapshot moves on and the server reloads: the old records still replay exactly
     frame = pl.read_parquet(own_store / "latest.parquet")
     frame.with_columns(pl.col("sales_net_yuan_180d") * 0.5, pl.col("complaints_365d") + 3).write_parquet(
-        own_store / "latest.parquet")
+        own_store / "latest.parquet"
+    )
     assert engine.admin_reload().status_code == 200
     runner = CliRunner()
     for answer in made:
@@ -269,15 +312,16 @@ def test_replay_reproduces_every_kind_of_record_after_the_snapshot_moves_on(serv
 
 
 def test_replay_detects_a_changed_policy_copy(served, own_store):
-    from lifecredit.cli import app
     from core.settings import get_settings
+    from lifecredit.cli import app
     from serving import archive
     from serving.engine import Engine
 
     engine = Engine(get_settings())
     engine.load()
     bank = KeyStore(get_settings().api_keys_file).authenticate(
-        KeyStore(get_settings().api_keys_file).create("bank", "tamper"))
+        KeyStore(get_settings().api_keys_file).create("bank", "tamper")
+    )
     out = _body(engine.decide(bank, served.ids[0], 1_000_000, 12, "term_loan"))
     copy = archive.policy_path(get_settings(), out["policy_hash"])
     copy.chmod(0o644)
@@ -304,13 +348,19 @@ def _auth(served, who: str) -> dict:
 
 def test_every_endpoint_by_role(client, served):
     m = served.ids[0]
-    bank_decision = client.post("/decide", headers=_auth(served, "bank"), json={
-        "merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"}).json()
+    bank_decision = client.post(
+        "/decide",
+        headers=_auth(served, "bank"),
+        json={"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
+    ).json()
     calls = {
         "score": lambda h: client.post("/score", headers=h, json={"merchant_id": m}),
         "score_batch": lambda h: client.post("/score_batch", headers=h, json={"merchant_ids": [m]}),
-        "decide": lambda h: client.post("/decide", headers=h, json={
-            "merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"}),
+        "decide": lambda h: client.post(
+            "/decide",
+            headers=h,
+            json={"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
+        ),
         "decision": lambda h: client.get(f"/decisions/{bank_decision['decision_id']}", headers=h),
         "model": lambda h: client.get("/model", headers=h),
     }
@@ -359,29 +409,61 @@ MALFORMED = [
     ("/score", b'{"features": [1, 2]}', 400, "features"),
     ("/score", b'{"features": {"a": {"b": 1}}}', 400, "features"),
     ("/score", b'{"features": {"sales_net_yuan_180d": "NaN"}}', 422, "features"),
-    ("/score", "{\"merchant_id\": \"\udcff\"}".encode("utf-8", "surrogatepass"), 400, None),
+    ("/score", '{"merchant_id": "\udcff"}'.encode("utf-8", "surrogatepass"), 400, None),
     ("/score", b"\xff\xfe\x00", 400, None),
     ("/score_batch", b'{"merchant_ids": []}', 400, "merchant_ids"),
     ("/score_batch", b'{"merchant_ids": "M1"}', 400, "merchant_ids"),
     ("/score_batch", json.dumps({"merchant_ids": ["M1"] * 10_001}).encode(), 400, "merchant_ids"),
     ("/score_batch", b'{"merchant_ids": [1, 2]}', 400, "merchant_ids"),
     ("/decide", b'{"merchant_id": "M1"}', 400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": -5, "term_months": 12, "product": "term_loan"}',
-     400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 1e30, "term_months": 12, "product": "term_loan"}',
-     400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 99999999999999, "term_months": 12, '
-                b'"product": "term_loan"}', 400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": "500", "term_months": 12, "product": "term_loan"}',
-     400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 500.5, "term_months": 12, "product": "term_loan"}',
-     400, "requested_amount_fen"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 0, "product": "term_loan"}',
-     400, "term_months"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 12, "product": "payday"}',
-     400, "product"),
-    ("/decide", b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 12, "product": "term_loan", '
-                b'"rate": 0.01}', 400, "rate"),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": -5, "term_months": 12, "product": "term_loan"}',
+        400,
+        "requested_amount_fen",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 1e30, "term_months": 12, "product": "term_loan"}',
+        400,
+        "requested_amount_fen",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 99999999999999, "term_months": 12, "product": "term_loan"}',
+        400,
+        "requested_amount_fen",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": "500", "term_months": 12, "product": "term_loan"}',
+        400,
+        "requested_amount_fen",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 500.5, "term_months": 12, "product": "term_loan"}',
+        400,
+        "requested_amount_fen",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 0, "product": "term_loan"}',
+        400,
+        "term_months",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 12, "product": "payday"}',
+        400,
+        "product",
+    ),
+    (
+        "/decide",
+        b'{"merchant_id": "M1", "requested_amount_fen": 500, "term_months": 12, "product": "term_loan", "rate": 0.01}',
+        400,
+        "rate",
+    ),
 ]
 
 
@@ -407,8 +489,9 @@ def test_other_bad_requests_are_never_500(client, served):
         client.get("/decisions/", headers=auth),
         client.get("/nowhere", headers=auth),
         client.post("/score", json={"merchant_id": "M99999999"}, headers=auth),
-        client.post("/admin/reload", content=b"{bad", headers={**_auth(served, "admin"),
-                                                                "Content-Type": "application/json"}),
+        client.post(
+            "/admin/reload", content=b"{bad", headers={**_auth(served, "admin"), "Content-Type": "application/json"}
+        ),
     ]
     assert [r.status_code for r in checks] == [415, 415, 413, 405, 405, 404, 404, 404, 400]
 
@@ -422,8 +505,16 @@ def test_model_card_and_openapi(client, served):
     assert card["policy"]["version"] and len(card["policy"]["sha256"]) == 64
     assert card["snapshot"]["merchants"] == len(served.ids)
     spec = client.get("/docs.json").json()
-    assert {"/score", "/score_batch", "/decide", "/model", "/decisions/{decision_id}", "/admin/reload",
-            "/readyz", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/score",
+        "/score_batch",
+        "/decide",
+        "/model",
+        "/decisions/{decision_id}",
+        "/admin/reload",
+        "/readyz",
+        "/metrics",
+    } <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert "requested_amount_fen" in schemas["DecideRequestIODescriptor"]["properties"]
     assert schemas["DecideRequestIODescriptor"]["properties"]["requested_amount_fen"]["description"]

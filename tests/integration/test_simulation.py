@@ -25,8 +25,14 @@ from simulation.market import HISTORY_MONTHS
 CONTRACTS = Path(__file__).resolve().parents[2] / "data_contracts" / "contracts"
 TABLES = ("merchants", "transactions", "complaints", "loans", "loan_performance", "public_records")
 DTYPES = {
-    "String": pl.String, "Int8": pl.Int8, "Int16": pl.Int16, "Int32": pl.Int32, "Int64": pl.Int64,
-    "Float64": pl.Float64, "Date": pl.Date, "Datetime(us, Asia/Shanghai)": pl.Datetime("us", "Asia/Shanghai"),
+    "String": pl.String,
+    "Int8": pl.Int8,
+    "Int16": pl.Int16,
+    "Int32": pl.Int32,
+    "Int64": pl.Int64,
+    "Float64": pl.Float64,
+    "Date": pl.Date,
+    "Datetime(us, Asia/Shanghai)": pl.Datetime("us", "Asia/Shanghai"),
 }
 
 
@@ -78,9 +84,19 @@ def test_tables_follow_their_contract(small_market, table):
         if col.dtype.is_numeric() and "maximum" in opts:
             assert values.max() <= opts["maximum"], p["name"]
         if col.dtype == pl.Date and "minimum" in opts:
-            assert date.fromisoformat(opts["minimum"]) <= values.min() <= values.max() <= date.fromisoformat(opts["maximum"])
+            assert (
+                date.fromisoformat(opts["minimum"])
+                <= values.min()
+                <= values.max()
+                <= date.fromisoformat(opts["maximum"])
+            )
         if col.dtype == pl.Datetime("us", "Asia/Shanghai"):
-            assert datetime.fromisoformat(opts["minimum"]) <= values.min() <= values.max() <= datetime.fromisoformat(opts["maximum"])
+            assert (
+                datetime.fromisoformat(opts["minimum"])
+                <= values.min()
+                <= values.max()
+                <= datetime.fromisoformat(opts["maximum"])
+            )
         for q in p.get("quality", []):
             if q.get("rule") == "validValues":
                 assert set(values.unique()) <= set(q["validValues"]), p["name"]
@@ -156,12 +172,19 @@ def test_same_seed_same_market_other_seed_other_market(tmp_path):
 
 def test_summary_and_progress(tmp_path):
     calls = []
-    s = simulate_market(tmp_path, merchants=600, months=3, seed=1, volume_scale=0.01,
-                        progress=lambda done, total: calls.append((done, total)))
+    s = simulate_market(
+        tmp_path,
+        merchants=600,
+        months=3,
+        seed=1,
+        volume_scale=0.01,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert set(s["rows"]) == {*TABLES, "truth"} and s["seconds"] > 0
     assert s["history_months"] == HISTORY_MONTHS and s["data_start"] == "2022-01-01"
-    assert s["rows"]["truth"] == _expected_truth_rows(tmp_path, [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1),
-                                                                 date(2023, 4, 1)])
+    assert s["rows"]["truth"] == _expected_truth_rows(
+        tmp_path, [date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1)]
+    )
     assert s["entrants"] == int((_read(tmp_path, "merchants")["registered_on"] >= HISTORY_START).sum())
     assert calls[-1] == (600, 600) and [c[0] for c in calls] == sorted(c[0] for c in calls)
     for t, n in s["rows"].items():
@@ -189,7 +212,8 @@ def test_volume_about_ten_per_merchant_day_with_sector_ordering(tmp_path):
     assert 8.5 < per_day < 11.5, per_day
     by_sector = (
         m.join(t.group_by("merchant_id").len(), on="merchant_id", how="left")
-        .group_by("sector").agg((pl.col("len").fill_null(0).sum() / pl.len() / days).alias("per_day"))
+        .group_by("sector")
+        .agg((pl.col("len").fill_null(0).sum() / pl.len() / days).alias("per_day"))
     )
     rate = dict(by_sector.iter_rows())
     high = min(rate["convenience"], rate["catering"])
@@ -199,7 +223,8 @@ def test_volume_about_ten_per_merchant_day_with_sector_ordering(tmp_path):
     assert low < min(v for k, v in rate.items() if k not in ("portrait_photography", "appliance_repair"))
     # thinner files: individual and rural merchants record fewer transactions
     per_m = m.join(t.group_by("merchant_id").len(), on="merchant_id", how="left").with_columns(
-        pl.col("len").fill_null(0), rural=pl.col("region_code").str.slice(4, 2).cast(pl.Int32) >= 21)
+        pl.col("len").fill_null(0), rural=pl.col("region_code").str.slice(4, 2).cast(pl.Int32) >= 21
+    )
     form = dict(per_m.group_by("business_form").agg(pl.col("len").median()).iter_rows())
     assert form["individual_business"] < form["enterprise"]
     place = dict(per_m.group_by("rural").agg(pl.col("len").median()).iter_rows())
@@ -244,10 +269,23 @@ def test_loan_performance_paths_are_consistent(small_market):
     assert (dpd.filter(status == "default") >= 90).all()
     assert (perf.filter(pl.col("status") == "closed")["outstanding_fen"] == 0).all()
     # one report per month from disbursement until closed or written off, nothing after
-    per_loan = perf.sort("reported_on").group_by("loan_id").agg(
-        pl.col("reported_on").first().alias("first"), pl.col("reported_on").last().alias("last"), pl.len(),
-        pl.col("status").last().alias("final"), (pl.col("status").is_in(["closed", "written_off"])).sum().alias("ends"))
-    months = (per_loan["last"].dt.year() - per_loan["first"].dt.year()) * 12 + per_loan["last"].dt.month() - per_loan["first"].dt.month() + 1
+    per_loan = (
+        perf.sort("reported_on")
+        .group_by("loan_id")
+        .agg(
+            pl.col("reported_on").first().alias("first"),
+            pl.col("reported_on").last().alias("last"),
+            pl.len(),
+            pl.col("status").last().alias("final"),
+            (pl.col("status").is_in(["closed", "written_off"])).sum().alias("ends"),
+        )
+    )
+    months = (
+        (per_loan["last"].dt.year() - per_loan["first"].dt.year()) * 12
+        + per_loan["last"].dt.month()
+        - per_loan["first"].dt.month()
+        + 1
+    )
     assert (months == per_loan["len"]).all()
     assert (per_loan["ends"] <= 1).all()
     assert per_loan.filter(pl.col("ends") == 1)["final"].is_in(["closed", "written_off"]).all()
@@ -260,7 +298,9 @@ def test_loan_performance_paths_are_consistent(small_market):
     per_merchant = loans.group_by("merchant_id").len()
     assert 0.3 < per_merchant.height / m.height < 0.8
     assert (per_merchant["len"] > 1).sum() > 0
-    defaulted = perf.filter(pl.col("status") == "default").group_by("merchant_id").agg(pl.col("reported_on").min().alias("d"))
+    defaulted = (
+        perf.filter(pl.col("status") == "default").group_by("merchant_id").agg(pl.col("reported_on").min().alias("d"))
+    )
     later = loans.join(defaulted, on="merchant_id").filter(pl.col("disbursed_on") > pl.col("d"))
     assert later.height == 0
 
@@ -277,8 +317,10 @@ def test_health_shows_in_complaints_and_public_records(small_market):
     p = _read(small_market, "public_records")
     assert {"administrative_penalty", "abnormal_operation_listed"} <= set(p["record_type"])
     assert p.filter(pl.col("record_type") == "administrative_penalty")["penalty_fen"].null_count() == 0
-    assert p.filter(pl.col("record_type") != "administrative_penalty")["penalty_fen"].null_count() == p.filter(
-        pl.col("record_type") != "administrative_penalty").height
+    assert (
+        p.filter(pl.col("record_type") != "administrative_penalty")["penalty_fen"].null_count()
+        == p.filter(pl.col("record_type") != "administrative_penalty").height
+    )
 
 
 def test_truth_covers_every_panel_as_of(small_market):
@@ -315,9 +357,13 @@ def test_truth_at_the_latest_as_of_uses_the_state_after_the_last_month(small_mar
 
 def _event_days(root: Path) -> dict[str, pl.DataFrame]:
     """merchant_id and the day of every event of each table."""
-    days = {"transactions": pl.col("ts").dt.date(), "complaints": pl.col("received_at").dt.date(),
-            "loans": pl.col("disbursed_on"), "loan_performance": pl.col("reported_on"),
-            "public_records": pl.col("published_on")}
+    days = {
+        "transactions": pl.col("ts").dt.date(),
+        "complaints": pl.col("received_at").dt.date(),
+        "loans": pl.col("disbursed_on"),
+        "loan_performance": pl.col("reported_on"),
+        "public_records": pl.col("published_on"),
+    }
     return {t: _read(root, t).select("merchant_id", e.alias("day")) for t, e in days.items()}
 
 
@@ -361,7 +407,8 @@ def test_entrants_open_during_the_history_and_the_panel(small_market):
     loans = _read(small_market, "loans").join(entrants, on="merchant_id")
     if loans.height:
         gap = (loans["disbursed_on"].dt.year() - loans["registered_on"].dt.year()) * 12 + (
-            loans["disbursed_on"].dt.month() - loans["registered_on"].dt.month())
+            loans["disbursed_on"].dt.month() - loans["registered_on"].dt.month()
+        )
         assert (gap >= 3).all()
 
 
@@ -371,10 +418,16 @@ def test_entrants_start_less_healthy(tmp_path):
     simulate_market(tmp_path, merchants=4000, months=12, seed=21, volume_scale=0.001)
     m = _read(tmp_path, "merchants").select("merchant_id", "registered_on")
     truth = _read(tmp_path, "truth").join(m, on="merchant_id")
-    new = truth.filter(pl.col("registered_on") >= HISTORY_START).group_by("merchant_id").agg(
-        pl.col("true_pd_12m").sort_by("as_of").first())
+    new = (
+        truth.filter(pl.col("registered_on") >= HISTORY_START)
+        .group_by("merchant_id")
+        .agg(pl.col("true_pd_12m").sort_by("as_of").first())
+    )
     assert new.height > 150
-    assert new["true_pd_12m"].median() > 1.3 * truth.filter(pl.col("registered_on") < HISTORY_START)["true_pd_12m"].median()
+    assert (
+        new["true_pd_12m"].median()
+        > 1.3 * truth.filter(pl.col("registered_on") < HISTORY_START)["true_pd_12m"].median()
+    )
 
 
 def test_the_first_panel_as_of_has_full_year_windows(small_market, validated_market):
@@ -470,23 +523,44 @@ def realised_outcomes(root: Path) -> pl.DataFrame:
     perf = _read(root, "loan_performance")
     truth = _read(root, "truth")
     as_of = truth.select("as_of").unique()
-    last = (perf.join(as_of, how="cross").filter(pl.col("reported_on") < pl.col("as_of"))
-            .group_by("loan_id", "as_of").agg(pl.col("status").sort_by("reported_on").last()))
-    state = loans.join(as_of, how="cross").join(last, on=["loan_id", "as_of"], how="left").with_columns(
-        held=(pl.col("disbursed_on") < pl.col("as_of")) & pl.col("status").fill_null("current").is_in(["current", "delinquent"]),
-        applying=(pl.col("disbursed_on") >= pl.col("as_of")) & (pl.col("disbursed_on") < pl.col("as_of").dt.offset_by("1mo")),
-        in_default=pl.col("status").is_in(["default", "written_off"]).fill_null(False),
+    last = (
+        perf.join(as_of, how="cross")
+        .filter(pl.col("reported_on") < pl.col("as_of"))
+        .group_by("loan_id", "as_of")
+        .agg(pl.col("status").sort_by("reported_on").last())
     )
-    spine = (state.group_by("merchant_id", "as_of").agg(pl.col("held").any(), pl.col("applying").any(), pl.col("in_default").any())
-             .filter((pl.col("held") | pl.col("applying")) & ~pl.col("in_default")))
+    state = (
+        loans.join(as_of, how="cross")
+        .join(last, on=["loan_id", "as_of"], how="left")
+        .with_columns(
+            held=(pl.col("disbursed_on") < pl.col("as_of"))
+            & pl.col("status").fill_null("current").is_in(["current", "delinquent"]),
+            applying=(pl.col("disbursed_on") >= pl.col("as_of"))
+            & (pl.col("disbursed_on") < pl.col("as_of").dt.offset_by("1mo")),
+            in_default=pl.col("status").is_in(["default", "written_off"]).fill_null(False),
+        )
+    )
+    spine = (
+        state.group_by("merchant_id", "as_of")
+        .agg(pl.col("held").any(), pl.col("applying").any(), pl.col("in_default").any())
+        .filter((pl.col("held") | pl.col("applying")) & ~pl.col("in_default"))
+    )
     events = perf.filter(pl.col("status").is_in(["default", "written_off"])).select("merchant_id", "reported_on")
-    bad = (spine.join(events, on="merchant_id", how="left")
-           .with_columns(hit=(pl.col("reported_on") >= pl.col("as_of")) & (pl.col("reported_on") < pl.col("as_of").dt.offset_by("12mo")))
-           .group_by("merchant_id", "as_of").agg(pl.col("hit").fill_null(False).any().alias("bad")))
+    bad = (
+        spine.join(events, on="merchant_id", how="left")
+        .with_columns(
+            hit=(pl.col("reported_on") >= pl.col("as_of"))
+            & (pl.col("reported_on") < pl.col("as_of").dt.offset_by("12mo"))
+        )
+        .group_by("merchant_id", "as_of")
+        .agg(pl.col("hit").fill_null(False).any().alias("bad"))
+    )
     observed = perf["reported_on"].max()
-    return (bad.join(truth, on=["merchant_id", "as_of"])
-            .filter(pl.col("as_of").dt.offset_by("12mo") - pl.duration(days=1) <= observed)
-            .join(_read(root, "merchants").select("merchant_id", "sector"), on="merchant_id"))
+    return (
+        bad.join(truth, on=["merchant_id", "as_of"])
+        .filter(pl.col("as_of").dt.offset_by("12mo") - pl.duration(days=1) <= observed)
+        .join(_read(root, "merchants").select("merchant_id", "sector"), on="merchant_id")
+    )
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -539,8 +613,9 @@ def test_truth_is_calibrated_across_deciles(calibration_outcomes):
     assert y.sum() > 300
     edges = np.quantile(p, np.linspace(0, 1, 11))
     dec = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, 9)
-    z = np.array([(y[dec == b] - p[dec == b]).sum() / np.sqrt((p[dec == b] * (1 - p[dec == b])).sum())
-                  for b in range(10)])
+    z = np.array(
+        [(y[dec == b] - p[dec == b]).sum() / np.sqrt((p[dec == b] * (1 - p[dec == b])).sum()) for b in range(10)]
+    )
     assert np.all(np.abs(z) < 3.3), z
     assert (z**2).sum() < chi2.ppf(0.999, 10), z
     # calibrated in the large too, and monotone: the top decile defaults far more than the bottom

@@ -14,8 +14,10 @@ TABLES = ("merchants", "transactions", "complaints", "loans", "loan_performance"
 
 def test_simulate_command_writes_every_table(tmp_path):
     out = tmp_path / "raw"
-    result = CliRunner().invoke(app, ["simulate", "--merchants", "60", "--months", "4", "--seed", "9",
-                                      "--out", str(out), "--volume-scale", "0.05"])
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--merchants", "60", "--months", "4", "--seed", "9", "--out", str(out), "--volume-scale", "0.05"],
+    )
     assert result.exit_code == 0, result.output
     for name in TABLES:
         assert (out / f"{name}.parquet").is_file()
@@ -31,9 +33,26 @@ def test_simulate_command_writes_every_table(tmp_path):
 
 def test_simulate_command_with_defects_and_downturn(tmp_path):
     out = tmp_path / "raw"
-    result = CliRunner().invoke(app, ["simulate", "--merchants", "80", "--months", "3", "--out", str(out),
-                                      "--defect-rate", "0.05", "--scenario", "downturn", "--volume-scale", "0.05",
-                                      "--start", "2024-06-01"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--merchants",
+            "80",
+            "--months",
+            "3",
+            "--out",
+            str(out),
+            "--defect-rate",
+            "0.05",
+            "--scenario",
+            "downturn",
+            "--volume-scale",
+            "0.05",
+            "--start",
+            "2024-06-01",
+        ],
+    )
     assert result.exit_code == 0, result.output
     tx = pl.read_parquet(out / "transactions.parquet")
     assert tx.schema["ts"] == pl.String
@@ -42,8 +61,9 @@ def test_simulate_command_with_defects_and_downturn(tmp_path):
 
 
 def test_simulate_command_rejects_an_unknown_scenario(tmp_path):
-    result = CliRunner().invoke(app, ["simulate", "--merchants", "5", "--months", "1", "--out", str(tmp_path),
-                                      "--scenario", "boom"])
+    result = CliRunner().invoke(
+        app, ["simulate", "--merchants", "5", "--months", "1", "--out", str(tmp_path), "--scenario", "boom"]
+    )
     assert result.exit_code != 0
 
 

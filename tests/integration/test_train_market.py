@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-
 MODEL = "lifecredit-merchant-pd"
 
 
@@ -74,8 +73,7 @@ def test_market_end_to_end(env, market_features, tmp_path):
     feature = "complaints_unresolved_share_365d"
     assert catalog[feature].risk_direction == 1
     rows = latest.head(80)
-    pds = np.column_stack([model.predict(rows.assign(**{feature: v}))["pd"].to_numpy()
-                           for v in np.linspace(0, 1, 11)])
+    pds = np.column_stack([model.predict(rows.assign(**{feature: v}))["pd"].to_numpy() for v in np.linspace(0, 1, 11)])
     assert np.all(np.diff(pds, axis=1) >= 0)
     pd.testing.assert_frame_equal(model.predict(rows[rows.columns[::-1]]), model.predict(rows))
     with pytest.raises(Exception, match=feature):

@@ -37,17 +37,23 @@ CATALOG = {
     ],
 }
 for _f in CATALOG["features"]:
-    _f.update(description_en=_f["name"].replace("_", " "), description_zh=_f["name"],
-              source="transactions", window_days=90,
-              reason_en=f"{_f['name'].replace('_', ' ')} points to higher risk", reason_zh=f"{_f['name']} 显示风险较高")
+    _f.update(
+        description_en=_f["name"].replace("_", " "),
+        description_zh=_f["name"],
+        source="transactions",
+        window_days=90,
+        reason_en=f"{_f['name'].replace('_', ' ')} points to higher risk",
+        reason_zh=f"{_f['name']} 显示风险较高",
+    )
 
 SECTORS = ["catering", "retail", "beauty_hairdressing", "laundry_dyeing", "convenience"]
 SECTOR_RISK = {"catering": 0.3, "retail": 0.0, "beauty_hairdressing": 0.2, "laundry_dyeing": -0.2, "convenience": -0.3}
 PROVINCES = ["310000", "440000", "510000"]
 
 
-def write_synthetic_panel(out: Path, *, merchants: int = 220, months: int = 20, unlabelled: int = 4,
-                          seed: int = 0) -> Path:
+def write_synthetic_panel(
+    out: Path, *, merchants: int = 220, months: int = 20, unlabelled: int = 4, seed: int = 0
+) -> Path:
     """Write panel.parquet, latest.parquet, metadata.json and catalog.yaml into ``out``."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,20 +74,22 @@ def write_synthetic_panel(out: Path, *, merchants: int = 220, months: int = 20, 
         logit = -3.4 - 1.1 * health + np.vectorize(SECTOR_RISK.get)(sector) + 0.4 * thin
         bad = (rng.random(merchants) < 1 / (1 + np.exp(-logit))).astype(np.int8)
         as_of = date(2023 + (m // 12), 1 + m % 12, 1)
-        frame = pl.DataFrame({
-            "merchant_id": [f"M{i:05d}" for i in range(merchants)],
-            "as_of": [as_of] * merchants,
-            "bad": pl.Series(bad, dtype=pl.Int8),
-            "sales_net_90d": np.where(rng.random(merchants) < 0.03, np.nan, sales),
-            "complaints_unresolved_share_90d": complaints,
-            "dpd_worst_12m": dpd.astype(np.int64),
-            "tenure_months": tenure.astype(np.int64),
-            "refund_rate_90d": refund,
-            "digital_rmb_share_90d": rng.random(merchants),
-            "is_thin_file": thin,
-            "sector": sector,
-            "province": province,
-        }).filter(pl.Series(active))
+        frame = pl.DataFrame(
+            {
+                "merchant_id": [f"M{i:05d}" for i in range(merchants)],
+                "as_of": [as_of] * merchants,
+                "bad": pl.Series(bad, dtype=pl.Int8),
+                "sales_net_90d": np.where(rng.random(merchants) < 0.03, np.nan, sales),
+                "complaints_unresolved_share_90d": complaints,
+                "dpd_worst_12m": dpd.astype(np.int64),
+                "tenure_months": tenure.astype(np.int64),
+                "refund_rate_90d": refund,
+                "digital_rmb_share_90d": rng.random(merchants),
+                "is_thin_file": thin,
+                "sector": sector,
+                "province": province,
+            }
+        ).filter(pl.Series(active))
         if m >= months - unlabelled:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int8).alias("bad"))
         frames.append(frame)
@@ -89,8 +97,9 @@ def write_synthetic_panel(out: Path, *, merchants: int = 220, months: int = 20, 
     panel.write_parquet(out / "panel.parquet")
     panel.filter(pl.col("as_of") == panel["as_of"].max()).write_parquet(out / "latest.parquet")
     (out / "catalog.yaml").write_text(yaml.safe_dump(CATALOG, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    (out / "metadata.json").write_text(json.dumps({"name": CATALOG["name"], "version": CATALOG["version"],
-                                                   "rows": panel.height}), encoding="utf-8")
+    (out / "metadata.json").write_text(
+        json.dumps({"name": CATALOG["name"], "version": CATALOG["version"], "rows": panel.height}), encoding="utf-8"
+    )
     return out
 
 
@@ -137,17 +146,31 @@ def test_run_holds_the_evidence(in_store):
     c = client(get_settings())
     run = c.get_run(in_store["run_id"])
     files = _artifacts(c, in_store["run_id"])
-    expected = {"evaluation/evaluation.json", "evaluation/test_window.parquet", "evaluation/csi.csv", "evaluation/model_card.md",
-                "evaluation/feature_importance.csv", "challenger/points_table.csv", "model.txt",
-                "serving_bundle/model.txt", "serving_bundle/bundle.json", "serving_bundle/calibrator.json",
-                "serving_bundle/master_scale.yaml", "serving_bundle/catalog.yaml"}
-    expected |= {f"evaluation/plots/{p}.png" for p in ("roc", "calibration", "score_by_class",
-                                                      "class_distribution", "feature_importance")}
+    expected = {
+        "evaluation/evaluation.json",
+        "evaluation/test_window.parquet",
+        "evaluation/csi.csv",
+        "evaluation/model_card.md",
+        "evaluation/feature_importance.csv",
+        "challenger/points_table.csv",
+        "model.txt",
+        "serving_bundle/model.txt",
+        "serving_bundle/bundle.json",
+        "serving_bundle/calibrator.json",
+        "serving_bundle/master_scale.yaml",
+        "serving_bundle/catalog.yaml",
+    }
+    expected |= {
+        f"evaluation/plots/{p}.png"
+        for p in ("roc", "calibration", "score_by_class", "class_distribution", "feature_importance")
+    }
     assert expected <= files
     for key in ("window.test_from", "window.train_to", "calibrator", "feature_set.version", "lgbm.learning_rate"):
         assert key in run.data.params
     assert run.data.params["feature_set.name"] == "synthetic-merchant-features"
-    assert {"test.auc", "test.ks", "test.ece", "challenger.test.auc", "test.psi_score_train_test"} <= set(run.data.metrics)
+    assert {"test.auc", "test.ks", "test.ece", "challenger.test.auc", "test.psi_score_train_test"} <= set(
+        run.data.metrics
+    )
     (ds,) = run.inputs.dataset_inputs
     assert ds.dataset.name == "synthetic-merchant-features@0.1.0"
     assert run.data.params["dataset_sha256"].startswith(ds.dataset.digest)
@@ -195,8 +218,9 @@ def scoring_rows(synthetic_features):
 def test_more_unresolved_complaints_never_lower_pd(packaged, scoring_rows):
     rows = scoring_rows.head(60)
     grid = np.linspace(0.0, 1.0, 21)
-    pds = np.column_stack([
-        packaged.predict(rows.assign(complaints_unresolved_share_90d=v))["pd"].to_numpy() for v in grid])
+    pds = np.column_stack(
+        [packaged.predict(rows.assign(complaints_unresolved_share_90d=v))["pd"].to_numpy() for v in grid]
+    )
     assert np.all(np.diff(pds, axis=1) >= 0)
     assert np.any(pds[:, -1] > pds[:, 0])  # and the feature does move PD
 
@@ -243,8 +267,9 @@ def test_serving_bundle_scores_like_the_pyfunc_and_challenger_loads(in_store, pa
 
     from training.bundle import ScoringBundle
 
-    local = mlflow.artifacts.download_artifacts(run_id=in_store["run_id"], artifact_path="serving_bundle",
-                                                dst_path=str(tmp_path))
+    local = mlflow.artifacts.download_artifacts(
+        run_id=in_store["run_id"], artifact_path="serving_bundle", dst_path=str(tmp_path)
+    )
     bundle = ScoringBundle.load(local)
     pd.testing.assert_frame_equal(bundle.predict(scoring_rows), packaged.predict(scoring_rows))
     challenger = mlflow.pyfunc.load_model(in_store["challenger_model_uri"])

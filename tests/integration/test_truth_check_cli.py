@@ -40,8 +40,9 @@ def test_truth_check_cli(validated_market, small_market, mlflow_store, tmp_path)
         folder, name = SPLIT_ROWS_ARTIFACT.rsplit("/", 1)  # training logs which rows it fitted on
         assert name in {Path(a.path).name for a in c.list_artifacts(trained["run_id"], folder)}
         out = tmp_path / "out"
-        res, summary = _invoke(["--model", trained["model_uri"], "--features", str(features), "--truth", str(truth),
-                                "--out", str(out)])
+        res, summary = _invoke(
+            ["--model", trained["model_uri"], "--features", str(features), "--truth", str(truth), "--out", str(out)]
+        )
         assert res.exit_code == 0, res.output
         report = json.loads((out / "truth_check.json").read_text(encoding="utf-8"))
 
@@ -51,8 +52,21 @@ def test_truth_check_cli(validated_market, small_market, mlflow_store, tmp_path)
         assert report["model"]["run_id"] == trained["run_id"] and report["model"]["kind"] == "lightgbm"
         for name in ("all", "unseen"):
             sec = report[name]
-            assert {"rows", "merchants", "spearman", "kappa", "confusion", "class_share", "by_class", "by_grade",
-                    "calibration", "labels", "ceiling", "spearman_ratio", "kappa_ratio"} <= set(sec)
+            assert {
+                "rows",
+                "merchants",
+                "spearman",
+                "kappa",
+                "confusion",
+                "class_share",
+                "by_class",
+                "by_grade",
+                "calibration",
+                "labels",
+                "ceiling",
+                "spearman_ratio",
+                "kappa_ratio",
+            } <= set(sec)
             assert sum(map(sum, sec["confusion"]["matrix"])) == sec["rows"]
             assert {r["grade"] for r in sec["by_grade"]} == {str(g) for g in range(1, 10)}
         a, u = report["all"], report["unseen"]
@@ -76,9 +90,21 @@ def test_truth_check_cli(validated_market, small_market, mlflow_store, tmp_path)
 
         # a labelled date of the test window: label AUCs computed; the alias resolves to the same run
         test_from = trained["split"]["test_from"]
-        res, summary = _invoke(["--model", "models:/lifecredit-merchant-pd@challenger", "--features", str(features),
-                                "--truth", str(truth), "--out", str(tmp_path / "out2"), "--as-of", test_from,
-                                "--no-log"])
+        res, summary = _invoke(
+            [
+                "--model",
+                "models:/lifecredit-merchant-pd@challenger",
+                "--features",
+                str(features),
+                "--truth",
+                str(truth),
+                "--out",
+                str(tmp_path / "out2"),
+                "--as-of",
+                test_from,
+                "--no-log",
+            ]
+        )
         assert res.exit_code == 0, res.output
         labelled = json.loads((tmp_path / "out2" / "truth_check.json").read_text(encoding="utf-8"))
         assert labelled["model"]["run_id"] == trained["run_id"] and labelled["rows"]["as_of"] == [test_from]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import polars as pl
-from sample_rows import sample_frame
 from typer.testing import CliRunner
 
 from data_contracts import TABLES
 from lifecredit.cli import app
+from sample_rows import sample_frame
 
 
 def _raw_csv(raw, **overrides):
@@ -50,4 +50,6 @@ def test_gbk_csv_exits_nonzero_naming_the_encoding(tmp_path):
     result = CliRunner().invoke(app, ["validate", "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     message = _flat(result.output)
-    assert "merchants.csv" in message and "expected UTF-8 text, found GBK-encoded text" in message and "iconv" in message
+    assert (
+        "merchants.csv" in message and "expected UTF-8 text, found GBK-encoded text" in message and "iconv" in message
+    )

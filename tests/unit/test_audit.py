@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from core.settings import Settings
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
+from core.settings import Settings
 
 
 def test_record_round_trips_and_hash_is_canonical(tmp_path):
@@ -59,7 +59,9 @@ def test_unwritable_store_raises_audit_unavailable(tmp_path):
 
 
 def test_postgres_url_without_a_server_raises_audit_unavailable_and_hides_the_password():
-    with pytest.raises(AuditUnavailable, match=r"cannot connect to audit store postgresql://lc:\*\*\*@127\.0\.0\.1:1/x") as err:
+    with pytest.raises(
+        AuditUnavailable, match=r"cannot connect to audit store postgresql://lc:\*\*\*@127\.0\.0\.1:1/x"
+    ) as err:
         AuditLog("postgresql://lc:secret@127.0.0.1:1/x")
     assert "secret" not in str(err.value)
 

@@ -16,10 +16,13 @@ def _fake_python(tmp_path, script: str):
     return str(exe)
 
 
-@pytest.mark.parametrize(("script", "how"), [
-    (r"printf 'Check failed \317\377 at line 9\n' >&2; exit 1", "exit 1: Check failed"),
-    ("kill -SEGV $$", "killed by SIGSEGV"),
-])
+@pytest.mark.parametrize(
+    ("script", "how"),
+    [
+        (r"printf 'Check failed \317\377 at line 9\n' >&2; exit 1", "exit 1: Check failed"),
+        ("kill -SEGV $$", "killed by SIGSEGV"),
+    ],
+)
 def test_a_model_file_the_child_cannot_load_is_reported_as_corrupt(tmp_path, monkeypatch, script, how):
     """Whatever the child prints - even bytes that are not UTF-8, quoted from a corrupt file - the
     verdict is "corrupt or truncated", never a decoding error of the check itself."""

@@ -54,7 +54,9 @@ def test_timestamps_carry_a_zone_and_keys_and_event_time_are_declared(name):
 
 
 def test_people_appear_only_as_pseudonymised_hashes():
-    pseudonymised = {(n, f.name) for n in TABLES for f in load_contract(n).fields if f.classification == "pseudonymised"}
+    pseudonymised = {
+        (n, f.name) for n in TABLES for f in load_contract(n).fields if f.classification == "pseudonymised"
+    }
     assert pseudonymised == {("merchants", "owner_hash"), ("transactions", "customer_hash")}
 
 
@@ -81,9 +83,17 @@ def _raw(name: str) -> dict:
     [
         (lambda d: d["schema"][0]["properties"][0].update(requird=True), "requird"),
         (lambda d: d["schema"][0]["properties"][0].update(physicalType="Int128"), "physicalType"),
-        (lambda d: d["schema"][0]["properties"][2]["logicalTypeOptions"].update(minimum="2000-01-01T00:00:00"), "offset"),
+        (
+            lambda d: d["schema"][0]["properties"][2]["logicalTypeOptions"].update(minimum="2000-01-01T00:00:00"),
+            "offset",
+        ),
         (lambda d: d["schema"][0]["properties"][2].update(physicalType="Datetime(us)"), "physicalType"),
-        (lambda d: d["schema"][0]["properties"][4].update(quality=[{"type": "custom", "engine": "lifecredit", "name": "nope"}]), "unknown custom rule"),
+        (
+            lambda d: d["schema"][0]["properties"][4].update(
+                quality=[{"type": "custom", "engine": "lifecredit", "name": "nope"}]
+            ),
+            "unknown custom rule",
+        ),
         (lambda d: d["schema"][0]["properties"][4]["logicalTypeOptions"].update(minimum=1.5), "integer"),
         (lambda d: d["schema"][0]["customProperties"][0].update(value=["merchant_id"]), "primaryKey"),
         (lambda d: d["schema"][0]["customProperties"][1].update(value="no_such_column"), "eventTime"),

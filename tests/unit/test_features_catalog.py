@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from market_frames import tiny_market
 from pydantic import ValidationError
 
 import features
 from features import RawTables, compute_features, load_catalog
 from features.catalog import Catalog
+from market_frames import tiny_market
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +30,50 @@ def test_catalogue_header_and_completeness():
     # every family the issue asks for is present
     names = set(cat.names)
     for required in (
-        "sales_gross_yuan_30d", "sales_net_yuan_365d", "sale_count_90d", "active_days_180d", "avg_ticket_yuan_90d",
-        "daily_sales_cv_90d", "sales_trend_180d", "sales_growth_mom", "sales_growth_yoy", "sales_share_30d_in_90d",
-        "weekend_share_90d", "days_since_last_sale", "refund_rate_count_90d", "refund_rate_amount_90d",
-        "distinct_customers_365d", "repeat_customer_share_365d", "customer_top10_share_90d", "customer_hhi_90d",
-        "digital_rmb_share_90d", "channel_share_wechat_pay_365d", "complaints_90d", "complaints_per_1k_txn_365d",
-        "complaint_severity_sum_365d", "complaints_unresolved_share_365d", "complaint_median_days_to_resolve_365d",
-        "days_since_last_complaint", "complaints_food_safety_365d", "prior_loans", "current_outstanding_yuan",
-        "worst_dpd_ever", "worst_dpd_365d", "months_since_last_delinquency", "penalties_365d",
-        "abnormal_operation_listed", "serious_violation_listed", "sector", "province", "urban_rural", "business_form",
-        "tenure_months", "registered_capital_log", "net_sales_90d_peer_pct", "complaint_rate_365d_peer_pct", "thin_file",
+        "sales_gross_yuan_30d",
+        "sales_net_yuan_365d",
+        "sale_count_90d",
+        "active_days_180d",
+        "avg_ticket_yuan_90d",
+        "daily_sales_cv_90d",
+        "sales_trend_180d",
+        "sales_growth_mom",
+        "sales_growth_yoy",
+        "sales_share_30d_in_90d",
+        "weekend_share_90d",
+        "days_since_last_sale",
+        "refund_rate_count_90d",
+        "refund_rate_amount_90d",
+        "distinct_customers_365d",
+        "repeat_customer_share_365d",
+        "customer_top10_share_90d",
+        "customer_hhi_90d",
+        "digital_rmb_share_90d",
+        "channel_share_wechat_pay_365d",
+        "complaints_90d",
+        "complaints_per_1k_txn_365d",
+        "complaint_severity_sum_365d",
+        "complaints_unresolved_share_365d",
+        "complaint_median_days_to_resolve_365d",
+        "days_since_last_complaint",
+        "complaints_food_safety_365d",
+        "prior_loans",
+        "current_outstanding_yuan",
+        "worst_dpd_ever",
+        "worst_dpd_365d",
+        "months_since_last_delinquency",
+        "penalties_365d",
+        "abnormal_operation_listed",
+        "serious_violation_listed",
+        "sector",
+        "province",
+        "urban_rural",
+        "business_form",
+        "tenure_months",
+        "registered_capital_log",
+        "net_sales_90d_peer_pct",
+        "complaint_rate_365d_peer_pct",
+        "thin_file",
     ):
         assert required in names, required
 
@@ -84,8 +118,13 @@ def test_every_reason_text_names_the_adverse_direction():
     assert not _words(LOW_EN, "Outstanding loan balance") and not _words(HIGH_EN, "Outstanding loan balance")
 
 
-MARKET_CONDITIONS = {"sector_sales_momentum", "province_sales_momentum", "sector_default_rate_365d",
-                     "province_default_rate_365d", "sector_complaints_90d"}
+MARKET_CONDITIONS = {
+    "sector_sales_momentum",
+    "province_sales_momentum",
+    "sector_default_rate_365d",
+    "province_default_rate_365d",
+    "sector_complaints_90d",
+}
 
 
 def test_identity_and_directionless_features_are_never_reasons():
@@ -113,8 +152,14 @@ def test_catalogue_reason_rules(tmp_path):
     # without `reason`, a feature is a reason exactly when it has a direction
     plain = {k: v for k, v in sector.items() if k != "reason"}
     assert Catalog.model_validate({**doc, "features": [plain, dpd]}).reason_features() == ["current_dpd"]
-    silent = {**dpd, "reason": False, "reason_en": None, "reason_zh": None, "reason_threshold": None,
-              "reason_group": None}
+    silent = {
+        **dpd,
+        "reason": False,
+        "reason_en": None,
+        "reason_zh": None,
+        "reason_threshold": None,
+        "reason_group": None,
+    }
     assert Catalog.model_validate({**doc, "features": [silent]}).reason_features() == []
     with pytest.raises(ValidationError, match="reason_group on a feature that is never a reason"):
         Catalog.model_validate({**doc, "features": [{**silent, "reason_group": "arrears"}]})
@@ -166,7 +211,8 @@ def test_features_package_never_reads_truth():
         str(p.relative_to(ROOT))
         for pkg in ("features", "training", "serving")
         for p in (ROOT / pkg).rglob("*.py")
-        if "truth.parquet" in p.read_text(encoding="utf-8") or re.search(r"""["']truth["']""", p.read_text(encoding="utf-8"))
+        if "truth.parquet" in p.read_text(encoding="utf-8")
+        or re.search(r"""["']truth["']""", p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
 

@@ -8,21 +8,23 @@ import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from market_frames import CONTRACT_DTYPES, month_ends, tiny_market
 
 from features import RawTables, labels, monthly_as_of, training_spine
 from features.spine import observed_until
+from market_frames import CONTRACT_DTYPES, month_ends, tiny_market
 
 
 def _market(loans: list[tuple], perf: list[tuple]) -> RawTables:
     m = tiny_market(0, merchants=3, txns=10)
     m["loans"] = pl.DataFrame(
         [(lid, mid, "term_loan", d, 1_000_000, 12, 0.1, "B001") for lid, mid, d in loans],
-        schema=list(CONTRACT_DTYPES["loans"]), orient="row",
+        schema=list(CONTRACT_DTYPES["loans"]),
+        orient="row",
     ).cast(CONTRACT_DTYPES["loans"])
     m["loan_performance"] = pl.DataFrame(
         [(lid, rep, mid, dpd, 1000, status) for lid, mid, rep, dpd, status in perf],
-        schema=list(CONTRACT_DTYPES["loan_performance"]), orient="row",
+        schema=list(CONTRACT_DTYPES["loan_performance"]),
+        orient="row",
     ).cast(CONTRACT_DTYPES["loan_performance"])
     return RawTables.from_frames(**m)
 
@@ -33,7 +35,12 @@ def _months(first: date, n: int) -> list[date]:
 
 def test_monthly_as_of_covers_the_data():
     """Short spans (under a year and a month): from the first month start after the first day."""
-    assert monthly_as_of(date(2023, 1, 1), date(2023, 4, 30)) == [date(2023, 2, 1), date(2023, 3, 1), date(2023, 4, 1), date(2023, 5, 1)]
+    assert monthly_as_of(date(2023, 1, 1), date(2023, 4, 30)) == [
+        date(2023, 2, 1),
+        date(2023, 3, 1),
+        date(2023, 4, 1),
+        date(2023, 5, 1),
+    ]
     assert monthly_as_of(date(2023, 12, 15), date(2024, 1, 2)) == [date(2024, 1, 1), date(2024, 2, 1)]
     assert monthly_as_of(date(2023, 1, 1), date(2023, 11, 30)) == _months(date(2023, 2, 1), 11)
 
@@ -82,7 +89,12 @@ def test_label_window_and_observation():
         perf=[("L0000000001", "M00000001", d, 0, "current") for d in month_ends(date(2023, 1, 1), date(2024, 11, 30))]
         + [("L0000000001", "M00000001", date(2024, 12, 31), 91, "default")],
     )
-    spine = pl.DataFrame({"merchant_id": ["M00000001"] * 4, "as_of": [date(2023, 1, 1), date(2024, 1, 1), date(2024, 2, 1), date(2025, 1, 1)]})
+    spine = pl.DataFrame(
+        {
+            "merchant_id": ["M00000001"] * 4,
+            "as_of": [date(2023, 1, 1), date(2024, 1, 1), date(2024, 2, 1), date(2025, 1, 1)],
+        }
+    )
     got = labels(t, spine, observed_until(t)).collect()["bad"].to_list()
     # 2023-01-01: window ends 2023-12-31, clean -> 0; 2024-01-01: the 12-31 default is the window's last report -> 1;
     # 2024-02-01: window not fully observed, even though it already holds a default -> null; 2025-01-01: null
@@ -106,13 +118,23 @@ def test_label_sees_only_its_outcome_window(seed, as_of_day):
     outside = (pl.col("reported_on") < a) | (pl.col("reported_on") >= end)
     rng = np.random.default_rng(seed)
     flipped = perf.with_columns(
-        days_past_due=pl.when(outside).then(pl.lit(int(rng.integers(0, 400)), dtype=pl.Int32)).otherwise(pl.col("days_past_due")),
+        days_past_due=pl.when(outside)
+        .then(pl.lit(int(rng.integers(0, 400)), dtype=pl.Int32))
+        .otherwise(pl.col("days_past_due")),
         status=pl.when(outside).then(pl.lit("written_off")).otherwise(pl.col("status")),
     )
     for variant in (flipped, perf.filter(~outside)):
         t2 = RawTables.from_frames(**{**market, "loan_performance": variant})
         assert labels(t2, spine, observed).collect().equals(base)
-    hit = pl.DataFrame({"loan_id": ["L9999999999"], "reported_on": [a], "merchant_id": ["M00000002"],
-                        "days_past_due": [90], "outstanding_fen": [1], "status": ["default"]}).cast(CONTRACT_DTYPES["loan_performance"])
+    hit = pl.DataFrame(
+        {
+            "loan_id": ["L9999999999"],
+            "reported_on": [a],
+            "merchant_id": ["M00000002"],
+            "days_past_due": [90],
+            "outstanding_fen": [1],
+            "status": ["default"],
+        }
+    ).cast(CONTRACT_DTYPES["loan_performance"])
     t3 = RawTables.from_frames(**{**market, "loan_performance": pl.concat([perf, hit])})
     assert labels(t3, spine, observed).collect().filter(pl.col("merchant_id") == "M00000002")["bad"].item() == 1

@@ -14,11 +14,11 @@ import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from market_frames import CONTRACT_DTYPES, tiny_market
 from polars.testing import assert_frame_equal
 
 from features import RawTables, compute_features
 from features.tables import TZ, local_date
+from market_frames import CONTRACT_DTYPES, tiny_market
 
 START = date(2023, 1, 1)
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -42,8 +42,10 @@ def drop_future(m: dict[str, pl.DataFrame], a: date) -> dict[str, pl.DataFrame]:
     """Delete every event at or after ``a`` (a resolution after ``a`` is an event too)."""
     out = dict(m)
     out["transactions"] = m["transactions"].filter(local_date("ts") < a)
-    out["complaints"] = m["complaints"].filter(local_date("received_at") < a).with_columns(
-        resolved_at=pl.when(local_date("resolved_at") < a).then(pl.col("resolved_at"))
+    out["complaints"] = (
+        m["complaints"]
+        .filter(local_date("received_at") < a)
+        .with_columns(resolved_at=pl.when(local_date("resolved_at") < a).then(pl.col("resolved_at")))
     )
     out["loans"] = m["loans"].filter(pl.col("disbursed_on") < a)
     out["loan_performance"] = m["loan_performance"].filter(pl.col("reported_on") < a)
@@ -59,35 +61,75 @@ def add_future(m: dict[str, pl.DataFrame], a: date, seed: int) -> dict[str, pl.D
     custs = [c for c in m["transactions"]["customer_hash"].unique().to_list() if c is not None] or ["00000000000000ab"]
     n = 40
     ts = [_at(a)] + [_at(a) + timedelta(seconds=int(s)) for s in rng.integers(0, 400 * 86400, n - 1)]
-    out["transactions"] = _append(m["transactions"], {
-        "txn_id": list(range(10**9, 10**9 + n)), "merchant_id": rng.choice(ids, n).tolist(), "ts": ts,
-        "txn_type": rng.choice(["sale", "refund"], n).tolist(), "amount_fen": rng.integers(1, 10**6, n).tolist(),
-        "channel": rng.choice(["digital_rmb", "alipay"], n).tolist(), "customer_hash": rng.choice(custs, n).tolist(),
-    }, "transactions")
+    out["transactions"] = _append(
+        m["transactions"],
+        {
+            "txn_id": list(range(10**9, 10**9 + n)),
+            "merchant_id": rng.choice(ids, n).tolist(),
+            "ts": ts,
+            "txn_type": rng.choice(["sale", "refund"], n).tolist(),
+            "amount_fen": rng.integers(1, 10**6, n).tolist(),
+            "channel": rng.choice(["digital_rmb", "alipay"], n).tolist(),
+            "customer_hash": rng.choice(custs, n).tolist(),
+        },
+        "transactions",
+    )
     k = 5
     recv = [_at(a)] + [_at(a) + timedelta(days=int(d)) for d in rng.integers(0, 300, k - 1)]
-    out["complaints"] = _append(m["complaints"], {
-        "complaint_id": [f"C9{i:09d}" for i in range(k)], "merchant_id": rng.choice(ids, k).tolist(), "received_at": recv,
-        "resolved_at": [r + timedelta(days=3) for r in recv], "category": ["hygiene"] * k, "severity": [3] * k,
-        "source": ["platform"] * k,
-    }, "complaints")
+    out["complaints"] = _append(
+        m["complaints"],
+        {
+            "complaint_id": [f"C9{i:09d}" for i in range(k)],
+            "merchant_id": rng.choice(ids, k).tolist(),
+            "received_at": recv,
+            "resolved_at": [r + timedelta(days=3) for r in recv],
+            "category": ["hygiene"] * k,
+            "severity": [3] * k,
+            "source": ["platform"] * k,
+        },
+        "complaints",
+    )
     loans = m["loans"]
     if loans.height:
         pick = loans.sample(min(3, loans.height), seed=seed)
         reps = [a + timedelta(days=int(d)) for d in rng.integers(0, 200, pick.height)]
-        out["loan_performance"] = _append(m["loan_performance"], {
-            "loan_id": pick["loan_id"].to_list(), "reported_on": reps, "merchant_id": pick["merchant_id"].to_list(),
-            "days_past_due": [400] * pick.height, "outstanding_fen": [1] * pick.height, "status": ["written_off"] * pick.height,
-        }, "loan_performance").unique(["loan_id", "reported_on"], keep="first")
-    out["loans"] = _append(loans, {
-        "loan_id": ["L9999999999"], "merchant_id": [ids[0]], "product": ["term_loan"], "disbursed_on": [a],
-        "principal_fen": [10**7], "term_months": [12], "annual_rate": [0.1], "lender_code": ["B001"],
-    }, "loans")
-    out["public_records"] = _append(m["public_records"], {
-        "record_id": ["P9999999998", "P9999999999"], "merchant_id": [ids[0], ids[-1]],
-        "record_type": ["serious_violation_listed", "administrative_penalty"], "published_on": [a, a + timedelta(days=1)],
-        "penalty_fen": [None, 10**6],
-    }, "public_records")
+        out["loan_performance"] = _append(
+            m["loan_performance"],
+            {
+                "loan_id": pick["loan_id"].to_list(),
+                "reported_on": reps,
+                "merchant_id": pick["merchant_id"].to_list(),
+                "days_past_due": [400] * pick.height,
+                "outstanding_fen": [1] * pick.height,
+                "status": ["written_off"] * pick.height,
+            },
+            "loan_performance",
+        ).unique(["loan_id", "reported_on"], keep="first")
+    out["loans"] = _append(
+        loans,
+        {
+            "loan_id": ["L9999999999"],
+            "merchant_id": [ids[0]],
+            "product": ["term_loan"],
+            "disbursed_on": [a],
+            "principal_fen": [10**7],
+            "term_months": [12],
+            "annual_rate": [0.1],
+            "lender_code": ["B001"],
+        },
+        "loans",
+    )
+    out["public_records"] = _append(
+        m["public_records"],
+        {
+            "record_id": ["P9999999998", "P9999999999"],
+            "merchant_id": [ids[0], ids[-1]],
+            "record_type": ["serious_violation_listed", "administrative_penalty"],
+            "published_on": [a, a + timedelta(days=1)],
+            "penalty_fen": [None, 10**6],
+        },
+        "public_records",
+    )
     return out
 
 
@@ -109,16 +151,22 @@ def change_future(m: dict[str, pl.DataFrame], a: date, seed: int) -> dict[str, p
     late = local_date("resolved_at") >= a
     out["complaints"] = c.with_columns(
         severity=pl.when(local_date("received_at") >= a).then(pl.lit(3, dtype=pl.Int8)).otherwise(pl.col("severity")),
-        resolved_at=pl.when(late & (pl.col("severity") == 1)).then(None)
-        .when(late).then(pl.col("resolved_at") + pl.duration(days=40))
+        resolved_at=pl.when(late & (pl.col("severity") == 1))
+        .then(None)
+        .when(late)
+        .then(pl.col("resolved_at") + pl.duration(days=40))
         .otherwise(pl.col("resolved_at")),
     )
     out["loan_performance"] = m["loan_performance"].with_columns(
-        days_past_due=pl.when(pl.col("reported_on") >= a).then(pl.lit(999, dtype=pl.Int32)).otherwise(pl.col("days_past_due")),
+        days_past_due=pl.when(pl.col("reported_on") >= a)
+        .then(pl.lit(999, dtype=pl.Int32))
+        .otherwise(pl.col("days_past_due")),
         status=pl.when(pl.col("reported_on") >= a).then(pl.lit("default")).otherwise(pl.col("status")),
     )
     out["public_records"] = m["public_records"].with_columns(
-        record_type=pl.when(pl.col("published_on") >= a).then(pl.lit("abnormal_operation_listed")).otherwise(pl.col("record_type")),
+        record_type=pl.when(pl.col("published_on") >= a)
+        .then(pl.lit("abnormal_operation_listed"))
+        .otherwise(pl.col("record_type")),
         penalty_fen=pl.when(pl.col("published_on") >= a).then(None).otherwise(pl.col("penalty_fen")),
     )
     return out
@@ -154,27 +202,69 @@ def test_events_just_before_as_of_are_seen(seed, merchants, txns, as_of_day, ext
     base = _rows(market, a, extra).filter(pl.col("merchant_id") == m).row(0, named=True)
     last_moment = _at(a - timedelta(days=1), time(23, 59, 59, 999999))
     changed = dict(market)
-    changed["transactions"] = _append(market["transactions"], {
-        "txn_id": [10**9, 10**9 + 1], "merchant_id": [m, m], "ts": [last_moment, last_moment],
-        "txn_type": ["sale", "sale"], "amount_fen": [12_345, 55], "channel": ["digital_rmb", "digital_rmb"],
-        "customer_hash": ["00000000000000ee", "00000000000000ee"],
-    }, "transactions")
-    changed["complaints"] = _append(market["complaints"], {
-        "complaint_id": ["C9999999999"], "merchant_id": [m], "received_at": [last_moment], "resolved_at": [None],
-        "category": ["food_safety"], "severity": [3], "source": ["hotline_12315"],
-    }, "complaints")
-    changed["public_records"] = _append(market["public_records"], {
-        "record_id": ["P9999999999"], "merchant_id": [m], "record_type": ["serious_violation_listed"],
-        "published_on": [a - timedelta(days=1)], "penalty_fen": [None],
-    }, "public_records")
-    changed["loans"] = _append(market["loans"], {
-        "loan_id": ["L9999999999"], "merchant_id": [m], "product": ["term_loan"], "disbursed_on": [a - timedelta(days=40)],
-        "principal_fen": [10**6], "term_months": [12], "annual_rate": [0.1], "lender_code": ["B001"],
-    }, "loans")
-    changed["loan_performance"] = _append(market["loan_performance"], {
-        "loan_id": ["L9999999999"], "reported_on": [a - timedelta(days=1)], "merchant_id": [m], "days_past_due": [45],
-        "outstanding_fen": [900_000], "status": ["delinquent"],
-    }, "loan_performance")
+    changed["transactions"] = _append(
+        market["transactions"],
+        {
+            "txn_id": [10**9, 10**9 + 1],
+            "merchant_id": [m, m],
+            "ts": [last_moment, last_moment],
+            "txn_type": ["sale", "sale"],
+            "amount_fen": [12_345, 55],
+            "channel": ["digital_rmb", "digital_rmb"],
+            "customer_hash": ["00000000000000ee", "00000000000000ee"],
+        },
+        "transactions",
+    )
+    changed["complaints"] = _append(
+        market["complaints"],
+        {
+            "complaint_id": ["C9999999999"],
+            "merchant_id": [m],
+            "received_at": [last_moment],
+            "resolved_at": [None],
+            "category": ["food_safety"],
+            "severity": [3],
+            "source": ["hotline_12315"],
+        },
+        "complaints",
+    )
+    changed["public_records"] = _append(
+        market["public_records"],
+        {
+            "record_id": ["P9999999999"],
+            "merchant_id": [m],
+            "record_type": ["serious_violation_listed"],
+            "published_on": [a - timedelta(days=1)],
+            "penalty_fen": [None],
+        },
+        "public_records",
+    )
+    changed["loans"] = _append(
+        market["loans"],
+        {
+            "loan_id": ["L9999999999"],
+            "merchant_id": [m],
+            "product": ["term_loan"],
+            "disbursed_on": [a - timedelta(days=40)],
+            "principal_fen": [10**6],
+            "term_months": [12],
+            "annual_rate": [0.1],
+            "lender_code": ["B001"],
+        },
+        "loans",
+    )
+    changed["loan_performance"] = _append(
+        market["loan_performance"],
+        {
+            "loan_id": ["L9999999999"],
+            "reported_on": [a - timedelta(days=1)],
+            "merchant_id": [m],
+            "days_past_due": [45],
+            "outstanding_fen": [900_000],
+            "status": ["delinquent"],
+        },
+        "loan_performance",
+    )
     new = _rows(changed, a, extra).filter(pl.col("merchant_id") == m).row(0, named=True)
     for w in (30, 90, 180, 365):
         assert abs(new[f"sales_gross_yuan_{w}d"] - base[f"sales_gross_yuan_{w}d"] - 124.0) < 1e-6

@@ -8,18 +8,20 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from market_frames import tiny_market
 
 from features import RawTables, compute_features, load_catalog
 from features.tables import local_date
+from market_frames import tiny_market
 
 AS_OF = [date(2023, 9, 1), date(2024, 3, 1), date(2024, 7, 17), date(2024, 12, 1)]
 
 
 def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object]:
     """Each feature of one row, computed event by event (slow, obviously point in time)."""
-    t = market["transactions"].with_columns(local_date("ts").alias("day")).filter(
-        (pl.col("merchant_id") == m) & (pl.col("day") < a)
+    t = (
+        market["transactions"]
+        .with_columns(local_date("ts").alias("day"))
+        .filter((pl.col("merchant_id") == m) & (pl.col("day") < a))
     )
     sales = t.filter(pl.col("txn_type") == "sale")
     refunds = t.filter(pl.col("txn_type") == "refund")
@@ -64,7 +66,9 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
             out[f"distinct_customers_{w}d"] = len(counts)
             out[f"repeat_customer_share_{w}d"] = sum(c >= 2 for c in counts.values()) / len(counts) if counts else None
             if w == 90:
-                out["single_visit_sale_share_90d"] = sum(c == 1 for c in counts.values()) / cust.height if cust.height else None
+                out["single_visit_sale_share_90d"] = (
+                    sum(c == 1 for c in counts.values()) / cust.height if cust.height else None
+                )
                 amts = cust.group_by("customer_hash").agg(pl.col("amount_fen").sum())["amount_fen"].to_list()
                 tot = sum(amts)
                 out["customer_top10_share_90d"] = sum(sorted(amts, reverse=True)[:10]) / tot if tot else None
@@ -78,7 +82,9 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     base = net(90, 365)
     out["sales_growth_yoy"] = net(90) / base - 1 if hist is not None and hist >= 455 and base > 0 else None
     g90 = win(sales, 90)["amount_fen"].sum()
-    out["sales_share_30d_in_90d"] = win(sales, 30)["amount_fen"].sum() / g90 if hist is not None and hist >= 90 and g90 > 0 else None
+    out["sales_share_30d_in_90d"] = (
+        win(sales, 30)["amount_fen"].sum() / g90 if hist is not None and hist >= 90 and g90 > 0 else None
+    )
     first_txn = t["day"].min()
     year_days = min(365, (a - first_txn).days) if first_txn is not None else 0
     n365 = win(sales, 365).height
@@ -92,16 +98,22 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     weights = [0.6**k for k in range(6)]
     ewm = sum(wt * win(sales, 30, 30 * k).height for k, wt in enumerate(weights)) / sum(weights)
     out["sale_count_ewm_level_vs_365d"] = level(ewm, 30, 180, n365)
-    out["active_days_level_30d_vs_365d"] = level(win(sales, 30)["day"].n_unique(), 30, 90, win(sales, 365)["day"].n_unique())
+    out["active_days_level_30d_vs_365d"] = level(
+        win(sales, 30)["day"].n_unique(), 30, 90, win(sales, 365)["day"].n_unique()
+    )
     rr90 = win(refunds, 90).height / win(sales, 90).height if win(sales, 90).height else None
     rr365 = win(refunds, 365).height / n365 if n365 else None
-    out["refund_rate_90d_vs_365d"] = rr90 / rr365 if hist is not None and hist >= 180 and rr90 is not None and rr365 else None
+    out["refund_rate_90d_vs_365d"] = (
+        rr90 / rr365 if hist is not None and hist >= 180 and rr90 is not None and rr365 else None
+    )
     out["days_since_last_sale"] = (a - sales["day"].max()).days if sales.height else None
     out["sales_history_days"] = min(hist, 365) if hist is not None else None  # capped at the observation window
     out["thin_file"] = hist is None or hist < 90
 
-    c = market["complaints"].with_columns(local_date("received_at").alias("recv"), local_date("resolved_at").alias("res")).filter(
-        (pl.col("merchant_id") == m) & (pl.col("recv") < a)
+    c = (
+        market["complaints"]
+        .with_columns(local_date("received_at").alias("recv"), local_date("resolved_at").alias("res"))
+        .filter((pl.col("merchant_id") == m) & (pl.col("recv") < a))
     )
     c365 = c.filter(pl.col("recv") >= a - timedelta(days=365))
     c90 = c.filter(pl.col("recv") >= a - timedelta(days=90))
@@ -115,8 +127,11 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     out["complaints_unresolved_share_365d"] = unresolved / c365.height if c365.height else None
     done = c365.filter(pl.col("res") < a)
     days = [(r - q).total_seconds() / 86400 for q, r in done.select("received_at", "resolved_at").iter_rows()]
-    out["complaint_median_days_to_resolve_365d"] = sorted(days)[len(days) // 2] if len(days) % 2 else (
-        (sorted(days)[len(days) // 2 - 1] + sorted(days)[len(days) // 2]) / 2 if days else None)
+    out["complaint_median_days_to_resolve_365d"] = (
+        sorted(days)[len(days) // 2]
+        if len(days) % 2
+        else ((sorted(days)[len(days) // 2 - 1] + sorted(days)[len(days) // 2]) / 2 if days else None)
+    )
     out["days_since_last_complaint"] = (a - c["recv"].max()).days if c.height else None
     s365 = out["sale_count_365d"]
     out["complaints_per_1k_txn_365d"] = c365.height * 1000 / s365 if s365 else None
@@ -198,7 +213,9 @@ def test_profile_features():
 
 def test_unregistered_merchants_are_not_in_the_population():
     market = tiny_market(4, merchants=2)
-    market["merchants"] = market["merchants"].with_columns(registered_on=pl.Series([date(2020, 1, 1), date(2024, 6, 1)]))
+    market["merchants"] = market["merchants"].with_columns(
+        registered_on=pl.Series([date(2020, 1, 1), date(2024, 6, 1)])
+    )
     f = compute_features(RawTables.from_frames(**market), [date(2024, 3, 1), date(2024, 7, 1)])
     assert f.select("merchant_id", "as_of").rows() == [
         ("M00000001", date(2024, 3, 1)),
@@ -232,8 +249,12 @@ def test_features_for_spine_keeps_spine_order_and_matches_the_population():
     from features import features_for_spine
 
     tables = RawTables.from_frames(**tiny_market(2, merchants=3, txns=800))
-    spine = pl.DataFrame({"merchant_id": ["M00000003", "M00000001", "M00000003"],
-                          "as_of": [date(2024, 7, 17), date(2024, 3, 1), date(2023, 9, 1)]})
+    spine = pl.DataFrame(
+        {
+            "merchant_id": ["M00000003", "M00000001", "M00000003"],
+            "as_of": [date(2024, 7, 17), date(2024, 3, 1), date(2023, 9, 1)],
+        }
+    )
     got = features_for_spine(tables, spine)
     assert got.select("merchant_id", "as_of").equals(spine)
     full = compute_features(tables, spine["as_of"].unique().to_list())

@@ -65,14 +65,17 @@ def test_yaml_round_trip(scale):
     assert again == scale
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda d: d["grades"].pop(2), "contiguous"),
-    (lambda d: d["grades"].__setitem__(slice(0, 3), []), "at least 7"),
-    (lambda d: d["grades"][4].__setitem__("class", "A"), "class falls"),
-    (lambda d: d["grades"][-1].__setitem__("default", False), "exactly one default"),
-    (lambda d: d.__setitem__("colour", "red"), "colour"),
-    (lambda d: d["score"].__setitem__("pod", 20), "pod"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda d: d["grades"].pop(2), "contiguous"),
+        (lambda d: d["grades"].__setitem__(slice(0, 3), []), "at least 7"),
+        (lambda d: d["grades"][4].__setitem__("class", "A"), "class falls"),
+        (lambda d: d["grades"][-1].__setitem__("default", False), "exactly one default"),
+        (lambda d: d.__setitem__("colour", "red"), "colour"),
+        (lambda d: d["score"].__setitem__("pod", 20), "pod"),
+    ],
+)
 def test_bad_scales_are_rejected(break_it, message):
     doc = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))
     break_it(doc)

@@ -6,8 +6,13 @@ from pydantic import ValidationError
 
 from serving.policy import DEFAULT_POLICY, decide, load_policy
 
-CLEAN = {"sales_net_yuan_180d": 600_000.0, "thin_file": False, "abnormal_operation_listed": False,
-         "serious_violation_listed": False, "current_dpd": 0}
+CLEAN = {
+    "sales_net_yuan_180d": 600_000.0,
+    "thin_file": False,
+    "abnormal_operation_listed": False,
+    "serious_violation_listed": False,
+    "current_dpd": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +27,14 @@ def test_clean_class_a_within_limit_is_approved_at_requested_amount(policy):
     assert out["policy_rules_fired"] == [] and out["policy_hash"] == policy.sha256
 
 
-@pytest.mark.parametrize("change, rule", [
-    ({"abnormal_operation_listed": True}, "abnormal_operation_listed"),
-    ({"serious_violation_listed": True}, "serious_violation_listed"),
-    ({"current_dpd": 95}, "loan_90_plus_days_past_due"),
-])
+@pytest.mark.parametrize(
+    "change, rule",
+    [
+        ({"abnormal_operation_listed": True}, "abnormal_operation_listed"),
+        ({"serious_violation_listed": True}, "serious_violation_listed"),
+        ({"current_dpd": 95}, "loan_90_plus_days_past_due"),
+    ],
+)
 def test_hard_declines(policy, change, rule):
     out = decide(policy, "A", {**CLEAN, **change}, 1_000_000, 12, "term_loan")
     assert out["decision"] == "decline" and out["approved_limit_fen"] == 0

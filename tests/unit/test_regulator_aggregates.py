@@ -23,8 +23,11 @@ PD_OF_CLASS = {"A": 0.005, "B": 0.02, "C": 0.06, "D": 0.2}
 
 def history(rows: list[tuple]) -> pl.DataFrame:
     """Rows of (merchant_id, month, class, sector, province, city, urban_rural, business_form)."""
-    frame = pl.DataFrame(rows, schema=["merchant_id", "month", "class", "sector", "province", "city", "urban_rural",
-                                       "business_form"], orient="row")
+    frame = pl.DataFrame(
+        rows,
+        schema=["merchant_id", "month", "class", "sector", "province", "city", "urban_rural", "business_form"],
+        orient="row",
+    )
     return frame.with_columns(
         as_of=pl.col("month").map_elements(lambda m: date.fromisoformat(m + "-01"), return_dtype=pl.Date),
         grade=pl.col("class").replace_strict(GRADE_OF_CLASS),
@@ -40,22 +43,41 @@ def month_of(month: str, spec: dict[tuple[str, str], int], start: int = 0, unifo
     for (sector, cls), count in spec.items():
         for _ in range(count):
             prov = "33" if n % 2 == 0 or uniform else "44"
-            rows.append((f"M{n:05d}", month, cls, sector, prov, prov + "01",
-                         "urban" if n % 3 or uniform else "rural",
-                         "enterprise" if n % 4 == 0 and not uniform else "individual_business"))
+            rows.append(
+                (
+                    f"M{n:05d}",
+                    month,
+                    cls,
+                    sector,
+                    prov,
+                    prov + "01",
+                    "urban" if n % 3 or uniform else "rural",
+                    "enterprise" if n % 4 == 0 and not uniform else "individual_business",
+                )
+            )
             n += 1
     return rows
 
 
-BIG = {("catering", "A"): 40, ("catering", "B"): 30, ("catering", "C"): 20, ("catering", "D"): 12,
-       ("retail", "A"): 25, ("retail", "B"): 35, ("retail", "C"): 15, ("retail", "D"): 11}
+BIG = {
+    ("catering", "A"): 40,
+    ("catering", "B"): 30,
+    ("catering", "C"): 20,
+    ("catering", "D"): 12,
+    ("retail", "A"): 25,
+    ("retail", "B"): 35,
+    ("retail", "C"): 15,
+    ("retail", "D"): 11,
+}
 
 
 def lines_ok(table: dict, columns: list[str]) -> None:
     """Every row and column of a published table, totals included, holds 0 or >= 2 suppressed cells."""
     grid = [[r["cells"][c]["suppressed"] for c in columns] + [r["total"]["suppressed"]] for r in table["rows"]]
     if table.get("total"):
-        grid.append([table["total"]["cells"][c]["suppressed"] for c in columns] + [table["total"]["total"]["suppressed"]])
+        grid.append(
+            [table["total"]["cells"][c]["suppressed"] for c in columns] + [table["total"]["total"]["suppressed"]]
+        )
     g = np.array(grid)
     assert all(line.sum() != 1 for line in [*g, *g.T]), g.astype(int)
 
@@ -85,11 +107,20 @@ def test_small_cell_suppressed_with_complements_and_derived_values():
 
 def test_class_totals_are_hidden_alike_in_every_table_of_a_month():
     """3 class-A merchants in the whole month: every dimension's table and the by-month view hide the same totals."""
-    spec = {("catering", "A"): 3, ("catering", "B"): 30, ("catering", "C"): 20, ("catering", "D"): 12,
-            ("retail", "B"): 35, ("retail", "C"): 15, ("retail", "D"): 11}
+    spec = {
+        ("catering", "A"): 3,
+        ("catering", "B"): 30,
+        ("catering", "C"): 20,
+        ("catering", "D"): 12,
+        ("retail", "B"): 35,
+        ("retail", "C"): 15,
+        ("retail", "D"): 11,
+    }
     h = history(month_of("2025-07", spec))
-    hidden = {by: tuple(agg.distribution(h, by, k=K)["total"]["cells"][c]["suppressed"] for c in agg.CLASSES)
-              for by in agg.DIMENSIONS}
+    hidden = {
+        by: tuple(agg.distribution(h, by, k=K)["total"]["cells"][c]["suppressed"] for c in agg.CLASSES)
+        for by in agg.DIMENSIONS
+    }
     assert len(set(hidden.values())) == 1
     shared = next(iter(hidden.values()))
     assert shared[0] and sum(shared) >= 2
@@ -126,8 +157,11 @@ def test_outcomes_rates_intervals_and_jeffreys_test():
     h = history(month_of("2024-01", BIG))
     # every class-D merchant defaults, and 10 of the class-C ones; others perform
     ids_c = h.filter(pl.col("class") == "C")["merchant_id"].to_list()[:10]
-    panel = h.select("merchant_id", "as_of", "class").with_columns(
-        bad=((pl.col("class") == "D") | pl.col("merchant_id").is_in(ids_c)).cast(pl.Int8)).drop("class")
+    panel = (
+        h.select("merchant_id", "as_of", "class")
+        .with_columns(bad=((pl.col("class") == "D") | pl.col("merchant_id").is_in(ids_c)).cast(pl.Int8))
+        .drop("class")
+    )
     o = agg.outcomes(h, panel, k=K)
     json.dumps(o)
     rows = {r["key"]: r for r in o["rows"]}
@@ -172,14 +206,19 @@ def test_stability_psi_and_bands():
     assert (row["month"], row["previous"]) == ("2025-07", "2025-06")
     assert row["psi_class"] == pytest.approx(psi_from_counts([65, 65, 35, 23], [5, 10, 60, 90]), abs=1e-6)
     assert row["band_class"] == "shifted" and row["band_score"] == "shifted"
-    assert [agg.psi_band(v) for v in (0.0999, 0.1, 0.2499, 0.25, None)] == ["stable", "drifting", "drifting",
-                                                                           "shifted", None]
+    assert [agg.psi_band(v) for v in (0.0999, 0.1, 0.2499, 0.25, None)] == [
+        "stable",
+        "drifting",
+        "drifting",
+        "shifted",
+        None,
+    ]
 
 
 def test_migration_matrix_with_new_and_departed_merchants():
     before = month_of("2025-06", {("catering", "A"): 30, ("catering", "B"): 40}, uniform=True)  # M0-29 A, M30-69 B
     after = []
-    for mid, _, cls, *rest in before:
+    for mid, _, _cls, *rest in before:
         n = int(mid[1:])
         if n >= 54:
             continue  # 16 B merchants leave
@@ -199,15 +238,20 @@ def test_migration_matrix_with_new_and_departed_merchants():
     s = m["summary"]
     assert s["merchants_in_both"] == 54 and not s["suppressed"]
     assert (s["upgrades_share"], s["downgrades_share"], s["stable_share"]) == (
-        pytest.approx(12 / 54, abs=1e-6), pytest.approx(24 / 54, abs=1e-6), pytest.approx(18 / 54, abs=1e-6))
+        pytest.approx(12 / 54, abs=1e-6),
+        pytest.approx(24 / 54, abs=1e-6),
+        pytest.approx(18 / 54, abs=1e-6),
+    )
     with pytest.raises(ViewError, match="before"):
         agg.migration(history(before + after), k=K, from_month="2025-07", to_month="2025-06")
 
 
 def test_migration_hides_small_moves_and_withholds_summaries_that_would_expose_them():
     before = month_of("2025-06", {("catering", "A"): 40, ("catering", "B"): 40}, uniform=True)
-    after = [(mid, "2025-07", "B" if mid == "M00000" else "A" if 40 <= int(mid[1:]) < 52 else cls, *rest)
-             for mid, _, cls, *rest in before]  # one A -> B, twelve B -> A
+    after = [
+        (mid, "2025-07", "B" if mid == "M00000" else "A" if 40 <= int(mid[1:]) < 52 else cls, *rest)
+        for mid, _, cls, *rest in before
+    ]  # one A -> B, twelve B -> A
     m = agg.migration(history(before + after), k=K)
     rows = {r["key"]: r for r in m["rows"]}
     assert rows["A"]["cells"]["B"] == {"count": None, "suppressed": True, "share": None}
@@ -269,8 +313,9 @@ def test_inclusion_rates_ratio_limit_and_distinct_merchants():
 
 def test_inclusion_calibration_by_segment():
     h = history(month_of("2024-01", BIG))
-    panel = h.select("merchant_id", "as_of", "class").with_columns(
-        bad=(pl.col("class") == "D").cast(pl.Int8)).drop("class")
+    panel = (
+        h.select("merchant_id", "as_of", "class").with_columns(bad=(pl.col("class") == "D").cast(pl.Int8)).drop("class")
+    )
     empty = pl.DataFrame(schema=agg_decision_schema())
     inc = agg.inclusion(h, empty, k=K, by="sector", panel=panel)
     cal = {r["key"]: r for r in inc["calibration"]["rows"]}
@@ -288,8 +333,12 @@ def agg_decision_schema() -> dict:
 
 
 # -- linked tables: an adversary who reads every table of a month at once -------------------------
-def joint_adversary(tables: dict[str, tuple[np.ndarray, np.ndarray]], shared: dict[tuple, tuple],
-                    sums: list[list[tuple]] = (), small: int | None = None) -> list[tuple]:
+def joint_adversary(
+    tables: dict[str, tuple[np.ndarray, np.ndarray]],
+    shared: dict[tuple, tuple],
+    sums: list[list[tuple]] = (),
+    small: int | None = None,
+) -> list[tuple]:
     """Cells (table, i, j) pinned by the union of all tables' line equations.
 
     ``tables``: name -> (augmented values, suppressed mask); ``shared``: cell -> canonical cell
@@ -311,8 +360,13 @@ def joint_adversary(tables: dict[str, tuple[np.ndarray, np.ndarray]], shared: di
                 if s[i, j]:
                     hidden.add(key((name, i, j)))
     # a number hidden in one table but shown in another is known
-    shown = {key((n, i, j)) for n, (v, s) in tables.items() for i in range(v.shape[0]) for j in range(v.shape[1])
-             if not s[i, j]}
+    shown = {
+        key((n, i, j))
+        for n, (v, s) in tables.items()
+        for i in range(v.shape[0])
+        for j in range(v.shape[1])
+        if not s[i, j]
+    }
     hidden -= shown
     unknown = sorted(hidden)
     pos = {c: t for t, c in enumerate(unknown)}
@@ -348,10 +402,18 @@ def joint_adversary(tables: dict[str, tuple[np.ndarray, np.ndarray]], shared: di
     return pinned
 
 
-random_months = st.lists(st.tuples(st.sampled_from(["catering", "retail", "laundry_dyeing"]),
-                                   st.sampled_from("ABCD"), st.integers(0, 2), st.booleans(), st.booleans(),
-                                   st.sampled_from("ABCD") | st.none()),
-                         min_size=15, max_size=50)
+random_months = st.lists(
+    st.tuples(
+        st.sampled_from(["catering", "retail", "laundry_dyeing"]),
+        st.sampled_from("ABCD"),
+        st.integers(0, 2),
+        st.booleans(),
+        st.booleans(),
+        st.sampled_from("ABCD") | st.none(),
+    ),
+    min_size=15,
+    max_size=50,
+)
 
 
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -362,8 +424,13 @@ def test_no_small_cell_recoverable_across_a_months_tables_and_the_migration(merc
     provinces = ["33", "44", "51"]
     rows = []
     for n, (sector, cls, p, urban, ent, nxt) in enumerate(merchants):
-        seg = (sector, provinces[p], provinces[p] + "01", "urban" if urban else "rural",
-               "enterprise" if ent else "individual_business")
+        seg = (
+            sector,
+            provinces[p],
+            provinces[p] + "01",
+            "urban" if urban else "rural",
+            "enterprise" if ent else "individual_business",
+        )
         rows.append((f"M{n:05d}", "2025-06", cls, *seg))
         if nxt is not None:
             rows.append((f"M{n:05d}", "2025-07", nxt, *seg))
@@ -398,7 +465,8 @@ def _migration_values(h: pl.DataFrame) -> np.ndarray:
     a = h.filter(pl.col("month") == "2025-06").select("merchant_id", pl.col("class").alias("f"))
     b = h.filter(pl.col("month") == "2025-07").select("merchant_id", pl.col("class").alias("t"))
     pairs = a.join(b, on="merchant_id", how="full", coalesce=True).with_columns(
-        pl.col("f").fill_null("new"), pl.col("t").fill_null("exited"))
+        pl.col("f").fill_null("new"), pl.col("t").fill_null("exited")
+    )
     counts, _ = agg.count_grid(pairs, "f", list(agg.MIGRATION_ROWS), "t", list(agg.MIGRATION_COLS))
     return augment(counts)
 

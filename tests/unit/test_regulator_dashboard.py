@@ -16,11 +16,17 @@ from serving.regulator.dashboard import STATIC
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.mark.parametrize(("path", "roles"), [
-    ("/regulator", None), ("/regulator/", None), ("/regulator/static/dashboard.js", None),
-    ("/regulator/distribution", {"regulator"}), ("/regulator/validation", {"regulator"}),
-    ("/regulator/anything", {"regulator"}),
-])
+@pytest.mark.parametrize(
+    ("path", "roles"),
+    [
+        ("/regulator", None),
+        ("/regulator/", None),
+        ("/regulator/static/dashboard.js", None),
+        ("/regulator/distribution", {"regulator"}),
+        ("/regulator/validation", {"regulator"}),
+        ("/regulator/anything", {"regulator"}),
+    ],
+)
 def test_page_is_public_data_is_for_regulators(path, roles):
     assert allowed_roles(path) == (None if roles is None else frozenset(roles))
 
@@ -64,6 +70,7 @@ def test_data_needs_a_regulator_key(client):
     assert c.get("/regulator/stability").status_code == 401
     r = c.get("/regulator/stability", headers={"Authorization": f"Bearer {keys['bank']}"})
     assert r.status_code == 403 and "allowed: regulator" in r.json()["error"]
-    r = c.get("/regulator/stability", params={"from": "2025-13"},
-              headers={"Authorization": f"Bearer {keys['regulator']}"})
+    r = c.get(
+        "/regulator/stability", params={"from": "2025-13"}, headers={"Authorization": f"Bearer {keys['regulator']}"}
+    )
     assert r.status_code == 400 and r.json()["parameter"] == "from"

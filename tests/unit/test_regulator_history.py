@@ -19,12 +19,26 @@ from regulator.history import (
 
 
 def month_frame(month: str, n: int, cls: str = "B") -> pl.DataFrame:
-    return pl.DataFrame({
-        "merchant_id": [f"M{i:04d}" for i in range(n)], "month": month, "as_of": date.fromisoformat(month + "-01"),
-        "pd": 0.02, "score": 600, "grade": "4", "class": cls, "sector": "catering", "province": "33",
-        "city": "3301", "urban_rural": "urban", "business_form": "enterprise", "model_name": "m",
-        "model_version": "1", "model_run_id": "r", "scored_at": None,
-    })
+    return pl.DataFrame(
+        {
+            "merchant_id": [f"M{i:04d}" for i in range(n)],
+            "month": month,
+            "as_of": date.fromisoformat(month + "-01"),
+            "pd": 0.02,
+            "score": 600,
+            "grade": "4",
+            "class": cls,
+            "sector": "catering",
+            "province": "33",
+            "city": "3301",
+            "urban_rural": "urban",
+            "business_form": "enterprise",
+            "model_name": "m",
+            "model_version": "1",
+            "model_run_id": "r",
+            "scored_at": None,
+        }
+    )
 
 
 def test_rewriting_a_month_replaces_it(tmp_path):
@@ -41,7 +55,7 @@ def test_rewriting_a_month_replaces_it(tmp_path):
 
 def test_a_failed_write_leaves_the_old_month(tmp_path):
     write_month(tmp_path, "2025-07", month_frame("2025-07", 4))
-    with pytest.raises(Exception):
+    with pytest.raises(pl.exceptions.ColumnNotFoundError):
         write_month(tmp_path, "2025-07", month_frame("2025-07", 2).drop("pd"))
     assert scan_history(tmp_path).collect().height == 4
     assert [p.name for p in (tmp_path / "month=2025-07").iterdir()] == ["part-0.parquet"]

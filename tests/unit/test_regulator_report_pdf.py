@@ -24,8 +24,9 @@ def test_without_an_engine_the_error_says_what_to_install(tmp_path, monkeypatch)
     assert not (tmp_path / "r.pdf").exists()
 
 
-@pytest.mark.skipif((pdf_engine() or ("",))[0] != "chromium",
-                    reason="no Chromium on PATH: scripts/setup_browser.sh installs it")
+@pytest.mark.skipif(
+    (pdf_engine() or ("",))[0] != "chromium", reason="no Chromium on PATH: scripts/setup_browser.sh installs it"
+)
 def test_chromium_prints_the_html_to_pdf(tmp_path):
     (tmp_path / "r.html").write_text(PAGE, encoding="utf-8")
     engine = html_to_pdf(tmp_path / "r.html", tmp_path / "r.pdf", timeout=120)

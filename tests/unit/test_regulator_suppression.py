@@ -64,9 +64,15 @@ def assert_protected(counts: np.ndarray, k: int = K) -> None:
     assert recoverable(v, s) == []
 
 
-count_tables = st.integers(1, 5).flatmap(lambda m: st.integers(1, 4).flatmap(lambda n: st.lists(
-    st.lists(st.sampled_from([0, 0, 1, 2, 3, 5, 8, 9, 10, 12, 25, 60]), min_size=n, max_size=n),
-    min_size=m, max_size=m)))
+count_tables = st.integers(1, 5).flatmap(
+    lambda m: st.integers(1, 4).flatmap(
+        lambda n: st.lists(
+            st.lists(st.sampled_from([0, 0, 1, 2, 3, 5, 8, 9, 10, 12, 25, 60]), min_size=n, max_size=n),
+            min_size=m,
+            max_size=m,
+        )
+    )
+)
 
 
 @settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

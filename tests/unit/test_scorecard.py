@@ -15,12 +15,14 @@ def data():
     rng = np.random.default_rng(5)
     n = 6000
     health = rng.normal(0, 1, n)
-    frame = pd.DataFrame({
-        "complaints": np.exp(-health + rng.normal(0, 1.0, n)),        # riskier as it grows
-        "sales": np.exp(10 + health + rng.normal(0, 1.0, n)),         # safer as it grows
-        "channel_mix": rng.random(n),                                  # pure noise, direction unknown
-        "sector": rng.choice(["catering", "retail", "laundry", "rare"], n, p=[0.4, 0.35, 0.24, 0.01]),
-    })
+    frame = pd.DataFrame(
+        {
+            "complaints": np.exp(-health + rng.normal(0, 1.0, n)),  # riskier as it grows
+            "sales": np.exp(10 + health + rng.normal(0, 1.0, n)),  # safer as it grows
+            "channel_mix": rng.random(n),  # pure noise, direction unknown
+            "sector": rng.choice(["catering", "retail", "laundry", "rare"], n, p=[0.4, 0.35, 0.24, 0.01]),
+        }
+    )
     frame.loc[rng.random(n) < 0.05, "sales"] = np.nan
     y = (rng.random(n) < 1 / (1 + np.exp(3.3 + 1.2 * health - 0.5 * (frame["sector"] == "catering")))).astype(int)
     return frame, y
@@ -29,8 +31,9 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     frame, y = data
-    return WoEScorecard(directions={"complaints": 1, "sales": -1, "channel_mix": 0},
-                        categorical=["sector"]).fit(frame, y)
+    return WoEScorecard(directions={"complaints": 1, "sales": -1, "channel_mix": 0}, categorical=["sector"]).fit(
+        frame, y
+    )
 
 
 def test_directed_bins_follow_the_catalogue_direction(fitted):
@@ -92,6 +95,7 @@ def test_discriminates(fitted, data):
 def test_collinear_copies_are_left_out(data):
     frame, y = data
     twin = frame.assign(complaints_copy=frame["complaints"] * 1.01)
-    sc = WoEScorecard(directions={"complaints": 1, "complaints_copy": 1, "sales": -1},
-                      categorical=["sector"]).fit(twin, y)
+    sc = WoEScorecard(directions={"complaints": 1, "complaints_copy": 1, "sales": -1}, categorical=["sector"]).fit(
+        twin, y
+    )
     assert len({"complaints", "complaints_copy"} & set(sc.selected_)) == 1

@@ -38,8 +38,16 @@ def _fit(kind: str, n: int = 3000, seed: int = 0, candidates=CANDIDATES):
     frame, y = _table(kind, n, seed)
     split = stratified_split(y, seed=seed)
     X = encode(frame, FEATURES)
-    fitted = fit_selected(X, y, split, FEATURES, MasterScale.load(), seed=seed, candidates=candidates,
-                          bundle_kwargs={"id_columns": ["id"]})
+    fitted = fit_selected(
+        X,
+        y,
+        split,
+        FEATURES,
+        MasterScale.load(),
+        seed=seed,
+        candidates=candidates,
+        bundle_kwargs={"id_columns": ["id"]},
+    )
     return frame, y, split, X, fitted
 
 
@@ -106,18 +114,53 @@ def test_rule_is_lowest_log_loss_unless_a_simpler_one_is_within_one_se():
     rows = np.arange(n)
     strong, weak = z + rng.normal(0, 0.2, n), z + rng.normal(0, 2.0, n)
     feats = [ModelInput("x")]
-    sel = select(X, y, rows, rows, fold, feats, base_oof=strong, base_trees=10, base_params={},
-                 scorecard=(weak, 0.0), candidates=("lightgbm", "scorecard"))
+    sel = select(
+        X,
+        y,
+        rows,
+        rows,
+        fold,
+        feats,
+        base_oof=strong,
+        base_trees=10,
+        base_params={},
+        scorecard=(weak, 0.0),
+        candidates=("lightgbm", "scorecard"),
+    )
     assert sel.winner == "lightgbm" and "lowest out-of-fold log loss" in sel.reason
     same = strong + rng.normal(0, 0.05, n)  # a simpler model as good as the trees: it wins the tie
-    sel = select(X, y, rows, rows, fold, feats, base_oof=strong, base_trees=10, base_params={},
-                 scorecard=(same, 0.0), candidates=("lightgbm", "scorecard"))
+    sel = select(
+        X,
+        y,
+        rows,
+        rows,
+        fold,
+        feats,
+        base_oof=strong,
+        base_trees=10,
+        base_params={},
+        scorecard=(same, 0.0),
+        candidates=("lightgbm", "scorecard"),
+    )
     gap = sel.candidates["scorecard"].info["loss_gap_se"]
     assert sel.winner == "scorecard" and gap <= 1.0
-    assert ("one standard error" in sel.reason) == (sel.candidates["scorecard"].log_loss
-                                                    > sel.candidates["lightgbm"].log_loss)
-    sel = select(X, y, rows, rows, fold, feats, base_oof=strong, base_trees=10, base_params={},
-                 scorecard=(same, 0.0), candidates=("lightgbm", "scorecard"), one_se=False)
+    assert ("one standard error" in sel.reason) == (
+        sel.candidates["scorecard"].log_loss > sel.candidates["lightgbm"].log_loss
+    )
+    sel = select(
+        X,
+        y,
+        rows,
+        rows,
+        fold,
+        feats,
+        base_oof=strong,
+        base_trees=10,
+        base_params={},
+        scorecard=(same, 0.0),
+        candidates=("lightgbm", "scorecard"),
+        one_se=False,
+    )
     assert sel.winner == min(sel.candidates.values(), key=lambda c: c.log_loss).name  # without the rule: lowest loss
 
 
@@ -135,15 +178,29 @@ def _kind_bundle(linear, kind: str) -> ScoringBundle:
 
     frame, y, split, X, fitted = linear
     rows = split.train
-    parts = {"scorecard": fit_scorecard(X, y, rows, FEATURES, MasterScale.load()),
-             "logistic": fit_logistic(X, y, rows, FEATURES, seed=0)}
+    parts = {
+        "scorecard": fit_scorecard(X, y, rows, FEATURES, MasterScale.load()),
+        "logistic": fit_logistic(X, y, rows, FEATURES, seed=0),
+    }
     if kind == "blend":
-        b = ScoringBundle(booster=fitted.fit.booster, calibrator={"kind": "platt", "a": 1.0, "b": 0.0},
-                          scale=MasterScale.load(), features=FEATURES, kind="blend", scorecard=parts["scorecard"],
-                          blend={"intercept": -0.1, "lightgbm": 0.6, "scorecard": 0.5})
+        b = ScoringBundle(
+            booster=fitted.fit.booster,
+            calibrator={"kind": "platt", "a": 1.0, "b": 0.0},
+            scale=MasterScale.load(),
+            features=FEATURES,
+            kind="blend",
+            scorecard=parts["scorecard"],
+            blend={"intercept": -0.1, "lightgbm": 0.6, "scorecard": 0.5},
+        )
     else:
-        b = ScoringBundle(booster=None, calibrator={"kind": "platt", "a": 1.0, "b": 0.0}, scale=MasterScale.load(),
-                          features=FEATURES, kind=kind, **{kind: parts[kind]})
+        b = ScoringBundle(
+            booster=None,
+            calibrator={"kind": "platt", "a": 1.0, "b": 0.0},
+            scale=MasterScale.load(),
+            features=FEATURES,
+            kind=kind,
+            **{kind: parts[kind]},
+        )
     cal = PlattCalibrator().fit(b.margin(X[rows]), y[rows])
     b.calibrator = cal.to_dict()
     b._baseline = float(b.margin(X[rows]).mean())
@@ -159,7 +216,9 @@ def test_new_kinds_round_trip_and_give_every_output(linear, kind, tmp_path):
     assert set(out["class"]) <= {"A", "B", "C", "D"}
     d = b.save(tmp_path / kind)
     files = {p.name for p in d.iterdir()}
-    assert ("model.txt" in files) == (kind == "blend") and f"{'scorecard' if kind != 'logistic' else kind}.json" in files
+    assert ("model.txt" in files) == (
+        kind == "blend"
+    ) and f"{'scorecard' if kind != 'logistic' else kind}.json" in files
     again = ScoringBundle.load(d)
     assert again.kind == kind and again.baseline == pytest.approx(b.baseline)
     pd.testing.assert_frame_equal(again.predict(frame.iloc[split.test]), out)

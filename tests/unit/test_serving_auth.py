@@ -13,11 +13,18 @@ from serving.auth import AuthMiddleware, allowed_roles
 from serving.keys import KeyStore
 
 
-@pytest.mark.parametrize(("path", "roles"), [
-    ("/score", {"bank"}), ("/score_batch", {"bank"}), ("/decide", {"bank"}),
-    ("/decisions/abc", {"bank", "admin"}), ("/admin/reload", {"admin"}),
-    ("/model", {"bank", "regulator", "admin"}), ("/somewhere-else", {"bank", "regulator", "admin"}),
-])
+@pytest.mark.parametrize(
+    ("path", "roles"),
+    [
+        ("/score", {"bank"}),
+        ("/score_batch", {"bank"}),
+        ("/decide", {"bank"}),
+        ("/decisions/abc", {"bank", "admin"}),
+        ("/admin/reload", {"admin"}),
+        ("/model", {"bank", "regulator", "admin"}),
+        ("/somewhere-else", {"bank", "regulator", "admin"}),
+    ],
+)
 def test_roles_by_route(path, roles):
     assert allowed_roles(path) == roles
 
@@ -39,8 +46,13 @@ def stub(tmp_path):
     async def probe(request: Request):
         return JSONResponse({"ok": True})
 
-    app = Starlette(routes=[Route("/score", echo, methods=["POST"]), Route("/admin/reload", echo, methods=["POST"]),
-                            Route("/readyz", probe)])
+    app = Starlette(
+        routes=[
+            Route("/score", echo, methods=["POST"]),
+            Route("/admin/reload", echo, methods=["POST"]),
+            Route("/readyz", probe),
+        ]
+    )
     app.add_middleware(AuthMiddleware, keys_file=str(tmp_path / "keys.json"), max_body_bytes=2048)
     return TestClient(app), keys, store
 
@@ -66,7 +78,9 @@ def test_missing_unknown_revoked_and_wrong_role(stub):
 def test_content_type_and_body_size(stub):
     client, keys, _ = stub
     auth = {"Authorization": f"Bearer {keys['bank']}"}
-    r = client.post("/score", content=b"merchant_id=1", headers={**auth, "Content-Type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/score", content=b"merchant_id=1", headers={**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 415
     r = client.post("/score", content=b"x" * 4096, headers={**auth, "Content-Type": "application/json"})
     assert r.status_code == 413
@@ -78,8 +92,13 @@ def test_the_service_settings_set_the_key_file_and_limits(tmp_path):
     """The middleware reads nothing itself: the settings it is given name the key file and the limits."""
     from core.settings import Settings
 
-    settings = Settings(var_dir=tmp_path, api_keys_file=tmp_path / "keys.json", serve_max_body_bytes=1024,
-                        rate_limit_per_minute=60, rate_limit_burst=3)
+    settings = Settings(
+        var_dir=tmp_path,
+        api_keys_file=tmp_path / "keys.json",
+        serve_max_body_bytes=1024,
+        rate_limit_per_minute=60,
+        rate_limit_burst=3,
+    )
     key = KeyStore(settings.api_keys_file).create("bank")
 
     async def echo(request: Request):

@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from lifecredit.cli import app
 from core.settings import Settings
+from lifecredit.cli import app
 
 
 def test_environment_overrides_and_derived_defaults(monkeypatch, tmp_path):

@@ -9,8 +9,16 @@ from simulation import truth
 from simulation.dynamics import DEFAULT, Dynamics
 
 
-def _monte_carlo(dyn: Dynamics, m: float, d0: float, arrears: int, remaining: int, n: int,
-                 rng: np.random.Generator, applicant: bool = False) -> tuple[float, float]:
+def _monte_carlo(
+    dyn: Dynamics,
+    m: float,
+    d0: float,
+    arrears: int,
+    remaining: int,
+    n: int,
+    rng: np.random.Generator,
+    applicant: bool = False,
+) -> tuple[float, float]:
     """Default-within-12-months by simulating the continuous process and the loan chain path by path."""
 
     def innovation() -> np.ndarray:
@@ -51,8 +59,16 @@ def _monte_carlo(dyn: Dynamics, m: float, d0: float, arrears: int, remaining: in
 
 @pytest.mark.parametrize(
     "group, d0, arrears, remaining",
-    [(0, 0.0, 0, 30), (0, 1.2, 0, 30), (5, -0.5, 0, 3), (10, 0.5, 1, 5), (20, 2.0, 2, 0), (35, 0.0, 3, 1),
-     (7, 0.3, 1, 1), (17, 1.5, 0, 12)],
+    [
+        (0, 0.0, 0, 30),
+        (0, 1.2, 0, 30),
+        (5, -0.5, 0, 3),
+        (10, 0.5, 1, 5),
+        (20, 2.0, 2, 0),
+        (35, 0.0, 3, 1),
+        (7, 0.3, 1, 1),
+        (17, 1.5, 0, 12),
+    ],
 )
 def test_holder_pd_matches_monte_carlo(group, d0, arrears, remaining):
     rng = np.random.default_rng(group)
@@ -103,12 +119,19 @@ def test_loan_states_follow_the_month_end_reports_through_the_last_month():
     n, months = 3000, 18
     x = np.cumsum(0.2 * rng.standard_normal((n, months + 1)), axis=1) + rng.normal(0.5, 0.8, (n, 1))
     registered = rng.integers(-40, months, n)
-    book = loans.simulate_loans(DEFAULT, rng, x, rng.random(n) < 0.7, np.full(n, 50_000.0), rng.random(n) < 0.5,
-                                np.datetime64("2023-01"), registered)
+    book = loans.simulate_loans(
+        DEFAULT,
+        rng,
+        x,
+        rng.random(n) < 0.7,
+        np.full(n, 50_000.0),
+        rng.random(n) < 0.5,
+        np.datetime64("2023-01"),
+        registered,
+    )
     assert book.state_before.shape == book.remaining_before.shape == (n, months + 1)
     # expected state after month k from its reports: -1 none, 0..3 arrears (from dpd), 4 default
-    month = ((book.perf_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01"))
-             .astype(np.int64))
+    month = (book.perf_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01")).astype(np.int64)
     arrears = np.searchsorted([0, 30, 60], book.perf_dpd, side="left")
     status = book.perf_status
     state = np.select([status == 0, status == 1, status == 2], [0, arrears, loans.IN_DEFAULT], loans.NO_LOAN)
@@ -117,6 +140,8 @@ def test_loan_states_follow_the_month_end_reports_through_the_last_month():
     np.testing.assert_array_equal(book.state_before[:, 1:], expected)
     assert (book.state_before[:, -1] >= 0).sum() > 100
     # first loans wait for three months of trading after registration
-    disbursed = (book.disbursed_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01")).astype(np.int64)
+    disbursed = (book.disbursed_day.astype("datetime64[D]").astype("datetime64[M]") - np.datetime64("2023-01")).astype(
+        np.int64
+    )
     assert np.all(disbursed >= registered[book.merchant] + loans.MIN_TRADING_MONTHS)
     assert np.any(disbursed < 0) and np.any(registered[book.merchant] >= 0)

@@ -20,20 +20,28 @@ FEATURES = [
     ModelInput("complaints", "float", 1, reason_en="Many complaints", reason_zh="投诉较多"),
     ModelInput("sales", "float", -1, reason_en="Low sales", reason_zh="销售额偏低"),
     ModelInput("thin_file", "bool", 1, reason_en="Short history", reason_zh="经营记录较短"),
-    ModelInput("sector", "category", 0, categories=("catering", "laundry", "retail"),
-            reason_en="Sector risk", reason_zh="行业风险"),
+    ModelInput(
+        "sector",
+        "category",
+        0,
+        categories=("catering", "laundry", "retail"),
+        reason_en="Sector risk",
+        reason_zh="行业风险",
+    ),
 ]
 
 
 def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     health = rng.normal(0, 1, n)
-    frame = pd.DataFrame({
-        "complaints": np.exp(-health + rng.normal(0, 0.4, n)),
-        "sales": np.where(rng.random(n) < 0.05, np.nan, np.exp(10 + health)),
-        "thin_file": rng.random(n) < 0.1,
-        "sector": rng.choice(["catering", "laundry", "retail"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "complaints": np.exp(-health + rng.normal(0, 0.4, n)),
+            "sales": np.where(rng.random(n) < 0.05, np.nan, np.exp(10 + health)),
+            "thin_file": rng.random(n) < 0.1,
+            "sector": rng.choice(["catering", "laundry", "retail"], n),
+        }
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(3 + 1.3 * health - 0.6 * (frame["sector"] == "catering")))).astype(int)
     return frame, y
 
@@ -44,8 +52,13 @@ def bundle() -> ScoringBundle:
     X = encode(frame, FEATURES)
     rows, fold = np.arange(4000), np.arange(6000) % 5
     fit = lgbm.crossfit(X, y, rows, rows, fold, FEATURES, seed=1)
-    return ScoringBundle(booster=fit.booster, calibrator={"kind": "platt", "a": 1.0, "b": 0.0},
-                         scale=MasterScale.load(), features=FEATURES, id_columns=["merchant_id"])
+    return ScoringBundle(
+        booster=fit.booster,
+        calibrator={"kind": "platt", "a": 1.0, "b": 0.0},
+        scale=MasterScale.load(),
+        features=FEATURES,
+        id_columns=["merchant_id"],
+    )
 
 
 def test_encode_names_missing_columns_and_ignores_extras_and_order():
@@ -58,8 +71,14 @@ def test_encode_names_missing_columns_and_ignores_extras_and_order():
 
 
 def test_categories_map_to_training_codes_unseen_to_missing():
-    frame = pd.DataFrame({"complaints": [1.0, 1.0, 1.0], "sales": [1.0, None, 2.0], "thin_file": [True, None, False],
-                          "sector": ["retail", "karaoke", None]})
+    frame = pd.DataFrame(
+        {
+            "complaints": [1.0, 1.0, 1.0],
+            "sales": [1.0, None, 2.0],
+            "thin_file": [True, None, False],
+            "sector": ["retail", "karaoke", None],
+        }
+    )
     X = encode(frame, FEATURES)
     assert X[0, 3] == 2.0 and np.isnan(X[1, 3]) and np.isnan(X[2, 3])
     assert np.isnan(X[1, 1]) and np.isnan(X[1, 2]) and X[0, 2] == 1.0
@@ -97,8 +116,13 @@ def test_one_result_renders_as_the_frame_and_as_the_api_rows(bundle):
         row = out.iloc[i]
         assert item["pd"] == row["pd"] and item["score"] == row["score"]
         assert (item["grade"], item["class"]) == (row["grade"], row["class"])
-        assert item == {"merchant_id": f"m{i}", **scores.row(i), "model_name": "m", "model_version": "1",
-                        "features_as_of": None}
+        assert item == {
+            "merchant_id": f"m{i}",
+            **scores.row(i),
+            "model_name": "m",
+            "model_version": "1",
+            "features_as_of": None,
+        }
         shown = [k for k in range(1, 5) if isinstance(row[f"reason_{k}_code"], str)]  # a row reads null as NaN
         assert [r["code"] for r in item["reasons"]] == [row[f"reason_{k}_code"] for k in shown]
         assert [r["zh"] for r in item["reasons"]] == [row[f"reason_{k}_zh"] for k in shown]
@@ -136,8 +160,12 @@ def test_reasons_are_the_top_risk_raising_contributions(bundle):
 def test_save_and_load_give_the_same_predictions(bundle, tmp_path):
     frame, _ = _frame(200, 6)
     bundle.save(tmp_path / "b")
-    assert {p.name for p in (tmp_path / "b").iterdir()} == {"bundle.json", "model.txt", "calibrator.json",
-                                                           "master_scale.yaml"}
+    assert {p.name for p in (tmp_path / "b").iterdir()} == {
+        "bundle.json",
+        "model.txt",
+        "calibrator.json",
+        "master_scale.yaml",
+    }
     again = ScoringBundle.load(tmp_path / "b")
     pd.testing.assert_frame_equal(again.predict(frame), bundle.predict(frame))
     assert again.features == bundle.features and again.id_columns == ["merchant_id"]
@@ -192,7 +220,7 @@ def test_reason_flag_is_saved_and_old_bundles_default_to_reasons(bundle, tmp_pat
 
 
 def test_a_reason_is_never_given_on_the_wrong_side_of_its_threshold(bundle):
-    """"Many complaints" (+1) only above its threshold, "Low sales" (-1) only below its own."""
+    """ "Many complaints" (+1) only above its threshold, "Low sales" (-1) only below its own."""
     frame, _ = _frame(400, 9)
     X = bundle.encode(frame)
     contrib = bundle.booster.predict(X, pred_contrib=True)[:, :-1]
@@ -207,7 +235,10 @@ def test_a_reason_is_never_given_on_the_wrong_side_of_its_threshold(bundle):
         assert (shown(plain, name) & wrong_side).any(), name  # the filter has something to do
         assert not (shown(out, name) & wrong_side).any(), name
         assert (shown(out, name) == (shown(plain, name) & ~wrong_side)).all(), name
-    assert (shown(limited.reasons(contrib).columns(), "complaints") == shown(bundle.reasons(contrib).columns(), "complaints")).all()
+    assert (
+        shown(limited.reasons(contrib).columns(), "complaints")
+        == shown(bundle.reasons(contrib).columns(), "complaints")
+    ).all()
 
 
 def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
@@ -217,15 +248,22 @@ def test_one_reason_per_group_ranked_by_the_groups_summed_contribution():
     from training.bundle import ModelInput, ScoringBundle
     from training.master_scale import MasterScale
 
-    features = [ModelInput("sales_a", direction=-1, reason_en="Sales fell", reason_zh="销售下降", reason_group="sales"),
-                ModelInput("sales_b", direction=-1, reason_en="Low sales", reason_zh="销售低", reason_group="sales"),
-                ModelInput("sales_c", direction=-1, reason_en="Few sales", reason_zh="销售少", reason_group="sales"),
-                ModelInput("complaints", direction=1, reason_en="Many complaints", reason_zh="投诉多"),
-                ModelInput("sector", dtype="category", reason=False)]
-    bundle = ScoringBundle(booster=object(), calibrator={"kind": "platt", "a": 1.0, "b": 0.0}, scale=MasterScale.load(),
-                           features=features)
-    contrib = np.array([[0.20, 0.25, 0.10, 0.40, 0.90],    # sales 0.55 in all > complaints 0.40; sector never
-                        [0.05, -0.3, 0.00, 0.40, 0.00]])  # sales 0.05 < complaints
+    features = [
+        ModelInput("sales_a", direction=-1, reason_en="Sales fell", reason_zh="销售下降", reason_group="sales"),
+        ModelInput("sales_b", direction=-1, reason_en="Low sales", reason_zh="销售低", reason_group="sales"),
+        ModelInput("sales_c", direction=-1, reason_en="Few sales", reason_zh="销售少", reason_group="sales"),
+        ModelInput("complaints", direction=1, reason_en="Many complaints", reason_zh="投诉多"),
+        ModelInput("sector", dtype="category", reason=False),
+    ]
+    bundle = ScoringBundle(
+        booster=object(), calibrator={"kind": "platt", "a": 1.0, "b": 0.0}, scale=MasterScale.load(), features=features
+    )
+    contrib = np.array(
+        [
+            [0.20, 0.25, 0.10, 0.40, 0.90],  # sales 0.55 in all > complaints 0.40; sector never
+            [0.05, -0.3, 0.00, 0.40, 0.00],
+        ]
+    )  # sales 0.05 < complaints
     out = bundle.reasons(contrib).columns()
     assert [out[f"reason_{k}_code"][0] for k in (1, 2, 3)] == ["sales_b", "complaints", None]
     assert [out[f"reason_{k}_code"][1] for k in (1, 2, 3)] == ["complaints", "sales_a", None]

@@ -72,14 +72,16 @@ def test_catalog_reads_directions_dtypes_and_reasons(tmp_path):
         "name: t\nversion: 2.0.0\nfeatures:\n"
         f"- {{name: a, dtype: float, risk_direction: 1, reason_en: A high, reason_zh: A高, {common}}}\n"
         f"- {{name: s, dtype: category, risk_direction: 0, reason_en: S, reason_zh: S, {common}}}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     cat = FeatureSet.read(path)
     assert (cat.name, cat.version) == ("t", "2.0.0")
     assert [(f.name, f.dtype, f.direction) for f in cat.features] == [("a", "float", 1), ("s", "category", 0)]
     assert cat.features[0].reason_zh == "A高" and "A高" in cat.text
     broken = tmp_path / "broken.yaml"
-    broken.write_text(path.read_text(encoding="utf-8").replace("risk_direction: 1", "risk_direction: 2"),
-                      encoding="utf-8")
+    broken.write_text(
+        path.read_text(encoding="utf-8").replace("risk_direction: 1", "risk_direction: 2"), encoding="utf-8"
+    )
     with pytest.raises(ValueError, match="risk_direction"):
         FeatureSet.read(broken)
 
@@ -92,22 +94,23 @@ def test_package_catalogue_parses():
 def _table(tmp_path, fmt="csv"):
     rng = np.random.default_rng(0)
     n = 600
-    frame = pl.DataFrame({
-        "loan_id": [f"L{i}" for i in range(n)],
-        "month": pl.Series([date(2024, 1 + i % 6, 1) for i in range(n)]),
-        "income": rng.normal(5, 1, n),
-        "region": rng.choice(["north", "south"], n),
-        "branch": rng.integers(1, 4, n),
-        "target": (rng.random(n) < 0.2).astype(int),
-    })
+    frame = pl.DataFrame(
+        {
+            "loan_id": [f"L{i}" for i in range(n)],
+            "month": pl.Series([date(2024, 1 + i % 6, 1) for i in range(n)]),
+            "income": rng.normal(5, 1, n),
+            "region": rng.choice(["north", "south"], n),
+            "branch": rng.integers(1, 4, n),
+            "target": (rng.random(n) < 0.2).astype(int),
+        }
+    )
     path = tmp_path / f"t.{fmt}"
     frame.write_csv(path) if fmt == "csv" else frame.write_parquet(path)
     return path
 
 
 def test_load_table_infers_features_and_types(tmp_path):
-    t = load_table(_table(tmp_path), target="target", id_col="loan_id", categorical=["branch"],
-                   monotone={"income": -1})
+    t = load_table(_table(tmp_path), target="target", id_col="loan_id", categorical=["branch"], monotone={"income": -1})
     kinds = {f.name: (f.dtype, f.direction) for f in t.features}
     assert kinds == {"income": ("float", -1), "region": ("category", 0), "branch": ("category", 0)}
     assert t.split.kind == "stratified_random" and t.id_columns == ["loan_id"]
@@ -119,12 +122,15 @@ def test_load_table_with_time_column_splits_out_of_time(tmp_path):
     assert t.split.kind == "merchant_disjoint" and "month" not in [f.name for f in t.features]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(target="nope", id_col="loan_id"), "'nope' not found"),
-    (dict(target="income", id_col="loan_id"), "must hold both 0 and 1"),
-    (dict(target="target", id_col="loan_id", monotone={"region": 1}), "categorical feature cannot"),
-    (dict(target="target", id_col="loan_id", categorical=["colour"]), "colour"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="nope", id_col="loan_id"), "'nope' not found"),
+        (dict(target="income", id_col="loan_id"), "must hold both 0 and 1"),
+        (dict(target="target", id_col="loan_id", monotone={"region": 1}), "categorical feature cannot"),
+        (dict(target="target", id_col="loan_id", categorical=["colour"]), "colour"),
+    ],
+)
 def test_load_table_errors_name_the_problem(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_table(_table(tmp_path), **kwargs)
@@ -133,7 +139,9 @@ def test_load_table_errors_name_the_problem(tmp_path, kwargs, message):
 def test_panel_built_with_another_catalogue_is_refused(tmp_path):
     from training.data import load_panel
 
-    pl.DataFrame({"merchant_id": ["M1"], "as_of": [date(2024, 1, 1)], "bad": [0]}).write_parquet(tmp_path / "panel.parquet")
+    pl.DataFrame({"merchant_id": ["M1"], "as_of": [date(2024, 1, 1)], "bad": [0]}).write_parquet(
+        tmp_path / "panel.parquet"
+    )
     (tmp_path / "metadata.json").write_text('{"catalog_sha256": "0123456789abcdef"}', encoding="utf-8")
     with pytest.raises(ValueError, match="another catalogue"):
         load_panel(tmp_path)

@@ -90,15 +90,27 @@ def test_evaluate_predictions_and_plots(tmp_path):
     rng = np.random.default_rng(3)
     p = np.clip(rng.lognormal(np.log(0.03), 0.9, 5000), 0.0005, 0.9)
     y = (rng.random(len(p)) < p).astype(int)
-    pred = pd.DataFrame({"pd": p, "score": scale.score(p), "grade": scale.grade(p).astype(str),
-                         "class": scale.risk_class(p).astype(str)})
+    pred = pd.DataFrame(
+        {
+            "pd": p,
+            "score": scale.score(p),
+            "grade": scale.grade(p).astype(str),
+            "class": scale.risk_class(p).astype(str),
+        }
+    )
     out = ev.evaluate_predictions(y, pred, scale, train_score=scale.score(p[::-1]))
     m = out["metrics"]
     assert m["n"] == 5000 and 0.6 < m["auc"] < 0.95 and m["classes_rejected"] == 0
     assert m["psi_score_train_test"] == pytest.approx(0.0, abs=1e-9)
     assert [r["group"] for r in out["by_grade"]] == [g.grade for g in scale.grades]
-    paths = ev.write_plots(tmp_path, y, pred, out, pd.DataFrame({"feature": ["a", "b"], "gain": [2.0, 1.0],
-                                                                 "mean_abs_shap": [0.2, 0.1]}))
-    assert {p.name for p in paths} == {"roc.png", "calibration.png", "score_by_class.png",
-                                       "class_distribution.png", "feature_importance.png"}
+    paths = ev.write_plots(
+        tmp_path, y, pred, out, pd.DataFrame({"feature": ["a", "b"], "gain": [2.0, 1.0], "mean_abs_shap": [0.2, 0.1]})
+    )
+    assert {p.name for p in paths} == {
+        "roc.png",
+        "calibration.png",
+        "score_by_class.png",
+        "class_distribution.png",
+        "feature_importance.png",
+    }
     assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in paths)

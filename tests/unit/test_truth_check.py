@@ -30,8 +30,16 @@ def scale() -> MasterScale:
 
 
 def _frame(true_pd: np.ndarray, pd_: np.ndarray, scale: MasterScale, **extra) -> pd.DataFrame:
-    return pd.DataFrame({"merchant_id": [f"M{i:05d}" for i in range(len(true_pd))], "true_pd_12m": true_pd,
-                         "pd": pd_, "grade": scale.grade(pd_), "class": scale.risk_class(pd_), **extra})
+    return pd.DataFrame(
+        {
+            "merchant_id": [f"M{i:05d}" for i in range(len(true_pd))],
+            "true_pd_12m": true_pd,
+            "pd": pd_,
+            "grade": scale.grade(pd_),
+            "class": scale.risk_class(pd_),
+            **extra,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def test_perfect_model(true_pd, scale):
     s = section(_frame(true_pd, true_pd, scale, ceiling_pd=true_pd), scale)
     assert s["spearman"] == pytest.approx(1.0)
     assert s["kappa"] == pytest.approx(1.0)
-    assert s["calibration"]["slope"] == pytest.approx(1.0) and s["calibration"]["intercept"] == pytest.approx(0.0, abs=1e-9)
+    assert s["calibration"]["slope"] == pytest.approx(1.0) and s["calibration"]["intercept"] == pytest.approx(
+        0.0, abs=1e-9
+    )
     assert s["spearman_ratio"] == pytest.approx(1.0) and s["kappa_ratio"] == pytest.approx(1.0)
     matrix = np.array(s["confusion"]["matrix"])
     assert (matrix == np.diag(np.diag(matrix))).all() and matrix.sum() == len(true_pd)
@@ -135,9 +145,11 @@ def _keys(rows):
 def test_evaluation_rows_latest_common_date_less_fitted_and_defaulted():
     d1, d2, d3 = date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)
     features = _keys([("M1", d1), ("M2", d1), ("M1", d2), ("M2", d2), ("M3", d2), ("M1", d3)]).with_columns(
-        x=pl.lit(1.0))
+        x=pl.lit(1.0)
+    )
     truth = _keys([(m, d) for m in ("M1", "M2", "M3") for d in (d1, d2)]).with_columns(
-        true_pd_12m=pl.Series([0.01, 0.02, 0.03, 0.04, 0.05, 1.0]))  # M3 at d2 in default
+        true_pd_12m=pl.Series([0.01, 0.02, 0.03, 0.04, 0.05, 1.0])
+    )  # M3 at d2 in default
     rows, facts = evaluation_rows(features, truth)  # d3 has no truth: d2 is the latest in both
     assert rows["as_of"].unique().to_list() == [d2] and rows["merchant_id"].to_list() == ["M1", "M2"]
     assert facts["in_default"] == 1 and facts["fitted_rows_dropped"] == 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sample_rows import MERCHANT_ID, sample_frame
 
 from data_contracts import REASONS, TABLES, TableError, load_contract, validate_dir, validate_table
+from sample_rows import MERCHANT_ID, sample_frame
 
 
 def _typed(table: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -166,7 +166,9 @@ def test_rerun_replaces_previous_outputs(tmp_path):
     summary = validate_dir(write_raw(tmp_path / "raw2", "csv", transactions=tx), out)
     assert summary["tables"]["transactions"]["valid"] == 2
     assert pl.read_parquet(out / "transactions.parquet").height == 2
-    assert pl.read_parquet(out / "quarantine" / "transactions.parquet")[REASONS].to_list() == [["channel:allowed_values"]]
+    assert pl.read_parquet(out / "quarantine" / "transactions.parquet")[REASONS].to_list() == [
+        ["channel:allowed_values"]
+    ]
 
 
 def test_folder_of_parquet_parts_is_one_table(tmp_path):

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import polars as pl
 import pytest
-from sample_rows import MERCHANT_ID, SAMPLE_ROWS, sample_frame
 
 from data_contracts import REASONS, TABLES, load_contract, rule_names, validate_table
 from data_contracts.contract import Column
+from sample_rows import MERCHANT_ID, SAMPLE_ROWS, sample_frame
 
 VALID_IDS = [MERCHANT_ID, "M00000002"]
 
@@ -82,6 +81,15 @@ def test_breaking_row_is_quarantined_under_the_rule(table, rule):
 def test_every_rule_kind_is_exercised():
     kinds = {r.split(":")[1] if ":" in r else r for _, r in CASES}
     assert kinds == {
-        "type", "timezone", "required", "range", "length", "pattern", "allowed_values",
-        "credit_code_check", "foreign_key", "primary_key_unique", "resolved_after_received",
+        "type",
+        "timezone",
+        "required",
+        "range",
+        "length",
+        "pattern",
+        "allowed_values",
+        "credit_code_check",
+        "foreign_key",
+        "primary_key_unique",
+        "resolved_after_received",
     }

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sample_rows import MERCHANT_ID, sample_frame
 
 from data_contracts import REASONS, TableError, load_contract, validate_table
+from sample_rows import MERCHANT_ID, sample_frame
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 IDS = [MERCHANT_ID]
@@ -90,7 +90,9 @@ def test_missing_column_is_a_table_failure_naming_it():
 
 
 def test_integer_casts_reject_fractions_and_overflow():
-    frame = sample_frame("complaints", {"complaint_id": "C0000000001"}, {"complaint_id": "C0000000002"}, {"complaint_id": "C0000000003"})
+    frame = sample_frame(
+        "complaints", {"complaint_id": "C0000000001"}, {"complaint_id": "C0000000002"}, {"complaint_id": "C0000000003"}
+    )
     frame = frame.with_columns(pl.Series("severity", [2.0, 2.5, 300.0]))
     valid, rejected, _ = validate_table(frame, load_contract("complaints"), IDS)
     assert valid["severity"].to_list() == [2] and valid["severity"].dtype == pl.Int8
@@ -104,7 +106,9 @@ def test_not_a_number_rate_is_a_type_break():
 
 
 def test_every_broken_rule_of_a_row_is_listed():
-    frame = sample_frame("transactions", {"txn_id": "-5", "txn_type": "gift", "amount_fen": "0", "customer_hash": "ABC"})
+    frame = sample_frame(
+        "transactions", {"txn_id": "-5", "txn_type": "gift", "amount_fen": "0", "customer_hash": "ABC"}
+    )
     _, rejected, counts = validate_table(frame, load_contract("transactions"), IDS)
     expected = ["txn_id:range", "txn_type:allowed_values", "amount_fen:range", "customer_hash:pattern"]
     assert _reasons(rejected) == [expected]
@@ -112,7 +116,9 @@ def test_every_broken_rule_of_a_row_is_listed():
 
 
 def test_first_occurrence_of_a_key_is_kept_later_ones_rejected():
-    frame = sample_frame("transactions", {"txn_id": "7"}, {"txn_id": "3"}, {"txn_id": "7"}, {"txn_id": "3"}, {"txn_id": "7"})
+    frame = sample_frame(
+        "transactions", {"txn_id": "7"}, {"txn_id": "3"}, {"txn_id": "7"}, {"txn_id": "3"}, {"txn_id": "7"}
+    )
     valid, rejected, _ = validate_table(frame, load_contract("transactions"), IDS)
     assert valid["txn_id"].to_list() == [7, 3]
     assert _reasons(rejected) == [["txn_id:primary_key_unique"]] * 3

@@ -8,17 +8,42 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sample_rows import MERCHANT_ID, SAMPLE_ROWS
 
 from data_contracts import REASONS, TABLES, load_contract, rule_names, validate_table
+from sample_rows import MERCHANT_ID, SAMPLE_ROWS
 
-ODD = ["", " ", "-1", "0", "1e309", "NaN", "inf", "2024-02-30", "2024-13-01", "9999-12-31T00:00:00Z",
-       "1970-01-01", "M1", "x" * 300, "１２３", "null", "0x10", "99999999999999999999", "\x00", "2024-03-05 12:00"]
+ODD = [
+    "",
+    " ",
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "inf",
+    "2024-02-30",
+    "2024-13-01",
+    "9999-12-31T00:00:00Z",
+    "1970-01-01",
+    "M1",
+    "x" * 300,
+    "１２３",
+    "null",
+    "0x10",
+    "99999999999999999999",
+    "\x00",
+    "2024-03-05 12:00",
+]
 
 
 def _value(sample: str | None) -> st.SearchStrategy:
-    return st.one_of(st.just(sample), st.just(sample), st.none(), st.sampled_from(ODD), st.text(max_size=24),
-                     st.integers(-10**12, 10**12).map(str))
+    return st.one_of(
+        st.just(sample),
+        st.just(sample),
+        st.none(),
+        st.sampled_from(ODD),
+        st.text(max_size=24),
+        st.integers(-(10**12), 10**12).map(str),
+    )
 
 
 def _rows(table: str) -> st.SearchStrategy[list[dict]]:
