@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         None, description="Class history (Parquet, one folder per month); default <data_dir>/history."
     )
     min_cell_count: int = Field(10, ge=2, description="Regulator views: counts of fewer merchants are suppressed.")
+    corrections_dir: Path | None = Field(
+        None,
+        description="The data steward's corrections (append-only, one Parquet file each); default <data_dir>/corrections.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -112,6 +116,11 @@ class Settings(BaseSettings):
     def class_history_dir(self) -> Path:
         """Where ``lifecredit score-all`` keeps every merchant's monthly class (``history_dir`` or <data_dir>/history)."""
         return self.history_dir or self.data_dir / "history"
+
+    @property
+    def corrections_folder(self) -> Path:
+        """Where corrections are appended and whence ``validate`` applies them (``corrections_dir`` or <data_dir>/corrections)."""
+        return self.corrections_dir or self.data_dir / "corrections"
 
     @property
     def artifact_root(self) -> Path:

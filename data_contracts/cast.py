@@ -133,8 +133,17 @@ def _wide_dtype(target: pl.DataType) -> pl.DataType:
 
 
 def plan_casts(columns: list[Column], schema: pl.Schema, file: Path | str) -> dict[str, Typed]:
-    """Typed plans for every contract column, after checking none is missing from `schema`."""
-    missing = [c.name for c in columns if c.name not in schema]
+    """Typed plans for every contract column, after checking none is missing from `schema`.
+
+    A column the contract marks ``mayBeAbsent`` (one added in a later contract version, e.g.
+    ``public_records.removed_on``) may be missing from a delivery: it is read as all null.
+    """
+    absent = {
+        c.name: Typed(c, pl.Null, pl.lit(None, dtype=_wide_dtype(c.dtype)), can_fail=False)
+        for c in columns
+        if c.name not in schema and c.properties.get("mayBeAbsent")
+    }
+    missing = [c.name for c in columns if c.name not in schema and c.name not in absent]
     if missing:
         raise TableError(
             file,
@@ -143,4 +152,4 @@ def plan_casts(columns: list[Column], schema: pl.Schema, file: Path | str) -> di
             f"columns {', '.join(schema.names()) or '(none)'}",
             "add the missing column(s) or fix their header names",
         )
-    return {c.name: typed(c, schema[c.name], file) for c in columns}
+    return {c.name: absent.get(c.name) or typed(c, schema[c.name], file) for c in columns}

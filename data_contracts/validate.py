@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core.files import write_text_atomic
+from core.files import atomic_path, write_text_atomic
 from core.progress import ProgressFn
 from data_contracts.cast import Typed, plan_casts
 from data_contracts.contract import Contract, load_contracts
+from data_contracts.corrections import NAME as CORRECTIONS
+from data_contracts.corrections import Corrections, read_corrections
 from data_contracts.errors import TableError
 from data_contracts.read import RawTable, find_table, read_guard, read_schema
 from data_contracts.rules import (
@@ -157,14 +159,32 @@ def validate_table(
 
 
 def _validate_file(
-    table: RawTable, plan: TablePlan, references: Mapping[str, pl.Series], valid_tmp: Path, quarantine_tmp: Path
+    table: RawTable,
+    plan: TablePlan,
+    references: Mapping[str, pl.Series],
+    valid_tmp: Path,
+    quarantine_tmp: Path,
+    corrections: Corrections | None = None,
 ) -> dict:
-    """Validate one raw file into two temporary Parquet files; return its summary entry."""
+    """Validate one raw file (with the steward's corrections applied) into two temporary Parquet files.
+
+    Returns its summary entry.
+    """
     started = time.perf_counter()
     rows_in = table.count_rows()
     raw = table.scan()
-    rules = plan.rules(references, read_guard(table, lambda: plan.duplicate_rows(raw)))
-    conforming = table.format == "parquet" and table.path.is_file() and plan.schema == plan.contract.polars_schema()
+    corrected = corrections is not None and corrections.for_table(plan.contract.name)
+    extra: list[Rule] = []
+    if corrected:
+        counts = read_guard(table, lambda: corrections.counts(raw, plan.contract))
+        raw, extra = corrections.apply(raw, plan.contract)
+    rules = plan.rules(references, read_guard(table, lambda: plan.duplicate_rows(raw))) + extra
+    conforming = (
+        table.format == "parquet"
+        and table.path.is_file()
+        and plan.schema == plan.contract.polars_schema()
+        and not corrected
+    )
     if conforming and read_guard(table, lambda: _count_rejected(plan.flagged(raw, rules))) == 0:
         shutil.copyfile(table.path, valid_tmp)  # already exactly valid output: no need to re-encode it
         pl.DataFrame(schema={**plan.schema, REASONS: pl.List(pl.String)}).write_parquet(quarantine_tmp)
@@ -193,6 +213,7 @@ def _validate_file(
         "contract_version": plan.contract.version,
         "ignored_columns": plan.ignored_columns,
         "valid_output": output,
+        "corrections": counts if corrected else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -201,8 +222,12 @@ def _count_rejected(flagged: pl.LazyFrame) -> int:
     return flagged.filter(pl.col(REJECTED)).select(pl.len()).collect(engine="streaming").item()
 
 
-def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> dict:
+def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None, corrections: Path | None = None) -> dict:
     """Validate every raw table in `raw`; write valid rows, quarantine and the summary under `out`.
+
+    ``corrections``: a folder of the data steward's corrections (``data_contracts.corrections``),
+    applied to the tables as they are validated; the valid ones are written to ``out/corrections.parquet``,
+    the rejected ones to the quarantine.
 
     All files are located and all schemas checked before anything is written, so a TableError
     (missing file or column, uncastable type, wrong encoding) leaves `out` untouched. Returns
@@ -219,6 +244,7 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
             "pass another --out (raw tables are never rewritten)",
         )
     contracts = load_contracts()
+    steward = read_corrections(corrections, contracts)
     tables = {name: find_table(raw, name) for name in contracts}
     plans = {name: TablePlan.build(contracts[name], read_schema(t), t.path) for name, t in tables.items()}
     known = {t.path.name for t in tables.values()}
@@ -238,7 +264,7 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
             valid_path, quarantine_path = out / f"{name}.parquet", out / QUARANTINE_DIR / f"{name}.parquet"
             valid_tmp, quarantine_tmp = (p.with_name(f".{p.name}.{token}.tmp") for p in (valid_path, quarantine_path))
             moves += [(valid_tmp, valid_path), (quarantine_tmp, quarantine_path)]
-            entries[name] = _validate_file(table, plans[name], references, valid_tmp, quarantine_tmp)
+            entries[name] = _validate_file(table, plans[name], references, valid_tmp, quarantine_tmp, steward)
             for ref in needed:
                 ref_table, ref_column = ref.split(".")
                 if ref_table == name:
@@ -256,6 +282,11 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
     summary_path.unlink(missing_ok=True)  # no summary while tables are being swapped in
     for tmp, final in moves:
         os.replace(tmp, final)
+    if steward.valid is not None:  # what was applied, beside the tables it corrected
+        with atomic_path(out / f"{CORRECTIONS}.parquet") as tmp:
+            steward.valid.write_parquet(tmp)
+        with atomic_path(out / QUARANTINE_DIR / f"{CORRECTIONS}.parquet") as tmp:
+            steward.rejected.write_parquet(tmp)
     summary = {
         "raw_dir": str(raw),
         "out_dir": str(out),
@@ -263,6 +294,9 @@ def validate_dir(raw: Path, out: Path, progress: ProgressFn | None = None) -> di
         "finished_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "tables": entries,
         "ignored_files": ignored_files,
+        "corrections": None
+        if steward.valid is None
+        else {"folder": str(corrections), "applied": steward.valid.height, "rejected": steward.rejected.height},
     }
     write_text_atomic(summary_path, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary

@@ -60,6 +60,11 @@ class Feature(BaseModel):
         description="Whether the feature may be a reason code; default: only with a risk direction. "
         "false: never (identity features, non-monotone features).",
     )
+    counts_removed: bool = Field(
+        False,
+        description="public_records features only: whether a record removed before as_of (credit repair, "
+        "publicity ended, taken off a list) still counts. false (default): only current records.",
+    )
     reason_en: str | None = Field(None, min_length=1)
     reason_zh: str | None = Field(None, min_length=1)
     reason_group: str | None = Field(
@@ -74,6 +79,12 @@ class Feature(BaseModel):
         "(risk_direction +1) or below it (-1), e.g. 0 for 'Sales fell', 1 for 'below its own "
         "yearly level', 0.5 for a peer percentile. Absent: wherever the value raises the risk.",
     )
+
+    @model_validator(mode="after")
+    def _removed_records_are_public_records(self) -> Feature:
+        if self.counts_removed and self.source != "public_records":
+            raise ValueError(f"{self.name}: counts_removed applies to public_records features only")
+        return self
 
     @model_validator(mode="after")
     def _category_has_no_direction(self) -> Feature:

@@ -144,26 +144,32 @@ def credit_features(loans: pl.LazyFrame, performance: pl.LazyFrame, pop: pl.Lazy
 
 
 def public_record_features(records: pl.LazyFrame, pop: pl.LazyFrame) -> pl.LazyFrame:
-    """Penalties and list status (abnormal operation, serious violation) as published before ``as_of``."""
+    """Penalties and list status (abnormal operation, serious violation) as published before ``as_of``.
+
+    A record whose ``removed_on`` is before ``as_of`` (credit repair, publicity ended, taken off a
+    list) is no longer current: it leaves the 365-day penalty counts and the "listed" flags, and
+    stays only in the "ever" features, as the catalogue describes them.
+    """
     r = (
-        records.select("record_id", "merchant_id", "record_type", "published_on", "penalty_fen")
+        records.select("record_id", "merchant_id", "record_type", "published_on", "penalty_fen", "removed_on")
         .join(pop, on="merchant_id", how="inner")
         .filter(pl.col("published_on") < pl.col("as_of"))
     )
     pen = pl.col("record_type") == "administrative_penalty"
     y = _since("published_on", 365)
+    current = pl.col("removed_on").is_null() | (pl.col("removed_on") >= pl.col("as_of"))
 
     def listed(kind: str) -> pl.Expr:
-        """On the list: the latest listing is later than the latest removal (a same-day removal wins)."""
+        """On the list: a current listing later than the latest removal row (a same-day removal wins)."""
         day = pl.col("published_on")
-        last_in = day.filter(pl.col("record_type") == f"{kind}_listed").max()
+        last_in = day.filter((pl.col("record_type") == f"{kind}_listed") & current).max()
         last_out = day.filter(pl.col("record_type") == f"{kind}_removed").max()
         return (last_in.is_not_null() & (last_out.is_null() | (last_in > last_out))).fill_null(False)
 
     agg = r.group_by("merchant_id", "as_of").agg(
-        (pen & y).sum().cast(pl.Int64).alias("penalties_365d"),
+        (pen & y & current).sum().cast(pl.Int64).alias("penalties_365d"),
         pen.sum().cast(pl.Int64).alias("penalties_ever"),
-        (pl.col("penalty_fen").filter(pen & y).sum() / 100.0).alias("penalty_amount_yuan_365d"),
+        (pl.col("penalty_fen").filter(pen & y & current).sum() / 100.0).alias("penalty_amount_yuan_365d"),
         listed("abnormal_operation").alias("abnormal_operation_listed"),
         (pl.col("record_type") == "abnormal_operation_listed").any().alias("abnormal_operation_ever"),
         listed("serious_violation").alias("serious_violation_listed"),

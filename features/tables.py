@@ -21,7 +21,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "complaints": ("merchant_id", "received_at", "resolved_at", "category", "severity"),
     "loans": ("loan_id", "merchant_id", "disbursed_on", "principal_fen", "term_months"),
     "loan_performance": ("loan_id", "merchant_id", "reported_on", "days_past_due", "outstanding_fen", "status"),
-    "public_records": ("record_id", "merchant_id", "record_type", "published_on", "penalty_fen"),
+    "public_records": ("record_id", "merchant_id", "record_type", "published_on", "penalty_fen", "removed_on"),
 }
 
 

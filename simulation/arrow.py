@@ -79,6 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("record_type", STR),
             ("published_on", pa.date32()),
             ("penalty_fen", pa.int64()),
+            ("removed_on", pa.date32()),
         ]
     ),
     "truth": pa.schema([("merchant_id", STR), ("as_of", pa.date32()), ("true_pd_12m", pa.float64())]),

@@ -38,7 +38,12 @@ KINDS: dict[str, dict[str, float]] = {
     },
     "loans": {"unknown_merchant": 0.3, "negative_amount": 0.2, "zero_amount": 0.1, "duplicate_key": 0.4},
     "loan_performance": {"unknown_merchant": 0.3, "negative_amount": 0.3, "duplicate_key": 0.4},
-    "public_records": {"unknown_merchant": 0.4, "negative_amount": 0.3, "duplicate_key": 0.3},
+    "public_records": {
+        "unknown_merchant": 0.3,
+        "negative_amount": 0.25,
+        "removed_before_published": 0.15,
+        "duplicate_key": 0.3,
+    },
 }
 AMOUNT = {
     "transactions": "amount_fen",
@@ -118,6 +123,10 @@ def corrupt(table: str, tbl: pa.Table, rate: float, rng: np.random.Generator) ->
         hours = rng.integers(1, 73, len(idx))
         received = cols["received_at"].gather(idx)
         edit("resolved_at", idx, received - pl.Series(hours * 3_600_000_000, dtype=pl.Int64).cast(pl.Duration("us")))
+    if table == "public_records":
+        idx = rows["removed_before_published"]
+        days = pl.Series(rng.integers(1, 60, len(idx)), dtype=pl.Int64).cast(pl.Duration("ms"))
+        edit("removed_on", idx, (cols["published_on"].gather(idx) - days).cast(pl.Date))
     if table in TIMESTAMP_COLUMNS:
         for c in TIMESTAMP_COLUMNS[table]:
             cols[c] = pl.from_arrow(iso_strings(cols[c].to_arrow()))  # type: ignore[assignment]

@@ -3,9 +3,11 @@
 Complaints per merchant-month are Poisson in ``sector rate x sqrt(size) x merchant propensity x
 exp(0.55 d)``; worse health means more serious complaints, more left unresolved and slower
 resolution (a complaint whose resolution would fall after the data window is unresolved).
-Public records: administrative penalties (Poisson, ``exp(0.5 d)``), the abnormal-operation list
-(listed more as health worsens and almost surely once a business has shut, removed as it
-recovers) and the serious-violation list (rare, removed after a year at the earliest).
+Public records: administrative penalties (Poisson, ``exp(0.5 d)``; publicity ends after three
+years, or after about one through credit repair), the abnormal-operation list (listed more as
+health worsens and almost surely once a business has shut, removed as it recovers) and the
+serious-violation list (rare, removed after a year at the earliest); a removal is the listing's
+``removed_on``, not a row of its own.
 Complaints and records are not thinned by ``volume_scale``. None falls before the merchant's
 registration day; in its registration month the rates scale with the days it was open.
 """
@@ -122,17 +124,26 @@ def public_records(
     closed_month: np.ndarray,
     first_id: int,
 ) -> pa.Table:
-    """Penalties and list entries/removals of a block; ``closed_month``: month the business shut (or large)."""
+    """Penalties and list entries of a block, one row per record with the day it stopped being current.
+
+    ``closed_month``: month the business shut (or large). A listing's ``removed_on`` is the day it
+    came off the list (the merchant filed or corrected); a penalty's is the end of its publicity:
+    three years, or one year and a few months for the merchants that ask for credit repair (more
+    often the healthier ones). A date after the data window is not known yet: null.
+    """
     n_m, months = d.shape
     pen_rate = np.array([_PENALTY_RATE.get(name, 0.004) for name in sectors.NAMES])[mer.sector]
     open_share = _open_share(mer, month_first, month_days)
     penalties = rng.poisson(pen_rate[:, None] * np.exp(0.5 * d) * open_share)
-    events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (merchant, month, type)
+    events: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (merchant, month, type, listing)
     cell = np.repeat(np.arange(n_m * months), penalties.ravel())
-    events.append((cell // months, cell % months, np.zeros(len(cell), dtype=np.int64)))
+    none = np.full(len(cell), -1, dtype=np.int64)
+    events.append((cell // months, cell % months, np.zeros(len(cell), dtype=np.int64), none))
+    n_events = len(cell)
     abnormal = np.zeros(n_m, dtype=bool)
     serious = np.zeros(n_m, dtype=bool)
     serious_since = np.zeros(n_m, dtype=np.int64)
+    listing = np.full((2, n_m), -1, dtype=np.int64)  # event index of the open abnormal / serious listing
     for t in range(months):
         shut = closed_month <= t
         dt = d[:, t]
@@ -142,22 +153,36 @@ def public_records(
         drop_a = abnormal & ~shut & (u[1] < 0.15 * expit(-dt))
         list_s = ~serious & (u[2] < 0.0002 * np.exp(1.1 * dt) + 0.02 * shut)
         drop_s = serious & (t - serious_since >= 12) & ~shut & (u[3] < 0.06)
-        for mask, code in ((list_a, 1), (drop_a, 2), (list_s, 3), (drop_s, 4)):
+        for mask, code, which in ((list_a, 1, 0), (drop_a, 2, 0), (list_s, 3, 1), (drop_s, 4, 1)):
             idx = np.flatnonzero(mask)
-            events.append((idx, np.full(len(idx), t), np.full(len(idx), code)))
+            if code in (1, 3):
+                links = np.full(len(idx), -1, dtype=np.int64)
+                listing[which, idx] = n_events + np.arange(len(idx))
+            else:
+                links = listing[which, idx]
+            events.append((idx, np.full(len(idx), t), np.full(len(idx), code), links))
+            n_events += len(idx)
         abnormal = (abnormal | list_a) & ~drop_a
         serious_since[list_s] = t
         serious = (serious | list_s) & ~drop_s
-    mi = np.concatenate([e[0] for e in events])
-    m = np.concatenate([e[1] for e in events])
-    kind = np.concatenate([e[2] for e in events])
-    n = len(mi)
+    mi, m, kind, link = (np.concatenate([e[i] for e in events]) for i in range(4))
     day = _days(rng, mer, mi, m, month_first, month_days)
-    amount = np.rint(3000 * np.exp(0.9 * rng.standard_normal(n))).astype(np.int64) // 100 * 100 * 100
+    amount = np.rint(3000 * np.exp(0.9 * rng.standard_normal(len(mi)))).astype(np.int64) // 100 * 100 * 100
     amount = np.maximum(amount, 10_000)
+    removed = np.full(len(mi), -1, dtype=np.int64)
+    is_removal = (kind == 2) | (kind == 4)
+    removed[link[is_removal]] = day[is_removal]
+    pen = kind == 0
+    repaired = rng.random(len(mi)) < 0.5 * expit(-d[mi, m])
+    removed[pen] = day[pen] + np.where(repaired[pen], 365 + (rng.random(pen.sum()) * 120).astype(np.int64), 3 * 365)
+    window_end = month_first[-1] + month_days[-1]
+    removed[removed >= window_end] = -1
+    keep = ~is_removal
+    mi, day, kind, amount, removed = mi[keep], day[keep], kind[keep], amount[keep], removed[keep]
     order = np.lexsort((kind, day, mi))
-    mi, day, kind, amount = mi[order], day[order], kind[order], amount[order]
+    mi, day, kind, amount, removed = mi[order], day[order], kind[order], amount[order], removed[order]
     ids = ascii_rows(mer.ids)
+    n = len(mi)
     return pa.Table.from_arrays(
         [
             digits_ids("P", first_id + np.arange(n), 10),
@@ -165,6 +190,7 @@ def public_records(
             take(RECORD_TYPES, kind),
             pa.array(day.astype(np.int32), type=pa.int32()).view(pa.date32()),
             pa.array(amount, mask=kind != 0, type=pa.int64()),
+            pa.array(removed.astype(np.int32), mask=removed < 0, type=pa.int32()).view(pa.date32()),
         ],
         schema=SCHEMAS["public_records"],
     )

@@ -172,6 +172,15 @@ def tiny_market(
         },
         schema_overrides={"penalty_fen": pl.Int64, "published_on": pl.Date, "record_type": pl.String},
     )
+    # about a third of the penalties and listings removed later (credit repair, publicity ended, off the list)
+    gone = (rng.random(npr) < 0.35) & ~recs["record_type"].str.ends_with("_removed").to_numpy()
+    later = rng.integers(0, days, npr)
+    recs = recs.with_columns(
+        removed_on=pl.Series(
+            [p + timedelta(days=int(k)) if g else None for p, k, g in zip(recs["published_on"], later, gone)],
+            dtype=pl.Date,
+        )
+    )
     tables = {
         "merchants": merch,
         "transactions": txn,
@@ -235,6 +244,13 @@ CONTRACT_DTYPES: dict[str, dict[str, pl.DataType]] = {
         "outstanding_fen": I64,
         "status": S,
     },
-    "public_records": {"record_id": S, "merchant_id": S, "record_type": S, "published_on": D, "penalty_fen": I64},
+    "public_records": {
+        "record_id": S,
+        "merchant_id": S,
+        "record_type": S,
+        "published_on": D,
+        "penalty_fen": I64,
+        "removed_on": D,
+    },
 }
 """Column dtypes of the raw-table contracts (data_contracts/contracts/*.yaml)."""

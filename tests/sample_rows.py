@@ -68,6 +68,7 @@ SAMPLE_ROWS: dict[str, dict[str, str | None]] = {
         "record_type": "administrative_penalty",
         "published_on": "2024-02-01",
         "penalty_fen": "200000",
+        "removed_on": "2027-02-01",
     },
 }
 

@@ -83,8 +83,19 @@ def validate(
         Path | None, typer.Option(help="Folder of raw tables, Parquet or CSV (default: <data_dir>/raw).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/validated).")] = None,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data steward's corrections, applied as the tables are validated (default: settings' corrections folder, <data_dir>/corrections, if it exists)."
+        ),
+    ] = None,
 ) -> None:
-    """Validate raw tables against their contracts: valid rows to OUT, rejected rows to OUT/quarantine."""
+    """Validate raw tables against their contracts: valid rows to OUT, rejected rows to OUT/quarantine.
+
+    Corrections (deletes and updates of single records, data_contracts/contracts/corrections.yaml)
+    are applied on the way: the raw tables stay as received, a deleted record goes to quarantine
+    under deleted_by_correction, and a rebuild reproduces the corrected state.
+    """
     from data_contracts import TableError, validate_dir
 
     settings = get_settings()
@@ -92,7 +103,7 @@ def validate(
     out = out or settings.validated_dir
     try:
         with progress_bar("validating tables") as progress:
-            summary = validate_dir(raw, out, progress=progress)
+            summary = validate_dir(raw, out, progress=progress, corrections=corrections or settings.corrections_folder)
     except TableError as err:
         stop("validation", err)
     table = Table(title=f"validation summary ({out / 'validation_summary.json'})")
@@ -102,6 +113,12 @@ def validate(
         rules = ", ".join(f"{rule}: {n:,}" for rule, n in s["rejected_by_rule"].items()) or "-"
         table.add_row(name, f"{s['rows_in']:,}", f"{s['valid']:,}", f"{s['rejected']:,}", rules)
     stdout.print(table)
+    if summary["corrections"]:
+        c = summary["corrections"]
+        stdout.print(
+            f"corrections from {c['folder']}: {c['applied']:,} applied, {c['rejected']:,} rejected "
+            f"(see {out / 'quarantine' / 'corrections.parquet'})"
+        )
     for name, s in summary["tables"].items():
         if s["ignored_columns"]:
             stdout.print(

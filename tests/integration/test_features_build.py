@@ -45,7 +45,7 @@ def test_metadata(built, validated_market):
     out, meta = built
     on_disk = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     assert on_disk == meta
-    assert meta["feature_set"]["name"] == "lifecredit-merchant-features" and meta["feature_set"]["version"] == "1.3.0"
+    assert meta["feature_set"]["name"] == "lifecredit-merchant-features" and meta["feature_set"]["version"] == "1.4.0"
     panel = pl.read_parquet(out / "panel.parquet")
     assert meta["rows"]["panel"] == panel.height
     assert meta["labels"]["labelled"] == panel["bad"].is_not_null().sum()

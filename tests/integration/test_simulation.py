@@ -469,7 +469,7 @@ def test_clean_market_has_no_defects(small_market):
 
 
 def test_defect_rate_corrupts_every_table_in_realistic_ways(tmp_path):
-    s = simulate_market(tmp_path, merchants=1200, months=24, seed=4, volume_scale=0.01, defect_rate=0.03)
+    s = simulate_market(tmp_path, merchants=1200, months=24, seed=5, volume_scale=0.01, defect_rate=0.03)
     d = s["defects"]
     for table in TABLES:
         assert sum(d[table].values()) > 0, table
@@ -492,11 +492,29 @@ def test_defect_rate_corrupts_every_table_in_realistic_ways(tmp_path):
     rec = c["received_at"].str.to_datetime(iso, strict=False)
     res = c["resolved_at"].str.to_datetime(iso, strict=False)
     assert (res < rec).any()
+    p = _read(tmp_path, "public_records")
+    assert (p["removed_on"] < p["published_on"]).any()
     for table in ("loans", "loan_performance", "public_records"):
         assert _read(tmp_path, table)["merchant_id"].str.starts_with("M9").any() or d[table]["unknown_merchant"] == 0
     total = sum(s["rows"][t] for t in TABLES)
     faulty = sum(sum(v.values()) for v in d.values())
     assert 0.015 < faulty / total < 0.045
+
+
+def test_public_records_end_through_repair_removal_or_publicity(calibration_market):
+    """One row per record; a listing's removed_on is its removal, a penalty's the end of its publicity."""
+    r = _read(calibration_market, "public_records")
+    assert not r["record_type"].str.ends_with("_removed").any()  # a removal is a date, not a row
+    gone = r.filter(pl.col("removed_on").is_not_null())
+    assert (gone["removed_on"] > gone["published_on"]).all()
+    end = _read(calibration_market, "transactions")["ts"].max().date()
+    assert (gone["removed_on"] <= end).all()  # nothing known beyond the data window
+    days = (gone["removed_on"] - gone["published_on"]).dt.total_days()
+    pen = gone["record_type"] == "administrative_penalty"
+    assert set(days.filter(pen).unique().to_list()) <= {3 * 365, *range(365, 485)}  # repaired after ~1 year, else 3
+    assert days.filter(pen).is_between(365, 485).any() and (days.filter(pen) == 3 * 365).any()
+    listings = r.filter(pl.col("record_type") == "abnormal_operation_listed")
+    assert 0.05 < listings["removed_on"].is_not_null().mean() < 0.95  # some come off the list, some stay
 
 
 # ---------------------------------------------------------------- statistics of defaults and truth

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_catalogue_header_and_completeness():
     cat = load_catalog()
-    assert (cat.name, cat.version) == ("lifecredit-merchant-features", "1.3.0")
+    assert (cat.name, cat.version) == ("lifecredit-merchant-features", "1.4.0")
     assert (features.FEATURE_SET_NAME, features.FEATURE_SET_VERSION) == (cat.name, cat.version)
     assert len(cat.features) >= 60
     for f in cat.features:

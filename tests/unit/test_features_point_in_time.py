@@ -49,7 +49,13 @@ def drop_future(m: dict[str, pl.DataFrame], a: date) -> dict[str, pl.DataFrame]:
     )
     out["loans"] = m["loans"].filter(pl.col("disbursed_on") < a)
     out["loan_performance"] = m["loan_performance"].filter(pl.col("reported_on") < a)
-    out["public_records"] = m["public_records"].filter(pl.col("published_on") < a)
+    out["public_records"] = (
+        m["public_records"]
+        .filter(pl.col("published_on") < a)
+        .with_columns(
+            removed_on=pl.when(pl.col("removed_on") < a).then(pl.col("removed_on"))  # a removal at or after a: not yet
+        )
+    )
     return out
 
 
@@ -127,6 +133,7 @@ def add_future(m: dict[str, pl.DataFrame], a: date, seed: int) -> dict[str, pl.D
             "record_type": ["serious_violation_listed", "administrative_penalty"],
             "published_on": [a, a + timedelta(days=1)],
             "penalty_fen": [None, 10**6],
+            "removed_on": [a + timedelta(days=30), None],
         },
         "public_records",
     )
@@ -168,6 +175,10 @@ def change_future(m: dict[str, pl.DataFrame], a: date, seed: int) -> dict[str, p
         .then(pl.lit("abnormal_operation_listed"))
         .otherwise(pl.col("record_type")),
         penalty_fen=pl.when(pl.col("published_on") >= a).then(None).otherwise(pl.col("penalty_fen")),
+        # every removal not yet made by a now falls exactly on a (or later): still not seen at a
+        removed_on=pl.when(pl.col("removed_on").is_null() | (pl.col("removed_on") >= a))
+        .then(pl.lit(a) + pl.duration(days=int(rng.integers(0, 3))))
+        .otherwise(pl.col("removed_on")),
     )
     return out
 
@@ -236,6 +247,7 @@ def test_events_just_before_as_of_are_seen(seed, merchants, txns, as_of_day, ext
             "record_type": ["serious_violation_listed"],
             "published_on": [a - timedelta(days=1)],
             "penalty_fen": [None],
+            "removed_on": [None],
         },
         "public_records",
     )

@@ -154,11 +154,12 @@ def _naive(market: dict[str, pl.DataFrame], m: str, a: date) -> dict[str, object
     out["current_outstanding_yuan"] = bal / 100 if loans.height else None
 
     r = market["public_records"].filter((pl.col("merchant_id") == m) & (pl.col("published_on") < a))
+    current = pl.col("removed_on").is_null() | (pl.col("removed_on") >= a)  # removed before as_of: not current
     pen = r.filter(pl.col("record_type") == "administrative_penalty")
     out["penalties_ever"] = pen.height
-    out["penalties_365d"] = pen.filter(pl.col("published_on") >= a - timedelta(days=365)).height
+    out["penalties_365d"] = pen.filter((pl.col("published_on") >= a - timedelta(days=365)) & current).height
     for kind in ("abnormal_operation", "serious_violation"):
-        ins = r.filter(pl.col("record_type") == f"{kind}_listed")["published_on"].max()
+        ins = r.filter((pl.col("record_type") == f"{kind}_listed") & current)["published_on"].max()
         outs = r.filter(pl.col("record_type") == f"{kind}_removed")["published_on"].max()
         out[f"{kind}_listed"] = ins is not None and (outs is None or ins > outs)
     return out

@@ -37,7 +37,7 @@ def test_clean_parquet_folder_validates_and_valid_output_matches_input(tmp_path)
     for table in TABLES:
         entry = summary["tables"][table]
         assert (entry["rows_in"], entry["valid"], entry["rejected"], entry["rejected_by_rule"]) == (1, 1, 0, {})
-        assert entry["contract_version"] == "1.0.0" and entry["input"]["bytes"] > 0
+        assert entry["contract_version"] == load_contract(table).version and entry["input"]["bytes"] > 0
         assert pl.read_parquet(tmp_path / "out" / f"{table}.parquet").equals(pl.read_parquet(raw / f"{table}.parquet"))
         quarantine = pl.read_parquet(tmp_path / "out" / "quarantine" / f"{table}.parquet")
         assert quarantine.height == 0 and quarantine.columns[-1] == REASONS
@@ -188,3 +188,13 @@ def test_output_folder_must_not_be_the_raw_folder(tmp_path):
     raw = write_raw(tmp_path / "raw")
     with pytest.raises(TableError, match="raw folder"):
         validate_dir(raw, raw)
+
+
+def test_a_column_added_later_may_be_absent_and_reads_as_null(tmp_path):
+    """public_records.removed_on (contract 1.1.0, mayBeAbsent): an older delivery without it still validates."""
+    older = sample_frame("public_records").drop("removed_on")
+    valid, rejected, counts = validate_table(older, load_contract("public_records"), [MERCHANT_ID])
+    assert rejected.height == 0 and valid.height == 1
+    assert valid["removed_on"].to_list() == [None] and valid.schema == load_contract("public_records").polars_schema()
+    with pytest.raises(TableError, match="penalty_fen"):  # a column not marked mayBeAbsent is still required
+        validate_table(older.drop("penalty_fen"), load_contract("public_records"), [MERCHANT_ID])

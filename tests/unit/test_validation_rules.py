@@ -34,6 +34,8 @@ def _breaking_rows(table: str, rule: str) -> list[dict]:
         return [{}, {}]
     if rule == "resolved_after_received":
         return [{"received_at": "2024-03-05T12:00:00+08:00", "resolved_at": "2024-03-05T11:59:59+08:00"}]
+    if rule == "removed_after_published":
+        return [{"published_on": "2024-03-05", "removed_on": "2024-03-04"}]
     column, kind = rule.split(":")
     col = load_contract(table).field(column)
     opts = col.logical_type_options
@@ -92,4 +94,5 @@ def test_every_rule_kind_is_exercised():
         "foreign_key",
         "primary_key_unique",
         "resolved_after_received",
+        "removed_after_published",
     }
