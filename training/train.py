@@ -355,7 +355,7 @@ def _evaluate(
     run.say("evaluating on the test rows (merchants no fitted row came from)")
     frame_test = data.frame.iloc[split.test]
     pred_test = bundle.predict(frame_test, reasons=False)
-    score_train = scale.score(bundle.pd_from_margin(bundle.margin(X[split.train])))
+    score_train = bundle.score_encoded(X[split.train], reasons=False).score
     merchants = frame_test[data.id_columns[0]].to_numpy()  # Jeffreys counts each merchant once
     evaluation_lgb = ev.evaluate_predictions(
         y[split.test], pred_test, scale, train_score=score_train, clusters=merchants
