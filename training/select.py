@@ -420,25 +420,10 @@ def fit_selected(
     scale: MasterScale,
     *,
     seed: int,
-    tune: int = 0,
-    candidates: tuple[str, ...] | None = CANDIDATES,
-    fitter=None,
-    run_beside: Callable | None = None,
-    progress: Callable[[str], None] | None = None,
     bundle_kwargs: dict | None = None,
+    **choice,
 ) -> Fitted:
-    """:func:`fit_winner` then :func:`calibrate_winner`: the whole step for callers with nothing in between."""
-    winner = fit_winner(
-        X,
-        y,
-        split,
-        features,
-        scale,
-        seed=seed,
-        tune=tune,
-        candidates=candidates,
-        fitter=fitter,
-        run_beside=run_beside,
-        progress=progress,
-    )
+    """:func:`fit_winner` (``choice``: its keyword options) then :func:`calibrate_winner`, for callers with
+    nothing in between."""
+    winner = fit_winner(X, y, split, features, scale, seed=seed, **choice)
     return calibrate_winner(winner, X, y, split, features, scale, seed=seed, bundle_kwargs=bundle_kwargs)
