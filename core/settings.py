@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         return self.corrections_dir or self.data_dir / "corrections"
 
     @property
+    def objections_file(self) -> Path:
+        """Merchants' objections, their resolutions and the re-scores they led to (<var_dir>/objections.db)."""
+        return self.var_dir / "objections.db"
+
+    @property
     def artifact_root(self) -> Path:
         """Where MLflow stores run artifacts and the promotion history (``artifact_dir`` or <mlruns_dir>/artifacts)."""
         return self.artifact_dir or self.mlruns_dir / "artifacts"
