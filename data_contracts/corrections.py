@@ -115,6 +115,16 @@ def _check(row: dict, contracts: Mapping[str, Contract]) -> tuple[dict | None, s
     return fields, None
 
 
+def correction_problem(table: str, record_id: str, action: str, corrected_fields: dict | None) -> str | None:
+    """Why this correction would be rejected when ``validate`` applies it (``field:rule``), or None: a steward's
+    tool checks before appending, since an appended correction is never rewritten."""
+    if action not in ("delete", "update"):
+        return "action:delete_or_update"
+    row = {"table": table, "record_id": record_id, "action": action}
+    row["corrected_fields"] = None if corrected_fields is None else json.dumps(corrected_fields, ensure_ascii=False)
+    return _check(row, {table: load_contract(table)})[1]
+
+
 def read_corrections(folder: Path | None, contracts: Mapping[str, Contract]) -> Corrections:
     """Every correction in ``folder`` (Parquet files), checked against the corrections contract; empty if none."""
     files = sorted(Path(folder).glob("*.parquet")) if folder is not None and Path(folder).is_dir() else []

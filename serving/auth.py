@@ -19,22 +19,28 @@ from serving.keys import ROLES, KeyStore
 from serving.ratelimit import RateLimiter
 
 PUBLIC = frozenset(
-    {"/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json", "/regulator", "/regulator/"}
-)  # the dashboard page: no data until a regulator key signs in
-PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/regulator/static/")
+    {
+        *("/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json"),
+        *("/regulator", "/regulator/", "/merchant", "/merchant/"),  # the pages: no data until a key signs in
+    }
+)
+PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/regulator/static/", "/merchant/static/")
+STAFF = frozenset(ROLES) - {"merchant"}  # a merchant key reaches its own /merchant/* routes only
 ROLES_BY_PATH: dict[str, frozenset[str]] = {
     "/score": frozenset({"bank"}),
     "/score_batch": frozenset({"bank"}),
     "/decide": frozenset({"bank"}),
     "/admin/reload": frozenset({"admin"}),
-    "/model": frozenset(ROLES),
+    "/model": STAFF,
 }
 ROLES_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/decisions/", frozenset({"bank", "admin"})),
     ("/admin/", frozenset({"admin"})),
     ("/regulator/", frozenset({"regulator"})),
+    ("/merchant/", frozenset({"merchant"})),
 )
-JSON_ROUTES = frozenset({"/score", "/score_batch", "/decide", "/admin/reload"})
+JSON_ROUTES = frozenset({"/score", "/score_batch", "/decide", "/admin/reload", "/merchant/objections"})
+JSON_PREFIXES = ("/admin/objections/",)  # POST /admin/objections/{id}/resolve
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -42,7 +48,7 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 def allowed_roles(path: str) -> frozenset[str] | None:
-    """Roles that may call ``path``; None for public paths. Unlisted paths take any valid key."""
+    """Roles that may call ``path``; None for public paths. Unlisted paths take any staff key (not a merchant's)."""
     if path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
         return None
     roles = ROLES_BY_PATH.get(path)
@@ -51,7 +57,7 @@ def allowed_roles(path: str) -> frozenset[str] | None:
     for prefix, roles in ROLES_BY_PREFIX:
         if path.startswith(prefix):
             return roles
-    return frozenset(ROLES)
+    return STAFF
 
 
 async def _reply(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -146,7 +152,7 @@ class AuthMiddleware:
                 },
                 [(b"retry-after", str(wait).encode())],
             )
-        if path in JSON_ROUTES and scope["method"] == "POST":
+        if scope["method"] == "POST" and (path in JSON_ROUTES or path.startswith(JSON_PREFIXES)):
             if content_type is not None and content_type.split(b";")[0].strip().lower() != b"application/json":
                 return await _reply(
                     send,

@@ -22,17 +22,20 @@ import logging
 import os
 import threading
 import time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from starlette.responses import Response
 
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
 from core.files import write_text_atomic
+from core.objections import ObjectionStore
 from core.settings import Settings
 from serving import archive
 from serving.keys import ApiKey
-from serving.policy import DEFAULT_POLICY
+from serving.policy import DEFAULT_POLICY, OBJECTED_KEY
 from serving.scorer import InputError, Scorer, ScorerError, Snapshot
 from training.model_source import (
     ModelHandle,
@@ -45,6 +48,20 @@ logger = logging.getLogger("lifecredit.serving")
 JSON = "application/json"
 RELOAD_MARKER = "reload.json"
 AUDIT_RETRY_SECONDS = 5.0
+
+
+def feature_frame(scorer: Scorer, row: dict[str, Any]) -> pl.DataFrame:
+    """One stored feature row (JSON values) as a frame of the snapshot's columns and dtypes."""
+    schema = scorer.snapshot.frame.schema
+    values = {}
+    for name, dtype in schema.items():
+        v = row.get(name)
+        if isinstance(v, str) and dtype == pl.Date:
+            v = date.fromisoformat(v)
+        elif isinstance(v, str) and isinstance(dtype, pl.Datetime):
+            v = datetime.fromisoformat(v)
+        values[name] = [v]
+    return pl.DataFrame(values, schema=schema)
 
 
 def json_response(status: int, body: Any) -> Response:
@@ -73,6 +90,10 @@ class Engine:
         self._audit_tried = 0.0
         self._audit_problem = "not opened yet"
         self._open_audit()
+        self.objections = ObjectionStore(settings.objections_file)
+        self._rescores_seen: set[str] = set()
+        self._seen_for: Scorer | None = None
+        self._rescore_lock = threading.Lock()
 
     def _open_audit(self) -> bool:
         """Open the audit store if it is not open; while unreachable, retried at most every few seconds."""
@@ -106,7 +127,25 @@ class Engine:
         scorer = Scorer.build(handle, snapshot, policy_file)
         archive.keep_policy(s, policy_file, scorer.policy)
         archive.keep_snapshot(s, snapshot.path, snapshot.sha256)
+        self.apply_rescores(scorer)
         return scorer
+
+    def apply_rescores(self, scorer: Scorer) -> int:
+        """Serve the merchants re-scored on this snapshot (after a correction) with their newest feature rows,
+        scored by this scorer's model; a later snapshot supersedes them. Returns how many were applied."""
+        with self._rescore_lock:
+            if self._seen_for is not scorer:
+                self._seen_for, self._rescores_seen = scorer, set()
+            newest: dict[str, dict] = {}
+            for r in self.objections.rescores(snapshot_sha256=scorer.snapshot.sha256):
+                if r["rescore_id"] not in self._rescores_seen:
+                    newest[r["merchant_id"]] = r
+                    self._rescores_seen.add(r["rescore_id"])
+            for merchant_id, r in newest.items():
+                i = scorer.find(merchant_id)
+                if i is not None:
+                    scorer.rescore(i, feature_frame(scorer, r["features"]))
+            return len(newest)
 
     def load(self, *, freeze_heap: bool = False) -> None:
         """First load (run in a background thread by the service): readiness follows its outcome.
@@ -195,7 +234,13 @@ class Engine:
             return None
 
     def poll_marker(self) -> None:
-        """Reload when another worker announced a reload after our last load (called every few seconds)."""
+        """Reload when another worker announced a reload after our last load, and serve the re-scores other
+        workers made (called every few seconds)."""
+        if self._scorer is not None:
+            try:
+                self.apply_rescores(self._scorer)
+            except Exception as err:  # noqa: BLE001 - keep serving the answers we have
+                logger.error("could not apply other workers' re-scores: %s", err)
         mtime = self._marker()
         if mtime is None or (self._marker_mtime is not None and mtime <= self._marker_mtime):
             return
@@ -259,6 +304,19 @@ class Engine:
         logger.error("audit append failed, answering 503: %s", err)
         return error(503, "audit store unavailable: no score or decision without an audit record; retry later")
 
+    # -- objections ---------------------------------------------------------------------------
+    def under_objection(self, merchant_id: str) -> list[dict]:
+        """The merchant's records under open objection, as a decision reads them."""
+        return [
+            {"table": o.table, "record_id": o.record_id, "record_type": o.record_type, "objection_id": o.objection_id}
+            for o in self.objections.open_by_merchant().get(merchant_id, ())
+        ]
+
+    def _with_objections(self, fragment: str, merchant_id: str) -> str:
+        """A precomputed answer with the count of the merchant's records under open objection."""
+        n = len(self.objections.open_by_merchant().get(merchant_id, ()))
+        return f'{{"records_under_objection":{n},{fragment[1:]}'
+
     # -- endpoints ----------------------------------------------------------------------------
     def score_id(self, key: ApiKey, merchant_id: str) -> Response:
         scorer = self._scorer
@@ -267,7 +325,8 @@ class Engine:
         i = scorer.find(merchant_id)
         if i is None:
             return self._unknown(scorer, merchant_id)
-        fragment = scorer.fragments[i]
+        fragment = self._with_objections(scorer.fragments[i], merchant_id)
+        rescored = scorer.rescored.get(i)
         try:
             decision_id = self._record(
                 "/score",
@@ -277,6 +336,8 @@ class Engine:
                 scorer,
                 merchant_id=merchant_id,
                 features_as_of=scorer.snapshot.as_of[i],
+                features=rescored,
+                from_snapshot=rescored is None,
             )
         except AuditUnavailable as err:
             return self._audit_failed(err)
@@ -322,7 +383,7 @@ class Engine:
                     )
                 )
             else:
-                parts.append(fragments[i])
+                parts.append(self._with_objections(fragments[i], m))
         results = "[" + ",".join(parts) + "]"
         as_of = scorer.snapshot.latest_as_of
         try:
@@ -366,7 +427,10 @@ class Engine:
             "term_months": term_months,
             "product": product,
         }
-        outputs, row = scorer.decide(i, requested_amount_fen, term_months, product)
+        objected = self.under_objection(merchant_id)
+        outputs, row = scorer.decide(i, requested_amount_fen, term_months, product, objected)
+        outputs["records_under_objection"] = len(objected)
+        row = {**row, OBJECTED_KEY: objected}  # what the decision saw, for replay
         try:
             decision_id = self._record(
                 "/decide",

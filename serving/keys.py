@@ -18,7 +18,7 @@ from pathlib import Path
 
 from core.files import write_text_atomic
 
-ROLES = ("bank", "regulator", "admin")
+ROLES = ("bank", "regulator", "admin", "merchant")
 PREFIX = "lck"
 
 
@@ -37,6 +37,7 @@ class ApiKey:
     hash: str
     created_at: str
     revoked_at: str | None = None
+    merchant_id: str | None = None  # role merchant: the one merchant whose data the key reaches
 
     @property
     def active(self) -> bool:
@@ -73,10 +74,18 @@ class KeyStore:
         write_text_atomic(self.path, json.dumps([asdict(k) for k in self._keys.values()], indent=1), mode=0o600)
         self._mtime = self.path.stat().st_mtime
 
-    def create(self, role: str, name: str | None = None) -> str:
-        """Store a new key for ``role`` and return the plaintext key (the only time it exists)."""
+    def create(self, role: str, name: str | None = None, *, merchant_id: str | None = None) -> str:
+        """Store a new key for ``role`` and return the plaintext key (the only time it exists).
+
+        A ``merchant`` key is bound to one merchant (``merchant_id``); no other role takes one."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if (role == "merchant") != bool(merchant_id):
+            raise ValueError(
+                "a merchant key needs --merchant <merchant id>"
+                if role == "merchant"
+                else f"--merchant binds merchant keys only, not role {role!r}"
+            )
         self.reload()
         key_id = secrets.token_hex(6)
         name = name or f"{role}-{key_id}"
@@ -85,7 +94,7 @@ class KeyStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        self._keys[key_id] = ApiKey(key_id, name, role, salt, _digest(salt, secret), created)
+        self._keys[key_id] = ApiKey(key_id, name, role, salt, _digest(salt, secret), created, merchant_id=merchant_id)
         self._save()
         return f"{PREFIX}_{key_id}_{secret}"
 

@@ -17,10 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 RiskClass = Literal["A", "B", "C", "D"]
 Product = Literal["term_loan", "revenue_based"]
+OBJECTED_KEY = "records_under_objection"  # in answers: their count; in an audited decision's row: what it saw
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RestsOn(_Strict):
+    """The records a rule's feature is read from: tables and, for public records, their types."""
+
+    tables: list[str] = Field(min_length=1)
+    record_types: list[str] | None = None
+
+    def matches(self, objection: dict[str, Any]) -> bool:
+        return objection.get("table") in self.tables and (
+            self.record_types is None or objection.get("record_type") in self.record_types
+        )
 
 
 class Rule(_Strict):
@@ -33,6 +46,7 @@ class Rule(_Strict):
     is_true: bool | None = None
     at_least: float | None = None
     classes: list[RiskClass] | None = None
+    rests_on: RestsOn | None = None
 
     def fires(self, risk_class: str, features: dict[str, Any]) -> bool:
         if self.classes is not None:
@@ -74,6 +88,14 @@ class Products(_Strict):
     revenue_based: RevenueBased
 
 
+class ObjectionReferral(_Strict):
+    """What a hard decline becomes when the records it rests on are under the merchant's objection (异议)."""
+
+    outcome: Literal["refer"] = "refer"
+    text_en: str
+    text_zh: str
+
+
 class Policy(_Strict):
     """The whole policy file; ``sha256`` identifies exactly which text decided."""
 
@@ -83,6 +105,7 @@ class Policy(_Strict):
     referrals: list[Rule]
     limit: Limit
     products: Products
+    objection_referral: ObjectionReferral | None = None
     sha256: str = ""
 
     @property
@@ -134,6 +157,32 @@ def price(policy: Policy, product: Product, risk_class: str, limit_fen: int, ter
     }
 
 
+def _declines(policy: Policy, risk_class: str, features: dict[str, Any], objected: list[dict]) -> tuple[list, list]:
+    """(declines, referrals instead of declines): a hard decline that rests on records under the merchant's
+    objection refers, where the policy says so (``objection_referral``, ``rests_on``)."""
+    declines, deferred = [], []
+    swap = policy.objection_referral
+    for fired, rule in zip(
+        _fired(policy.hard_declines, risk_class, features, "decline"),
+        [r for r in policy.hard_declines if r.fires(risk_class, features)],
+        strict=True,
+    ):
+        under = [o for o in objected if rule.rests_on is not None and rule.rests_on.matches(o)]
+        if swap is None or not under:
+            declines.append(fired)
+            continue
+        ids = ", ".join(sorted({o["objection_id"] for o in under}))
+        deferred.append(
+            {
+                **fired,
+                "outcome": swap.outcome,
+                "text_en": f"{fired['text_en']}: {swap.text_en} ({ids})",
+                "text_zh": f"{fired['text_zh']}：{swap.text_zh}（{ids}）",
+            }
+        )
+    return declines, deferred
+
+
 def decide(
     policy: Policy,
     risk_class: str,
@@ -141,10 +190,14 @@ def decide(
     requested_amount_fen: int,
     term_months: int,
     product: Product,
+    objected: list[dict] = (),
 ) -> dict:
-    """Approve, refer or decline; the limit and price; and every policy rule that fired."""
-    declines = _fired(policy.hard_declines, risk_class, features, "decline")
-    referrals = _fired(policy.referrals, risk_class, features, "refer")
+    """Approve, refer or decline; the limit and price; and every policy rule that fired.
+
+    ``objected``: the merchant's records under open objection ({table, record_type, objection_id}).
+    """
+    declines, deferred = _declines(policy, risk_class, features, list(objected))
+    referrals = deferred + _fired(policy.referrals, risk_class, features, "refer")
     fired = declines + referrals
     sales_limit = sales_based_limit(policy, risk_class, features)
     cap = policy.limit.product_cap_fen[product]

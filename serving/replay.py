@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
 from core.audit import AuditLog, AuditUnavailable
 from core.settings import Settings, redacted
 from serving import archive
-from serving.policy import decide
+from serving.policy import OBJECTED_KEY, decide
 from serving.scorer import Snapshot, results, row_frame
 from training.bundle import ScoringBundle
 from training.model_source import ModelHandle, from_cache, from_mlflow
@@ -73,6 +74,16 @@ def _snapshot_rows(settings: Settings, record: dict, merchant_ids: list[str]) ->
     return snap.frame[rows], found
 
 
+def _model_outputs(outputs: Any) -> Any:
+    """An answer without the count of records under objection, which a score read from the objection store at
+    the time, not from the model (a decision replays it: the objections it saw are in its feature row)."""
+    if isinstance(outputs, dict):
+        return {k: _model_outputs(v) for k, v in outputs.items() if k != OBJECTED_KEY or "decision" in outputs}
+    if isinstance(outputs, list):
+        return [_model_outputs(v) for v in outputs]
+    return outputs
+
+
 def _compare(stored, replayed, path: str, out: list[str]) -> None:
     if isinstance(stored, dict) and isinstance(replayed, dict):
         for k in sorted(set(stored) | set(replayed)):
@@ -108,6 +119,11 @@ def replay(settings: Settings, decision_id: str) -> Replay:
 
     if endpoint == "/score" and "features" in request:
         replayed = score(row_frame(bundle, request["features"]), [None], [None])[0]
+    elif endpoint == "/score" and record.get("features"):  # a merchant re-scored after a correction
+        row = record["features"]
+        replayed = score(
+            row_frame(bundle, row, ignore_extra=True), [request["merchant_id"]], [record["features_as_of"]]
+        )[0]
     elif endpoint == "/score":
         frame, found = _snapshot_rows(settings, record, [request["merchant_id"]])
         if not found[0]:
@@ -132,12 +148,19 @@ def replay(settings: Settings, decision_id: str) -> Replay:
         if row is None:
             raise ReplayError(f"record {decision_id} stores no feature row")
         risk = score(row_frame(bundle, row, ignore_extra=True), [request["merchant_id"]], [record["features_as_of"]])[0]
+        objected = row.get(OBJECTED_KEY, [])
         decision = decide(
-            policy, risk["class"], row, request["requested_amount_fen"], request["term_months"], request["product"]
+            policy,
+            risk["class"],
+            row,
+            request["requested_amount_fen"],
+            request["term_months"],
+            request["product"],
+            objected,
         )
-        replayed = {**risk, **decision}
+        replayed = {**risk, **decision, OBJECTED_KEY: len(objected)}
     else:
         raise ReplayError(f"record {decision_id} is from {endpoint}, which has nothing to replay")
     out: list[str] = []
-    _compare(record["outputs"], replayed, "", out)
+    _compare(_model_outputs(record["outputs"]), _model_outputs(replayed), "", out)
     return Replay(record, replayed, out)

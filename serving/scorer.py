@@ -256,6 +256,7 @@ class Scorer:
     card: dict
     card_json: bytes = b""
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    rescored: dict[int, dict] = field(default_factory=dict)  # snapshot row -> its re-scored feature row
 
     @classmethod
     def build(
@@ -325,6 +326,21 @@ class Scorer:
     def result(self, i: int) -> dict:
         return json.loads(self.fragments[i])
 
+    def row(self, i: int) -> dict[str, Any]:
+        """Merchant ``i``'s feature row: its re-scored row after a correction, else the snapshot's."""
+        return self.rescored.get(i) or self.snapshot.row(i)
+
+    def rescore(self, i: int, features: pl.DataFrame) -> dict:
+        """Score merchant ``i`` anew from its recomputed feature row (one row of snapshot columns) and serve
+        that answer from now on; the rest of the snapshot is untouched. Returns the new answer."""
+        X = self.bundle.encode(features)
+        merchant_id = self.snapshot.frame["merchant_id"][i]
+        answer = results(self.bundle, X, [merchant_id], [self.snapshot.as_of[i]], self.handle.name, self.handle.version)
+        row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in features.row(0, named=True).items()}
+        self.rescored[i] = row
+        self.fragments[i] = canonical_json(answer[0])
+        return answer[0]
+
     # -- live scoring of a feature row --------------------------------------------------------
     def score_row(self, features: dict[str, Any]) -> dict:
         """Score one feature row live (TreeSHAP on one row; its cost grows with the model's size)."""
@@ -338,9 +354,12 @@ class Scorer:
             return f"{product} terms run {term.min} to {term.max} months under policy {self.policy.version}"
         return None
 
-    def decide(self, i: int, requested_amount_fen: int, term_months: int, product: str) -> tuple[dict, dict]:
-        """(outputs, feature row): the merchant's risk with the policy's decision on the request."""
+    def decide(
+        self, i: int, requested_amount_fen: int, term_months: int, product: str, objected: list[dict] = ()
+    ) -> tuple[dict, dict]:
+        """(outputs, feature row): the merchant's risk with the policy's decision on the request
+        (``objected``: its records under open objection, which may turn a hard decline into a referral)."""
         risk = self.result(i)
-        row = self.snapshot.row(i)
-        decision = decide(self.policy, risk["class"], row, requested_amount_fen, term_months, product)
+        row = self.row(i)
+        decision = decide(self.policy, risk["class"], row, requested_amount_fen, term_months, product, objected)
         return {**risk, **decision}, row

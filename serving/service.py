@@ -35,6 +35,8 @@ from core.audit import is_postgres
 from core.settings import Settings, get_settings
 from serving.auth import AuthMiddleware
 from serving.engine import Engine, error
+from serving.merchant.api import router as merchant_router
+from serving.merchant.desk import MerchantDesk
 from serving.regulator.api import router as regulator_router
 from serving.schemas import (
     BatchRequest,
@@ -47,7 +49,7 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger("lifecredit.serving")
-API_ROUTES = ("/score", "/score_batch", "/decide", "/admin/reload", "/model", "/decisions", "/regulator")
+API_ROUTES = ("/score", "/score_batch", "/decide", "/admin", "/model", "/decisions", "/regulator", "/merchant")
 MARKER_POLL_SECONDS = 2.0
 
 
@@ -100,6 +102,7 @@ async def decision(decision_id: str, request: Request) -> Response:
 
 
 read_api.include_router(regulator_router)  # /regulator/* JSON (role regulator) and the dashboard page
+read_api.include_router(merchant_router)  # /merchant/* (role merchant), /admin/objections (admin), the merchant page
 
 
 @bentoml.service(name="lifecredit", **bentoml_config(get_settings()))
@@ -115,6 +118,7 @@ class LifeCredit:
         settings = get_settings()
         bento_model = _packed_model()
         self._engine = Engine(settings, bento_model=bento_model)
+        read_api.state.merchant_desk = MerchantDesk(self._engine)
         # A PostgreSQL commit is a network round trip: off the event loop, or one worker serves one
         # request at a time. A local SQLite append is cheaper inline than a hop to a thread.
         self._offload = is_postgres(settings.audit_url)

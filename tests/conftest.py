@@ -60,6 +60,8 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("served")
     features = root / "features"
     build_features(validated_market, features)
+    (root / "data").mkdir()
+    (root / "data" / "validated").symlink_to(validated_market)  # a server reads a merchant's own records there
     env = {
         "LIFECREDIT_DATA_DIR": str(root / "data"),
         "LIFECREDIT_MLRUNS_DIR": str(root / "mlruns"),
@@ -114,5 +116,5 @@ def live_service(served_champion, validated_market, tmp_path_factory) -> dict:
             "log": root / "serve.log",
             "var": root / "var",
             "ids": ids.to_list(),
-            "new_key": lambda role: store.create(role),
+            "new_key": lambda role, merchant_id=None: store.create(role, merchant_id=merchant_id),
         }

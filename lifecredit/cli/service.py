@@ -14,7 +14,7 @@ from core.settings import get_settings
 from lifecredit.cli.common import app, quiet_training_logs, stderr, stdout, stop
 
 keys_app = typer.Typer(
-    help="API keys for banks, regulators and admins (only salted hashes are stored).", no_args_is_help=True
+    help="API keys for banks, regulators, admins and merchants (only salted hashes are stored).", no_args_is_help=True
 )
 
 
@@ -29,26 +29,45 @@ def _key_store():
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="bank, regulator or admin.")],
+    role: Annotated[str, typer.Option(help="bank, regulator, admin or merchant.")],
     name: Annotated[str | None, typer.Option(help="Who holds the key (default: <role>-<id>).")] = None,
+    merchant: Annotated[
+        str | None,
+        typer.Option(help="Role merchant: the merchant id the key is bound to (it reaches that merchant's data only)."),
+    ] = None,
 ) -> None:
     """Create a key and print it once: it is not stored and cannot be shown again."""
+    if merchant:
+        _check_merchant_known(merchant)
     try:
-        key = _key_store().create(role, name)
+        key = _key_store().create(role, name, merchant_id=merchant)
     except ValueError as err:
         stop("keys create", err)
     stderr.print("New key (shown once; send it as 'Authorization: Bearer <key>'):")
     print(key)
 
 
+def _check_merchant_known(merchant_id: str) -> None:
+    """Stop when the serving snapshot exists and does not hold ``merchant_id`` (a typo would make a useless key)."""
+    import polars as pl
+
+    snapshot = get_settings().serving_snapshot_dir / "latest.parquet"
+    if not snapshot.is_file():
+        stderr.print(f"[yellow]note:[/] no feature snapshot at {snapshot}; merchant {merchant_id} not checked")
+        return
+    found = pl.scan_parquet(snapshot).filter(pl.col("merchant_id") == merchant_id).select(pl.len()).collect().item()
+    if not found:
+        stop("keys create", f"merchant {merchant_id!r} is not in the feature snapshot {snapshot}; check the id")
+
+
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys: id, name, role, created, revoked. Never the keys themselves."""
+    """List keys: id, name, role, bound merchant, created, revoked. Never the keys themselves."""
     table = Table(title=f"API keys ({get_settings().api_keys_file})")
-    for col in ("id", "name", "role", "created", "revoked"):
+    for col in ("id", "name", "role", "merchant", "created", "revoked"):
         table.add_column(col)
     for k in _key_store().list():
-        table.add_row(k.key_id, k.name, k.role, k.created_at, k.revoked_at or "-")
+        table.add_row(k.key_id, k.name, k.role, k.merchant_id or "-", k.created_at, k.revoked_at or "-")
     stdout.print(table)
 
 

@@ -1,4 +1,5 @@
-"""Every route x role (none, bank, regulator, admin) over HTTP, the rate and size limits, and no key text anywhere.
+"""Every route x role (none, bank, regulator, admin, own merchant, other merchant) over HTTP, the rate and size
+limits, and no key text anywhere.
 
 Routes come from the service's OpenAPI document plus the few it does not list; a route
 without an expected row in ``EXPECTED`` fails the test, so a new route needs a decision here.
@@ -12,12 +13,14 @@ import sqlite3
 import httpx
 import pytest
 
-ROLES = ("none", "bank", "regulator", "admin")
+ROLES = ("none", "bank", "regulator", "admin", "merchant", "other_merchant")  # merchant: the one asked about
 PUBLIC = {role: 200 for role in ROLES}
+MERCHANTS = ("merchant", "other_merchant")
 
 
-def only(*roles: str) -> dict[str, int]:
-    return {"none": 401, **{r: 200 if r in roles else 403 for r in ROLES[1:]}}
+def only(*roles: str, **status: int) -> dict[str, int]:
+    """401 without a key, 403 for a role not listed, 200 (or ``status[role]``) for one listed."""
+    return {"none": 401, **{r: status.get(r, 200) if r in roles else 403 for r in ROLES[1:]}}
 
 
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
@@ -30,6 +33,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/schema.json"): PUBLIC,
     ("GET", "/regulator/"): PUBLIC,  # the dashboard page; its data needs a regulator key
     ("GET", "/regulator/static/dashboard.js"): PUBLIC,
+    ("GET", "/merchant/"): PUBLIC,  # the merchant's page; its data needs the merchant's key
+    ("GET", "/merchant/static/merchant.js"): PUBLIC,
+    ("GET", "/merchant/report"): only(*MERCHANTS),  # each merchant key reads its own report
+    ("GET", "/merchant/report?merchant_id={merchant_id}"): only(*MERCHANTS, other_merchant=404),
+    ("GET", "/merchant/objections"): only(*MERCHANTS),
+    ("POST", "/merchant/objections"): only(*MERCHANTS, merchant=201, other_merchant=404),  # a record of the merchant
+    ("GET", "/admin/objections"): only("admin"),
+    ("POST", "/admin/objections/{objection_id}/resolve"): only("admin"),
     ("POST", "/score"): only("bank"),
     ("POST", "/score_batch"): only("bank"),
     ("POST", "/decide"): only("bank"),
@@ -56,12 +67,15 @@ NOT_IN_OPENAPI = {
     ("GET", "/schema.json"),
     ("GET", "/regulator/"),
     ("GET", "/regulator/static/dashboard.js"),
+    ("GET", "/merchant/"),
+    ("GET", "/merchant/static/merchant.js"),
+    ("GET", "/merchant/report?merchant_id={merchant_id}"),  # a query variant of /merchant/report
 }
 SEEN: dict[str, list] = {"keys": [], "bodies": []}  # for the leak test at the end of this module
 
 
-def _key(live_service, role: str) -> str:
-    key = live_service["new_key"](role)
+def _key(live_service, role: str, merchant_id: str | None = None) -> str:
+    key = live_service["new_key"](role, merchant_id)
     SEEN["keys"].append(key)
     return key
 
@@ -73,10 +87,31 @@ def _call(url: str, method: str, path: str, key: str | None, body=None, **kw) ->
     return r
 
 
-def test_every_route_every_role(live_service):
-    url, m = live_service["url"], live_service["ids"][0]
-    keys = {role: _key(live_service, role) for role in ROLES[1:]}
+def _with_complaint(validated_market, ids: list[str]) -> tuple[str, str]:
+    """A served merchant with a complaint on record, and that complaint's id."""
+    import polars as pl
+
+    complaints = pl.read_parquet(validated_market / "complaints.parquet").filter(pl.col("merchant_id").is_in(ids))
+    first = complaints.sort("merchant_id", "complaint_id").row(0, named=True)
+    return first["merchant_id"], first["complaint_id"]
+
+
+def test_every_route_every_role(live_service, validated_market):
+    url = live_service["url"]
+    m, complaint = _with_complaint(validated_market, live_service["ids"])
+    other = next(i for i in live_service["ids"] if i != m)
+    keys = {role: _key(live_service, role) for role in ("bank", "regulator", "admin")}
+    keys["merchant"] = _key(live_service, "merchant", m)
+    keys["other_merchant"] = _key(live_service, "merchant", other)
     keys["none"] = None
+    objection = _call(
+        url,
+        "POST",
+        "/merchant/objections",
+        keys["merchant"],
+        {"table": "complaints", "record_id": complaint, "reason": "x"},
+    )
+    assert objection.status_code == 201, objection.text
     routes = {
         (method.upper(), path) for path, ops in httpx.get(f"{url}/docs.json").json()["paths"].items() for method in ops
     }
@@ -94,10 +129,16 @@ def test_every_route_every_role(live_service):
         "/score": {"merchant_id": m},
         "/score_batch": {"merchant_ids": [m]},
         "/decide": {"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
+        "/merchant/objections": {"table": "complaints", "record_id": complaint, "reason": "not our shop"},
+        "/admin/objections/{objection_id}/resolve": {"outcome": "upheld", "note": "checked with the platform"},
     }
     wrong = []
     for (method, path), expected in sorted(EXPECTED.items()):
-        concrete = path.replace("{decision_id}", decided.json()["decision_id"])
+        concrete = (
+            path.replace("{decision_id}", decided.json()["decision_id"])
+            .replace("{merchant_id}", m)
+            .replace("{objection_id}", objection.json()["objection_id"])
+        )
         for role in ROLES:
             r = _call(url, method, concrete, keys[role], bodies.get(path))
             if r.status_code != expected[role]:

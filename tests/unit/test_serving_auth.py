@@ -23,13 +23,19 @@ from serving.keys import KeyStore
         ("/admin/reload", {"admin"}),
         ("/model", {"bank", "regulator", "admin"}),
         ("/somewhere-else", {"bank", "regulator", "admin"}),
+        ("/merchant/report", {"merchant"}),
+        ("/merchant/objections", {"merchant"}),
+        ("/admin/objections", {"admin"}),
+        ("/admin/objections/OBJ-1/resolve", {"admin"}),
     ],
 )
 def test_roles_by_route(path, roles):
     assert allowed_roles(path) == roles
 
 
-@pytest.mark.parametrize("path", ["/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/"])
+@pytest.mark.parametrize(
+    "path", ["/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/", "/merchant/", "/merchant/static/merchant.js"]
+)
 def test_probes_metrics_and_docs_are_public(path):
     assert allowed_roles(path) is None
 
