@@ -50,9 +50,8 @@ RELOAD_MARKER = "reload.json"
 AUDIT_RETRY_SECONDS = 5.0
 
 
-def feature_frame(scorer: Scorer, row: dict[str, Any]) -> pl.DataFrame:
+def feature_frame(schema: pl.Schema, row: dict[str, Any]) -> pl.DataFrame:
     """One stored feature row (JSON values) as a frame of the snapshot's columns and dtypes."""
-    schema = scorer.snapshot.frame.schema
     values = {}
     for name, dtype in schema.items():
         v = row.get(name)
@@ -144,7 +143,7 @@ class Engine:
             for merchant_id, r in newest.items():
                 i = scorer.find(merchant_id)
                 if i is not None:
-                    scorer.rescore(i, feature_frame(scorer, r["features"]))
+                    scorer.rescore(i, feature_frame(scorer.snapshot.frame.schema, r["features"]))
             return len(newest)
 
     def load(self, *, freeze_heap: bool = False) -> None:

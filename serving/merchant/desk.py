@@ -17,14 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from core.audit import AuditRecord, AuditUnavailable
-from core.objections import DEADLINE_DAYS, ObjectionError
+from core.objections import DEADLINE_DAYS, ObjectionError, ObjectionStore
+from core.settings import Settings
 from data_contracts.corrections import append_correction, correction_problem
 from features.catalog import load_catalog
 from merchant.report import build_report, class_history, record_exists
 from merchant.rescore import RescoreError, merchant_tables, rescore_features
-from serving.engine import Engine, error, json_response
+from serving.engine import Engine, error, feature_frame, json_response
 from serving.keys import ApiKey
+from serving.scorer import Snapshot, results
+from training.bundle import ScoringBundle
 from training.master_scale import MasterScale
+from training.model_source import from_mlflow
 
 logger = logging.getLogger("lifecredit.serving")
 TABLE_ZH = {"complaints": "投诉", "public_records": "公示", "loans": "贷款", "loan_performance": "还款"}
@@ -64,6 +68,62 @@ def invalid(err: ValidationError) -> Response:
     return error(422, f"request body does not fit: {where}", detail=detail)
 
 
+def assemble(
+    settings: Settings,
+    store: ObjectionStore,
+    *,
+    merchant_id: str,
+    answer: dict,
+    features: dict,
+    snapshot: Snapshot,
+    rescored: bool,
+) -> dict:
+    """The merchant's report from its served answer and feature row (the server's and the CLI's one path)."""
+    rescores = store.rescores(merchant_id)
+    current = [r for r in rescores if r["snapshot_sha256"] == snapshot.sha256]
+    return build_report(
+        merchant_id=merchant_id,
+        answer=answer,
+        features=features,
+        snapshot=snapshot.frame,
+        tables=merchant_tables(settings.validated_dir, merchant_id, settings.corrections_folder),
+        history=class_history(settings.class_history_dir, merchant_id, rescores),
+        objections=store.list(merchant_id=merchant_id),
+        catalog=load_catalog(),
+        scale=MasterScale.load(),
+        min_cell_count=settings.min_cell_count,
+        rescored_at=current[-1]["rescored_at"] if current and rescored else None,
+    )
+
+
+def offline_report(settings: Settings, merchant_id: str) -> dict:
+    """The report as the server would answer it, without a server: the champion scores the merchant's snapshot
+    row (its re-scored row where a correction re-scored it on this snapshot)."""
+    handle = from_mlflow(settings)
+    snapshot = Snapshot.load(settings.serving_snapshot_dir)
+    i = snapshot.index.get(merchant_id)
+    if i is None:
+        raise LookupError(f"merchant {merchant_id!r} is not in the feature snapshot {snapshot.path}")
+    store = ObjectionStore(settings.objections_file)
+    try:
+        current = store.rescores(merchant_id, snapshot_sha256=snapshot.sha256)
+        row = snapshot.frame[i] if not current else feature_frame(snapshot.frame.schema, current[-1]["features"])
+        bundle = ScoringBundle.load(handle.bundle_dir)
+        answer = results(bundle, bundle.encode(row), [merchant_id], [snapshot.as_of[i]], handle.name, handle.version)
+        features = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.row(0, named=True).items()}
+        return assemble(
+            settings,
+            store,
+            merchant_id=merchant_id,
+            answer=answer[0],
+            features=features,
+            snapshot=snapshot,
+            rescored=bool(current),
+        )
+    finally:
+        store.close()
+
+
 class MerchantDesk:
     """Merchant and data-steward requests over the engine's scorer, audit log and objection store."""
 
@@ -71,7 +131,6 @@ class MerchantDesk:
         self.engine = engine
         self.settings = engine.settings
         self.catalog = load_catalog()
-        self.scale = MasterScale.load()
 
     # -- helpers ------------------------------------------------------------------------------
     def _not_found(self, merchant_id: str) -> Response:
@@ -110,21 +169,14 @@ class MerchantDesk:
         i = scorer.find(own) if own else None
         if i is None:
             return self._not_found(merchant_id or key.merchant_id)
-        store = self.engine.objections
-        rescores = store.rescores(own)
-        current = [r for r in rescores if r["snapshot_sha256"] == scorer.snapshot.sha256]
-        report = build_report(
+        report = assemble(
+            self.settings,
+            self.engine.objections,
             merchant_id=own,
             answer=scorer.result(i),
             features=scorer.row(i),
-            snapshot=scorer.snapshot.frame,
-            tables=self._tables(own),
-            history=class_history(self.settings.class_history_dir, own, rescores),
-            objections=store.list(merchant_id=own),
-            catalog=self.catalog,
-            scale=self.scale,
-            min_cell_count=self.settings.min_cell_count,
-            rescored_at=current[-1]["rescored_at"] if current and i in scorer.rescored else None,
+            snapshot=scorer.snapshot,
+            rescored=i in scorer.rescored,
         )
         return json_response(200, report)
 

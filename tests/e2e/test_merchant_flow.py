@@ -10,6 +10,7 @@ reload, and every step is in the audit log.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from datetime import datetime, timedelta
 
@@ -160,6 +161,21 @@ def test_report_objection_correction_rescore(flow):
     assert res.returncode == 0, res.stdout + res.stderr
     assert _call(url, "POST", "/admin/reload", admin).status_code == 200
     assert _answers(url, bank, [m])[m]["pd"] == after[m]["pd"]
+
+    # the same report from the command line, as a file (and a PDF where a PDF engine is installed)
+    out = flow["root"] / "report.html"
+    pdf = ["--pdf"] if shutil.which("chromium") else []
+    res = subprocess.run(
+        [str(BIN / "lifecredit"), "merchant-report", "--merchant", m, "--out", str(out), *pdf],
+        env=flow["env"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    page = out.read_text(encoding="utf-8")
+    assert m in page and resolved["correction"]["correction_id"] in page and f"{after[m]['pd']:.2%}" in page
+    assert not pdf or out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
 
     # every step audited: who, when, before and after
     from core.audit import AuditLog
