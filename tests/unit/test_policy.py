@@ -92,3 +92,41 @@ def test_every_feature_the_policy_reads_is_in_the_catalogue(policy):
 
     names = {f.name for f in load_catalog().features}
     assert policy.features <= names, policy.features - names
+
+
+LISTING = {"table": "public_records", "record_type": "abnormal_operation_listed", "objection_id": "OBJ-1"}
+
+
+def test_a_hard_decline_resting_on_a_record_under_objection_refers(policy):
+    listed = {**CLEAN, "abnormal_operation_listed": True}
+    assert decide(policy, "B", listed, 1_000_000, 12, "term_loan")["decision"] == "decline"
+    out = decide(policy, "B", listed, 1_000_000, 12, "term_loan", [LISTING])
+    assert out["decision"] == "refer"
+    fired = {f["rule"]: f for f in out["policy_rules_fired"]}
+    assert (
+        fired["abnormal_operation_listed"]["outcome"] == "refer"
+        and "OBJ-1" in fired["abnormal_operation_listed"]["text_en"]
+    )
+
+
+def test_an_objection_elsewhere_leaves_the_decline(policy):
+    listed = {**CLEAN, "abnormal_operation_listed": True}
+    complaint = {"table": "complaints", "record_type": None, "objection_id": "OBJ-2"}
+    other_list = {**LISTING, "record_type": "serious_violation_listed"}
+    for objected in ([complaint], [other_list]):
+        assert decide(policy, "B", listed, 1_000_000, 12, "term_loan", objected)["decision"] == "decline"
+    # class D rests on no record: an objection never turns it into a referral
+    assert decide(policy, "D", CLEAN, 1_000_000, 12, "term_loan", [LISTING])["decision"] == "decline"
+    # and a second decline that rests on no objected record still declines
+    both = {**listed, "current_dpd": 120}
+    assert decide(policy, "B", both, 1_000_000, 12, "term_loan", [LISTING])["decision"] == "decline"
+
+
+def test_the_referral_is_policy_data(policy, tmp_path):
+    data = yaml.safe_load(DEFAULT_POLICY.read_text())
+    del data["objection_referral"]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    strict = load_policy(path)
+    listed = {**CLEAN, "abnormal_operation_listed": True}
+    assert decide(strict, "B", listed, 1_000_000, 12, "term_loan", [LISTING])["decision"] == "decline"
