@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import polars as pl
@@ -193,7 +194,90 @@ def test_report_objection_correction_rescore(flow):
 
 def before_feature(flow, merchant_id: str, name: str):
     """The merchant's feature value in the served snapshot (before any correction)."""
-    from pathlib import Path
-
     snapshot = Path(flow["env"]["LIFECREDIT_SNAPSHOT_DIR"]) / "latest.parquet"
     return pl.read_parquet(snapshot).filter(pl.col("merchant_id") == merchant_id)[name][0]
+
+
+def test_credit_repair_of_a_listing_refers_then_clears_the_decline(flow, validated_market):
+    """A listed merchant asks for credit repair (信用修复): while it is open the listing's hard decline refers;
+    once the steward records the removal, the re-scored merchant is no longer listed."""
+    from serving.keys import KeyStore
+
+    url, bank, admin = flow["url"], flow["keys"]["bank"], flow["keys"]["admin"]
+    snapshot = pl.read_parquet(Path(flow["env"]["LIFECREDIT_SNAPSHOT_DIR"]) / "latest.parquet")
+    as_of = snapshot["as_of"].max()
+    listed = snapshot.filter(
+        pl.col("abnormal_operation_listed"),
+        ~pl.col("serious_violation_listed").fill_null(False),
+        pl.col("current_dpd").fill_null(0) < 90,
+    )["merchant_id"].to_list()
+    records = pl.read_parquet(validated_market / "public_records.parquet").filter(
+        pl.col("record_type") == "abnormal_operation_listed",
+        pl.col("published_on") < as_of,
+        pl.col("removed_on").is_null() | (pl.col("removed_on") >= as_of),
+    )
+    request = {"requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"}
+    declined = None
+    for m in listed:
+        first = _call(url, "POST", "/decide", bank, {"merchant_id": m, **request}).json()
+        rules = {f["rule"]: f["outcome"] for f in first["policy_rules_fired"]}
+        if first["class"] != "D" and rules.get("abnormal_operation_listed") == "decline":
+            declined = m
+            break
+    assert declined, f"no listed merchant outside class D among {len(listed)} listed ones"
+    mine = records.filter(pl.col("merchant_id") == declined)["record_id"].to_list()
+    key = KeyStore(flow["root"] / "var" / "api_keys.json").create("merchant", merchant_id=declined)
+
+    r = _call(
+        url,
+        "POST",
+        "/merchant/objections",
+        key,
+        {"table": "public_records", "record_id": mine[0], "reason": "filed the annual report", "kind": "repair"},
+    )
+    assert r.status_code == 201, r.text
+    repair = r.json()
+    assert repair["kind"] == "repair" and repair["record_type"] == "abnormal_operation_listed"
+    decided = _call(url, "POST", "/decide", bank, {"merchant_id": declined, **request}).json()
+    rules = {f["rule"]: f for f in decided["policy_rules_fired"]}
+    assert decided["decision"] == "refer" and rules["abnormal_operation_listed"]["outcome"] == "refer"
+    assert (
+        repair["objection_id"] in rules["abnormal_operation_listed"]["text_en"]
+        and decided["records_under_objection"] == 1
+    )
+
+    removed = {"removed_on": (as_of - timedelta(days=1)).isoformat()}
+    for rid in mine[1:]:  # any other current listing of the merchant is removed by the same repair
+        repair_more = _call(
+            url,
+            "POST",
+            "/merchant/objections",
+            key,
+            {"table": "public_records", "record_id": rid, "reason": "same", "kind": "repair"},
+        ).json()
+        _call(
+            url,
+            "POST",
+            f"/admin/objections/{repair_more['objection_id']}/resolve",
+            admin,
+            {"outcome": "corrected", "correction": {"action": "update", "corrected_fields": removed}},
+        )
+    r = _call(
+        url,
+        "POST",
+        f"/admin/objections/{repair['objection_id']}/resolve",
+        admin,
+        {
+            "outcome": "corrected",
+            "correction": {"action": "update", "corrected_fields": removed},
+            "note": "listing removed",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["rescore"]["features"]["abnormal_operation_listed"] is False
+    after = _call(url, "POST", "/decide", bank, {"merchant_id": declined, **request}).json()
+    assert "abnormal_operation_listed" not in {f["rule"] for f in after["policy_rules_fired"]}
+    assert after["records_under_objection"] == 0
+    report = _call(url, "GET", "/merchant/report", key).json()
+    listing = {p["record_id"]: p for p in report["records"]["public_records"]}[mine[0]]
+    assert listing["removed_on"] == removed["removed_on"] and listing["current"] is False
