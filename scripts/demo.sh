@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, then run the main job on a small simulated market:
 # simulate -> validate -> features -> train -> promote (alias champion) -> predict -> demo bank key
-# -> serve (BentoML, foreground; prints a curl example that works against it; Ctrl-C stops it).
+# -> serve (BentoML, foreground; prints curl examples that work against it for banks, regulators,
+# a merchant and the data steward; Ctrl-C stops it).
 # Everything lands under data/ and mlruns/ (git-ignored); override with LIFECREDIT_* variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,13 +59,26 @@ $lc report --month "$report_month" --out "$data/regulator-report-$report_month.h
   >/dev/null
 echo "demo: class history in $history_dir; regulator report: $data/regulator-report-$report_month.html"
 
-step "7/8 create demo API keys for a bank and a regulator (shown once; only salted hashes are stored)"
-$lc keys revoke demo-bank >/dev/null 2>&1 || true   # a rerun replaces the previous demo keys
-$lc keys revoke demo-regulator >/dev/null 2>&1 || true
+step "7/8 create demo API keys for a bank, a regulator, a data steward and one merchant (shown once; only salted hashes are stored)"
+for name in demo-bank demo-regulator demo-steward demo-merchant; do
+  $lc keys revoke "$name" >/dev/null 2>&1 || true   # a rerun replaces the previous demo keys
+done
 key=$($lc keys create --role bank --name demo-bank)
 regulator_key=$($lc keys create --role regulator --name demo-regulator)
+steward_key=$($lc keys create --role admin --name demo-steward)
 merchant=$(.venv/bin/python -c 'import sys, polars as pl; print(pl.read_parquet(sys.argv[1])["merchant_id"][0])' \
   "$data/features/latest.parquet")
+# a merchant with a complaint on record, to show its own credit report and an objection
+read -r own complaint < <(.venv/bin/python - "$data/features/latest.parquet" "$data/validated/complaints.parquet" <<'PY'
+import sys, polars as pl
+served = pl.read_parquet(sys.argv[1], columns=["merchant_id"])["merchant_id"]
+c = pl.read_parquet(sys.argv[2]).filter(pl.col("merchant_id").is_in(served)).sort("received_at").row(-1, named=True)
+print(c["merchant_id"], c["complaint_id"])
+PY
+)
+merchant_key=$($lc keys create --role merchant --merchant "$own" --name demo-merchant)
+$lc merchant-report --merchant "$own" --out "$data/merchant-report-$own.html" >/dev/null
+echo "demo: merchant $own's own credit report: $data/merchant-report-$own.html"
 host=$($lc settings --field host)
 port=$($lc settings --field port)
 url="http://$host:$port"
@@ -121,6 +135,16 @@ Regulator dashboard (class distribution, stability, migration, outcomes, inclusi
   open $url/regulator/ and sign in with the demo regulator key  $regulator_key
   or ask the API:  curl -s "$url/regulator/distribution?by=sector&month=$report_month" \\
                      -H 'Authorization: Bearer $regulator_key'
+Merchant $own's own credit report (信用报告; guide: docs/merchants.md):
+  open $url/merchant/ and sign in with the demo merchant key  $merchant_key
+  or:  curl -s $url/merchant/report -H 'Authorization: Bearer $merchant_key'
+Object to its latest complaint (异议), then resolve it as the data steward:
+  curl -s -X POST $url/merchant/objections -H 'Authorization: Bearer $merchant_key' \\
+    -H 'Content-Type: application/json' \\
+    -d '{"table": "complaints", "record_id": "$complaint", "reason": "not our shop", "kind": "objection"}'
+  curl -s "$url/admin/objections?status=open" -H 'Authorization: Bearer $steward_key'
+  curl -s -X POST $url/admin/objections/<objection_id>/resolve -H 'Authorization: Bearer $steward_key' \\
+    -H 'Content-Type: application/json' -d '{"outcome": "corrected", "correction": {"action": "delete"}}'
 Press Ctrl-C to stop the server.
 MSG
 wait "$server"
