@@ -44,7 +44,7 @@ KEYS = ["merchant_id", "as_of"]
 PEER_GROUP = ["as_of", "sector", "province"]
 
 
-def _peer_pct(col: str) -> pl.Expr:
+def peer_pct(col: str) -> pl.Expr:
     """Share of merchants in the same sector x province at the same as_of at or below this value."""
     return pl.col(col).rank("max").over(PEER_GROUP) / pl.col(col).count().over(PEER_GROUP)
 
@@ -54,7 +54,7 @@ BATCH_ROWS = 8_000_000
 (figures in ``benchmarks/RESULTS.md``)."""
 
 
-def _merchant_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame | None = None) -> pl.DataFrame:
+def own_event_features(tables: RawTables, as_of: list[date], keep: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every feature that depends on one merchant's own events, for its rows of the population.
 
     With ``keep`` (merchant_id, as_of), the costly customer concentration is computed for those rows only.
@@ -128,7 +128,7 @@ def _batched_features(
     tick(0, len(batches))
     full, ranked = [], []
     for i, (lo, hi) in enumerate(batches):
-        part = _merchant_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of, keep)
+        part = own_event_features(tables if len(batches) == 1 else tables.merchant_range(lo, hi), as_of, keep)
         ranked.append(part.select(*KEYS, *PEER_GROUP[1:], *PEER_INPUTS))
         full.append(part if keep is None else part.join(keep, on=KEYS, how="semi"))
         del part
@@ -172,7 +172,7 @@ PEER_OUTPUTS = [*PEER_COLUMNS, *PEER_CONDITIONS]
 def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
     """``frame`` (per-merchant features of *every* merchant) plus the peer percentile and condition columns."""
     return frame.with_columns(
-        *(_peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items()),
+        *(peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items()),
         *(expr.over("as_of", by).alias(name) for name, (by, expr) in PEER_CONDITIONS.items()),
     )
 

@@ -25,8 +25,8 @@ from features.pipeline import (
     PEER_COLUMNS,
     PEER_CONDITIONS,
     PEER_GROUP,
-    _merchant_features,
-    _peer_pct,
+    own_event_features,
+    peer_pct,
     catalog_columns,
 )
 from features.tables import RawTables
@@ -124,7 +124,7 @@ def _peer_percentiles(own: pl.DataFrame, peers: pl.DataFrame) -> pl.DataFrame:
             own.select(pl.col(c).cast(peers.schema[c]) for c in [*PEER_GROUP, *sources]),
         ]
     )
-    return frame.select(*(_peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items())).tail(1)
+    return frame.select(*(peer_pct(src).alias(name) for name, src in PEER_COLUMNS.items())).tail(1)
 
 
 def _conditions(own: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -159,7 +159,7 @@ def rescore_features(
     unknown = [c for c in columns if c not in KEYS and c not in catalog.names]
     if unknown:
         raise RescoreError(f"snapshot column(s) {unknown} are not in feature catalogue {catalog.version}: rebuild it")
-    own = _merchant_features(merchant_tables(validated, merchant_id, corrections), [as_of])
+    own = own_event_features(merchant_tables(validated, merchant_id, corrections), [as_of])
     if own.is_empty():
         raise RescoreError(f"merchant {merchant_id} has no valid record before {as_of} after the corrections")
     market = snapshot.filter(pl.col("as_of") == as_of)
