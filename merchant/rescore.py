@@ -25,9 +25,9 @@ from features.pipeline import (
     PEER_COLUMNS,
     PEER_CONDITIONS,
     PEER_GROUP,
+    catalog_columns,
     own_event_features,
     peer_pct,
-    catalog_columns,
 )
 from features.tables import RawTables
 
