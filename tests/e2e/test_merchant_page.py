@@ -14,9 +14,12 @@ Chromium or chromedriver is missing (``scripts/setup_browser.sh`` installs both)
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -51,7 +54,7 @@ def site(served_champion, validated_market, tmp_path_factory):
     merchant = _merchant_with_records(validated_market, served_champion["features"] / "latest.parquet")
     keys = {
         "merchant": cli(["keys", "create", "--role", "merchant", "--merchant", merchant], env).strip().splitlines()[-1],
-        "bank": cli(["keys", "create", "--role", "bank"], env).strip().splitlines()[-1],
+        **{role: cli(["keys", "create", "--role", role], env).strip().splitlines()[-1] for role in ("bank", "admin")},
     }
     with serve(env, root / "serve.log") as url:
         yield {"url": url, "keys": keys, "merchant": merchant, "root": root}
@@ -229,12 +232,10 @@ def _zoom_200(driver, on: bool) -> None:
 
 def _screenshot(driver, tmp_path: Path, name: str) -> Path:
     """A full-page screenshot into the test's tmp folder and artifacts/ (git-ignored); the path is printed."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    width = driver.execute_script("return window.outerWidth")
-    driver.set_window_size(width, min(max(height + 120, 900), 12000))
     shot = tmp_path / name
-    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 20_000
-    driver.set_window_size(1280, 900)
+    data = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})["data"]
+    shot.write_bytes(base64.b64decode(data))
+    assert shot.stat().st_size > 20_000
     keep = ROOT / "artifacts" / name
     keep.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, keep)
@@ -428,14 +429,17 @@ def test_keyboard_alone_objects_to_a_record_and_escape_gives_focus_back(site, br
     assert "Under objection" in mark and objection.startswith("OBJ-") and objection in mark
     listed = _text(driver, f'#objections li[data-objection-id="{objection}"]')
     assert "received" in listed and record in listed
+    served = http("GET", f"{site['url']}/merchant/objections", key=site["keys"]["merchant"])[1]["objections"]
+    filed = next(o for o in served if o["objection_id"] == objection)
+    assert filed["status"] == "received"
+    due = datetime.fromisoformat(filed["due_by"]).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert due in listed, f"the 20-day due date {due} is shown"
     status = driver.execute_script(
         f"return document.querySelector('#objections li[data-objection-id=\"{objection}\"]').dataset.status"
     )
     assert status == "received"
     assert _active(driver)["record"] == record, "focus lands on the record just marked"
     assert objection in _wait(driver, "document.getElementById('status').textContent", what="the announcement")
-    served = http("GET", f"{site['url']}/merchant/objections", key=site["keys"]["merchant"])[1]["objections"]
-    assert any(o["objection_id"] == objection and o["status"] == "received" for o in served)
     _toggle(driver, "zh")
     assert "异议处理中" in _text(driver, f"{css} .mark")
     _toggle(driver, "en")
@@ -456,3 +460,48 @@ def test_keyboard_alone_objects_to_a_record_and_escape_gives_focus_back(site, br
     _wait(driver, "document.body.dataset.ready === 'signed-out'", what="signing out")
     assert driver.execute_script("return sessionStorage.getItem('lifecredit.merchantKey')") is None
     assert not _severe(driver), _severe(driver)
+
+
+def test_a_corrected_record_shows_the_rescore_its_note_and_the_outcome(site, browser, tmp_path):
+    """The data steward corrects a record the merchant objected to: the page shows the re-score and the outcome."""
+    from selenium.webdriver.common.by import By
+
+    url, keys = site["url"], site["keys"]
+    report = http("GET", f"{url}/merchant/report", key=keys["merchant"])[1]
+    complaint = next(c for c in report["records"]["complaints"] if not c["under_objection"])["record_id"]
+    status, objection = http(
+        "POST",
+        f"{url}/merchant/objections",
+        {"table": "complaints", "record_id": complaint, "reason": "another shop's complaint", "kind": "objection"},
+        keys["merchant"],
+    )
+    assert status == 201, objection
+    oid = objection["objection_id"]
+    status, resolved = http(
+        "POST",
+        f"{url}/admin/objections/{oid}/resolve",
+        {"outcome": "corrected", "correction": {"action": "delete"}, "note": "not this merchant's complaint"},
+        keys["admin"],
+    )
+    assert status == 200, resolved
+    correction = resolved["correction"]["correction_id"]
+
+    driver = browser
+    _fresh(driver, site, lang="en")
+    _sign_in(driver, site)
+    assert driver.find_element(By.ID, "current-note").is_displayed()
+    assert "worked out again" in _text(driver, "#current-note")
+    rescore = driver.find_elements(By.CSS_SELECTOR, "#history-table tbody tr.rescore")
+    assert len(rescore) == 1 and "Re-score" in rescore[0].text and correction in rescore[0].text
+    assert driver.find_elements(By.CSS_SELECTOR, "#history-chart svg polygon.rescore")
+    item = driver.find_element(By.CSS_SELECTOR, f'#objections li[data-objection-id="{oid}"]')
+    assert item.get_attribute("data-status") == "resolved" and "corrected" in item.text
+    assert "not this merchant's complaint" in item.text
+    assert not driver.find_elements(By.CSS_SELECTOR, f'#records-complaints li[data-record-id="{complaint}"]')
+    _axe(driver, "after a correction")
+    _toggle(driver, "zh")
+    assert "重新评分" in driver.find_element(By.CSS_SELECTOR, "#history-table tbody tr.rescore").text
+    assert "已更正" in driver.find_element(By.CSS_SELECTOR, f'#objections li[data-objection-id="{oid}"]').text
+    _axe(driver, "after a correction")
+    assert not _severe(driver), _severe(driver)
+    _screenshot(driver, tmp_path, "merchant_page_corrected.png")

@@ -266,7 +266,7 @@ function words(err, context) {
     return t("err_422", { detail });
   }
   if (s === 429) return t("err_429", { s: err.body.retry_after_seconds ?? 60 });
-  if (s >= 500) return t("err_5xx", { status: s });
+  if (s >= 500) return `${t("err_5xx", { status: s })} ${err.body.error ? `(${err.message})` : ""}`.trim();
   return t("err_other", { status: s, detail: err.message });
 }
 
@@ -535,7 +535,8 @@ function drawObjections() {
 function drawAll() {
   if (!state.report) return;
   drawCurrent(); drawScale(); drawHistory(); drawReasons(); drawAdvice(); drawRecords(); drawObjections();
-  $("foot").textContent = `${t("merchant")}: ${state.report.merchant_id} · ${t("generated")}: ${day(state.report.generated_at)}`;
+  const colon = state.lang === "zh" ? "：" : ": ";
+  $("foot").textContent = `${t("merchant")}${colon}${state.report.merchant_id} · ${t("generated")}${colon}${day(state.report.generated_at)}`;
 }
 
 /* -- the objection dialog ----------------------------------------------------------------------------- */
