@@ -199,6 +199,14 @@ class MerchantDesk:
                 detail=[{"loc": ["body", "kind"], "msg": "repair needs table public_records", "type": "value_error"}],
             )
         merchant_id = key.merchant_id
+        for o in self.engine.objections.list(merchant_id=merchant_id, status="open"):
+            if (o.table, o.record_id) == (req.table, req.record_id):
+                return error(
+                    409,
+                    f"{req.table} record {req.record_id} is under objection already ({o.objection_id}, due by "
+                    f"{o.due_by}); add to it through the data steward or wait for the answer",
+                    objection_id=o.objection_id,
+                )
         record = record_exists(self._tables(merchant_id), req.table, req.record_id)
         if record is None:
             return error(404, f"no {req.table} record {req.record_id!r} of merchant {merchant_id}")

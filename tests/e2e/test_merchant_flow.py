@@ -104,6 +104,14 @@ def test_report_objection_correction_rescore(flow):
     assert r.status_code == 201, r.text
     objection = r.json()
     assert objection["status"] == "received" and objection["objection_id"].startswith("OBJ-")
+    again = _call(
+        url,
+        "POST",
+        "/merchant/objections",
+        merchant,
+        {"table": "complaints", "record_id": complaint, "reason": "twice"},
+    )
+    assert again.status_code == 409 and again.json()["objection_id"] == objection["objection_id"]
     due = datetime.fromisoformat(objection["due_by"]) - datetime.fromisoformat(objection["received_at"])
     assert due == timedelta(days=20)
     marked = {
