@@ -200,6 +200,10 @@ class AuditLog:
         """(merchant_id, created_at, outputs JSON) of every record of these endpoints, oldest first."""
         raise NotImplementedError
 
+    def queries(self, merchant_id: str, endpoints: tuple[str, ...], limit: int = 200) -> list[tuple[str, str, str]]:
+        """(created_at, key_name, endpoint) of the newest ``limit`` records about one merchant: who looked it up."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store's connections (and threads)."""
 
@@ -302,6 +306,12 @@ class SqliteAuditLog(AuditLog):
         with self._lock:
             return self._conn.execute(f"{OUTPUTS_SQL} ({marks}) ORDER BY created_at", endpoints).fetchall()
 
+    def queries(self, merchant_id: str, endpoints: tuple[str, ...], limit: int = 200) -> list[tuple[str, str, str]]:
+        marks = ", ".join("?" * len(endpoints))
+        sql = f"{QUERIES_SQL.format(mark='?')} ({marks}) ORDER BY created_at DESC LIMIT ?"
+        with self._lock:
+            return self._conn.execute(sql, (merchant_id, *endpoints, limit)).fetchall()
+
     def close(self) -> None:
         self._stop.set()
         if self._checkpointer is not None:
@@ -324,6 +334,7 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 # Serialises schema creation when several workers or replicas start at once (any constant).
 PG_SCHEMA_LOCK = 7_245_361_309
 OUTPUTS_SQL = "SELECT merchant_id, created_at, outputs FROM audit_log WHERE endpoint IN"
+QUERIES_SQL = "SELECT created_at, key_name, endpoint FROM audit_log WHERE merchant_id = {mark} AND endpoint IN"
 PG_INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 
 
@@ -443,6 +454,10 @@ class PostgresAuditLog(AuditLog):
 
     def outputs(self, endpoints: tuple[str, ...]) -> list[tuple[str, str, str]]:
         return self._run("read records", f"{OUTPUTS_SQL} %s ORDER BY created_at", (tuple(endpoints),), "all")
+
+    def queries(self, merchant_id: str, endpoints: tuple[str, ...], limit: int = 200) -> list[tuple[str, str, str]]:
+        sql = f"{QUERIES_SQL.format(mark='%s')} %s ORDER BY created_at DESC LIMIT %s"
+        return self._run("read records", sql, (merchant_id, tuple(endpoints), limit), "all")
 
     def close(self) -> None:
         with self._all_lock:

@@ -322,6 +322,15 @@ def _objections(report: dict) -> str:
     return _h(2, "我的异议", "My objections") + _table(head, rows, ("未提出异议", "No objections"))
 
 
+def _queries(report: dict) -> str:
+    rows = [
+        ("", [_when(q.get("at")), _e(q.get("by")), _pair(q.get("zh"), q.get("en"))])
+        for q in report.get("queries") or []
+    ]
+    head = "时间 When|机构 Who|用途 Purpose"
+    return _h(2, "查询记录", "Who looked at this record") + _table(head, rows, ("尚无查询记录", "No lookups yet"))
+
+
 FOOTER_ZH = (
     "您有权对本报告中的任何记录提出异议，数据管理方在收到异议后20日内答复，处理期间该记录标注“异议处理中”。"
     "对已公示的经营异常名录等失信记录，符合条件的可申请信用修复。"
@@ -355,7 +364,7 @@ footer{margin-top:2em;border-top:2px solid #1565c0;padding-top:.6em;font-size:.9
 def render(report: dict) -> str:
     """The whole report as one HTML document: inline CSS and SVG only, every value escaped."""
     title = f"商户信用报告 Merchant credit report {_e(report.get('merchant_id'))}"
-    body = [section(report) for section in (_header, _current, _history, _reasons, _records, _objections)]
+    body = [section(report) for section in (_header, _current, _history, _reasons, _records, _objections, _queries)]
     body += [
         f"<footer>{_h(2, '您的权利', 'Your rights')}<p>{html.escape(FOOTER_ZH)}</p>"
         f"<p>{_en(html.escape(FOOTER_EN))}</p></footer>",

@@ -30,6 +30,12 @@ PUBLIC_RECORD_SOURCE = {
     "zh": "市场监管部门公示",
 }
 RECORD_TABLES = ("complaints", "public_records", "loans", "loan_performance")
+QUERY_PURPOSE = {
+    "/score": ("score", "credit score lookup", "信用评分查询"),
+    "/decide": ("loan_decision", "loan decision", "贷款审批"),
+    "/admin/objections/resolve": ("objection_answered", "objection answered by the data steward", "异议处理"),
+}
+"""Audited requests about one merchant that its report lists as lookups of its record (查询记录)."""
 
 
 def _plain(v: Any) -> Any:
@@ -266,6 +272,7 @@ def build_report(
     scale: MasterScale,
     min_cell_count: int,
     rescored_at: str | None = None,
+    queries: list[tuple[str, str, str]] = (),
     now: datetime | None = None,
 ) -> dict:
     """The whole report for one merchant (the shape of ``GET /merchant/report``; docs/merchants.md)."""
@@ -303,5 +310,9 @@ def build_report(
         },
         "records": recs,
         "objections": [o.to_json(now) for o in objections],
+        "queries": [
+            dict(zip(("at", "by", "purpose", "en", "zh"), (at, by, *QUERY_PURPOSE.get(endpoint, (endpoint,) * 3))))
+            for at, by, endpoint in queries
+        ],
         "records_under_objection": len(open_objections),
     }

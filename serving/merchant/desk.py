@@ -16,12 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from core.audit import AuditRecord, AuditUnavailable
+from core.audit import AuditLog, AuditRecord, AuditUnavailable
 from core.objections import DEADLINE_DAYS, ObjectionError, ObjectionStore
 from core.settings import Settings
 from data_contracts.corrections import append_correction, correction_problem
 from features.catalog import load_catalog
-from merchant.report import build_report, class_history, record_exists
+from merchant.report import QUERY_PURPOSE, build_report, class_history, record_exists
 from merchant.rescore import RescoreError, merchant_tables, rescore_features
 from serving.engine import Engine, error, feature_frame, json_response
 from serving.keys import ApiKey
@@ -77,9 +77,15 @@ def assemble(
     features: dict,
     snapshot: Snapshot,
     rescored: bool,
+    audit: AuditLog | None,
 ) -> dict:
     """The merchant's report from its served answer and feature row (the server's and the CLI's one path)."""
     rescores = store.rescores(merchant_id)
+    try:
+        queries = audit.queries(merchant_id, tuple(QUERY_PURPOSE)) if audit is not None else []
+    except AuditUnavailable as err:
+        logger.error("report of %s without its lookups: %s", merchant_id, err)
+        queries = []
     current = [r for r in rescores if r["snapshot_sha256"] == snapshot.sha256]
     return build_report(
         merchant_id=merchant_id,
@@ -93,6 +99,7 @@ def assemble(
         scale=MasterScale.load(),
         min_cell_count=settings.min_cell_count,
         rescored_at=current[-1]["rescored_at"] if current and rescored else None,
+        queries=queries,
     )
 
 
@@ -105,7 +112,12 @@ def offline_report(settings: Settings, merchant_id: str) -> dict:
     if i is None:
         raise LookupError(f"merchant {merchant_id!r} is not in the feature snapshot {snapshot.path}")
     store = ObjectionStore(settings.objections_file)
+    audit = None
     try:
+        try:
+            audit = AuditLog(settings.audit_url)
+        except AuditUnavailable as err:
+            logger.error("report of %s without its lookups: %s", merchant_id, err)
         current = store.rescores(merchant_id, snapshot_sha256=snapshot.sha256)
         row = snapshot.frame[i] if not current else feature_frame(snapshot.frame.schema, current[-1]["features"])
         bundle = ScoringBundle.load(handle.bundle_dir)
@@ -119,9 +131,12 @@ def offline_report(settings: Settings, merchant_id: str) -> dict:
             features=features,
             snapshot=snapshot,
             rescored=bool(current),
+            audit=audit,
         )
     finally:
         store.close()
+        if audit is not None:
+            audit.close()
 
 
 class MerchantDesk:
@@ -177,6 +192,7 @@ class MerchantDesk:
             features=scorer.row(i),
             snapshot=scorer.snapshot,
             rescored=i in scorer.rescored,
+            audit=self.engine.audit,
         )
         return json_response(200, report)
 

@@ -158,6 +158,8 @@ def test_report_objection_correction_rescore(flow):
     rescored = [h for h in report["history"] if h["kind"] == "rescore"]
     assert len(rescored) == 1 and resolved["correction"]["correction_id"] in rescored[0]["note_en"]
     assert report["objections"][0]["outcome"] == "corrected"
+    lookups = {(q["by"].split("-")[0], q["purpose"]) for q in report["queries"]}  # 查询记录: who looked, and why
+    assert {("bank", "score"), ("bank", "loan_decision"), ("admin", "objection_answered")} <= lookups, lookups
 
     # the decision made before the correction still replays; the re-score survives a reload
     res = subprocess.run(

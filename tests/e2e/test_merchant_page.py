@@ -33,7 +33,10 @@ _wait, _severe = dashboard._wait, dashboard._severe
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 MONTHS = 14
 TITLES = {"zh": "我的信用报告", "en": "My credit report"}
-SECTIONS = ("sec-current", "sec-scale", "sec-history", "sec-reasons", "sec-advice", "sec-records", "sec-objections")
+SECTIONS = (
+    *("sec-current", "sec-scale", "sec-history", "sec-reasons", "sec-advice", "sec-records", "sec-objections"),
+    "sec-queries",
+)
 FOCUSABLE = "a[href], button, input, textarea, select, [tabindex]:not([tabindex='-1'])"
 
 
@@ -340,6 +343,11 @@ def test_report_draws_every_section_and_axe_finds_nothing_serious(site, browser,
             for item, record in zip(items, report["records"][table]):
                 assert record["record_id"] in item.text and record["date"] in item.text
                 assert item.find_elements(By.CSS_SELECTOR, "button.action") or record["under_objection"]
+        # who looked at the record (查询记录): one line each, with the purpose in this language
+        lookups = driver.find_elements(By.CSS_SELECTOR, "#queries li")
+        assert len(lookups) == len(report["queries"])
+        for item, q in zip(lookups, report["queries"]):
+            assert q["by"] in item.text and q[lang] in item.text
         repairs = driver.find_elements(By.CSS_SELECTOR, "#records-public_records button.action")
         words = {"zh": "申请信用修复", "en": "Ask for credit repair"}[lang]
         assert any(b.text.startswith(words) for b in repairs), "a current public record offers credit repair"

@@ -18,7 +18,8 @@ const T = {
     signin_help: "请输入您的商户密钥。密钥只保存在本标签页中，关闭标签页即清除。", signin_button: "登录",
     s_current: "当前信用状况", s_scale: "信用风险分类的含义", s_history: "分类历史", s_reasons: "影响评分的主要原因",
     s_advice: "改善建议", s_records: "我的信用记录", s_complaints: "投诉", s_public: "公示记录", s_loans: "贷款与还款",
-    s_objections: "我的异议",
+    s_objections: "我的异议", s_queries: "查询记录",
+    queries_sub: "最近 {n} 次查询或处理您记录的机构与用途。", no_queries: "还没有机构查询过您的记录。",
     records_help: "如果某条记录有误，请点击该记录下的“提出异议”。我们将在收到异议后20日内核查并答复。",
     history_caption: "图：每月的信用风险分类（A最好，D最差）；菱形为更正后重新评分。数据见下表。",
     reason_label: "理由", required: "（必填）", reason_help: "请说明这条记录哪里有误。", evidence_label: "证据",
@@ -74,7 +75,8 @@ const T = {
     signin_button: "Sign in",
     s_current: "Your credit rating now", s_scale: "What the credit-risk classes mean", s_history: "Class history",
     s_reasons: "Main reasons behind your score", s_advice: "How to improve", s_records: "Your credit records",
-    s_complaints: "Complaints", s_public: "Public records", s_loans: "Loans and repayments", s_objections: "Your objections",
+    s_complaints: "Complaints", s_public: "Public records", s_loans: "Loans and repayments", s_objections: "Your objections", s_queries: "Who looked at your record",
+    queries_sub: "The last {n} lookups or handlings of your record: who and why.", no_queries: "No institution has looked up your record yet.",
     records_help: "If a record is wrong, press “Object” under it. We check it and answer within 20 days of receiving your objection.",
     history_caption: "Chart: your credit-risk class each month (A best, D worst); a diamond is a re-score after a correction. The table below has the same data.",
     reason_label: "Reason", required: "(required)", reason_help: "Say what is wrong with this record.",
@@ -532,9 +534,16 @@ function drawObjections() {
   }));
 }
 
+function drawQueries() {
+  const all = state.report.queries || [];
+  $("queries-sub").textContent = all.length ? t("queries_sub", { n: all.length }) : t("no_queries");
+  $("queries").replaceChildren(...all.map((q) =>
+    el("li", { class: "record" }, `${day(q.at)} · ${q.by} · ${state.lang === "zh" ? q.zh : q.en}`)));
+}
+
 function drawAll() {
   if (!state.report) return;
-  drawCurrent(); drawScale(); drawHistory(); drawReasons(); drawAdvice(); drawRecords(); drawObjections();
+  drawCurrent(); drawScale(); drawHistory(); drawReasons(); drawAdvice(); drawRecords(); drawObjections(); drawQueries();
   const colon = state.lang === "zh" ? "：" : ": ";
   $("foot").textContent = `${t("merchant")}${colon}${state.report.merchant_id} · ${t("generated")}${colon}${day(state.report.generated_at)}`;
 }
@@ -661,7 +670,7 @@ function signOut(err) {
   $("signout").hidden = true;
   $("signin").hidden = false;
   for (const id of ["current-class", "current-facts", "scale", "history-chart", "history-table", "reasons", "advice",
-    "records-complaints", "records-public_records", "records-loans", "objections"]) $(id).replaceChildren();
+    "records-complaints", "records-public_records", "records-loans", "objections", "queries"]) $(id).replaceChildren();
   $("signin-error").textContent = err ? words(err, "report") : "";
   if (err) $("key").setAttribute("aria-invalid", "true"); else $("key").removeAttribute("aria-invalid");
   if (!err) say(t("signed_out"));
