@@ -146,3 +146,23 @@ def test_the_service_opens_an_audit_store_that_was_down_at_start(pg_url, monkeyp
     assert b"audit store unavailable" in service.not_ready().body  # retried at most every few seconds
     monkeypatch.setattr(engine, "AUDIT_RETRY_SECONDS", 0.0)
     assert b"still loading" in service.not_ready().body and service.audit.count() == 0
+
+
+def test_a_merchants_lookups_read_the_same_from_either_store(pg_url, tmp_path):
+    pg, lite = AuditLog(pg_url), AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    records = [
+        _record(),
+        AuditRecord("/score", "bank-b", {}, {"pd": 0.1}, merchant_id="M00000001"),
+        AuditRecord("/score", "bank-b", {}, {"pd": 0.1}, merchant_id="M00000002"),
+        AuditRecord("/regulator/x", "reg", {}, {}, merchant_id="M00000001"),
+    ]
+    for record in records:
+        pg.append(record), lite.append(record)
+    endpoints = ("/score", "/decide")
+    assert pg.queries("M00000001", endpoints) == lite.queries("M00000001", endpoints)
+    assert [(by, endpoint) for _, by, endpoint in pg.queries("M00000001", endpoints)] == [
+        ("bank-b", "/score"),
+        ("bank-a", "/decide"),
+    ]
+    assert len(pg.queries("M00000001", endpoints, limit=1)) == 1
+    pg.close(), lite.close()
