@@ -39,6 +39,18 @@ VALUES: dict[str, dict[str, tuple[str, str]]] = {
     "decision": {"approve": ("Approve", "批准"), "refer": ("Refer", "转人工"), "decline": ("Decline", "拒绝")},
     "outcome": {"defaults": ("Defaulted", "违约"), "performing": ("Performing", "未违约")},
     "migration": {"new": ("New", "新进入"), "exited": ("Left", "退出")},
+    "kind": {"objection": ("Objection", "异议"), "repair": ("Credit repair", "信用修复")},
+    # what the objections view counts (regulator.objections.MEASURES)
+    "objection": {
+        "received": ("Received", "受理"),
+        "resolved": ("Resolved", "已办结"),
+        "corrected": ("Corrected", "已更正"),
+        "upheld": ("Upheld (record stands)", "维持原记录"),
+        "open": ("Open", "办理中"),
+        "overdue": ("Overdue", "逾期"),
+        "resolved_in_time": ("Resolved within 20 days", "20日内办结"),
+        "open_in_time": ("Open, not yet due", "办理中（未到期）"),
+    },
     # GB/T 2260 province-level divisions (first two digits of the region code)
     "province": {
         "11": ("Beijing", "北京"),

@@ -1,10 +1,10 @@
 """Where the regulator views read their inputs: the one object the API, dashboard and report call.
 
-:class:`RegulatorViews` binds the pure functions of :mod:`regulator.aggregates` to
-the configured class history, feature panel (12-month outcomes), audit log (decisions) and
-MLflow store (validation evidence). Each method returns a JSON-able dict; a request it
-cannot answer raises :class:`~regulator.aggregates.ViewError` (a 4xx) or
-:class:`~regulator.history.HistoryError` (nothing to show yet: the message names the
+:class:`RegulatorViews` binds the pure functions of :mod:`regulator.aggregates` (and
+:mod:`regulator.objections`) to the configured class history, feature panel (12-month outcomes),
+audit log (decisions), objections store and MLflow store (validation evidence). Each method
+returns a JSON-able dict; a request it cannot answer raises :class:`~regulator.aggregates.ViewError`
+(a 4xx) or :class:`~regulator.history.HistoryError` (nothing to show yet: the message names the
 command that builds it).
 
 The caller gives the settings (the CLI or the service reads them; nothing here does).
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from core.settings import Settings
 from regulator import aggregates as agg
+from regulator import objections as obj
 from regulator.history import scan_history
 
 DECIDE_ENDPOINTS = ("/decide", "decide")
@@ -58,6 +60,19 @@ def read_decisions(audit_url: str) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(records, schema=DECISION_SCHEMA)
+
+
+def read_objections(path: Path) -> list:
+    """Every objection in the store at ``path``, oldest first; no file yet means none (nothing is created)."""
+    from core.objections import ObjectionStore
+
+    if not Path(path).exists():
+        return []
+    store = ObjectionStore(path)
+    try:
+        return store.list()
+    finally:
+        store.close()
 
 
 def _grades(scale=None) -> list[str]:
@@ -119,6 +134,18 @@ class RegulatorViews:
             to_month=to_month,
             panel=self.panel(),
         )
+
+    def objections(
+        self, by: str = "month", month: str | None = None, kind: str | None = None, *, now: datetime | None = None
+    ) -> dict:
+        """Merchants' objections and repair requests per month of receipt, sector or province (:mod:`regulator.objections`).
+
+        No objections file yet means no objections; the class history is read only when there are some.
+        """
+        obj.check_query(by, month, kind)
+        records = read_objections(self.settings.objections_file)
+        history = self.history() if records else None
+        return obj.objections(records, history, k=self.k, by=by, month=month, kind=kind, now=now)
 
     def validation(self, model_name: str | None = None) -> dict:
         return validation_evidence(self.settings, model_name)

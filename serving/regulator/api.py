@@ -29,6 +29,7 @@ from regulator.aggregates import (
     ViewError,
 )
 from regulator.history import HistoryError
+from regulator.objections import KINDS, OBJECTION_DIMENSIONS
 from regulator.views import RegulatorViews
 from serving.engine import error, json_response
 from serving.regulator.dashboard import pages
@@ -282,6 +283,49 @@ def inclusion(
     each segment's approval rate over the overall rate, and mean PD against the observed default rate."""
 
     return _over_months(request, "inclusion", from_month, to_month, by=(by, INCLUSION_DIMENSIONS))
+
+
+@data.get(
+    "/objections",
+    responses=ERRORS,
+    summary="Merchants' objections and credit-repair requests: received, resolved, corrected, upheld, open, overdue",
+)
+def objections(
+    request: Request,
+    by: Annotated[
+        str,
+        Query(
+            description="month (of receipt) | sector | province",
+            json_schema_extra={"enum": list(OBJECTION_DIMENSIONS)},
+        ),
+    ] = "month",
+    month: Annotated[
+        str | None,
+        Query(
+            description="Month of receipt YYYY-MM of a sector or province table (default: the latest with objections; "
+            "not with by=month).",
+            examples=["2025-07"],
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        Query(description="objection | repair (default: both)", json_schema_extra={"enum": list(KINDS)}),
+    ] = None,
+) -> Response:
+    """Per month of receipt, or per sector or province in one month: objections received, resolved, corrected,
+    upheld, open and overdue (open past the 20-day deadline, or resolved after it), the median days to resolve
+    and the share resolved within the deadline. No objections yet is a table of zeros, not an error."""
+
+    def build() -> dict:
+        _only(request, "by", "month", "kind")
+        _choice("by", by, OBJECTION_DIMENSIONS)
+        if kind is not None:
+            _choice("kind", kind, KINDS)
+        if by == "month" and month is not None:
+            raise ParamError("month", "no month with by=month (every month of receipt is a row)", month)
+        return views(request).objections(by, _month("month", month), kind)
+
+    return answer(build)
 
 
 @data.get(

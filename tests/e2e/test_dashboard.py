@@ -1,10 +1,11 @@
 """The regulator dashboard in headless Chromium, against a real ``lifecredit serve`` over HTTP.
 
 The session champion scores 14 months of the small market (``lifecredit score-all``), a bank
-makes a few decisions, then a regulator signs in on ``/regulator/``: the page loads with no
-console error, every chart draws, changing a filter redraws the chart, suppressed cells read
-``<10``, the language toggles, and a screenshot is kept (``artifacts/dashboard.png`` and the
-test's tmp folder). Skipped, saying so, only when Chromium or chromedriver is missing
+makes a few decisions, merchants' objections are filed into the server's objections store, then a
+regulator signs in on ``/regulator/``: the page loads with no console error, every chart draws,
+changing a filter redraws the chart, suppressed cells read ``<10``, the language toggles, the
+objections section follows its own dimension and kind, and a screenshot is kept
+(``artifacts/dashboard.png`` and the test's tmp folder). Skipped, saying so, only when Chromium or chromedriver is missing
 (``scripts/setup_browser.sh`` installs both).
 """
 
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,16 @@ from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, http, server
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 MONTHS = REGULATOR_MONTHS  # the oldest two have fully observed 12-month outcomes in the 30-month small market
-CANVASES = ("chart-distribution", "chart-shares", "chart-psi", "chart-outcomes", "chart-approval", "chart-calibration")
+CANVASES = (
+    "chart-distribution",
+    "chart-shares",
+    "chart-psi",
+    "chart-outcomes",
+    "chart-approval",
+    "chart-calibration",
+    "chart-objections",
+)
+RECEIVED = datetime.now(UTC) - timedelta(days=10)
 
 pytestmark = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
@@ -61,6 +72,7 @@ def board(served_champion, validated_market, tmp_path_factory):
     import polars as pl
 
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
+    file_objections(root / "var" / "objections.db", ids)
     port = free_port()
     with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, root / "serve.log") as url:
         for mid in ids[:120]:
@@ -95,6 +107,42 @@ def browser(board):
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
+
+
+def file_objections(path: Path, ids: list[str]) -> None:
+    """14 merchants' objections received 10 days ago (half resolved), 3 repair requests 40 days ago (overdue).
+
+    Straight into the store the server reads (``<var_dir>/objections.db``), before it starts.
+    """
+    from core.objections import ObjectionStore
+
+    store = ObjectionStore(path)
+    try:
+        for n, mid in enumerate(ids[:14]):
+            o = store.file(
+                merchant_id=mid,
+                kind="objection",
+                table="complaints",
+                record_id=f"C{n}",
+                reason="not my complaint",
+                filed_by=mid,
+                now=RECEIVED,
+            )
+            if n % 2:
+                outcome = "corrected" if n % 4 == 1 else "upheld"
+                store.resolve(o.objection_id, outcome=outcome, resolved_by="steward", now=RECEIVED + timedelta(days=2))
+        for n, mid in enumerate(ids[20:23]):
+            store.file(
+                merchant_id=mid,
+                kind="repair",
+                table="public_records",
+                record_id=f"P{n}",
+                reason="penalty paid",
+                filed_by=mid,
+                now=RECEIVED - timedelta(days=30),
+            )
+    finally:
+        store.close()
 
 
 def _wait(driver, script: str, seconds: float = 60, what: str = ""):
@@ -214,6 +262,58 @@ def test_dashboard_signs_in_draws_filters_and_suppresses(board, browser, tmp_pat
 
     assert not _severe(driver), _severe(driver)
     _screenshot(driver, tmp_path)
+
+
+def test_objections_section_draws_and_follows_its_choices(board, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.set_window_size(1440, 900)  # the first test's screenshot left it page-high
+    driver.get(f"{board['url']}/regulator/")
+    if driver.execute_script("return sessionStorage.getItem('lifecredit.regulatorKey')") is None:
+        driver.find_element(By.ID, "key").send_keys(board["key"])
+        driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    _wait(driver, "document.body.dataset.ready === 'true'", what="the dashboard to load its views")
+    if driver.find_element(By.ID, "lang").text != "中文":
+        driver.find_element(By.ID, "lang").click()  # English
+    assert driver.find_element(By.CSS_SELECTOR, "#sec-objections h2").text == "Objections and credit repair"
+    assert _wait(driver, "!!Chart.getChart('chart-objections')", what="the objections chart")
+    assert _painted(driver, "chart-objections") > 500
+
+    # by month of receipt: the 14 objections' month is published (14 merchants), its parts are small
+    month = RECEIVED.strftime("%Y-%m")
+    assert month in _labels(driver, "chart-objections")
+    table = driver.find_element(By.ID, "table-objections")
+    head = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    assert head[:3] == ["Month", "Received", "Resolved"] and "Overdue" in head
+    row = next(tr for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr") if tr.text.startswith(month))
+    cells = [td.text for td in row.find_elements(By.CSS_SELECTOR, "td")]
+    assert cells[1] == "14" and "<10" in cells, cells
+    assert not driver.find_element(By.ID, "o-month").is_enabled()
+
+    # by sector: one month of receipt, sector rows, a total; every small cell reads <10
+    _changes(driver, "Chart.getChart('chart-objections').data.labels", lambda: _select(driver, "o-by", "sector"))
+    assert driver.find_element(By.ID, "o-month").is_enabled()
+    assert driver.find_element(By.ID, "o-month").get_attribute("value") == month
+    rows = driver.find_elements(By.CSS_SELECTOR, "#table-objections tbody tr")
+    assert rows[-1].text.startswith("Total") and len(rows) >= 2
+    marks = {e.text for e in driver.find_elements(By.CSS_SELECTOR, "#table-objections .sup")}
+    assert marks == {"<10"}
+    assert month in driver.find_element(By.ID, "objections-sub").text
+
+    # repair requests only: the earlier month, every non-zero count hidden (3 merchants)
+    _select(driver, "o-by", "month")
+    _wait(driver, "document.getElementById('o-month').disabled", what="the by-month table")
+    _select(driver, "o-kind", "repair")
+    _wait(driver, "document.getElementById('objections-sub').textContent.startsWith('Credit repair')", what="repairs")
+    earlier = (RECEIVED - timedelta(days=30)).strftime("%Y-%m")
+    row = next(
+        tr for tr in driver.find_elements(By.CSS_SELECTOR, "#table-objections tbody tr") if tr.text.startswith(earlier)
+    )
+    assert [td.text for td in row.find_elements(By.CSS_SELECTOR, "td")][1] == "<10"
+    assert not driver.find_element(By.ID, "board-error").text
+    assert not _severe(driver), _severe(driver)
+    _select(driver, "o-kind", "")
 
 
 def test_a_bank_key_cannot_sign_in(board, browser):

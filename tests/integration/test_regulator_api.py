@@ -2,12 +2,15 @@
 
 The session champion scores 14 months of the small market into a class history
 (``lifecredit score-all``, the module fixture of ``test_regulator_flow``); a bank key makes real
-decisions through ``/decide`` so the inclusive-finance view has something to count.
+decisions through ``/decide`` so the inclusive-finance view has something to count, and merchants'
+objections are filed into the module's objections store (:func:`file_objections`).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -25,6 +28,7 @@ ROUTES = (
     "/regulator/outcomes",
     "/regulator/concentration",
     "/regulator/inclusion",
+    "/regulator/objections",
     "/regulator/validation",
 )
 
@@ -41,6 +45,7 @@ def api(regulator, served_champion):
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-api") for role in ("bank", "regulator", "admin")}
         ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
+        file_objections(get_settings().objections_file, ids)
         with TestClient(in_process_app(), raise_server_exceptions=False) as client:
             deadline = time.monotonic() + 120
             while client.get("/readyz").status_code != 200:
@@ -62,11 +67,66 @@ def api(regulator, served_champion):
     get_settings.cache_clear()
 
 
+NOW = datetime.now(UTC)
+OBJECTION_MONTH = (NOW - timedelta(days=12)).strftime("%Y-%m")
+
+
+def file_objections(path, ids: list[str]) -> None:
+    """40 objections of 34 merchants received 12 days ago (half resolved), 6 repair requests 60 days ago (overdue)."""
+    from core.objections import ObjectionStore
+
+    store = ObjectionStore(path)
+    try:
+        received = NOW - timedelta(days=12)
+        for n, mid in enumerate(ids[:34] + ids[:6]):
+            o = store.file(
+                merchant_id=mid,
+                kind="objection",
+                table="complaints",
+                record_id=f"C{n}",
+                reason="not mine",
+                filed_by=mid,
+                now=received,
+            )
+            if n % 2:
+                outcome = "corrected" if n % 4 == 1 else "upheld"
+                store.resolve(o.objection_id, outcome=outcome, resolved_by="steward", now=received + timedelta(days=3))
+        for n, mid in enumerate(ids[100:106]):
+            store.file(
+                merchant_id=mid,
+                kind="repair",
+                table="public_records",
+                record_id=f"P{n}",
+                reason="repaired",
+                filed_by=mid,
+                now=NOW - timedelta(days=60),
+            )
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def reg(api, monkeypatch):
     """The module's service with its settings applied to this test (the autouse fixture isolated them)."""
     apply_env(api[2], monkeypatch)
     return api
+
+
+@contextmanager
+def app_settings(settings):
+    """The app reads these settings for a while, then its own again.
+
+    Not ``monkeypatch.setattr``: Starlette's ``State`` keeps attributes in a dict, so its undo
+    deletes ``settings`` instead of restoring them, and every later test would find none.
+    """
+    from serving.service import read_api
+
+    before = read_api.state.settings
+    read_api.state.settings = settings
+    try:
+        yield
+    finally:
+        read_api.state.settings = before
 
 
 def _get(api, path: str, role: str = "regulator", **params):
@@ -187,6 +247,11 @@ def test_the_other_views_answer_with_their_shapes(reg):
         ("/regulator/inclusion", {"by": "city"}, "by"),
         ("/regulator/outcomes", {"by": "sector"}, "by"),
         ("/regulator/validation", {"month": "2025-01"}, "month"),
+        ("/regulator/objections", {"by": "city"}, "by"),
+        ("/regulator/objections", {"by": "sector", "month": "2025-13"}, "month"),
+        ("/regulator/objections", {"by": "month", "month": "2025-07"}, "month"),
+        ("/regulator/objections", {"kind": "complaint"}, "kind"),
+        ("/regulator/objections", {"from": "2025-01"}, "from"),
     ],
 )
 def test_bad_queries_name_the_parameter(reg, path, params, parameter):
@@ -217,9 +282,62 @@ def test_routes_are_in_the_openapi_document(reg):
 def test_no_history_is_503_naming_the_command(reg, tmp_path, monkeypatch):
     """The routes read the settings the service gave its app (read once per process): swap them for one without a history."""
     from core.settings import get_settings
-    from serving.service import read_api
 
     apply_env({**reg[2], "LIFECREDIT_HISTORY_DIR": str(tmp_path / "none")}, monkeypatch)
-    monkeypatch.setattr(read_api.state, "settings", get_settings())
-    r = _get(reg, "/regulator/stability")
+    with app_settings(get_settings()):
+        r = _get(reg, "/regulator/stability")
     assert r.status_code == 503 and "lifecredit score-all" in r.json()["error"]
+
+
+def test_objections_by_month_sector_and_province(reg):
+    from core.settings import get_settings
+
+    k = get_settings().min_cell_count
+    by_month = _get(reg, "/regulator/objections").json()
+    assert by_month["view"] == "objections" and by_month["by"] == "month" and by_month["total"] is None
+    assert by_month["deadline_days"] == 20 and by_month["min_cell_count"] == k
+    assert [m["key"] for m in by_month["measures"]] == [
+        "received",
+        "resolved",
+        "corrected",
+        "upheld",
+        "open",
+        "overdue",
+        "resolved_in_time",
+        "open_in_time",
+    ]
+    rows = {r["key"]: r for r in by_month["rows"]}
+    assert OBJECTION_MONTH in rows and by_month["to"] == OBJECTION_MONTH
+    cells = rows[OBJECTION_MONTH]["cells"]
+    assert cells["received"]["count"] == 40 and cells["open"]["count"] == 20 and cells["overdue"]["count"] == 0
+    assert cells["resolved"]["count"] == 20 and rows[OBJECTION_MONTH]["resolved_within_deadline_share"] == 1.0
+    assert rows[OBJECTION_MONTH]["median_days_to_resolve"] == 3.0
+    repairs = _get(reg, "/regulator/objections", kind="repair").json()
+    month = repairs["months"][0]
+    first = {r["key"]: r for r in repairs["rows"]}[month]["cells"]
+    assert first["received"] == {"count": None, "suppressed": True}  # 6 merchants: below the threshold
+    assert all(c["suppressed"] for c in first.values() if c["count"] != 0)
+    for by in ("sector", "province"):
+        body = _get(reg, "/regulator/objections", by=by, month=OBJECTION_MONTH).json()
+        assert body["month"] == OBJECTION_MONTH and body["rows"] and body["total"]["cells"] == cells
+        assert all(r["label"]["en"] and r["label"]["zh"] for r in body["rows"])
+        published = _cells(body)
+        assert not [c for c in published if c["count"] is not None and 1 <= c["count"] < k], by
+        assert body["suppressed_cells"] > 0 and {"count": None, "suppressed": True} in published
+        assert sum(r["cells"]["received"]["count"] or 0 for r in body["rows"]) <= 40
+    default = _get(reg, "/regulator/objections", by="sector").json()
+    assert default["month"] == by_month["months"][-1]
+
+
+def test_objections_without_a_store_are_zero(reg, tmp_path, monkeypatch):
+    """No objections file in the app's var folder: zero objections, and the file is not created by reading."""
+    from core.settings import get_settings
+
+    apply_env({**reg[2], "LIFECREDIT_VAR_DIR": str(tmp_path / "var")}, monkeypatch)
+    with app_settings(get_settings()):
+        r = _get(reg, "/regulator/objections")
+        assert r.status_code == 200 and r.json()["rows"] == [] and r.json()["months"] == []
+        r = _get(reg, "/regulator/objections", by="province", kind="objection")
+    assert r.status_code == 200 and r.json()["rows"] == []
+    assert r.json()["total"]["cells"]["received"] == {"count": 0, "suppressed": False}
+    assert not (tmp_path / "var" / "objections.db").exists()

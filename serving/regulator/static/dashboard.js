@@ -8,6 +8,7 @@ const LANG_STORE = "lifecredit.lang";
 const CLASSES = ["A", "B", "C", "D"];
 const COLOURS = { A: "#2e7d32", B: "#9ccc65", C: "#ffa726", D: "#c62828" };
 const DECISION_COLOURS = { approve: "#2e7d32", refer: "#ffa726", decline: "#c62828" };
+const OBJECTION_COLOURS = { received: "#0d47a1", corrected: "#2e7d32", upheld: "#78909c", open: "#ffa726", overdue: "#c62828" };
 
 const T = {
   zh: {
@@ -37,6 +38,11 @@ const T = {
     feature_set: "特征集", policy: "决策政策", calib_class: "分类", rejected: "拒绝", yes: "是", no: "否",
     signin_bad: "密钥无效或已吊销。", signin_role: "此密钥不是监管机构密钥（需要角色 regulator）。",
     failed: "无法读取：", interval_legend: "95% Jeffreys区间",
+    s_objections: "异议与信用修复", o_month: "受理月份", o_kind: "类型", both_kinds: "异议及信用修复",
+    objection: "异议", repair: "信用修复", median_days: "办结天数中位数", within_deadline: "20日内办结占比",
+    obj_sub_month: "{kind}，按受理月份（{from} – {to}）；逾期：受理后超过{days}日未办结或超期办结；统计时点 {asof}",
+    obj_sub: "{kind}，{month}受理，按{by}；逾期：受理后超过{days}日未办结或超期办结；统计时点 {asof}",
+    no_objections: "尚未收到商户异议或信用修复申请。",
   },
   en: {
     title: "Credit-risk classes: regulator dashboard", signout: "Sign out", signin_title: "Regulator sign-in",
@@ -70,6 +76,14 @@ const T = {
     feature_set: "Feature set", policy: "Decision policy", calib_class: "Class", rejected: "Rejected", yes: "yes",
     no: "no", signin_bad: "Unknown or revoked key.", signin_role: "This key is not a regulator key (role regulator needed).",
     failed: "Could not read: ", interval_legend: "95% Jeffreys interval",
+    s_objections: "Objections and credit repair", o_month: "Month received", o_kind: "Kind",
+    both_kinds: "Objections and repair requests", objection: "Objections", repair: "Credit repair",
+    median_days: "Median days to resolve", within_deadline: "Resolved within 20 days",
+    obj_sub_month: "{kind} by month of receipt ({from} – {to}); overdue: open more than {days} days after receipt, "
+      + "or resolved after that; as of {asof}",
+    obj_sub: "{kind} received in {month}, by {by}; overdue: open more than {days} days after receipt, or resolved "
+      + "after that; as of {asof}",
+    no_objections: "No objections or repair requests from merchants yet.",
   },
 };
 
@@ -150,11 +164,13 @@ function buildFilters() {
   options($("f-sector"), [["", t("all")], ...m.sectors.map((s) => [s.key, lbl(s.label)])], true);
   options($("f-province"), [["", t("all")], ...m.provinces.map((p) => [p.key, lbl(p.label)])], true);
   options($("i-by"), m.inclusion_dimensions.map((d) => [d, dimName(d)]), true);
+  options($("o-by"), ["month", "sector", "province"].map((d) => [d, dimName(d)]), true);
+  options($("o-kind"), [["", t("both_kinds")], ["objection", t("objection")], ["repair", t("repair")]], true);
   syncFilters();
 }
 
 const DIM_NAMES = {
-  sector: ["行业", "Sector"], province: ["省份", "Province"], city: ["地市", "City"],
+  month: ["受理月份", "Month received"], sector: ["行业", "Sector"], province: ["省份", "Province"], city: ["地市", "City"],
   business_form: ["经营主体类型", "Business form"], urban_rural: ["城乡", "Urban / rural"],
 };
 function dimName(d) { return DIM_NAMES[d] ? DIM_NAMES[d][state.lang === "zh" ? 0 : 1] : d; }
@@ -446,6 +462,45 @@ function drawInclusion() {
       : [[t("no_calibration"), "", "", "", "", "", ""]]);
 }
 
+async function loadObjections() {
+  const by = $("o-by").value || "month";
+  const month = by === "month" ? null : $("o-month").value || null;
+  state.data.objections = await api("objections", { by, month, kind: $("o-kind").value || null });
+  drawObjections();
+}
+
+function drawObjections() {
+  const o = state.data.objections;
+  if (!o) return;
+  const months = [...o.months].reverse();
+  options($("o-month"), months.map((mo) => [mo, mo]), true);
+  if (o.month && months.includes(o.month)) $("o-month").value = o.month;
+  $("o-month").disabled = o.by === "month" || !months.length;
+  const vars = { kind: o.kind ? t(o.kind) : t("both_kinds"), from: o.from, to: o.to, month: o.month, by: lbl(o.by_label),
+    days: o.deadline_days, asof: when(o.as_of) };
+  $("objections-sub").textContent = !o.months.length ? t("no_objections") : t(o.by === "month" ? "obj_sub_month" : "obj_sub", vars);
+  const name = (key) => lbl(o.measures.find((m) => m.key === key).label);
+  const series = (m, stack) => ({ label: name(m), backgroundColor: OBJECTION_COLOURS[m], stack,
+    data: o.rows.map((r) => r.cells[m].count), counts: o.rows.map((r) => r.cells[m]) });
+  chart("chart-objections", {
+    type: "bar",
+    data: { labels: o.rows.map((r) => lbl(r.label)),
+      datasets: [series("received", "received"), series("corrected", "state"), series("upheld", "state"),
+        series("open", "state"), series("overdue", "overdue")] },
+    options: { scales: { x: { stacked: true }, y: { stacked: true, min: 0, ticks: { precision: 0 } } },
+      plugins: { tooltip: { callbacks: { label: (ctx) => {
+        const cell = ctx.dataset.counts[ctx.dataIndex];
+        return `${ctx.dataset.label}: ${cell.suppressed ? mark() : fmt(cell.count)}`;
+      } } } } },
+  });
+  const measures = ["received", "resolved", "corrected", "upheld", "open", "overdue"];
+  const rows = o.total ? [...o.rows, { ...o.total, label: { zh: "合计", en: "Total" } }] : o.rows;
+  fillTable($("table-objections"), [lbl(o.by_label), ...measures.map(name), t("median_days"), t("within_deadline")],
+    rows.length ? rows.map((r) => [lbl(r.label), ...measures.map((m) => countNode(r.cells[m])),
+      num(r.median_days_to_resolve, 1), pct(r.resolved_within_deadline_share)])
+      : [[t("no_objections"), ...measures.map(() => ""), "", ""]]);
+}
+
 async function loadModel() {
   const [card, validation] = await Promise.all([
     fetch("/model", { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORE)}` } }).then((r) => r.json()),
@@ -487,7 +542,8 @@ function applyLanguage() {
     $("sup-mark").textContent = mark();
     $("sup-note").textContent = t("sup_note", { k: state.meta.min_cell_count });
     buildFilters();
-    drawDistribution(); drawShares(); drawStability(); drawMigration(); drawOutcomes(); drawInclusion(); drawModel();
+    drawDistribution(); drawShares(); drawStability(); drawMigration(); drawOutcomes(); drawInclusion(); drawObjections();
+    drawModel();
   }
 }
 
@@ -503,7 +559,7 @@ async function guarded(work) {
 
 async function refreshAll() {
   await guarded(() => Promise.all([loadDistribution(), loadShares(), loadStability(), loadMigration(), loadOutcomes(),
-    loadInclusion(), loadModel()]));
+    loadInclusion(), loadObjections(), loadModel()]));
   document.body.dataset.ready = "true";
 }
 
@@ -554,6 +610,7 @@ function start() {
     $(id).addEventListener("change", () => { syncFilters(); guarded(() => Promise.all([loadDistribution(), loadShares()])); });
   }
   $("i-by").addEventListener("change", () => guarded(loadInclusion));
+  for (const id of ["o-by", "o-month", "o-kind"]) $(id).addEventListener("change", () => guarded(loadObjections));
   applyLanguage();
   const saved = sessionStorage.getItem(KEY_STORE);
   if (saved) signIn(saved);
