@@ -13,6 +13,9 @@
   * :mod:`~regulator.inclusion`: the service's decisions per segment, calibration per segment;
   * :mod:`~regulator.common`: what they share (errors, dimensions, months, count grids).
 
+* :mod:`~regulator.objections`: merchants' objections and credit-repair requests by month,
+  sector and province (received, resolved, corrected, overdue), small-cell protected.
+
 * :mod:`~regulator.views`: :class:`RegulatorViews`, the aggregates bound to the
   configured stores (given a ``Settings``), and the champion's validation evidence: what an
   API route calls.

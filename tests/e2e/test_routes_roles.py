@@ -58,6 +58,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
             "concentration",
             "inclusion",
             "validation",
+            "objections",
         )
     },
 }
