@@ -34,7 +34,8 @@ def test_roles_by_route(path, roles):
 
 
 @pytest.mark.parametrize(
-    "path", ["/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/", "/merchant/", "/merchant/static/merchant.js"]
+    "path",
+    ["/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/", "/merchant/", "/merchant/static/merchant.js"],
 )
 def test_probes_metrics_and_docs_are_public(path):
     assert allowed_roles(path) is None
