@@ -39,7 +39,9 @@ ROLES_BY_PREFIX: tuple[tuple[str, frozenset[str]], ...] = (
     ("/regulator/", frozenset({"regulator"})),
     ("/merchant/", frozenset({"merchant"})),
 )
-JSON_ROUTES = frozenset({"/score", "/score_batch", "/decide", "/admin/reload", "/merchant/objections"})
+JSON_ROUTES = frozenset(
+    {"/score", "/score_batch", "/decide", "/admin/reload", "/merchant/objections", "/regulator/inspections"}
+)
 JSON_PREFIXES = ("/admin/objections/",)  # POST /admin/objections/{id}/resolve
 
 Scope = dict[str, Any]

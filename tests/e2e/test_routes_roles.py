@@ -40,6 +40,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/merchant/objections"): only(*MERCHANTS),
     ("POST", "/merchant/objections"): only(*MERCHANTS, merchant=201, other_merchant=404),  # a record of the merchant
     ("GET", "/admin/objections"): only("admin"),
+    ("POST", "/regulator/inspections"): only("regulator", regulator=201),  # draws and stores a plan
+    ("GET", "/regulator/inspections"): only("regulator"),
+    ("GET", "/regulator/inspections/findings"): only("regulator"),
+    ("GET", "/regulator/inspections/plans/{plan_id}"): only("regulator", regulator=404),  # no such plan
     ("POST", "/admin/objections/{objection_id}/resolve"): only("admin"),
     ("POST", "/score"): only("bank"),
     ("POST", "/score_batch"): only("bank"),
@@ -97,6 +101,15 @@ def _with_complaint(validated_market, ids: list[str]) -> tuple[str, str]:
     return first["merchant_id"], first["complaint_id"]
 
 
+def live_service_month(live_service) -> str:
+    """The latest month of the live service's class history (a plan is drawn over it)."""
+    return httpx.get(
+        f"{live_service['url']}/regulator/months",
+        headers={"Authorization": f"Bearer {live_service['new_key']('regulator')}"},
+        timeout=60,
+    ).json()["months"][-1]
+
+
 def test_every_route_every_role(live_service, validated_market):
     url = live_service["url"]
     m, complaint = _with_complaint(validated_market, live_service["ids"])
@@ -132,6 +145,7 @@ def test_every_route_every_role(live_service, validated_market):
         "/decide": {"merchant_id": m, "requested_amount_fen": 1_000_000, "term_months": 12, "product": "term_loan"},
         "/merchant/objections": {"table": "complaints", "record_id": complaint, "reason": "not our shop"},
         "/admin/objections/{objection_id}/resolve": {"outcome": "upheld", "note": "checked with the platform"},
+        "/regulator/inspections": {"month": live_service_month(live_service), "seed": 4242},
     }
     wrong = []
     for (method, path), expected in sorted(EXPECTED.items()):
@@ -139,6 +153,7 @@ def test_every_route_every_role(live_service, validated_market):
             path.replace("{decision_id}", decided.json()["decision_id"])
             .replace("{merchant_id}", m)
             .replace("{objection_id}", objection.json()["objection_id"])
+            .replace("{plan_id}", "IP-2025-07-000000000000")
         )
         for role in ROLES:
             r = _call(url, method, concrete, keys[role], bodies.get(path))
