@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         return self.history_dir or self.data_dir / "history"
 
     @property
+    def consumption_folder(self) -> Path:
+        """Where ``lifecredit consumption-index`` writes the monthly consumption aggregates and the index (<data_dir>/consumption)."""
+        return self.data_dir / "consumption"
+
+    @property
     def corrections_folder(self) -> Path:
         """Where corrections are appended and whence ``validate`` applies them (``corrections_dir`` or <data_dir>/corrections)."""
         return self.corrections_dir or self.data_dir / "corrections"

@@ -9,6 +9,7 @@ the panel) only from their registration day, with the poor health of a new busin
 business that shuts after a default records nothing more. ``truth.parquet`` has one row per
 merchant and panel ``as_of`` (the first day of months start .. start + months, the last one the
 day after the data, i.e. the latest snapshot's ``as_of``) for every merchant registered before it.
+``demand.parquet`` holds the demand factors per sector x province x month (``simulation.demand``).
 
 Blocks hold about ``BLOCK_ROWS`` expected transactions (64 to 2,048 merchants, a function of
 months and ``volume_scale`` only), so memory does not grow with the number of merchants: peak
@@ -29,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from core.files import atomic_path
 from core.progress import ProgressFn
-from simulation import calendar, dynamics, events, loans, regions, sectors, truth
+from simulation import calendar, demand, dynamics, events, loans, regions, sectors, truth
 from simulation.arrow import (
     SCHEMAS,
     TABLES,
@@ -88,7 +91,7 @@ def simulate_market(
     start: date = date(2023, 1, 1),
     progress: ProgressFn | None = None,
 ) -> dict:
-    """Write the six raw tables and ``truth.parquet`` into ``out``; return row counts and timing.
+    """Write the six raw tables, ``truth.parquet`` and ``demand.parquet`` into ``out``; return row counts and timing.
 
     ``defect_rate``: share of rows corrupted (0 for a clean market). ``scenario``: ``baseline`` or
     ``downturn`` (a broad shock a little before the middle of the panel). ``volume_scale`` thins
@@ -138,6 +141,7 @@ def simulate_market(
     except BaseException:
         sink.abort()
         raise
+    demand_rows = _write_demand(out, setup)
     summary = {
         "rows": rows,
         "seconds": time.perf_counter() - t0,
@@ -151,10 +155,19 @@ def simulate_market(
         "scenario": scenario,
         "volume_scale": volume_scale,
         "defect_rate": defect_rate,
+        "demand_rows": demand_rows,
     }
     if defect_rate > 0:
         summary["defects"] = defects
     return summary
+
+
+def _write_demand(out: Path, setup: _Setup) -> int:
+    """``demand.parquet`` (evaluation only, like truth): written after the tables, from the market-wide draws alone."""
+    table = demand.demand_table(setup.dyn, setup.shocks, setup.cal, setup.start)
+    with atomic_path(out / "demand.parquet") as tmp:
+        pq.write_table(table, tmp, compression="lz4")
+    return table.num_rows
 
 
 def block_size(months: int, volume_scale: float) -> int:

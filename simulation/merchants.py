@@ -21,8 +21,7 @@ from data_contracts.uscc import ALPHABET, check_chars
 from simulation import regions, sectors
 from simulation.dynamics import Dynamics
 
-# chance of being an enterprise (not an individual business), per sector, before the urban/rural factor
-_ENTERPRISE = {
+ENTERPRISE_SHARE = {
     "catering": 0.25,
     "retail": 0.30,
     "accommodation": 0.45,
@@ -33,6 +32,7 @@ _ENTERPRISE = {
     "beauty_hairdressing": 0.20,
     "convenience": 0.30,
 }
+"""Chance of being an enterprise (not an individual business), per sector, before the urban/rural factor."""
 _EARLIEST_REGISTRATION = 3652  # 1980-01-01 as an epoch day, the contract's lower bound
 # sectors where revenue-based loans (repaid from card-acquiring flow) are offered
 REVENUE_BASED_SECTORS = ("catering", "retail", "laundry_dyeing", "beauty_hairdressing", "convenience")
@@ -139,7 +139,7 @@ def draw_merchants(
     sector = rng.choice(len(sectors.SECTORS), size=n, p=sectors.SHARES)
     region = rng.choice(len(regions.CODES), size=n, p=regions.WEIGHTS)
     rural = regions.RURAL[region]
-    p_ent = np.array([_ENTERPRISE[s] for s in sectors.NAMES])[sector] * np.where(rural, 0.6, 1.2)
+    p_ent = np.array([ENTERPRISE_SHARE[s] for s in sectors.NAMES])[sector] * np.where(rural, 0.6, 1.2)
     enterprise = rng.random(n) < p_ent
     tenure = np.clip(np.exp(np.log(np.where(enterprise, 6.0, 4.0)) + 0.8 * rng.standard_normal(n)), 0.1, 35.0)
     registered_day = np.maximum(start_day - np.round(tenure * 365.25).astype(np.int64), _EARLIEST_REGISTRATION)

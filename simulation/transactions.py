@@ -35,6 +35,9 @@ _NULL_CUSTOMER = np.array([0.0, 0.0, 0.10, 0.0, 0.60, 1.0])
 VOLUME_NORM = 0.75
 """Global factor that brings the market average to about 10 recorded transactions per merchant-day."""
 HEALTH_ON_VOLUME = 0.30
+"""Log of the expected number of sales falls by this much per unit of ill health ``d``."""
+HEALTH_ON_TICKET = 0.05
+"""Log of the mean ticket falls by this much per unit of ill health ``d``."""
 _HOUR_TABLE_SIZE = 4096
 _VISITS_PER_REGULAR = 3.0
 """Visits a month by a typical regular customer."""
@@ -143,7 +146,7 @@ def transactions(
     ts_us = (key - rep_m(np.arange(n_m) * (n_days * 86400)) + (cal.first_day * 86400 - _UTC_OFFSET_S)) * 1_000_000
     is_refund = u[1] < rep_mm(refund_rate.astype(np.float32))
     amount = np.exp(
-        rep_mm((log_ticket[:, None] - 0.05 * d).astype(np.float32))
+        rep_mm((log_ticket[:, None] - HEALTH_ON_TICKET * d).astype(np.float32))
         + rep_m(ticket_sd.astype(np.float32)) * rng.standard_normal(n, dtype=np.float32)
     )
     grain = np.where((u[5] < np.float32(0.6)) & (amount >= 1), np.float32(100), np.float32(1))

@@ -7,7 +7,7 @@ Commands are grouped by module and registered in pipeline order: :mod:`~lifecred
 ``<command> stopped: <why>`` and exits 2 (:func:`~lifecredit.cli.common.stop`).
 """
 
-from lifecredit.cli import data, inspections, merchant, model, scores, service  # noqa: F401  (each registers its commands)
+from lifecredit.cli import consumption, data, inspections, merchant, model, scores, service  # noqa: F401  (each registers its commands)
 from lifecredit.cli.common import app
 
 __all__ = ["app"]
