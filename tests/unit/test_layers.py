@@ -158,3 +158,11 @@ def test_a_module_over_400_lines_says_why():
         'modules over 400 lines without a sentence containing "over 400 lines" in the module '
         "docstring that says why: " + ", ".join(unexplained)
     )
+
+
+def test_test_module_names_are_unique_across_folders():
+    """pytest imports test modules by basename (no packages under tests/): two of one name cannot both run."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (ROOT / "tests").rglob("test_*.py"))
+    assert not [n for n, c in names.items() if c > 1]
