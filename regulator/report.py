@@ -17,7 +17,6 @@ and notes read top to bottom in the order the report prints them.
 
 from __future__ import annotations
 
-import html
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from core.files import write_text_atomic
 from core.vocabulary import CLASSES, DECISIONS, PSI_BANDS
 from regulator import figures
 from regulator.common import DIMENSIONS, INCLUSION_DIMENSIONS, ViewError
+from regulator.html import CSS, bilingual, count, count_share, esc, heading, num, para, pct, table
 from regulator.labels import label
 from regulator.pdf import PdfUnavailable, html_to_pdf, pdf_engine
 from regulator.suppression import (
@@ -41,62 +41,13 @@ STABLE, SHIFTED = (f"{PSI_BANDS[band]:.2f}" for band in ("stable", "shifted"))
 __all__ = ["PdfUnavailable", "build_report", "html_to_pdf", "pdf_engine", "write_report"]
 
 
-# -- small HTML helpers ---------------------------------------------------------------------------
-def _e(text) -> str:
-    return html.escape(str(text))
-
-
-def _h(level: int, zh: str, en: str, anchor: str | None = None) -> str:
-    ident = f' id="{anchor}"' if anchor else ""
-    return f'<h{level}{ident}>{_e(zh)} <span class="en">/ {_e(en)}</span></h{level}>'
-
-
-def _p(zh: str, en: str) -> str:
-    return f'<p>{_e(zh)}<br><span class="en">{_e(en)}</span></p>'
-
-
-def _count(k: int, c: dict | None) -> str:
-    if c is None:
-        return "–"
-    if c.get("suppressed"):
-        return f'<span class="sup" title="suppressed / 已抑制">{_e(suppressed_mark(k))}</span>'
-    return f"{c['count']:,}"
-
-
-def _count_share(k: int, c: dict, share: str = "share") -> str:
-    """A count with its share (or rate) in small print."""
-    return f"{_count(k, c)} <small>{_pct(c[share])}</small>"
-
-
-def _pct(v: float | None, digits: int = 1) -> str:
-    return "–" if v is None else f"{100 * v:.{digits}f}%"
-
-
-def _num(v, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return _e(v)
-
-
-def _bi(lbl: dict) -> str:
-    return _e(lbl["zh"]) if lbl["zh"] == lbl["en"] else f'{_e(lbl["zh"])} <span class="en">{_e(lbl["en"])}</span>'
-
-
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f"<th>{h}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
-
-
 # -- sections -------------------------------------------------------------------------------------
 def _distribution_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
     by_month = views.distribution("month", to_month=month, from_month=months[0])
     parts = [
-        _h(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
-        _p(
+        heading(2, "一、风险分类分布", "1. Distribution over credit-risk classes", "distribution"),
+        para(
             "各月A–D类商户占比；下表为报告月按维度的分布（户数与该组内占比）。",
             "Share of merchants in classes A–D per month; the tables give the report month by dimension "
             "(count and share within the row).",
@@ -104,38 +55,38 @@ def _distribution_section(views: RegulatorViews, month: str, months: list[str]) 
         figures.class_shares(by_month["rows"]),
     ]
     head = ["月份 <span class=en>Month</span>", "合计 <span class=en>Total</span>"] + [
-        f"{c} <span class=en>{_e(label('class', c)['en'].split(': ')[1])}</span>" for c in CLASSES
+        f"{c} <span class=en>{esc(label('class', c)['en'].split(': ')[1])}</span>" for c in CLASSES
     ]
     rows = [
-        [_e(r["key"]), _count(k, r["total"])] + [_count_share(k, r["cells"][c]) for c in CLASSES]
+        [esc(r["key"]), count(k, r["total"])] + [count_share(k, r["cells"][c]) for c in CLASSES]
         for r in by_month["rows"]
     ]
-    parts.append(_table(head, rows, "num"))
+    parts.append(table(head, rows, "num"))
     for dim in DIMENSIONS:
         d = views.distribution(dim, month)
-        parts.append(_h(3, f"按{d['by_label']['zh']}（{month}）", f"By {d['by_label']['en'].lower()} ({month})"))
-        head = [_bi(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
+        parts.append(heading(3, f"按{d['by_label']['zh']}（{month}）", f"By {d['by_label']['en'].lower()} ({month})"))
+        head = [bilingual(d["by_label"]), "合计 <span class=en>Total</span>", "占比 <span class=en>Share</span>"] + [
             c for c in CLASSES
         ]
         rows = [
-            [_bi(r["label"]), _count(k, r["total"]), _pct(r["total"]["share"])]
-            + [_count_share(k, r["cells"][c]) for c in CLASSES]
+            [bilingual(r["label"]), count(k, r["total"]), pct(r["total"]["share"])]
+            + [count_share(k, r["cells"][c]) for c in CLASSES]
             for r in d["rows"]
         ]
         t = d["total"]
         rows.append(
-            ["<b>合计 Total</b>", _count(k, t["total"]), _pct(1.0 if t["total"]["count"] else None)]
-            + [_count_share(k, t["cells"][c]) for c in CLASSES]
+            ["<b>合计 Total</b>", count(k, t["total"]), pct(1.0 if t["total"]["count"] else None)]
+            + [count_share(k, t["cells"][c]) for c in CLASSES]
         )
-        parts.append(_table(head, rows, "num"))
+        parts.append(table(head, rows, "num"))
     return "\n".join(parts)
 
 
 def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     s = views.stability(from_month=months[0], to_month=month)
     parts = [
-        _h(2, "二、稳定性", "2. Stability", "stability"),
-        _p(
+        heading(2, "二、稳定性", "2. Stability", "stability"),
+        para(
             f"群体稳定性指数（PSI）：本月相对上月的分类分布和评分分布。低于{STABLE}为稳定，{STABLE}–{SHIFTED}为轻微漂移，"
             f"{SHIFTED}及以上为显著变化。",
             "Population stability index (PSI) of the class and score distributions, each month against the "
@@ -143,23 +94,23 @@ def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> 
         ),
     ]
     if not s["rows"]:
-        parts.append(_p("历史不足两个月，无法计算。", "Fewer than two months of history: nothing to compare."))
+        parts.append(para("历史不足两个月，无法计算。", "Fewer than two months of history: nothing to compare."))
         return "\n".join(parts)
     parts.append(figures.psi_over_time(s["rows"]))
     band_zh = {"stable": "稳定", "drifting": "漂移", "shifted": "显著变化", None: "–"}
     rows = [
         [
-            _e(r["month"]),
-            _e(r["previous"]),
-            _num(r["psi_class"]),
-            f"{band_zh[r['band_class']]} <span class=en>{_e(r['band_class'] or '')}</span>",
-            _num(r["psi_score"]),
-            f"{band_zh[r['band_score']]} <span class=en>{_e(r['band_score'] or '')}</span>",
+            esc(r["month"]),
+            esc(r["previous"]),
+            num(r["psi_class"]),
+            f"{band_zh[r['band_class']]} <span class=en>{esc(r['band_class'] or '')}</span>",
+            num(r["psi_score"]),
+            f"{band_zh[r['band_score']]} <span class=en>{esc(r['band_score'] or '')}</span>",
         ]
         for r in s["rows"]
     ]
     parts.append(
-        _table(
+        table(
             [
                 "月份 <span class=en>Month</span>",
                 "对比月 <span class=en>Against</span>",
@@ -173,10 +124,10 @@ def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> 
         )
     )
     conc = views.concentration(from_month=months[0], to_month=month)
-    parts.append(_h(3, "评级集中度（赫芬达尔指数）", "Grade concentration (Herfindahl index)"))
-    parts.append(_p(conc["definition_zh"], conc["definition_en"]))
+    parts.append(heading(3, "评级集中度（赫芬达尔指数）", "Grade concentration (Herfindahl index)"))
+    parts.append(para(conc["definition_zh"], conc["definition_en"]))
     parts.append(
-        _table(
+        table(
             [
                 "月份 <span class=en>Month</span>",
                 "商户数 <span class=en>Merchants</span>",
@@ -185,10 +136,10 @@ def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> 
             ],
             [
                 [
-                    _e(r["month"]),
-                    _e(suppressed_mark(views.k)) if r["suppressed"] else f"{r['merchants']:,}",
-                    _num(r["herfindahl"]),
-                    _num(r["herfindahl_normalised"]),
+                    esc(r["month"]),
+                    esc(suppressed_mark(views.k)) if r["suppressed"] else f"{r['merchants']:,}",
+                    num(r["herfindahl"]),
+                    num(r["herfindahl_normalised"]),
                 ]
                 for r in conc["rows"]
             ],
@@ -200,14 +151,14 @@ def _stability_section(views: RegulatorViews, month: str, months: list[str]) -> 
 
 def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
-    parts = [_h(2, "三、分类迁移", "3. Class migration", "migration")]
+    parts = [heading(2, "三、分类迁移", "3. Class migration", "migration")]
     earlier = [m for m in months if m < month]
     if not earlier:
-        parts.append(_p("报告月之前没有历史月份。", "No month before the report month in the history."))
+        parts.append(para("报告月之前没有历史月份。", "No month before the report month in the history."))
         return "\n".join(parts)
     mig = views.migration(from_month=earlier[-1], to_month=month)
     parts.append(
-        _p(
+        para(
             f"{mig['from']}至{mig['to']}：行为上月分类（“新进入”为上月未评分的商户），列为本月分类（“退出”为本月未评分的商户）；"
             "括号内为行占比。",
             f"{mig['from']} to {mig['to']}: rows are the class in {mig['from']} (new: not scored then), columns "
@@ -218,19 +169,19 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
     cols = [*CLASSES, "exited"]
     head = (
         ["上月 \\ 本月 <span class=en>from \\ to</span>"]
-        + [_bi(label("class", c)) if c in CLASSES else _bi(label("migration", c)) for c in cols]
+        + [bilingual(label("class", c)) if c in CLASSES else bilingual(label("migration", c)) for c in cols]
         + ["合计 <span class=en>Total</span>"]
     )
     rows = [
-        [_bi(r["label"])] + [_count_share(k, r["cells"][c]) for c in cols] + [_count(k, r["total"])]
+        [bilingual(r["label"])] + [count_share(k, r["cells"][c]) for c in cols] + [count(k, r["total"])]
         for r in mig["rows"]
     ]
-    rows.append(["<b>合计 Total</b>"] + [_count(k, mig["column_totals"][c]) for c in cols] + [_count(k, mig["total"])])
-    parts.append(_table(head, rows, "num"))
+    rows.append(["<b>合计 Total</b>"] + [count(k, mig["column_totals"][c]) for c in cols] + [count(k, mig["total"])])
+    parts.append(table(head, rows, "num"))
     s = mig["summary"]
     if s["suppressed"]:
         parts.append(
-            _p(
+            para(
                 "升级/降级/维持占比不公布（会暴露被隐藏的单元格或人数过少）。",
                 "Upgrade / downgrade / stable shares withheld (they would expose a hidden cell, or count too "
                 "few merchants).",
@@ -238,12 +189,12 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
         )
     else:
         parts.append(
-            _p(
-                f"两月均有评分的商户{s['merchants_in_both']:,}户：升级{_pct(s['upgrades_share'])}，"
-                f"降级{_pct(s['downgrades_share'])}，维持{_pct(s['stable_share'])}。",
-                f"{s['merchants_in_both']:,} merchants scored in both months: {_pct(s['upgrades_share'])} "
-                f"upgraded (to a lower-risk class), {_pct(s['downgrades_share'])} downgraded, "
-                f"{_pct(s['stable_share'])} stable.",
+            para(
+                f"两月均有评分的商户{s['merchants_in_both']:,}户：升级{pct(s['upgrades_share'])}，"
+                f"降级{pct(s['downgrades_share'])}，维持{pct(s['stable_share'])}。",
+                f"{s['merchants_in_both']:,} merchants scored in both months: {pct(s['upgrades_share'])} "
+                f"upgraded (to a lower-risk class), {pct(s['downgrades_share'])} downgraded, "
+                f"{pct(s['stable_share'])} stable.",
             )
         )
     return "\n".join(parts)
@@ -251,10 +202,10 @@ def _migration_section(views: RegulatorViews, month: str, months: list[str]) -> 
 
 def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
-    parts = [_h(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
+    parts = [heading(2, "四、违约表现", "4. Observed outcomes", "outcomes")]
     out = views.outcomes("class", from_month=months[0], to_month=month)
     parts.append(
-        _p(
+        para(
             out["definition_zh"] + " 区间为95% Jeffreys区间；p值为单侧Jeffreys检验（违约率高于平均PD），"
             "p值小表示PD可能低估。",
             out["definition_en"] + " Intervals: 95% Jeffreys; p: one-sided Jeffreys test that the default rate "
@@ -263,11 +214,11 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
     )
     if not out["months_with_outcomes"]:
         parts.append(
-            _p("所选月份尚无完整的12个月表现期。", "No month in range has a fully observed 12-month outcome yet.")
+            para("所选月份尚无完整的12个月表现期。", "No month in range has a fully observed 12-month outcome yet.")
         )
         return "\n".join(parts)
     parts.append(
-        _p(
+        para(
             f"有表现数据的月份：{out['months_with_outcomes'][0]}–{out['months_with_outcomes'][-1]}（合并计算）。",
             f"Months with outcomes: {out['months_with_outcomes'][0]} – {out['months_with_outcomes'][-1]} (pooled).",
         )
@@ -277,18 +228,18 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
         o = out if by == "class" else views.outcomes("grade", from_month=months[0], to_month=month)
         rows = [
             [
-                _bi(r["label"]),
-                _count(k, r["n"]),
-                _count(k, r["defaults"]),
-                _pct(r["default_rate"], 2),
-                f"{_pct(r['interval']['low'], 2)} – {_pct(r['interval']['high'], 2)}" if r["interval"] else "–",
-                _pct(r["mean_pd"], 2),
-                _num(r["jeffreys_p"]),
+                bilingual(r["label"]),
+                count(k, r["n"]),
+                count(k, r["defaults"]),
+                pct(r["default_rate"], 2),
+                f"{pct(r['interval']['low'], 2)} – {pct(r['interval']['high'], 2)}" if r["interval"] else "–",
+                pct(r["mean_pd"], 2),
+                num(r["jeffreys_p"]),
             ]
             for r in [*o["rows"], {**o["total"], "label": {"zh": "合计", "en": "Total"}}]
         ]
         parts.append(
-            _table(
+            table(
                 [
                     "分组 <span class=en>Group</span>",
                     "户月数 <span class=en>Merchant-months</span>",
@@ -307,13 +258,13 @@ def _outcomes_section(views: RegulatorViews, month: str, months: list[str]) -> s
 
 def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> str:
     k = views.k
-    parts = [_h(2, "五、普惠金融", "5. Inclusive finance", "inclusion")]
+    parts = [heading(2, "五、普惠金融", "5. Inclusive finance", "inclusion")]
     first = views.inclusion("urban_rural", from_month=months[0], to_month=month)
     if not first["total"]["decisions"]["count"] and not first["total"]["decisions"]["suppressed"]:
-        parts.append(_p("审计日志中尚无授信决策（/decide）。", "No credit decisions (/decide) in the audit log yet."))
+        parts.append(para("审计日志中尚无授信决策（/decide）。", "No credit decisions (/decide) in the audit log yet."))
         return "\n".join(parts)
     parts.append(
-        _p(
+        para(
             "通过服务作出的授信决策：各组批准、转人工、拒绝比例，平均批准额度，及批准率相对总体的比值。",
             "Decisions made through the service: approval, referral and decline rates, average approved "
             "limit, and each segment's approval rate relative to the overall rate.",
@@ -322,19 +273,19 @@ def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> 
     for by in INCLUSION_DIMENSIONS:
         inc = first if by == "urban_rural" else views.inclusion(by, from_month=months[0], to_month=month)
         rows = [
-            [_bi(r["label"]), _count(k, r["decisions"])]
-            + [_count_share(k, r["cells"][d], "rate") for d in DECISIONS]
+            [bilingual(r["label"]), count(k, r["decisions"])]
+            + [count_share(k, r["cells"][d], "rate") for d in DECISIONS]
             + [
-                _num(r["approval_ratio"], 2),
+                num(r["approval_ratio"], 2),
                 "–" if r["average_approved_limit_fen"] is None else f"{r['average_approved_limit_fen'] / 100:,.0f}",
             ]
             for r in [*inc["rows"], {**inc["total"], "label": {"zh": "合计", "en": "Total"}}]
         ]
-        parts.append(_h(3, f"按{inc['by_label']['zh']}", f"By {inc['by_label']['en'].lower()}"))
+        parts.append(heading(3, f"按{inc['by_label']['zh']}", f"By {inc['by_label']['en'].lower()}"))
         parts.append(
-            _table(
-                [_bi(inc["by_label"]), "决策数 <span class=en>Decisions</span>"]
-                + [_bi(label("decision", d)) for d in DECISIONS]
+            table(
+                [bilingual(inc["by_label"]), "决策数 <span class=en>Decisions</span>"]
+                + [bilingual(label("decision", d)) for d in DECISIONS]
                 + [
                     "批准率比值 <span class=en>Approval ratio</span>",
                     "平均额度（元）<span class=en>Avg limit (yuan)</span>",
@@ -347,15 +298,15 @@ def _inclusion_section(views: RegulatorViews, month: str, months: list[str]) -> 
 
 
 def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, str | None]:
-    parts = [_h(2, "六、模型验证证据", "6. Validation evidence", "validation")]
+    parts = [heading(2, "六、模型验证证据", "6. Validation evidence", "validation")]
     try:
         v = views.validation_with_plots(plots_dir)
     except Exception as err:  # no champion, or an unreadable run: the rest of the report still stands
-        parts.append(_p(f"无法读取冠军模型的验证证据：{err}", f"Validation evidence unavailable: {err}"))
+        parts.append(para(f"无法读取冠军模型的验证证据：{err}", f"Validation evidence unavailable: {err}"))
         return "\n".join(parts), str(err)
     m, w = v["model"], v["windows"] or {}
     parts.append(
-        _p(
+        para(
             f"冠军模型 {m['name']} 第{m['version']}版（运行 {m['run_id'][:12]}），测试窗口 {w.get('test_from', '?')} – "
             f"{w.get('test_to', '?')}。{v['note_zh']}",
             f"Champion {m['name']} version {m['version']} (run {m['run_id'][:12]}), test window "
@@ -364,19 +315,19 @@ def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, st
     )
     d, c, s = v["discrimination"], v["calibration"], v["stability"]
     parts.append(
-        _table(
+        table(
             ["指标 <span class=en>Metric</span>", "值 <span class=en>Value</span>"],
             [
-                ["AUC", _num(d["auc"])],
-                ["Gini", _num(d["gini"])],
-                ["KS", _num(d["ks"])],
-                ["Brier", _num(c["brier"])],
-                ["ECE", _num(c["ece"])],
-                ["测试样本 <span class=en>Test rows</span>", _num(c["n"])],
-                ["违约 <span class=en>Defaults</span>", _num(c["defaults"])],
-                ["训练/测试评分PSI <span class=en>Score PSI train→test</span>", _num(s["psi_score_train_test"])],
-                ["被拒绝的分类 <span class=en>Classes rejected</span>", _num(c["classes_rejected"])],
-                ["挑战者AUC <span class=en>Challenger AUC</span>", _num(v["challenger"]["auc"])],
+                ["AUC", num(d["auc"])],
+                ["Gini", num(d["gini"])],
+                ["KS", num(d["ks"])],
+                ["Brier", num(c["brier"])],
+                ["ECE", num(c["ece"])],
+                ["测试样本 <span class=en>Test rows</span>", num(c["n"])],
+                ["违约 <span class=en>Defaults</span>", num(c["defaults"])],
+                ["训练/测试评分PSI <span class=en>Score PSI train→test</span>", num(s["psi_score_train_test"])],
+                ["被拒绝的分类 <span class=en>Classes rejected</span>", num(c["classes_rejected"])],
+                ["挑战者AUC <span class=en>Challenger AUC</span>", num(v["challenger"]["auc"])],
             ],
             "num narrow",
         )
@@ -385,21 +336,21 @@ def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, st
         ("by_class", "按分类校准", "Calibration per class"),
         ("by_grade", "按评级校准", "Calibration per grade"),
     ):
-        parts.append(_h(3, zh, f"{en} (Jeffreys, α = {c['jeffreys_alpha']})"))
+        parts.append(heading(3, zh, f"{en} (Jeffreys, α = {c['jeffreys_alpha']})"))
         rows = [
             [
-                _e(r["group"]),
+                esc(r["group"]),
                 f"{r['n']:,}",
                 f"{r['defaults']:,}",
-                _pct(r["mean_pd"], 2),
-                _pct(r["default_rate"], 2),
-                _num(r["jeffreys_p"]),
+                pct(r["mean_pd"], 2),
+                pct(r["default_rate"], 2),
+                num(r["jeffreys_p"]),
                 "是 <span class=en>yes</span>" if r["rejected"] else "否 <span class=en>no</span>",
             ]
             for r in c[key] or []
         ]
         parts.append(
-            _table(
+            table(
                 [
                     "组 <span class=en>Group</span>",
                     "n",
@@ -414,11 +365,11 @@ def _validation_section(views: RegulatorViews, plots_dir: Path) -> tuple[str, st
             )
         )
     if s["csi_top"]:
-        parts.append(_h(3, "特征稳定性（CSI最高的特征）", "Feature stability (largest CSI)"))
+        parts.append(heading(3, "特征稳定性（CSI最高的特征）", "Feature stability (largest CSI)"))
         parts.append(
-            _table(
+            table(
                 ["特征 <span class=en>Feature</span>", "CSI"],
-                [[_e(r["feature"]), _num(r["csi"])] for r in s["csi_top"]],
+                [[esc(r["feature"]), num(r["csi"])] for r in s["csi_top"]],
                 "num narrow",
             )
         )
@@ -434,30 +385,30 @@ def _methods_section(k: int) -> str:
     scale = MasterScale.load()
     rows = [
         [
-            _e(g.grade),
-            _pct(g.pd_min, 2),
-            _pct(g.pd_max, 2) if not g.default else "–",
-            _e(g.risk_class),
-            _bi(label("class", g.risk_class)),
+            esc(g.grade),
+            pct(g.pd_min, 2),
+            pct(g.pd_max, 2) if not g.default else "–",
+            esc(g.risk_class),
+            bilingual(label("class", g.risk_class)),
         ]
         for g in scale.grades
     ]
     return "\n".join(
         [
-            _h(2, "七、方法说明", "7. Methods", "methods"),
-            _p(
+            heading(2, "七、方法说明", "7. Methods", "methods"),
+            para(
                 "每月对所有在册商户（无论是否借款）以冠军模型评分：12个月违约概率（PD）→ 评分 → 评级 → 信用风险分类A（低）/B（一般）/C（较高）/D（高）。"
                 "评级D表示已观察到违约，模型不会给出。",
                 "Every month each registered merchant (borrower or not) is scored with the champion: 12-month probability "
                 "of default (PD) → score → grade → credit-risk class A (low) / B (general) / C (higher) / D (high). Grade D "
                 "means an observed default; the model never assigns it.",
             ),
-            _table(
+            table(
                 ["评级 <span class=en>Grade</span>", "PD ≥", "PD <", "分类 <span class=en>Class</span>", ""],
                 rows,
                 "num narrow",
             ),
-            _p(
+            para(
                 f"小单元格保护：少于{k}户商户的计数（含合计）不公布；若某行或某列只有一个被隐藏的单元格，则再隐藏该行/列中次小的单元格，"
                 "并确保被隐藏单元格在行列方程组中都处于“环”上，使任何隐藏值都不能由合计推算；被隐藏单元格的占比、比率、均值同样不公布。"
                 f"所有被隐藏单元格统一显示为“<{k}”（补充隐藏的单元格也可能不少于{k}户）。",
@@ -469,19 +420,6 @@ def _methods_section(k: int) -> str:
             ),
         ]
     )
-
-
-CSS = """
-body{font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei",system-ui,sans-serif;margin:2em auto;max-width:1050px;
-color:#1a1a1a;line-height:1.45;padding:0 1em}
-h1{font-size:1.6em;border-bottom:3px solid #1565c0;padding-bottom:.3em}h2{margin-top:2em;color:#0d47a1;
-border-bottom:1px solid #bbb}h3{margin-top:1.4em;font-size:1.05em}.en{color:#555;font-weight:normal}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em;width:100%}th,td{border:1px solid #ccc;
-padding:3px 6px}th{background:#eef3fa;text-align:left}table.num td:not(:first-child){text-align:right}
-table.narrow{width:auto}small{color:#666}.sup{color:#b71c1c;font-weight:bold}img{max-width:100%}
-img.half{width:48%;margin-right:1%}.meta{font-size:.9em;color:#444}.legend{background:#fff8e1;padding:.5em 1em;
-border-left:4px solid #ffa000;font-size:.9em}@media print{h2{page-break-before:always}h2:first-of-type{page-break-before:auto}}
-"""
 
 
 def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
@@ -503,10 +441,10 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
     body = [
         '<h1>生活服务商户信用风险分类监管报告 <span class="en">/ Regulator report: credit-risk classes of '
         "life-service merchants</span></h1>",
-        f'<p class="meta">报告月 Report month: <b>{_e(month)}</b> · 历史 History: {_e(months[0])} – {_e(months[-1])} · '
+        f'<p class="meta">报告月 Report month: <b>{esc(month)}</b> · 历史 History: {esc(months[0])} – {esc(months[-1])} · '
         f"最小单元格 Minimum cell: {k} · 生成时间 Generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</p>",
-        f'<p class="legend">{_e(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
-        f'<span class="en">{_e(SUPPRESSED_NOTE_EN.format(k=k))}</span></p>',
+        f'<p class="legend">{esc(SUPPRESSED_NOTE_ZH.format(k=k))}<br>'
+        f'<span class="en">{esc(SUPPRESSED_NOTE_EN.format(k=k))}</span></p>',
         _distribution_section(views, month, months),
         _stability_section(views, month, months),
         _migration_section(views, month, months),
@@ -517,7 +455,7 @@ def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
     ]
     page = (
         f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>监管报告 Regulator report {_e(month)}</title><style>{CSS}</style></head>"
+        f"<title>监管报告 Regulator report {esc(month)}</title><style>{CSS}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
     return page, warnings

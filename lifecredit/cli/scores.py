@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -119,10 +120,23 @@ def score_all(
     print(json.dumps(result, ensure_ascii=False))
 
 
+class ReportKind(str, Enum):
+    regulator = "regulator"
+    development = "development"
+
+
 @app.command()
 def report(
     month: Annotated[str, typer.Option(help="Report month, YYYY-MM (a month of the class history).")],
     out: Annotated[Path, typer.Option(help="Output HTML file (self-contained: figures embedded).")],
+    kind: Annotated[
+        ReportKind,
+        typer.Option(
+            help="regulator: classes, stability, migration, outcomes, validation; development: the life-services "
+            "digital development report (supply and consumption, the consumption index, classes, micro-loans and "
+            "inclusion, inspection findings by class)."
+        ),
+    ] = ReportKind.regulator,
     pdf: Annotated[
         bool, typer.Option("--pdf", help="Also print it to PDF (OUT with .pdf) if a PDF engine is installed.")
     ] = False,
@@ -131,7 +145,8 @@ def report(
         Path | None, typer.Option(help="Folder with panel.parquet, for outcomes (default: <data_dir>/features).")
     ] = None,
 ) -> None:
-    """Write the regulator report for MONTH: distribution, stability, migration, outcomes, validation evidence.
+    """Write the regulator report for MONTH (distribution, stability, migration, outcomes, validation evidence), or
+    with --kind development the life-services digital development report (生活服务数字化发展报告).
 
     Small cells are suppressed exactly as in the regulator API (settings' min_cell_count).
     """
@@ -147,8 +162,11 @@ def report(
         raise typer.BadParameter(f"expected YYYY-MM, got {month!r}", param_hint="--month")
     settings = get_settings()
     views = RegulatorViews(settings, history_dir=history, panel=features / "panel.parquet" if features else None)
+    from regulator.development import write_development_report
+
+    write = write_development_report if kind is ReportKind.development else write_report
     try:
-        result = write_report(views, month, out)
+        result = write(views, month, out)
     except (HistoryError, ViewError) as err:
         stop("report", err)
     for warning in result["warnings"]:

@@ -260,3 +260,31 @@ def test_the_service_includes_the_inspection_routes():
     if "/regulator/inspections" not in paths:
         pytest.skip("serving/regulator/api.py does not include serving.regulator.inspections_api's router yet")
     assert {"/regulator/inspections/findings", "/regulator/inspections/plans/{plan_id}"} <= paths
+
+
+def test_the_development_report_prints_every_part(env, tmp_path):
+    """生活服务数字化发展报告: supply and consumption, the index, classes, loans, inspection findings, zh and en."""
+    from lifecredit.cli import app
+
+    data = Path(env["env"]["LIFECREDIT_DATA_DIR"])
+    cli("consumption-index", "--validated", str(data / "validated"))
+    out = tmp_path / "development.html"
+    res = CliRunner().invoke(app, ["report", "--kind", "development", "--month", "2025-07", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = out.read_text(encoding="utf-8")
+    for zh, en in (
+        ("供给与消费", "Supply and consumption"),
+        ("数字化消费指数", "Digital consumption index"),
+        ("信用风险分类分布", "Credit-risk classes"),
+        ("小微贷款与普惠金融", "Micro-loans and inclusive finance"),
+        ("双随机抽查结果", "Inspection findings by class"),
+    ):
+        assert zh in page and en in page, en
+    assert "请先运行" not in page  # every part had its inputs
+    findings = page.split('id="inspections"')[1]
+    rows = findings.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert len(rows) == 6 and all("%" in r for r in rows[:4])  # A-D with rates, unclassified, total
+    index = page.split('id="index"')[1].split('id="classes"')[0]
+    last = index.split("<tr>")[-1]  # the latest month of sales before the report month's as_of (2025-07-01)
+    assert "2025-06" in last and last.count(".") >= 2 and "Consumption month: 2025-06" in page
+    assert "2025-07" in page and "<script" not in page
