@@ -147,6 +147,19 @@ class RegulatorViews:
         history = self.history() if records else None
         return obj.objections(records, history, k=self.k, by=by, month=month, kind=kind, now=now)
 
+    def map_view(
+        self,
+        measure: str | None = None,
+        month: str | None = None,
+        *,
+        sector: str | None = None,
+        level: str = "province",
+    ) -> dict:
+        """The life-service map: one measure per province or prefecture (:mod:`regulator.map`); no measure lists them."""
+        from regulator.map import map_view
+
+        return map_view(self.settings, measure, month, sector=sector, level=level, history_dir=self.history_dir)
+
     def validation(self, model_name: str | None = None) -> dict:
         return validation_evidence(self.settings, model_name)
 

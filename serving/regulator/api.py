@@ -34,6 +34,7 @@ from regulator.views import RegulatorViews
 from serving.engine import error, json_response
 from serving.regulator.dashboard import pages
 from serving.regulator.inspections_api import router as inspections_router
+from serving.regulator.map_api import router as map_router
 
 logger = logging.getLogger("lifecredit.serving")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -356,4 +357,5 @@ router = APIRouter()
 """What the service includes: the JSON routes and the dashboard's pages."""
 router.include_router(data)
 router.include_router(inspections_router)  # /regulator/inspections: plans, their findings (own prefix)
+router.include_router(map_router)  # /regulator/map: the life-service dynamic map
 router.include_router(pages)

@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
             "inclusion",
             "validation",
             "objections",
+            "map",
         )
     },
 }
