@@ -23,7 +23,7 @@ dashboard read back.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,17 +218,17 @@ def _region(level: str, code: str, value, status: str, merchants: int | None) ->
 
 def determined(equations: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     """Hidden variables that ``equations`` (rows of coefficients, each summing to zero) pin down once the
-    published variables are known: those no direction in the null space over the hidden ones can move."""
+    published variables are known: those whose unit vector lies in the equations' row space over the hidden
+    ones (no direction of the null space moves them)."""
     out = np.zeros(len(hidden), dtype=bool)
     idx = np.flatnonzero(hidden)
     sub = equations[:, idx]
     sub = sub[np.abs(sub).sum(axis=1) > 0]
     if len(idx) == 0 or len(sub) == 0:
         return out
-    _, sv, vt = np.linalg.svd(sub)
-    rank = int((sv > 1e-9 * max(sv.max(), 1.0)).sum())
-    free = np.abs(vt[rank:]).sum(axis=0) > 1e-9 if rank < len(idx) else np.zeros(len(idx), dtype=bool)
-    out[idx[~free]] = True
+    _, sv, vt = np.linalg.svd(sub, full_matrices=False)
+    basis = vt[: int((sv > 1e-9 * max(sv.max(), 1.0)).sum())]  # the row space of the equations
+    out[idx[(basis**2).sum(axis=0) > 1 - 1e-9]] = True  # a unit vector lying in it: that variable is fixed
     return out
 
 
@@ -243,22 +243,30 @@ def joint_hidden(
     """Province and prefecture totals to hide so that no small group is pinned down by both levels together.
 
     ``pairs``: merchants per (province, prefecture) as the month holds them (never published). The
-    variables are the province totals, the prefecture totals, the pairs and the grand total, tied by
-    "a province is the sum of its pairs", "a prefecture is the sum of its pairs" and "the provinces add
-    up to the total". While a hidden group of 1 to k - 1 merchants is pinned down, hide the smallest
+    variables are the province totals, the prefecture totals, the pairs of a prefecture found in several
+    provinces (any other pair is its prefecture's total) and the grand total, tied by "a province is the
+    sum of its pairs", "a prefecture is the sum of its pairs" and "the provinces add up to the total". While a hidden group of 1 to k - 1 merchants is pinned down, hide the smallest
     published prefecture of its province (or, for a province pinned down through its prefectures, every
     prefecture of the hidden provinces); the last resort hides every prefecture.
     """
     p_hidden, c_hidden = p_hidden.copy(), c_hidden.copy()
-    mp, mc, npairs = len(provinces), len(cities), len(pairs)
+    mp, mc = len(provinces), len(cities)
     pi, ci = {p: i for i, p in enumerate(provinces)}, {c: i for i, c in enumerate(cities)}
-    size = mp + mc + npairs + 1
-    equations = np.zeros((mp + mc + 1, size))
+    spans = Counter(c for _, c, _ in pairs)
+    multi = sorted(c for c, n in spans.items() if n > 1)  # prefectures in several provinces (unknown codes)
+    shared = [j for j, (_, c, _) in enumerate(pairs) if spans[c] > 1]  # their pairs are variables of their own
+    own = {j: mp + mc + n for n, j in enumerate(shared)}  # any other pair is its prefecture's total
+    npairs, size = len(shared), mp + mc + len(shared) + 1
+    equations = np.zeros((mp + len(multi) + 1, size))
     values = np.zeros(size, dtype=np.int64)
     for j, (p, c, count) in enumerate(pairs):
-        equations[pi[p], mp + mc + j] = equations[mp + ci[c], mp + mc + j] = 1.0
-        values[[pi[p], mp + ci[c], mp + mc + j, size - 1]] += (count, count, count, count)
-    equations[np.arange(mp), np.arange(mp)] = equations[mp + np.arange(mc), mp + np.arange(mc)] = -1.0
+        equations[pi[p], own.get(j, mp + ci[c])] = 1.0
+        values[[pi[p], mp + ci[c], size - 1]] += count
+        if j in own:
+            values[own[j]] = count
+            equations[mp + multi.index(c), own[j]] = 1.0
+    equations[np.arange(mp), np.arange(mp)] = -1.0
+    equations[mp + np.arange(len(multi)), [mp + ci[c] for c in multi]] = -1.0
     equations[-1, :mp], equations[-1, -1] = 1.0, -1.0
     small = (values >= 1) & (values < k)
     in_province: dict[str, set[int]] = {}
@@ -278,7 +286,7 @@ def joint_hidden(
             if v < mp + mc:
                 around = {p for p, c, _ in pairs if ci[c] == v - mp}
             else:
-                around = {pairs[v - mp - mc][0]}
+                around = {pairs[shared[v - mp - mc]][0]}
             members = [i for p in sorted(around) for i in in_province[p] if not c_hidden[i]]
             if members:
                 c_hidden[min(members, key=lambda i: (values[mp + i], cities[i]))] = True
@@ -447,8 +455,37 @@ def _check(measure: str | None, level: str, sector: str | None) -> Measure | Non
     return m
 
 
-def catalogue(settings: Settings, months: list[str]) -> dict:
-    """``GET /regulator/map`` without a measure: what can be asked, and which sources are built."""
+def history_regions(root: Path, stamp: tuple, month: str, k: int) -> dict[str, dict[str, list[dict]]]:
+    """:func:`history_month` of ``month``, computed once per state of the history."""
+    return cached(("history", stamp, month, k), lambda: history_month(root, month, k))
+
+
+_warming: set[tuple] = set()
+
+
+def warm(root: Path, months: list[str], k: int) -> None:
+    """Compute every month of the history in a background thread, newest first, so that the slider's
+    months are answered from memory (started once per state of the history)."""
+    stamp = history_stamp(root)
+    with _lock:
+        if (stamp, k) in _warming:
+            return
+        _warming.add((stamp, k))
+
+    def run() -> None:
+        try:
+            for month in reversed(months):
+                history_regions(root, stamp, month, k)
+        except Exception:  # best effort: the request for that month computes it again and reports the error
+            return
+
+    threading.Thread(target=run, name="map-warm", daemon=True).start()
+
+
+def catalogue(settings: Settings, months: list[str], root: Path | None = None) -> dict:
+    """``GET /regulator/map`` without a measure: what can be asked, and which sources are built; starts
+    computing the history's months in the background (the dashboard asks for this list first)."""
+    warm(Path(root or settings.class_history_dir), months, settings.min_cell_count)
     try:
         consumption = load_consumption(settings.consumption_folder)
     except SourceMissing:
@@ -495,7 +532,7 @@ def map_view(
     if not months:
         scan_history(root)  # raises HistoryError naming the command that builds the history
     if m is None:
-        return catalogue(settings, months)
+        return catalogue(settings, months, root)
     data = load_consumption(settings.consumption_folder) if m.source == CONSUMPTION else None
     if data is not None:  # activity within a month: the index's months, a year before the class history's
         months = data["months"]
@@ -506,7 +543,7 @@ def map_view(
     note = None
     if m.source == HISTORY:
         stamp = history_stamp(root)
-        regions = cached(("history", stamp, month, k), lambda: history_month(root, month, k))[level][m.key]
+        regions = history_regions(root, stamp, month, k)[level][m.key]
     elif data is not None:
         if sector is not None and sector not in data["sectors"]:
             raise UnknownValue(

@@ -78,25 +78,36 @@ def test_class_history_measures_are_the_distribution_tables(settings):
     assert {r["status"] for r in provinces.values()} >= {"shown"}
 
 
-def _interval(cities: dict[str, dict], provinces: dict[str, dict], target: str) -> tuple[float, float]:
+def _interval(cities: dict[str, dict], provinces: dict[str, dict], total: int, target: str) -> tuple[float, float]:
     """Least and most merchants the published totals of both levels allow in ``target`` (a province or prefecture
     code): a linear programme over merchants per prefecture (a prefecture lies in the province of its first two
-    digits, which is public), hidden regions holding at least one merchant."""
+    digits, which is public; the month's total is published), every hidden region holding at least one."""
     from scipy.optimize import linprog
 
     codes = sorted(cities)
-    rows, rhs, bounds = [], [], [(0, None)] * len(codes)
+    rows, rhs, floor = [[1.0] * len(codes)], [total], []
     for group, members in [(c, [c]) for c in codes] + [(p, [c for c in codes if c[:2] == p]) for p in provinces]:
         region = cities.get(group) or provinces[group]
         row = [1.0 if c in members else 0.0 for c in codes]
         if region["status"] == "shown":
             rows.append(row), rhs.append(region["value"])
-        elif len(members) == 1:
-            bounds[codes.index(members[0])] = (1, None)
-    rows.append([1.0] * len(codes)), rhs.append(sum(CITIES.values()))  # the month's total is published
-    objective = [1.0 if c == target or c[:2] == target and target not in cities else 0.0 for c in codes]
-    ends = [linprog(sign * np.array(objective), A_eq=rows, b_eq=rhs, bounds=bounds).fun * sign for sign in (1, -1)]
+        else:
+            floor.append([-v for v in row])
+    objective = np.array([1.0 if c == target or c[:2] == target and target not in cities else 0.0 for c in codes])
+    ub = dict(A_ub=floor, b_ub=[-1.0] * len(floor)) if floor else {}
+    ends = [sign * linprog(sign * objective, A_eq=rows, b_eq=rhs, **ub).fun for sign in (1, -1)]
     return ends[0], ends[1]
+
+
+def _no_small_region_pinned(settings, counts: dict[str, int], month: str) -> None:
+    cities = _by_code(lifemap.map_view(settings, "merchants", month, level="prefecture"))
+    provinces = _by_code(lifemap.map_view(settings, "merchants", month))
+    true = {**counts, **{p: sum(n for c, n in counts.items() if c[:2] == p) for p in provinces}}
+    for code, n in true.items():
+        if n < K:
+            assert (cities.get(code) or provinces[code])["status"] == "suppressed", code
+            low, high = _interval(cities, provinces, sum(counts.values()), code)
+            assert low <= n <= high and high - low >= 1, (code, n, low, high)
 
 
 def test_no_small_region_follows_from_both_levels_together(settings):
@@ -106,14 +117,20 @@ def test_no_small_region_follows_from_both_levels_together(settings):
         cities = _by_code(lifemap.map_view(settings, measure, "2025-06", level="prefecture"))
         assert cities["3303"]["status"] == "suppressed" and cities["3303"]["value"] is None
         assert cities["3302"]["status"] == "suppressed"  # the smaller neighbour
-    cities = _by_code(lifemap.map_view(settings, "merchants", "2025-06", level="prefecture"))
-    provinces = _by_code(lifemap.map_view(settings, "merchants", "2025-06"))
-    true = {**CITIES, **{p: sum(n for c, n in CITIES.items() if c[:2] == p) for p in provinces}}
-    small = [code for code, n in true.items() if n < K]
-    assert small == ["3303"]
-    for code in small:
-        low, high = _interval(cities, provinces, code)
-        assert low <= true[code] <= high and high - low >= 1, (code, low, high)
+    _no_small_region_pinned(settings, CITIES, "2025-06")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_markets_leave_no_small_region_pinned_down(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    counts = {
+        f"{p}{c + 1:02d}": int(rng.integers(1, 10) if rng.random() < 0.4 else rng.integers(10, 50))
+        for p in ("11", "33", "44", "51")
+        for c in range(rng.integers(1, 5))
+    }
+    settings = Settings(data_dir=tmp_path / "data", history_dir=tmp_path / "history", var_dir=tmp_path / "var")
+    write_month(settings.class_history_dir, "2025-06", _merchants(counts, "2025-06"))
+    _no_small_region_pinned(settings, counts, "2025-06")
 
 
 def _aggregates(folder: Path) -> None:
