@@ -107,6 +107,7 @@ def live_service(served_champion, validated_market, tmp_path_factory) -> dict:
         LIFECREDIT_RATE_LIMIT_BURST="30",
     )
     cli(["score-all", "--months", "3", "--validated", str(validated_market)], env)
+    cli(["consumption-index", "--validated", str(validated_market)], env)  # into the served data folder
     store = KeyStore(root / "var" / "api_keys.json")
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet", columns=["merchant_id"])["merchant_id"]
     with serve(env, root / "serve.log") as url:

@@ -33,6 +33,7 @@ from regulator.objections import KINDS, OBJECTION_DIMENSIONS
 from regulator.views import RegulatorViews
 from serving.engine import error, json_response
 from serving.regulator.dashboard import pages
+from serving.regulator.consumption_api import router as consumption_router
 from serving.regulator.inspections_api import router as inspections_router
 from serving.regulator.map_api import router as map_router
 
@@ -358,4 +359,5 @@ router = APIRouter()
 router.include_router(data)
 router.include_router(inspections_router)  # /regulator/inspections: plans, their findings (own prefix)
 router.include_router(map_router)  # /regulator/map: the life-service dynamic map
+router.include_router(consumption_router)  # /regulator/consumption-index: the digital consumption index
 router.include_router(pages)

@@ -42,6 +42,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/objections"): only("admin"),
     ("POST", "/regulator/inspections"): only("regulator", regulator=201),  # draws and stores a plan
     ("GET", "/regulator/inspections"): only("regulator"),
+    ("GET", "/regulator/consumption-index"): only("regulator"),
     ("GET", "/regulator/inspections/findings"): only("regulator"),
     ("GET", "/regulator/inspections/plans/{plan_id}"): only("regulator", regulator=404),  # no such plan
     ("POST", "/admin/objections/{objection_id}/resolve"): only("admin"),
