@@ -22,17 +22,27 @@ from training.model_source import from_mlflow, import_to_bentoml
 
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDE = [
+    "core/*.py",
+    "data_contracts/*.py",
+    "data_contracts/contracts/*.yaml",
+    "features/*.py",
+    "features/*.yaml",
+    "training/*.py",
+    "training/*.yaml",
+    "regulator/*.py",
+    "regulator/*.yaml",
+    "merchant/*.py",
     "serving/*.py",
     "serving/*.yaml",
     "serving/regulator/*.py",
     "serving/regulator/static/*",
-    "training/*.py",
-    "training/*.yaml",
-    "features/*.py",
-    "features/*.yaml",
+    "serving/merchant/*.py",
+    "serving/merchant/static/*",
     "lifecredit/*.py",
+    "lifecredit/cli/*.py",
     "pyproject.toml",
 ]
+"""Every package the service imports (a Bento runs from its own copy of the source), never the simulator."""
 RUNTIME_PACKAGES = [
     "bentoml",
     "fastapi",
