@@ -59,6 +59,16 @@ $lc report --month "$report_month" --out "$data/regulator-report-$report_month.h
   >/dev/null
 echo "demo: class history in $history_dir; regulator report: $data/regulator-report-$report_month.html"
 
+step "6c/8 supervision: the consumption index, an inspection plan by class (双随机、一公开) and its simulated findings, the development report"
+$lc consumption-index --validated "$data/validated" >/dev/null
+$lc inspections plan --month "$report_month" --out "$data/inspection-plan-$report_month.json" >/dev/null
+$lc simulate-inspections --plan "$data/inspection-plan-$report_month.json" --raw "$data/raw" \
+  --out "$data/inspection-results-$report_month.csv" >/dev/null
+$lc inspections record --file "$data/inspection-results-$report_month.csv" >/dev/null
+$lc report --kind development --month "$report_month" --out "$data/development-report-$report_month.html" >/dev/null
+echo "demo: consumption index in $data/consumption; inspection plan $data/inspection-plan-$report_month.json;"
+echo "      development report: $data/development-report-$report_month.html"
+
 step "7/8 create demo API keys for a bank, a regulator, a data steward and one merchant (shown once; only salted hashes are stored)"
 for name in demo-bank demo-regulator demo-steward demo-merchant; do
   $lc keys revoke "$name" >/dev/null 2>&1 || true   # a rerun replaces the previous demo keys
@@ -135,6 +145,11 @@ Regulator dashboard (class distribution, stability, migration, outcomes, inclusi
   open $url/regulator/ and sign in with the demo regulator key  $regulator_key
   or ask the API:  curl -s "$url/regulator/distribution?by=sector&month=$report_month" \\
                      -H 'Authorization: Bearer $regulator_key'
+  the dynamic map, the consumption index, an inspection plan (seed published, same seed same plan):
+    curl -s "$url/regulator/map?measure=class_D&month=$report_month" -H 'Authorization: Bearer $regulator_key'
+    curl -s "$url/regulator/consumption-index" -H 'Authorization: Bearer $regulator_key'
+    curl -s -X POST $url/regulator/inspections -H 'Authorization: Bearer $regulator_key' \\
+      -H 'Content-Type: application/json' -d '{"month": "$report_month", "seed": 2026}'
 Merchant $own's own credit report (信用报告; guide: docs/merchants.md):
   open $url/merchant/ and sign in with the demo merchant key  $merchant_key
   or:  curl -s $url/merchant/report -H 'Authorization: Bearer $merchant_key'
