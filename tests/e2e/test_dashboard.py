@@ -33,6 +33,7 @@ CANVASES = (
     "chart-approval",
     "chart-calibration",
     "chart-objections",
+    "chart-inspections",
 )
 RECEIVED = datetime.now(UTC) - timedelta(days=10)
 
@@ -43,8 +44,35 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _inspect_everyone(served_champion, small_market, root, run) -> str:
+    """A census inspection plan (every eligible merchant) of the latest month, its simulated findings recorded."""
+    import polars as pl
+    import yaml
+
+    from regulator.inspections import POLICY_FILE
+
+    month = pl.read_parquet(served_champion["features"] / "latest.parquet")["as_of"].max().strftime("%Y-%m")
+    census = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
+    census.update(version="test-census", ratios={c: 1.0 for c in "ABCD"})
+    policy = root / "var" / "inspections" / "policies" / "census.yaml"
+    policy.parent.mkdir(parents=True)
+    policy.write_text(yaml.safe_dump(census, allow_unicode=True), encoding="utf-8")
+    lc = str(BIN / "lifecredit")
+    plan, results = root / "plan.json", root / "results.csv"
+    for args in (
+        ["inspections", "plan", "--month", month, "--policy", str(policy), "--seed", "7", "--out", str(plan)],
+        ["simulate-inspections", "--plan", str(plan), "--raw", str(small_market), "--out", str(results)],
+        ["inspections", "record", "--file", str(results)],
+    ):
+        res = subprocess.run([lc, *args], **run)
+        assert res.returncode == 0, res.stderr[-3000:]
+    import json
+
+    return json.loads(plan.read_text(encoding="utf-8"))["plan_id"]
+
+
 @pytest.fixture(scope="module")
-def board(served_champion, validated_market, tmp_path_factory):
+def board(served_champion, validated_market, small_market, tmp_path_factory):
     """A real server over a 14-month class history; yields its URL and a regulator key."""
     root = tmp_path_factory.mktemp("dashboard")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
@@ -73,6 +101,7 @@ def board(served_champion, validated_market, tmp_path_factory):
 
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
     file_objections(root / "var" / "objections.db", ids)
+    plan_id = _inspect_everyone(served_champion, small_market, root, run)
     port = free_port()
     with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, root / "serve.log") as url:
         for mid in ids[:120]:
@@ -83,7 +112,7 @@ def board(served_champion, validated_market, tmp_path_factory):
                 keys["bank"],
             )
             assert status == 200, body
-        yield {"url": url, "key": keys["regulator"], "bank": keys["bank"], "root": root}
+        yield {"url": url, "key": keys["regulator"], "bank": keys["bank"], "root": root, "plan_id": plan_id}
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +343,24 @@ def test_objections_section_draws_and_follows_its_choices(board, browser):
     assert not driver.find_element(By.ID, "board-error").text
     assert not _severe(driver), _severe(driver)
     _select(driver, "o-kind", "")
+
+
+def test_inspections_section_shows_finding_rates_by_class_and_the_plans(board, browser):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{board['url']}/regulator/")
+    if driver.execute_script("return sessionStorage.getItem('lifecredit.regulatorKey')") is None:
+        driver.find_element(By.ID, "key").send_keys(board["key"])
+        driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    _wait(driver, "document.body.dataset.ready === 'true'", what="the dashboard to load its views")
+    assert _wait(driver, "!!Chart.getChart('chart-inspections')", what="the inspections chart")
+    assert _painted(driver, "chart-inspections") > 500
+    rows = driver.find_elements(By.CSS_SELECTOR, "#table-inspections tbody tr")
+    assert len(rows) >= 5 and all("%" in r.text for r in rows[:4]), [r.text for r in rows]  # classes A-D, total
+    assert board["plan_id"] in driver.find_element(By.ID, "table-plans").text
+    assert not driver.find_element(By.ID, "board-error").text
+    assert not _severe(driver), _severe(driver)
 
 
 def test_a_bank_key_cannot_sign_in(board, browser):

@@ -43,6 +43,10 @@ const T = {
     obj_sub_month: "{kind}，按受理月份（{from} – {to}）；逾期：受理后超过{days}日未办结或超期办结；统计时点 {asof}",
     obj_sub: "{kind}，{month}受理，按{by}；逾期：受理后超过{days}日未办结或超期办结；统计时点 {asof}",
     no_objections: "尚未收到商户异议或信用修复申请。",
+    s_inspections: "双随机抽查：按分类的问题发现率", s_plans: "抽查计划（种子公开，可复核）",
+    insp_sub: "{from} – {to} 已录入的检查，按检查当月的信用风险分类；发现问题：一般或严重；区间：95% Jeffreys。分类有效时D类应高于A类。",
+    no_inspections: "尚未录入检查结果（lifecredit inspections record）。", inspections: "检查数", any_finding: "发现问题",
+    serious: "严重问题", plan: "计划", seed: "种子", insp_policy: "抽查政策", eligible: "可抽范围", drawn: "抽取", no_plans: "尚无抽查计划。",
   },
   en: {
     title: "Credit-risk classes: regulator dashboard", signout: "Sign out", signin_title: "Regulator sign-in",
@@ -84,6 +88,11 @@ const T = {
     obj_sub: "{kind} received in {month}, by {by}; overdue: open more than {days} days after receipt, or resolved "
       + "after that; as of {asof}",
     no_objections: "No objections or repair requests from merchants yet.",
+    s_inspections: "Random inspections: finding rate by class", s_plans: "Inspection plans (seed published, anyone can redraw)",
+    insp_sub: "Inspections recorded {from} – {to}, by the merchant's class in the month inspected; any finding: minor or serious; interval: 95% Jeffreys. A class system that works finds more in D than in A.",
+    no_inspections: "No inspection results recorded yet (lifecredit inspections record).", inspections: "Inspections",
+    any_finding: "Any finding", serious: "Serious", plan: "Plan", seed: "Seed", insp_policy: "Policy", eligible: "Eligible",
+    drawn: "Drawn", no_plans: "No inspection plans yet.",
   },
 };
 
@@ -462,6 +471,45 @@ function drawInclusion() {
       : [[t("no_calibration"), "", "", "", "", "", ""]]);
 }
 
+async function loadInspections() {
+  const [findings, plans] = await Promise.all([api("inspections/findings"), api("inspections")]);
+  state.data.inspections = { findings, plans };
+  drawInspections();
+}
+
+function drawInspections() {
+  const d = state.data.inspections;
+  if (!d) return;
+  const f = d.findings;
+  const total = f.total.inspections;
+  const none = !total.suppressed && !total.count;
+  $("inspections-sub").textContent = none ? t("no_inspections") : t("insp_sub", { from: f.from, to: f.to });
+  const rows = f.rows.filter((r) => r.key !== "unclassified" || r.inspections.count || r.inspections.suppressed);
+  chart("chart-inspections", {
+    type: "bar",
+    data: {
+      labels: rows.map((r) => lbl(r.label)),
+      datasets: [
+        { type: "bar", label: t("interval"), backgroundColor: "rgba(120,144,156,0.35)",
+          data: rows.map((r) => r.any_finding.interval ? [r.any_finding.interval.low, r.any_finding.interval.high] : null) },
+        { type: "line", label: t("any_finding"), data: rows.map((r) => r.any_finding.rate), showLine: false, pointRadius: 6,
+          pointBackgroundColor: rows.map((r) => COLOURS[r.key] || "#607d8b"), borderColor: "#333" },
+      ],
+    },
+    options: { scales: { y: { min: 0, ...percentAxis } },
+      plugins: { tooltip: { callbacks: { label: (ctx) => `${ctx.dataset.label}: ${Array.isArray(ctx.raw)
+        ? `${pct(ctx.raw[0], 1)} – ${pct(ctx.raw[1], 1)}` : pct(ctx.raw, 1)}` } } } },
+  });
+  const interval = (c) => c.interval ? `${pct(c.interval.low)} – ${pct(c.interval.high)}` : "–";
+  fillTable($("table-inspections"), [t("calib_class"), t("inspections"), t("any_finding"), t("interval"), t("serious")],
+    [...rows, { ...f.total, label: { zh: "合计", en: "Total" } }].map((r) => [lbl(r.label), countNode(r.inspections),
+      countNode(r.any_finding, r.any_finding.rate), interval(r.any_finding), countNode(r.serious, r.serious.share)]));
+  const plans = d.plans.plans || [];
+  fillTable($("table-plans"), [t("plan"), t("month"), t("seed"), t("insp_policy"), t("eligible"), t("drawn"), "A / B / C / D"],
+    plans.length ? plans.map((p) => [p.plan_id, p.month, String(p.seed), p.policy_version, fmt(p.eligible), fmt(p.drawn),
+      ["A", "B", "C", "D"].map((c) => fmt(p.drawn_by_class[c])).join(" / ")]) : [[t("no_plans"), "", "", "", "", "", ""]]);
+}
+
 async function loadObjections() {
   const by = $("o-by").value || "month";
   const month = by === "month" ? null : $("o-month").value || null;
@@ -542,7 +590,7 @@ function applyLanguage() {
     $("sup-mark").textContent = mark();
     $("sup-note").textContent = t("sup_note", { k: state.meta.min_cell_count });
     buildFilters();
-    drawDistribution(); drawShares(); drawStability(); drawMigration(); drawOutcomes(); drawInclusion(); drawObjections();
+    drawDistribution(); drawShares(); drawStability(); drawMigration(); drawOutcomes(); drawInclusion(); drawObjections(); drawInspections();
     drawModel();
   }
 }
@@ -559,7 +607,7 @@ async function guarded(work) {
 
 async function refreshAll() {
   await guarded(() => Promise.all([loadDistribution(), loadShares(), loadStability(), loadMigration(), loadOutcomes(),
-    loadInclusion(), loadObjections(), loadModel()]));
+    loadInclusion(), loadObjections(), loadInspections(), loadModel()]));
   document.body.dataset.ready = "true";
 }
 
