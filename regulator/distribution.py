@@ -1,6 +1,7 @@
 """Where the merchants are: class distribution per segment or per month, and grade concentration.
 
-Every table of one month shares the suppression of the month's class totals (:func:`month_tables`).
+Every table of one month shares the suppression of the month's class totals (:func:`month_tables`), and
+its province and city tables are protected together, since a province is the sum of its prefectures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from regulator.common import (
     segment,
     suppression_note,
 )
+from regulator.joint_suppression import joint_additions
 from regulator.labels import dimension_label, label
 from regulator.suppression import Protected, augment, cell, protect
 from training.evaluate import herfindahl
@@ -49,24 +51,43 @@ def month_tables(history, month: str, k: int) -> tuple[dict[str, tuple[list[str]
 
     Each table may need to hide a class total (the last row of its augmented grid); the union
     over tables is forced on all of them until no table adds another, so every table, and the
-    by-month view, publishes the same class totals. Returns ``({dimension: (keys, table)}, totals_mask)``.
+    by-month view, publishes the same class totals. The province and city tables are then checked
+    together (:func:`regulator.joint_suppression.joint_additions`: a province is the sum of its
+    prefectures) and hide more until no small cell follows from both. Returns
+    ``({dimension: (keys, table)}, totals_mask)``.
     """
     frame = _month_frame(history, month)
     grids = {}
     for dim in DIMENSIONS:
         keys = sorted(frame[dim].unique().to_list())
         grids[dim] = (keys, *count_grid(frame, dim, keys, "class", list(CLASSES)))
+    pairs = _pairs(frame)
     shared = np.zeros(len(CLASSES) + 1, dtype=bool)
+    more = {dim: np.zeros(distinct.shape, dtype=bool) for dim, (_, _, distinct) in grids.items()}
     while True:
         tables = {}
         for dim, (keys, counts, distinct) in grids.items():
-            force = np.zeros(distinct.shape, dtype=bool)
+            force = more[dim].copy()
             force[-1] = shared
             tables[dim] = (keys, protect(counts, k, distinct=distinct, force=force))
         union = np.logical_or.reduce([t.suppressed[-1] for _, t in tables.values()])
-        if (union == shared).all():
+        if not (union == shared).all():
+            shared = union
+            continue
+        add = joint_additions(pairs, tables["province"][0], tables["province"][1], tables["city"][0], tables["city"][1])
+        if add is None:
             return tables, shared
-        shared = union
+        for dim, extra in zip(("province", "city"), add, strict=True):  # keep what is hidden, hide more
+            more[dim] = tables[dim][1].suppressed | extra
+
+
+def _pairs(frame: pl.DataFrame) -> list[tuple[str, str, np.ndarray]]:
+    """Merchants per class of each (province, prefecture) in the month: how the two levels nest."""
+    counts = frame.group_by("province", "city", "class").len()
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for p, c, cls, n in counts.iter_rows():
+        out.setdefault((p, c), np.zeros(len(CLASSES), dtype=np.int64))[CLASSES.index(cls)] = n
+    return [(p, c, v) for (p, c), v in sorted(out.items())]
 
 
 def _class_cells(t: Protected, i: int) -> dict:

@@ -4,9 +4,9 @@ Three sources, each published only as its own protected tables allow:
 
 * the class history (merchants, class shares A-D, mean PD): the very province and city tables of
   :func:`regulator.distribution.month_tables`, so the map hides every cell ``/regulator/distribution``
-  hides; then both levels are checked together (a province is the sum of its prefectures) and more
-  prefectures are hidden until no hidden group of fewer than k merchants, nor its PD sum, follows
-  from the published totals (:func:`joint_hidden`);
+  hides (those two are protected together, :mod:`regulator.joint_suppression`); the PD sums the means
+  publish are checked across both levels too, hiding more prefectures until no hidden group of fewer
+  than k merchants, nor its PD sum, follows from the published totals (:func:`joint_hidden`);
 * the consumption aggregates of ``lifecredit consumption-index`` (active merchants, consumption
   amount and count, their year-on-year change, digital-payment share, optionally per sector),
   read as written: that command already nulls every suppressed cell;
@@ -23,7 +23,7 @@ dashboard read back.
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from regulator.consumption import AGGREGATES_FILE
 from regulator.consumption import BUILD_COMMAND as CONSUMPTION_COMMAND
 from regulator.distribution import month_tables
 from regulator.history import PART_FILE, months_available, scan_history
+from regulator.joint_suppression import joint_hidden
 from regulator.labels import UNKNOWN, label
 from regulator.suppression import ProtectionError, protect
 
@@ -214,84 +215,6 @@ def _region(level: str, code: str, value, status: str, merchants: int | None) ->
         "status": status,
         "merchants": merchants if status == SHOWN else None,
     }
-
-
-def determined(equations: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-    """Hidden variables that ``equations`` (rows of coefficients, each summing to zero) pin down once the
-    published variables are known: those whose unit vector lies in the equations' row space over the hidden
-    ones (no direction of the null space moves them)."""
-    out = np.zeros(len(hidden), dtype=bool)
-    idx = np.flatnonzero(hidden)
-    sub = equations[:, idx]
-    sub = sub[np.abs(sub).sum(axis=1) > 0]
-    if len(idx) == 0 or len(sub) == 0:
-        return out
-    _, sv, vt = np.linalg.svd(sub, full_matrices=False)
-    basis = vt[: int((sv > 1e-9 * max(sv.max(), 1.0)).sum())]  # the row space of the equations
-    out[idx[(basis**2).sum(axis=0) > 1 - 1e-9]] = True  # a unit vector lying in it: that variable is fixed
-    return out
-
-
-def joint_hidden(
-    pairs: list[tuple[str, str, int]],
-    provinces: list[str],
-    p_hidden: np.ndarray,
-    cities: list[str],
-    c_hidden: np.ndarray,
-    k: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Province and prefecture totals to hide so that no small group is pinned down by both levels together.
-
-    ``pairs``: merchants per (province, prefecture) as the month holds them (never published). The
-    variables are the province totals, the prefecture totals, the pairs of a prefecture found in several
-    provinces (any other pair is its prefecture's total) and the grand total, tied by "a province is the
-    sum of its pairs", "a prefecture is the sum of its pairs" and "the provinces add up to the total". While a hidden group of 1 to k - 1 merchants is pinned down, hide the smallest
-    published prefecture of its province (or, for a province pinned down through its prefectures, every
-    prefecture of the hidden provinces); the last resort hides every prefecture.
-    """
-    p_hidden, c_hidden = p_hidden.copy(), c_hidden.copy()
-    mp, mc = len(provinces), len(cities)
-    pi, ci = {p: i for i, p in enumerate(provinces)}, {c: i for i, c in enumerate(cities)}
-    spans = Counter(c for _, c, _ in pairs)
-    multi = sorted(c for c, n in spans.items() if n > 1)  # prefectures in several provinces (unknown codes)
-    shared = [j for j, (_, c, _) in enumerate(pairs) if spans[c] > 1]  # their pairs are variables of their own
-    own = {j: mp + mc + n for n, j in enumerate(shared)}  # any other pair is its prefecture's total
-    npairs, size = len(shared), mp + mc + len(shared) + 1
-    equations = np.zeros((mp + len(multi) + 1, size))
-    values = np.zeros(size, dtype=np.int64)
-    for j, (p, c, count) in enumerate(pairs):
-        equations[pi[p], own.get(j, mp + ci[c])] = 1.0
-        values[[pi[p], mp + ci[c], size - 1]] += count
-        if j in own:
-            values[own[j]] = count
-            equations[mp + multi.index(c), own[j]] = 1.0
-    equations[np.arange(mp), np.arange(mp)] = -1.0
-    equations[mp + np.arange(len(multi)), [mp + ci[c] for c in multi]] = -1.0
-    equations[-1, :mp], equations[-1, -1] = 1.0, -1.0
-    small = (values >= 1) & (values < k)
-    in_province: dict[str, set[int]] = {}
-    for p, c, _ in pairs:
-        in_province.setdefault(p, set()).add(ci[c])
-    for _ in range(mc + 2):
-        hidden = np.concatenate([p_hidden, c_hidden, np.ones(npairs, dtype=bool), [False]])
-        exposed = np.flatnonzero(determined(equations, hidden) & small)
-        if len(exposed) == 0:
-            return p_hidden, c_hidden
-        for v in exposed:
-            if v < mp:  # a province pinned down through the prefectures of the other hidden provinces
-                for p, members in in_province.items():
-                    if p_hidden[pi[p]]:
-                        c_hidden[list(members)] = True
-                continue
-            if v < mp + mc:
-                around = {p for p, c, _ in pairs if ci[c] == v - mp}
-            else:
-                around = {pairs[shared[v - mp - mc]][0]}
-            members = [i for p in sorted(around) for i in in_province[p] if not c_hidden[i]]
-            if members:
-                c_hidden[min(members, key=lambda i: (values[mp + i], cities[i]))] = True
-    c_hidden[:] = True
-    return p_hidden, c_hidden
 
 
 def history_month(root: Path, month: str, k: int) -> dict[str, dict[str, list[dict]]]:

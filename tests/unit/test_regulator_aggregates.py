@@ -476,3 +476,106 @@ def _migration_mask(m: dict) -> np.ndarray:
     grid = [[r["cells"][c]["suppressed"] for c in cols] + [r["total"]["suppressed"]] for r in m["rows"]]
     grid.append([m["column_totals"][c]["suppressed"] for c in cols] + [m["total"]["suppressed"]])
     return np.array(grid)
+
+
+# -- the province and city tables of one month, read together -------------------------------------
+def _market(cities: dict[str, list[str]], month: str = "2025-06") -> pl.DataFrame:
+    """``cities``: prefecture -> the class of each of its merchants (the province is the first two digits)."""
+    rows = [
+        (f"M{city}{n:03d}", month, cls, "catering", city[:2], city, "urban", "individual_business")
+        for city, classes in cities.items()
+        for n, cls in enumerate(classes)
+    ]
+    return history(rows)
+
+
+def _published(h: pl.DataFrame, by: str, month: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Keys, true augmented counts (from the rows, not the views' code) and the mask the view publishes."""
+    view = agg.distribution(h, by, month, k=K)
+    keys = [r["key"] for r in view["rows"]]
+    frame = h.filter(pl.col("month") == month)
+    values = np.zeros((len(keys) + 1, 5), dtype=np.int64)
+    for i, key in enumerate(keys):
+        for j, cls in enumerate("ABCD"):
+            values[i, j] = frame.filter((pl.col(by) == key) & (pl.col("class") == cls)).height
+    values[:, 4] = values[:, :4].sum(axis=1)
+    values[-1] = values[:-1].sum(axis=0)
+    lines = [*view["rows"], view["total"]]
+    mask = np.array([[r["cells"][c]["suppressed"] for c in "ABCD"] + [r["total"]["suppressed"]] for r in lines])
+    return keys, values, mask
+
+
+def _pinned_across_levels(h: pl.DataFrame, month: str = "2025-06", alone: bool = False) -> list:
+    """Hidden cells of 1 to K - 1 merchants that the province and city tables pin down together (LP);
+    ``alone``: with each table protected by itself, as before the joint check."""
+    provinces, p_values, p_mask = _published(h, "province", month)
+    cities, c_values, c_mask = _published(h, "city", month)
+    if alone:
+        p_mask, c_mask = _separately(h, "province", month), _separately(h, "city", month)
+    tables = {"province": (p_values, p_mask), "city": (c_values, c_mask)}
+    last_p, last_c = len(provinces), len(cities)
+    shared = {("city", last_c, j): ("province", last_p, j) for j in range(5)}  # the same class totals
+    sums = [  # a province's cell is the sum of its prefectures' cells, column by column
+        [("city", i, j) for i, c in enumerate(cities) if c[:2] == p] + [("province", q, j)]
+        for q, p in enumerate(provinces)
+        for j in range(5)
+    ]
+    return joint_adversary(tables, shared, sums, small=K)
+
+
+def _separately(h: pl.DataFrame, by: str, month: str = "2025-06") -> np.ndarray:
+    """The mask of ``by``'s table protected alone (with the month's class totals as the views force them)."""
+    from regulator.suppression import protect
+
+    keys, values, _ = _published(h, by, month)
+    force = np.zeros(values.shape, dtype=bool)
+    force[-1] = _published(h, "sector", month)[2][-1]
+    return protect(values[:-1, :4], K, force=force).suppressed
+
+
+def test_a_single_prefecture_province_and_a_small_prefecture_are_not_pinned_by_both_levels():
+    """44 has one prefecture (its row is 4401's row); 3303 has 4 merchants next to published siblings (3302,
+    and 3301's class A). Each table alone is safe; together they leak unless protected jointly."""
+    classes = {
+        "3301": ["A"] * 14 + ["B"] * 12 + ["C"] * 11 + ["D"] * 3,
+        "3302": ["A"] * 13 + ["B"] * 10 + ["C"] * 12 + ["D"] * 10,
+        "3303": ["A", "B", "B", "C"],
+        "4401": ["A"] * 20 + ["B"] * 15 + ["C"] * 4 + ["D"] * 11,
+        "5101": ["A"] * 12 + ["B"] * 11 + ["C"] * 13 + ["D"] * 12,
+    }
+    h = _market(classes)
+    # alone: 3303's A (1) is 33's A minus 3301's and 3302's; 4401's C (4) is 44's C, whose complement in the
+    # province table (D, 11) the city table publishes for 4401, and so back to 44's C
+    assert {c for c, _ in _pinned_across_levels(h, alone=True)} == {("city", 2, 0), ("city", 3, 2), ("province", 1, 2)}
+    assert _pinned_across_levels(h) == []
+    cities = {r["key"]: r for r in agg.distribution(h, "city", k=K)["rows"]}
+    provinces = {r["key"]: r for r in agg.distribution(h, "province", k=K)["rows"]}
+    assert cities["3303"]["total"]["suppressed"] and cities["3303"]["cells"]["A"]["suppressed"]
+    assert cities["3301"]["cells"]["A"]["suppressed"] or cities["3302"]["cells"]["A"]["suppressed"]
+    hidden_44 = {c for c, v in provinces["44"]["cells"].items() if v["suppressed"]}
+    assert hidden_44 == {c for c, v in cities["4401"]["cells"].items() if v["suppressed"]} >= {"C"}
+    # only extra suppression: what the tables hid alone stays hidden
+    for by in ("province", "city"):
+        _, _, mask = _published(h, by, "2025-06")
+        assert (mask >= _separately(h, by)).all()
+    # a province filter selects rows of the same jointly protected city table
+    filtered = agg.distribution(h, "city", province="33", k=K)["rows"]
+    assert [r["key"] for r in filtered] == ["3301", "3302", "3303"]
+    assert all(r == cities[r["key"]] for r in filtered)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_markets_pin_no_small_cell_across_province_and_city_tables(seed):
+    """1 to 4 prefectures per province, 40% of them small, random classes: no hidden small cell of either
+    table follows from both published tables together (class cells, row totals and class totals)."""
+    rng = np.random.default_rng(seed)
+    classes = {
+        f"{p}{c + 1:02d}": list(rng.choice(list("ABCD"), size=int(n), p=[0.4, 0.3, 0.2, 0.1]))
+        for p in ("11", "33", "44", "51")
+        for c in range(rng.integers(1, 5))
+        for n in [rng.integers(1, 10) if rng.random() < 0.4 else rng.integers(10, 50)]
+    }
+    h = _market(classes)
+    assert _pinned_across_levels(h) == []
+    for by in ("province", "city"):
+        assert (_published(h, by, "2025-06")[2] >= _separately(h, by)).all()
