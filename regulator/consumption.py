@@ -64,6 +64,10 @@ _UTC_OFFSET_US = 8 * 3600 * 1_000_000  # Asia/Shanghai: UTC+8, no daylight savin
 _DAY_US = 86_400 * 1_000_000
 _DAY_MONTH = np.arange(0, 80_000).astype("datetime64[D]").astype("datetime64[M]").astype(np.int32)
 """Months since 1970-01 of every epoch day up to the 22nd century: a gather instead of date arithmetic."""
+_MONTH_EDGE_US = (
+    np.arange(0, 12 * 219).astype("datetime64[M]").astype("datetime64[us]").astype(np.int64) - _UTC_OFFSET_US
+)
+"""UTC microseconds at which each month (since 1970-01) begins in Beijing."""
 _SUMS = ("txns", "sales", "sales_fen", "refund_fen", "digital", "digital_fen")
 _CELL = ("level", "sector", "province", "city")
 
@@ -106,46 +110,110 @@ def _numbers(column: pa.Array, name: str) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _batch_sums(batch: pa.RecordBatch, merchant_ids: pa.Array, digital: pa.Array) -> tuple[dict, tuple[int, int]]:
+class _Merchants:
+    """Merchant ids -> their position: a dictionary for a batch's few ids, Arrow's hash join for many."""
+
+    def __init__(self, ids: list[str]):
+        self.array = pa.array(ids, type=pa.string())
+        self.position = {m: i for i, m in enumerate(ids)}
+
+    def codes(self, values: pa.Array) -> np.ndarray:
+        """Position of each of ``values`` (-1 where unknown)."""
+        if len(values) <= 4096:
+            return np.array([self.position.get(v, -1) for v in values.to_pylist()], dtype=np.int64)
+        return pc.fill_null(pc.index_in(values, value_set=self.array), -1).to_numpy(zero_copy_only=False)
+
+
+def _month_of(ts: np.ndarray) -> np.ndarray:
+    """Month (since 1970-01, Beijing time) of UTC-microsecond timestamps."""
+    day = (ts + _UTC_OFFSET_US) // _DAY_US
+    if len(day) and (day.min() < 0 or day.max() >= len(_DAY_MONTH)):
+        raise ConsumptionError("transactions: a timestamp outside 1970 .. 2188")
+    return _DAY_MONTH[day]
+
+
+def _sorted_runs(idx: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """Starts of the (merchant, month) runs when rows are sorted by time within each merchant's rows
+    (the simulator's and validate's order), found per merchant by binary search for the month
+    edges; None for any other order (then every row's month is computed)."""
+    cuts = np.flatnonzero(idx[1:] != idx[:-1])
+    cuts += 1
+    if len(cuts) > len(idx) // 64:
+        return None
+    back = np.flatnonzero(ts[1:] < ts[:-1])
+    back += 1
+    if len(back) and not np.isin(back, cuts).all():
+        return None
+    bounds = np.concatenate([[0], cuts, [len(idx)]])
+    firsts, lasts = _month_of(ts[bounds[:-1]]), _month_of(ts[bounds[1:] - 1])
+    starts = [bounds[:-1]]
+    for a, b, m0, m1 in zip(bounds[:-1], bounds[1:], firsts, lasts, strict=True):
+        if m1 > m0:
+            starts.append(a + np.searchsorted(ts[a:b], _MONTH_EDGE_US[m0 + 1 : m1 + 1]))
+    return np.unique(np.concatenate(starts))
+
+
+def _batch_sums(batch: pa.RecordBatch, merchant_ids: _Merchants, digital: pa.Array) -> tuple[dict, tuple[int, int]]:
     """Sums per run of rows with the same merchant and month (rows come sorted by merchant and time, so
-    runs are long; any order stays correct, the runs are summed again at the end)."""
+    runs are long; any order stays correct, the runs are summed again at the end).
+
+    Refunds and non-digital sales are the few rows: they are summed sparsely, and sales, digital
+    sales and their amounts follow from the totals.
+    """
     idx, mdict = _codes(batch.column("merchant_id"), "merchant_id")
     ts = batch.column("ts")
     if not pa.types.is_timestamp(ts.type):
         raise ConsumptionError(f"transactions: ts is {ts.type}, expected a timestamp")
     ts = _numbers(ts.cast(pa.timestamp("us", tz=ts.type.tz)).view(pa.int64()), "ts")
-    day = (ts + _UTC_OFFSET_US) // _DAY_US
-    lo, hi = int(day.min()), int(day.max())
-    if lo < 0 or hi >= len(_DAY_MONTH):
-        raise ConsumptionError(f"transactions: a timestamp outside 1970 .. 2188 (epoch days {lo} .. {hi})")
-    month = _DAY_MONTH[day]
+    starts = _sorted_runs(idx, ts)
+    if starts is None:
+        month = _month_of(ts)
+        key = idx.astype(np.int64) << 32
+        key |= month
+        starts = np.flatnonzero(key[1:] != key[:-1])
+        starts += 1
+        starts = np.concatenate([[0], starts])
+        span = (int(ts.min()), int(ts.max()))
+    else:
+        ends = np.append(starts[1:], len(ts)) - 1
+        span = (int(ts[starts].min()), int(ts[ends].max()))
     tidx, tdict = _codes(batch.column("txn_type"), "txn_type")
     sale_codes = np.flatnonzero(np.asarray(tdict.to_pylist(), dtype=object) == "sale")
     sale = tidx == sale_codes[0] if len(sale_codes) == 1 else np.isin(tidx, sale_codes)
     cidx, cdict = _codes(batch.column("channel"), "channel")
     dig = pc.is_in(cdict, value_set=digital).to_numpy(zero_copy_only=False)[cidx]
     dig &= sale
-    amount = _numbers(batch.column("amount_fen"), "amount_fen").astype(np.int64, copy=False)
-    key = idx.astype(np.int64) << 32
-    key |= month
-    starts = np.flatnonzero(key[1:] != key[:-1])
-    starts += 1
-    starts = np.concatenate([[0], starts])
-    sales_amount = amount * sale
-    merchant = pc.fill_null(pc.index_in(mdict, value_set=merchant_ids), -1).to_numpy(zero_copy_only=False)
-    total = np.add.reduceat(amount, starts)
-    sales_fen = np.add.reduceat(sales_amount, starts)
+    amount = _numbers(batch.column("amount_fen"), "amount_fen")
+    total = np.add.reduceat(amount, starts, dtype=np.int64)
+    txns = np.diff(np.append(starts, len(idx)))
+    other = np.flatnonzero(~dig)  # refunds and sales not paid digitally
+    run = np.searchsorted(starts, other, side="right") - 1
+    refund = ~sale[other]
+    fen = amount[other].astype(np.float64)  # exact: a run's sum stays far below 2**53 fen
+    n = len(starts)
+    refunds = np.bincount(run[refund], minlength=n)
+    refund_fen = np.rint(np.bincount(run[refund], weights=fen[refund], minlength=n)).astype(np.int64)
+    plain = np.bincount(run, minlength=n) - refunds
+    plain_fen = np.rint(np.bincount(run, weights=fen, minlength=n)).astype(np.int64) - refund_fen
+    merchant = merchant_ids.codes(mdict)
+    sales = txns - refunds
+    sales_fen = total - refund_fen
     sums = {
         "mcode": merchant[idx[starts]].astype(np.int32),
-        "month": month[starts],
-        "txns": np.diff(np.append(starts, len(idx))),
-        "sales": np.add.reduceat(sale, starts, dtype=np.int64),
+        "month": _month_of(ts[starts]),
+        "txns": txns,
+        "sales": sales,
         "sales_fen": sales_fen,
-        "refund_fen": total - sales_fen,
-        "digital": np.add.reduceat(dig, starts, dtype=np.int64),
-        "digital_fen": np.add.reduceat(amount * dig, starts),
+        "refund_fen": refund_fen,
+        "digital": sales - plain,
+        "digital_fen": sales_fen - plain_fen,
     }
-    return sums, (lo, hi)
+    return sums, (int(_local_day(span[0])), int(_local_day(span[1])))
+
+
+def _local_day(ts: int) -> int:
+    """Epoch day (Beijing time) of a UTC-microsecond timestamp."""
+    return (ts + _UTC_OFFSET_US) // _DAY_US
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -171,7 +239,7 @@ def merchant_months(
     path = Path(transactions)
     first = _open(path)
     groups, total = first.metadata.num_row_groups, first.metadata.num_rows
-    ids = pa.array(merchant_ids, type=pa.string())
+    ids = _Merchants(merchant_ids)
     digital = pa.array(DIGITAL_CHANNELS, type=pa.string())
     local = threading.local()
     lock = threading.Lock()
@@ -240,19 +308,25 @@ def cell_sums(months_frame: pl.DataFrame, attributes: pl.DataFrame) -> pl.DataFr
 
     Only merchant-months with a sale count (a month of refunds alone is no trade). ``link_now`` and
     ``link_prev`` are the sales of the merchants active in this month and the one before, in
-    each of the two months; ``linked`` counts them.
+    each of the two months; ``linked`` counts them. Everything is summed once per sector x city
+    and month, and the five coarser levels add those cells up (every merchant is in one of them).
     """
-    active = months_frame.filter(pl.col("sales") > 0)
-    prev = active.select("mcode", (pl.col("month") + 1).alias("month"), pl.col("sales_fen").alias("prev_fen"))
-    rows = active.join(prev, on=["mcode", "month"], how="left").join(attributes, on="mcode", how="inner")
+    active = months_frame.filter(pl.col("sales") > 0).sort("mcode", "month")
+    follows = (pl.col("mcode") == pl.col("mcode").shift(1)) & (pl.col("month") == pl.col("month").shift(1) + 1)
+    rows = active.with_columns(pl.when(follows).then(pl.col("sales_fen").shift(1)).alias("prev_fen"))
+    where = attributes.sort("mcode")
+    if not where["mcode"].equals(pl.int_range(0, where.height, eager=True).cast(pl.Int32), check_names=False):
+        raise ValueError("attributes must number merchants 0 .. n-1 (merchant_attributes does)")
+    rows = rows.with_columns(where[c].gather(rows["mcode"]).alias(c) for c in ("sector", "province", "city"))
     linked = pl.col("prev_fen").is_not_null()
-    aggs = [
+    additive = ["merchants", *_SUMS, "link_now", "link_prev", "linked"]
+    finest = rows.group_by("sector", "province", "city", "month").agg(
         pl.len().cast(pl.Int64).alias("merchants"),
         *(pl.col(c).sum() for c in _SUMS),
         pl.col("sales_fen").filter(linked).sum().alias("link_now"),
         pl.col("prev_fen").filter(linked).sum().alias("link_prev"),
         linked.sum().cast(pl.Int64).alias("linked"),
-    ]
+    )
     out = []
     for level, (by_sector, geo) in LEVELS.items():
         keys = [
@@ -260,7 +334,9 @@ def cell_sums(months_frame: pl.DataFrame, attributes: pl.DataFrame) -> pl.DataFr
             (pl.col("province") if geo != "nation" else pl.lit(ALL)).alias("province"),
             (pl.col("city") if geo == "city" else pl.lit(ALL)).alias("city"),
         ]
-        out.append(rows.group_by(*keys, "month").agg(aggs).select(pl.lit(level).alias("level"), pl.all()))
+        out.append(
+            finest.group_by(*keys, "month").agg(pl.col(additive).sum()).select(pl.lit(level).alias("level"), pl.all())
+        )
     return pl.concat(out)
 
 

@@ -159,11 +159,36 @@ def test_the_pass_sums_per_merchant_and_local_month(tmp_path):
     assert stats["first_day"] == "2024-01-10" and stats["last_day"] == "2024-02-04"
 
 
-def test_the_pass_reads_plain_strings_and_many_batches(tmp_path, monkeypatch):
+def _reference(frame: pl.DataFrame) -> pl.DataFrame:
+    """The pass's sums computed row by row with Polars (merchant, Beijing month)."""
+    sale = pl.col("txn_type") == "sale"
+    digital = sale & pl.col("channel").is_in(cons.DIGITAL_CHANNELS)
+    return frame.group_by(
+        "merchant_id", pl.col("ts").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m").alias("m")
+    ).agg(
+        pl.len().cast(pl.Int64).alias("txns"),
+        sale.sum().cast(pl.Int64).alias("sales"),
+        pl.col("amount_fen").filter(sale).sum().alias("sales_fen"),
+        pl.col("amount_fen").filter(~sale).sum().alias("refund_fen"),
+        digital.sum().cast(pl.Int64).alias("digital"),
+        pl.col("amount_fen").filter(digital).sum().alias("digital_fen"),
+    )
+
+
+def _mine(frame: pl.DataFrame, known: list[str]) -> pl.DataFrame:
+    return frame.select(
+        pl.col("mcode").map_elements(lambda c: known[c], return_dtype=pl.String).alias("merchant_id"),
+        pl.col("month").map_elements(cons.month_label, return_dtype=pl.String).alias("m"),
+        *cons._SUMS,
+    )
+
+
+def test_the_pass_matches_a_row_by_row_reference_in_any_order_and_batching(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     n = 5_000
     ids = [f"M{i:08d}" for i in rng.integers(1, 40, n)]
     ts = rng.integers(1_704_067_200, 1_719_792_000, n) * 1_000_000
+    ts[0] = int(datetime(2024, 3, 31, 16, tzinfo=UTC).timestamp()) * 1_000_000  # Beijing midnight, 1 April
     table = pa.table(
         {
             "merchant_id": pa.array(ids, pa.string()),
@@ -173,34 +198,22 @@ def test_the_pass_reads_plain_strings_and_many_batches(tmp_path, monkeypatch):
             "channel": pa.array(rng.choice(["alipay", "bank_card", "other", "unionpay_qr"], n), pa.string()),
         }
     )
+    known = sorted(set(ids))
+    ref = _reference(pl.from_arrow(table)).sort("merchant_id", "m")
+    # shuffled rows, plain strings, small batches: every row's month is computed
     pq.write_table(table, tmp_path / "t.parquet", use_dictionary=False, row_group_size=700)
     monkeypatch.setattr(cons, "BATCH_ROWS", 256)
-    known = sorted(set(ids))
     frame, _ = cons.merchant_months(tmp_path / "t.parquet", known)
-    ref = (
-        pl.from_arrow(table)
-        .with_columns(
-            pl.col("ts").dt.convert_time_zone("Asia/Shanghai").dt.strftime("%Y-%m").alias("m"),
-            (pl.col("txn_type") == "sale").alias("sale"),
-        )
-        .group_by("merchant_id", "m")
-        .agg(
-            pl.len().alias("txns"),
-            pl.col("amount_fen").filter("sale").sum().alias("sales_fen"),
-            pl.col("amount_fen")
-            .filter(pl.col("sale") & pl.col("channel").is_in(cons.DIGITAL_CHANNELS))
-            .sum()
-            .alias("digital_fen"),
-        )
-    )
-    mine = frame.select(
-        pl.col("mcode").map_elements(lambda c: known[c], return_dtype=pl.String).alias("merchant_id"),
-        pl.col("month").map_elements(cons.month_label, return_dtype=pl.String).alias("m"),
-        "txns",
-        "sales_fen",
-        "digital_fen",
-    )
-    assert mine.sort("merchant_id", "m").equals(ref.select(mine.columns).sort("merchant_id", "m"))
+    assert _mine(frame, known).sort("merchant_id", "m").equals(ref)
+    # sorted by merchant and time (the simulator's and validate's order): month edges by binary search
+    ordered = pl.from_arrow(table).sort("merchant_id", "ts")
+    pq.write_table(ordered.to_arrow(), tmp_path / "s.parquet", row_group_size=2_000)
+    monkeypatch.setattr(cons, "BATCH_ROWS", 2_000)
+    runs, found = cons._sorted_runs, []
+    monkeypatch.setattr(cons, "_sorted_runs", lambda idx, t: found.append(runs(idx, t)) or found[-1])
+    frame, _ = cons.merchant_months(tmp_path / "s.parquet", known, threads=1)
+    assert len(found) == 3 and all(f is not None for f in found)
+    assert _mine(frame, known).sort("merchant_id", "m").equals(ref)
 
 
 def _random_month(rng, m: int, n: int, cities: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -270,3 +283,12 @@ def test_build_writes_the_files_and_refuses_missing_tables(tmp_path):
     hidden = pl.read_parquet(tmp_path / "small" / cons.INDEX_FILE)
     assert hidden["suppressed"].all() and hidden["index"].null_count() == hidden.height
     assert small["suppressed_cells"] == pl.read_parquet(tmp_path / "small" / cons.AGGREGATES_FILE).height
+
+
+def test_merchant_positions_agree_for_few_and_many_ids():
+    ids = [f"M{i:08d}" for i in range(1, 6_001)]
+    known = cons._Merchants(ids)
+    values = pa.array([*reversed(ids), "M90000001"], type=pa.string())
+    many = known.codes(values)  # Arrow's hash join
+    few = np.concatenate([known.codes(values[i : i + 1_000]) for i in range(0, len(values), 1_000)])
+    assert many.tolist() == few.tolist() == [*range(5_999, -1, -1), -1]
