@@ -32,8 +32,8 @@ from regulator.history import HistoryError
 from regulator.objections import KINDS, OBJECTION_DIMENSIONS
 from regulator.views import RegulatorViews
 from serving.engine import error, json_response
-from serving.regulator.dashboard import pages
 from serving.regulator.consumption_api import router as consumption_router
+from serving.regulator.dashboard import pages
 from serving.regulator.inspections_api import router as inspections_router
 from serving.regulator.map_api import router as map_router
 
