@@ -34,7 +34,7 @@ import polars as pl
 from core.settings import Settings
 from core.vocabulary import CLASSES
 from regulator.common import UnknownValue, ViewError, count_grid, rounded, segment, suppression_note
-from regulator.consumption import AGGREGATES_FILE
+from regulator.consumption import AGGREGATES_FILE, INDEX_FILE
 from regulator.consumption import BUILD_COMMAND as CONSUMPTION_COMMAND
 from regulator.distribution import month_tables
 from regulator.history import PART_FILE, months_available, scan_history
@@ -63,7 +63,7 @@ class Measure:
     unit_en: str
     unit_zh: str
     kind: str
-    """count | amount | share | rate | change: how the dashboard scales and formats it."""
+    """count | amount | share | rate | change | index: how the dashboard scales and formats it."""
     sectors: bool = False
     levels: tuple[str, ...] = LEVELS
 
@@ -87,8 +87,9 @@ _CONSUMPTION_COLUMN = {
     "consumption_yoy": "consumption_yoy",
     "consumption_count_yoy": "consumption_count_yoy",
     "digital_share": "digital_share",
+    "consumption_index": "index",
 }
-_COLUMNS = sorted(set(_CONSUMPTION_COLUMN.values()))
+_COLUMNS = sorted(set(_CONSUMPTION_COLUMN.values()) - {"index"})
 _CONSUMPTION_LEVELS = {
     "province": "province",
     "sector_province": "province",
@@ -156,6 +157,17 @@ MEASURES: dict[str, Measure] = {
             "占比",
             "share",
             sectors=True,
+        ),
+        Measure(
+            "consumption_index",
+            CONSUMPTION,
+            "Digital consumption index (base month 100)",
+            "数字化消费指数（基期=100）",
+            "index",
+            "指数",
+            "index",
+            sectors=True,
+            levels=("province",),
         ),
         Measure(
             "finding_rate",
@@ -278,6 +290,20 @@ def load_consumption(folder: Path) -> dict:
             .drop("province", "city")
             .sort("code")
         )
+        if (Path(folder) / INDEX_FILE).is_file():  # the index is published per province (and sector x province)
+            index = pl.read_parquet(
+                Path(folder) / INDEX_FILE, columns=["level", "sector", "province", "month", "index"]
+            )
+            index = index.filter(pl.col("level").is_in(["province", "sector_province"])).select(
+                pl.lit("province").alias("level"),
+                pl.when(pl.col("level") == "sector_province").then(pl.col("sector")).alias("sector"),
+                pl.col("province").alias("code"),
+                "month",
+                "index",
+            )
+            frame = frame.join(index, on=["level", "sector", "code", "month"], how="left", nulls_equal=True)
+        else:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("index"))
         cells = frame.partition_by("level", "sector", "month", as_dict=True, include_key=False)
         sectors = sorted(s for s in frame["sector"].unique().to_list() if s is not None)
         return {"cells": cells, "months": sorted(frame["month"].unique().to_list()), "sectors": sectors}

@@ -77,7 +77,10 @@ def test_the_route_lists_its_measures(api):
     body = r.json()
     keys = [m["key"] for m in body["measures"]]
     assert keys[:6] == ["merchants", "class_A", "class_B", "class_C", "class_D", "mean_pd"]
-    assert {"active_merchants", "consumption_amount", "consumption_yoy", "digital_share", "finding_rate"} <= set(keys)
+    assert {"active_merchants", "consumption_amount", "consumption_yoy", "digital_share", "consumption_index"} <= set(
+        keys
+    )
+    assert "finding_rate" in keys
     assert all(m["available"] and m["label"]["zh"] and m["label"]["en"] and m["unit"]["en"] for m in body["measures"])
     assert body["months"] == api[2] and body["levels"] == ["province", "prefecture"]
     assert body["sectors"] and all(s["label"]["zh"] for s in body["sectors"])
@@ -108,6 +111,9 @@ def test_every_measure_answers_per_region_with_hidden_regions_as_suppressed(api)
     hidden = [r for r in cities if r["status"] == "suppressed"]
     assert hidden and all(r["value"] is None for r in hidden)  # 400 merchants over 29 prefectures
     assert listing["consumption_months"][-1] < month  # sales within a month; the classes as of its first day
+    index = _get(api, measure="consumption_index").json()["regions"]  # the index per province, as the route serves it
+    shown = [r["value"] for r in index if r["status"] == "shown"]
+    assert shown and all(v > 0 for v in shown)
     catering = _get(api, measure="consumption_amount", sector="catering").json()
     assert catering["sector"]["label"]["zh"] == "餐饮" and catering["regions"]
     rates = _get(api, measure="finding_rate", month=month).json()

@@ -56,6 +56,7 @@ function svgNode(tag, attrs = {}, text) {
 function mapFormat(kind, v) {
   if (v === null || v === undefined) return "–";
   if (kind === "count") return fmt(Math.round(v));
+  if (kind === "index") return v.toFixed(1);
   if (kind === "amount") return `${fmt(Math.round(v))} ${state.lang === "zh" ? "元" : "yuan"}`;
   if (kind === "change") return `${v > 0 ? "+" : ""}${(100 * v).toFixed(1)}%`;
   return pct(v, kind === "rate" ? 2 : 1);
