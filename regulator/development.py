@@ -19,7 +19,6 @@ import polars as pl
 
 from core.files import write_text_atomic
 from core.vocabulary import CLASSES, DECISIONS
-from regulator.common import ViewError
 from regulator.consumption import AGGREGATES_FILE, ALL, BUILD_COMMAND, INDEX_FILE
 from regulator.html import CSS, bilingual, count, count_share, esc, heading, num, para, pct, table
 from regulator.inspections import findings_view
@@ -207,14 +206,7 @@ def _inspections_section(views: RegulatorViews, months: list[str]) -> str:
 
 def build_development_report(views: RegulatorViews, month: str) -> str:
     """The development report for ``month`` as one HTML string."""
-    months_all = views.months()
-    if month not in months_all:
-        raise ViewError(
-            f"no month {month} in the class history"
-            + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
-            + " (score it with `lifecredit score-all`)"
-        )
-    months = [m for m in months_all if m <= month][-12:]
+    months = views.months_up_to(month, 12)
     k = views.k
     data = _consumption(views.settings.consumption_folder, month)
     body = [

@@ -24,7 +24,7 @@ from pathlib import Path
 from core.files import write_text_atomic
 from core.vocabulary import CLASSES, DECISIONS, PSI_BANDS
 from regulator import figures
-from regulator.common import DIMENSIONS, INCLUSION_DIMENSIONS, ViewError
+from regulator.common import DIMENSIONS, INCLUSION_DIMENSIONS
 from regulator.html import CSS, bilingual, count, count_share, esc, heading, num, para, pct, table
 from regulator.labels import label
 from regulator.pdf import PdfUnavailable, html_to_pdf, pdf_engine
@@ -424,14 +424,7 @@ def _methods_section(k: int) -> str:
 
 def build_report(views: RegulatorViews, month: str) -> tuple[str, list[str]]:
     """The report as one HTML string, and warnings (sections that could not be filled)."""
-    months_all = views.months()
-    if month not in months_all:
-        raise ViewError(
-            f"no month {month} in the class history"
-            + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
-            + " (score it with `lifecredit score-all --as-of YYYY-MM-01`)"
-        )
-    months = [m for m in months_all if m <= month][-24:]
+    months = views.months_up_to(month, 24)
     k = views.k
     warnings = []
     with tempfile.TemporaryDirectory() as tmp:

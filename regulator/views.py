@@ -104,6 +104,17 @@ class RegulatorViews:
     def months(self) -> list[str]:
         return agg.months(self.history())
 
+    def months_up_to(self, month: str, n: int) -> list[str]:
+        """The last ``n`` months of the history up to ``month``; ViewError naming what exists when it lacks ``month``."""
+        months_all = self.months()
+        if month not in months_all:
+            raise agg.ViewError(
+                f"no month {month} in the class history"
+                + (f"; available: {months_all[0]} .. {months_all[-1]}" if months_all else "")
+                + " (score it with `lifecredit score-all --as-of YYYY-MM-01`)"
+            )
+        return [m for m in months_all if m <= month][-n:]
+
     def distribution(self, by: str = "sector", month: str | None = None, **kw) -> dict:
         return agg.distribution(self.history(), by, month, k=self.k, **kw)
 
