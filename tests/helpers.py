@@ -153,3 +153,27 @@ def apply_env(env: dict, mp: pytest.MonkeyPatch) -> None:
     for k, v in env.items():
         mp.setenv(k, v)
     get_settings.cache_clear()
+
+
+@contextmanager
+def headless_chromium(width: int, height: int):
+    """A headless Chromium driven by chromedriver (English locale, browser console kept for the tests to read)."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=en-US"):
+        options.add_argument(arg)
+    options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()

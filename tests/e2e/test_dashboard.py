@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, http, server
+from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, headless_chromium, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -117,25 +117,8 @@ def board(served_champion, validated_market, small_market, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(board):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1440,900",
-        "--lang=en-US",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    with headless_chromium(1440, 900) as driver:
+        yield driver
 
 
 def file_objections(path: Path, ids: list[str]) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import test_dashboard as dashboard
 import test_merchant_page as merchant_page
-from helpers import ROOT, http
+from helpers import ROOT, headless_chromium, http
 
 pytestmark = dashboard.pytestmark
 _wait, _severe, _select = dashboard._wait, dashboard._severe, dashboard._select
@@ -28,20 +28,8 @@ FILLS = "Object.fromEntries([...document.querySelectorAll('#map-canvas path.regi
 @pytest.fixture(scope="module")
 def chromium(live_service):
     """Headless Chromium at 1440 x 1000, English locale, browser console kept."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = dashboard.CHROMIUM
-    args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=en-US"]
-    for arg in [*args, "--window-size=1440,1000"]:
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=dashboard.CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(120)
-    yield driver
-    driver.quit()
+    with headless_chromium(1440, 1000) as driver:
+        yield driver
 
 
 def _redraw(driver, action, attribute: str) -> dict:

@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 import test_dashboard as dashboard
-from helpers import ROOT, http
+from helpers import ROOT, headless_chromium, http
 
 pytestmark = dashboard.pytestmark  # the same Chromium and chromedriver, the same skip when they are missing
 _wait, _severe = dashboard._wait, dashboard._severe
@@ -78,20 +78,8 @@ def _merchant_with_records(validated: Path, snapshot: Path) -> str:
 @pytest.fixture(scope="module")
 def browser(site):
     """Headless Chromium at 1280 x 900, English locale (the page must still open in zh-CN: its default)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = dashboard.CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=en-US"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1280,900")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=dashboard.CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(120)
-    yield driver
-    driver.quit()
+    with headless_chromium(1280, 900) as driver:
+        yield driver
 
 
 # -- page helpers --------------------------------------------------------------------------------------------------
