@@ -86,6 +86,21 @@ def served_champion(validated_market, tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def class_history(served_champion, validated_market, tmp_path_factory) -> Path:
+    """The session champion's class history over ``REGULATOR_MONTHS`` months (``lifecredit score-all``), built once
+    for the servers of the dashboard and merchant tests; they only read it."""
+    from benchmarks.soak import base_env, cli
+    from helpers import REGULATOR_MONTHS
+
+    root = tmp_path_factory.mktemp("class_history")
+    env = base_env(
+        **served_champion["env"], LIFECREDIT_VAR_DIR=str(root / "var"), LIFECREDIT_HISTORY_DIR=str(root / "history")
+    )
+    cli(["score-all", "--months", str(REGULATOR_MONTHS), "--validated", str(validated_market)], env)
+    return root / "history"
+
+
+@pytest.fixture(scope="session")
 def live_service(served_champion, validated_market, tmp_path_factory) -> dict:
     """One real ``lifecredit serve`` for the e2e security tests: the session champion, three months of class
     history (so the regulator views answer), a tight per-key rate limit (60 a minute, burst 30).

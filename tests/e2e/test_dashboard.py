@@ -72,14 +72,14 @@ def _inspect_everyone(served_champion, small_market, root, run) -> str:
 
 
 @pytest.fixture(scope="module")
-def board(served_champion, validated_market, small_market, tmp_path_factory):
+def board(served_champion, validated_market, small_market, class_history, tmp_path_factory):
     """A real server over a 14-month class history; yields its URL and a regulator key."""
     root = tmp_path_factory.mktemp("dashboard")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECREDIT_")}
     env.update(
         served_champion["env"],
         LIFECREDIT_VAR_DIR=str(root / "var"),
-        LIFECREDIT_HISTORY_DIR=str(root / "history"),
+        LIFECREDIT_HISTORY_DIR=str(class_history),
         OMP_WAIT_POLICY="PASSIVE",
         BENTOML_DO_NOT_TRACK="true",
         MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
@@ -87,10 +87,6 @@ def board(served_champion, validated_market, small_market, tmp_path_factory):
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     run = dict(env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    res = subprocess.run(
-        [str(BIN / "lifecredit"), "score-all", "--months", str(MONTHS), "--validated", str(validated_market)], **run
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
     keys = {
         role: subprocess.run([str(BIN / "lifecredit"), "keys", "create", "--role", role], **run, check=True)
         .stdout.strip()

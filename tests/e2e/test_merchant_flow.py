@@ -35,18 +35,17 @@ def _answers(url, bank, ids) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def flow(served_champion, validated_market, tmp_path_factory):
-    """A server with 13 months of class history and a merchant with a recent complaint."""
+def flow(served_champion, validated_market, class_history, tmp_path_factory):
+    """A server over the session's class history (14 months) and a merchant with a recent complaint."""
     from benchmarks.soak import base_env, cli, serve
 
     root = tmp_path_factory.mktemp("merchant_flow")
     env = base_env(
         **served_champion["env"],
         LIFECREDIT_VAR_DIR=str(root / "var"),
-        LIFECREDIT_HISTORY_DIR=str(root / "history"),
+        LIFECREDIT_HISTORY_DIR=str(class_history),
         LIFECREDIT_CORRECTIONS_DIR=str(root / "corrections"),
     )
-    cli(["score-all", "--months", "13", "--validated", str(validated_market)], env)
     snapshot = pl.read_parquet(served_champion["features"] / "latest.parquet")
     ids = snapshot["merchant_id"].to_list()
     as_of = snapshot["as_of"].max()

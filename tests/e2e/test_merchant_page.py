@@ -41,7 +41,7 @@ FOCUSABLE = "a[href], button, input, textarea, select, [tabindex]:not([tabindex=
 
 
 @pytest.fixture(scope="module")
-def site(served_champion, validated_market, tmp_path_factory):
+def site(served_champion, validated_market, class_history, tmp_path_factory):
     """A real server over 14 months of class history and a key for a merchant with records of every kind."""
     from benchmarks.soak import base_env, cli, serve
 
@@ -49,11 +49,10 @@ def site(served_champion, validated_market, tmp_path_factory):
     env = base_env(
         **served_champion["env"],
         LIFECREDIT_VAR_DIR=str(root / "var"),
-        LIFECREDIT_HISTORY_DIR=str(root / "history"),
+        LIFECREDIT_HISTORY_DIR=str(class_history),
         LIFECREDIT_CORRECTIONS_DIR=str(root / "corrections"),
         BENTOML_HOME=str(root / "bentoml_home"),
     )
-    cli(["score-all", "--months", str(MONTHS), "--validated", str(validated_market)], env)
     merchant = _merchant_with_records(validated_market, served_champion["features"] / "latest.parquet")
     keys = {
         "merchant": cli(["keys", "create", "--role", "merchant", "--merchant", merchant], env).strip().splitlines()[-1],
