@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BIN, REGULATOR_MONTHS, ROOT, free_port, headless_chromium, http, server
+from helpers import BIN, REGULATOR_MONTHS, ROOT, apply_env, free_port, headless_chromium, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -57,15 +57,24 @@ def _inspect_everyone(served_champion, small_market, root, run) -> str:
     policy = root / "var" / "inspections" / "policies" / "census.yaml"
     policy.parent.mkdir(parents=True)
     policy.write_text(yaml.safe_dump(census, allow_unicode=True), encoding="utf-8")
-    lc = str(BIN / "lifecredit")
+    from typer.testing import CliRunner
+
+    from lifecredit.cli import app
+
     plan, results = root / "plan.json", root / "results.csv"
-    for args in (
-        ["inspections", "plan", "--month", month, "--policy", str(policy), "--seed", "7", "--out", str(plan)],
-        ["simulate-inspections", "--plan", str(plan), "--raw", str(small_market), "--out", str(results)],
-        ["inspections", "record", "--file", str(results)],
-    ):
-        res = subprocess.run([lc, *args], **run)
-        assert res.returncode == 0, res.stderr[-3000:]
+    lifecredit = {k: v for k, v in run["env"].items() if k.startswith("LIFECREDIT_")}
+    with pytest.MonkeyPatch.context() as mp:  # in this process: the CLI's imports are already loaded
+        apply_env(lifecredit, mp)
+        for args in (
+            ["inspections", "plan", "--month", month, "--policy", str(policy), "--seed", "7", "--out", str(plan)],
+            ["simulate-inspections", "--plan", str(plan), "--raw", str(small_market), "--out", str(results)],
+            ["inspections", "record", "--file", str(results)],
+        ):
+            res = CliRunner().invoke(app, args)
+            assert res.exit_code == 0, res.output[-3000:]
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
     import json
 
     return json.loads(plan.read_text(encoding="utf-8"))["plan_id"]
