@@ -232,6 +232,12 @@ class Engine:
         except OSError:
             return None
 
+    def seen_rescore(self, scorer: Scorer, rescore_id: str) -> None:
+        """Note a re-score this worker made and serves already, so :meth:`apply_rescores` does not repeat it."""
+        with self._rescore_lock:
+            if self._seen_for is scorer:
+                self._rescores_seen.add(rescore_id)
+
     def poll_marker(self) -> None:
         """Reload when another worker announced a reload after our last load, and serve the re-scores other
         workers made (called every few seconds)."""

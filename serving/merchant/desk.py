@@ -351,7 +351,7 @@ class MerchantDesk:
         action_en = "deleted" if correction["action"] == "delete" else "corrected"
         action_zh = "已删除" if correction["action"] == "delete" else "已更正"
         table, rid = objection.table, objection.record_id
-        self.engine.objections.add_rescore(
+        stored = self.engine.objections.add_rescore(
             merchant_id=merchant_id,
             snapshot_sha256=scorer.snapshot.sha256,
             model_version=scorer.handle.version,
@@ -366,7 +366,7 @@ class MerchantDesk:
             objection_id=objection.objection_id,
             correction_id=correction["correction_id"],
         )
-        self.engine.apply_rescores(scorer)  # marks it seen: the watcher will not score it twice
+        self.engine.seen_rescore(scorer, stored["rescore_id"])  # already served: no worker of ours scores it again
         return {
             "before": previous,
             "after": answer,
