@@ -177,3 +177,39 @@ def headless_chromium(width: int, height: int):
         yield driver
     finally:
         driver.quit()
+
+
+def file_objections(
+    path: Path, objectors: list[str], repairers: list[str], received, repairs_received, answered_after
+) -> None:
+    """Objections of ``objectors`` (one each, in order; every second one resolved ``answered_after`` later, corrected
+    or upheld in turn) and repair requests of ``repairers``, straight into an objection store before a server starts."""
+    from core.objections import ObjectionStore
+
+    store = ObjectionStore(path)
+    try:
+        for n, mid in enumerate(objectors):
+            o = store.file(
+                merchant_id=mid,
+                kind="objection",
+                table="complaints",
+                record_id=f"C{n}",
+                reason="not mine",
+                filed_by=mid,
+                now=received,
+            )
+            if n % 2:
+                outcome = "corrected" if n % 4 == 1 else "upheld"
+                store.resolve(o.objection_id, outcome=outcome, resolved_by="steward", now=received + answered_after)
+        for n, mid in enumerate(repairers):
+            store.file(
+                merchant_id=mid,
+                kind="repair",
+                table="public_records",
+                record_id=f"P{n}",
+                reason="repaired",
+                filed_by=mid,
+                now=repairs_received,
+            )
+    finally:
+        store.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BIN, REGULATOR_MONTHS, ROOT, apply_env, free_port, headless_chromium, http, server
+from helpers import BIN, REGULATOR_MONTHS, ROOT, apply_env, file_objections, free_port, headless_chromium, http, server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -105,7 +105,10 @@ def board(served_champion, validated_market, small_market, class_history, tmp_pa
     import polars as pl
 
     ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
-    file_objections(root / "var" / "objections.db", ids)
+    # 14 merchants' objections 10 days ago (half resolved), 3 repair requests 40 days ago (overdue)
+    file_objections(
+        root / "var" / "objections.db", ids[:14], ids[20:23], RECEIVED, RECEIVED - timedelta(days=30), timedelta(days=2)
+    )
     plan_id = _inspect_everyone(served_champion, small_market, root, run)
     port = free_port()
     with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, root / "serve.log") as url:
@@ -124,42 +127,6 @@ def board(served_champion, validated_market, small_market, class_history, tmp_pa
 def browser(board):
     with headless_chromium(1440, 900) as driver:
         yield driver
-
-
-def file_objections(path: Path, ids: list[str]) -> None:
-    """14 merchants' objections received 10 days ago (half resolved), 3 repair requests 40 days ago (overdue).
-
-    Straight into the store the server reads (``<var_dir>/objections.db``), before it starts.
-    """
-    from core.objections import ObjectionStore
-
-    store = ObjectionStore(path)
-    try:
-        for n, mid in enumerate(ids[:14]):
-            o = store.file(
-                merchant_id=mid,
-                kind="objection",
-                table="complaints",
-                record_id=f"C{n}",
-                reason="not my complaint",
-                filed_by=mid,
-                now=RECEIVED,
-            )
-            if n % 2:
-                outcome = "corrected" if n % 4 == 1 else "upheld"
-                store.resolve(o.objection_id, outcome=outcome, resolved_by="steward", now=RECEIVED + timedelta(days=2))
-        for n, mid in enumerate(ids[20:23]):
-            store.file(
-                merchant_id=mid,
-                kind="repair",
-                table="public_records",
-                record_id=f"P{n}",
-                reason="penalty paid",
-                filed_by=mid,
-                now=RECEIVED - timedelta(days=30),
-            )
-    finally:
-        store.close()
 
 
 def _wait(driver, script: str, seconds: float = 60, what: str = ""):

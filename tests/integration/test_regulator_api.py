@@ -3,7 +3,7 @@
 The session champion scores 14 months of the small market into a class history
 (``lifecredit score-all``, the module fixture of ``test_regulator_flow``); a bank key makes real
 decisions through ``/decide`` so the inclusive-finance view has something to count, and merchants'
-objections are filed into the module's objections store (:func:`file_objections`).
+objections are filed into the module's objections store (:func:`seed_objections`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from helpers import REGULATOR_MONTHS as MONTHS
-from helpers import apply_env, in_process_app
+from helpers import apply_env, file_objections, in_process_app
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -45,7 +45,7 @@ def api(regulator, served_champion):
         store = KeyStore(get_settings().api_keys_file)
         keys = {role: store.create(role, f"{role}-api") for role in ("bank", "regulator", "admin")}
         ids = pl.read_parquet(served_champion["features"] / "latest.parquet")["merchant_id"].to_list()
-        file_objections(get_settings().objections_file, ids)
+        seed_objections(get_settings().objections_file, ids)
         with TestClient(in_process_app(), raise_server_exceptions=False) as client:
             deadline = time.monotonic() + 120
             while client.get("/readyz").status_code != 200:
@@ -71,38 +71,11 @@ NOW = datetime.now(UTC)
 OBJECTION_MONTH = (NOW - timedelta(days=12)).strftime("%Y-%m")
 
 
-def file_objections(path, ids: list[str]) -> None:
+def seed_objections(path, ids: list[str]) -> None:
     """40 objections of 34 merchants received 12 days ago (half resolved), 6 repair requests 60 days ago (overdue)."""
-    from core.objections import ObjectionStore
-
-    store = ObjectionStore(path)
-    try:
-        received = NOW - timedelta(days=12)
-        for n, mid in enumerate(ids[:34] + ids[:6]):
-            o = store.file(
-                merchant_id=mid,
-                kind="objection",
-                table="complaints",
-                record_id=f"C{n}",
-                reason="not mine",
-                filed_by=mid,
-                now=received,
-            )
-            if n % 2:
-                outcome = "corrected" if n % 4 == 1 else "upheld"
-                store.resolve(o.objection_id, outcome=outcome, resolved_by="steward", now=received + timedelta(days=3))
-        for n, mid in enumerate(ids[100:106]):
-            store.file(
-                merchant_id=mid,
-                kind="repair",
-                table="public_records",
-                record_id=f"P{n}",
-                reason="repaired",
-                filed_by=mid,
-                now=NOW - timedelta(days=60),
-            )
-    finally:
-        store.close()
+    file_objections(
+        path, ids[:34] + ids[:6], ids[100:106], NOW - timedelta(days=12), NOW - timedelta(days=60), timedelta(days=3)
+    )
 
 
 @pytest.fixture
