@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         None, description="Folder whose latest.parquet the server scores; default <data_dir>/features."
     )
     policy_file: Path | None = Field(None, description="Decision policy YAML; default serving/policy.yaml.")
+    answers_dir: Path | None = Field(
+        None,
+        description="Answer stores (one folder per model version, snapshot and policy), written by score-all and "
+        "opened by the server; default <data_dir>/answers.",
+    )
+    answer_store: Path | None = Field(
+        None,
+        description="One answer store folder the server must serve (refused unless it matches the champion, "
+        "snapshot and policy); default: the matching store under answers_dir, written by the server if missing.",
+    )
     serve_workers: int = Field(1, ge=1, le=64, description="Scoring server worker processes (each loads the model).")
     serve_access_log: bool = Field(
         False, description="BentoML access log (the audit log records every scoring call anyway)."
@@ -111,6 +121,11 @@ class Settings(BaseSettings):
     def serving_snapshot_dir(self) -> Path:
         """Where the server finds latest.parquet (``snapshot_dir`` or the features folder)."""
         return self.snapshot_dir or self.features_dir
+
+    @property
+    def answers_root(self) -> Path:
+        """Where ``lifecredit score-all`` writes answer stores and the server looks for them (``answers_dir`` or <data_dir>/answers)."""
+        return self.answers_dir or self.data_dir / "answers"
 
     @property
     def class_history_dir(self) -> Path:

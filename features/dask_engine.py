@@ -55,14 +55,14 @@ class DaskUnavailable(RuntimeError):
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None) -> Iterator[distributed.Client]:  # noqa: F821
-    """A client of the scheduler at ``scheduler``, or of a local cluster (2 worker processes, 1 thread each)."""
+def dask_client(scheduler: str | None = None, workers: int = LOCAL_WORKERS) -> Iterator[distributed.Client]:  # noqa: F821
+    """A client of the scheduler at ``scheduler``, or of a local cluster (``workers`` processes, 1 thread each)."""
     from distributed import Client, LocalCluster
 
     if scheduler is None:
         with (
             LocalCluster(
-                n_workers=LOCAL_WORKERS,
+                n_workers=workers,
                 threads_per_worker=1,
                 dashboard_address=":0",
                 env={"OMP_WAIT_POLICY": "PASSIVE"},

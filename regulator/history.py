@@ -13,7 +13,9 @@ sees the old month or the new one, never a mixture and never both.
 
 Features come from the same code as training and serving: the serving snapshot
 (``latest.parquet``, settings' ``snapshot_dir`` or the features folder) for its own ``as_of``, and :func:`features.compute_features` over the
-validated tables for earlier dates. City (the first four digits of the merchant's
+validated tables for earlier dates. The snapshot's month is read from its answer store
+(:mod:`answers`), which ``score-all`` writes first for the server: one computation of each
+answer, read by the server, replay and this history alike. City (the first four digits of the merchant's
 ``region_code``) comes from the validated merchants table; the other segments (sector,
 province, urban/rural, business form) are the profile features themselves.
 """
@@ -146,18 +148,30 @@ def _cities(validated: Path) -> pl.DataFrame:
 def score_all(
     settings: Settings,
     *,
+    policy: tuple[str, str],
     as_of: list[date] | None = None,
     months: int | None = None,
     features_dir: Path | None = None,
     validated_dir: Path | None = None,
     history_dir: Path | None = None,
     model_name: str | None = None,
+    answers_dir: Path | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int = 2,
+    rebuild: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Score every merchant at each ``as_of`` with the champion and write the months to the class history.
+    """Score every merchant at each ``as_of`` with the champion and write the months to the class history;
+    for the snapshot's own ``as_of``, first write the answer store the server opens (``policy``: the decision
+    policy's version and SHA-256 it is for; ``engine`` "local" or "dask").
 
-    Returns ``{"model": {...}, "history_dir": str, "months": [{"month", "as_of", "merchants", "classes", "path"}]}``.
+    Returns ``{"model": {...}, "history_dir": str, "months": [{"month", "as_of", "merchants", "classes", "path"}],
+    "store": {...} or None}``.
     """
+    from answers.build import build_store
+    from answers.store import StoreFor, open_store
+    from core.files import file_sha256
     from features import RawTables, compute_features
     from training.bundle import ScoringBundle, default_threads
     from training.model_source import from_mlflow
@@ -175,8 +189,23 @@ def score_all(
     cities = _cities(validated_dir)
 
     frames: dict[date, pl.DataFrame] = {}
+    answered: pl.DataFrame | None = None
+    store = None
     if snap_as_of in dates:
-        frames[snap_as_of] = pl.read_parquet(snapshot)
+        wanted = StoreFor(handle.name, str(handle.version), handle.run_id, file_sha256(snapshot), *policy)
+        store = build_store(
+            Path(answers_dir or settings.answers_root),
+            wanted,
+            Path(handle.bundle_dir),
+            snapshot,
+            engine=engine,
+            scheduler=scheduler,
+            workers=workers,
+            rebuild=rebuild,
+            progress=lambda fraction, message: say(f"answer store: {message}"),
+        )
+        answered = open_store(store["path"], wanted=wanted).frame(["merchant_id", "pd", "score", "grade", "class"])
+        frames[snap_as_of] = pl.read_parquet(snapshot, columns=["merchant_id", *(c for c in SEGMENTS if c != "city")])
     earlier = [d for d in dates if d not in frames]
     if earlier:
         say(f"computing features as of {len(earlier)} earlier date(s) from {validated_dir}")
@@ -189,23 +218,25 @@ def score_all(
         frame = frames.get(d)
         if frame is None or frame.height == 0:
             raise HistoryError(f"no merchant is registered before {d}: nothing to score")
-        scored = bundle.score(frame, reasons=False)
-        out = (
-            frame.select("merchant_id", *(pl.col(c).cast(pl.String) for c in SEGMENTS if c != "city"))
-            .with_columns(
-                month=pl.lit(month_of(d)),
-                as_of=pl.lit(d, dtype=pl.Date),
+        segments = frame.select("merchant_id", *(pl.col(c).cast(pl.String) for c in SEGMENTS if c != "city"))
+        if d == snap_as_of and answered is not None:  # the answers the server serves, not a second computation
+            segments = segments.join(answered, on="merchant_id", how="left", maintain_order="left")
+        else:
+            scored = bundle.score(frame, reasons=False)
+            segments = segments.with_columns(
                 pd=pl.Series(scored.pd),
                 score=pl.Series(scored.score),
                 grade=pl.Series(scored.grade),
                 **{"class": pl.Series(scored.klass)},
-                model_name=pl.lit(handle.name),
-                model_version=pl.lit(str(handle.version)),
-                model_run_id=pl.lit(handle.run_id),
-                scored_at=pl.lit(stamp, dtype=pl.Datetime("us", "UTC")),
             )
-            .join(cities, on="merchant_id", how="left", maintain_order="left")
-        )
+        out = segments.with_columns(
+            month=pl.lit(month_of(d)),
+            as_of=pl.lit(d, dtype=pl.Date),
+            model_name=pl.lit(handle.name),
+            model_version=pl.lit(str(handle.version)),
+            model_run_id=pl.lit(handle.run_id),
+            scored_at=pl.lit(stamp, dtype=pl.Datetime("us", "UTC")),
+        ).join(cities, on="merchant_id", how="left", maintain_order="left")
         path = write_month(root, month_of(d), out)
         counts = out.group_by("class").len()
         classes = {c: 0 for c in CLASSES} | dict(counts.iter_rows())
@@ -223,4 +254,5 @@ def score_all(
         "model": {"name": handle.name, "version": str(handle.version), "run_id": handle.run_id},
         "history_dir": str(root),
         "months": written,
+        "store": store,
     }

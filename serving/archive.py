@@ -1,8 +1,10 @@
-"""Content-addressed copies of every policy text and feature snapshot a server has used.
+"""Content-addressed copies of every policy text a server has used (and the snapshots earlier releases kept).
 
-Audit records name a policy and a snapshot by SHA-256; these copies (``<var_dir>/policies/``
-and ``<var_dir>/snapshots/``) let ``lifecredit replay`` use exactly those bytes after the
-live files have moved on. Files are written once, atomically, and never changed.
+Audit records name a policy and a snapshot by SHA-256; the policy copies (``<var_dir>/policies/``)
+let ``lifecredit replay`` use exactly those bytes after the live file has moved on. A snapshot's
+rows are kept by the answer stores computed from it (:mod:`answers.store`); the snapshot copies
+under ``<var_dir>/snapshots/`` that servers before the answer stores wrote are still read.
+Files are written once, atomically, and never changed.
 """
 
 from __future__ import annotations
@@ -35,10 +37,6 @@ def snapshot_path(settings: Settings, sha256: str) -> Path:
 def keep_policy(settings: Settings, source: Path, policy: Policy) -> Path:
     """Store the policy text under its hash (the hash ``load_policy`` computed from the same bytes)."""
     return _keep(Path(source), policy_path(settings, policy.sha256))
-
-
-def keep_snapshot(settings: Settings, source: Path, sha256: str) -> Path:
-    return _keep(Path(source), snapshot_path(settings, sha256))
 
 
 def archived_policy(settings: Settings, sha256: str) -> Policy:

@@ -29,6 +29,7 @@ INCLUDE = [
     "features/*.yaml",
     "training/*.py",
     "training/*.yaml",
+    "answers/*.py",
     "regulator/*.py",
     "regulator/*.yaml",
     "merchant/*.py",

@@ -5,10 +5,14 @@ request reads the reference once and uses that scorer to the end, so a reload (w
 a new scorer beside the old one and then swaps the reference) never mixes two models in one
 answer, and a reload that fails leaves the old scorer serving.
 
+An admin's reload is a background job (:mod:`serving.reload_jobs`): the answer store for the new
+champion, snapshot and policy is opened (written first by a child process if missing) and
+verified beside the old one, then swapped in; readiness never drops meanwhile.
+
 Every scoring or decision answer is committed to the audit log before it is returned; when
 the log cannot take the record the answer is a 503 and no decision exists (fail closed).
-Responses are starlette ``Response`` objects with JSON bodies built from the scorer's
-precomputed texts, so the hot path serialises almost nothing.
+Responses are starlette ``Response`` objects with JSON bodies built from the answer store's
+texts, so the hot path serialises almost nothing.
 
 The module is over 400 lines because loading, swapping and answering share the one scorer
 reference and the audit-before-answer rule; split, that invariant would span modules.
@@ -33,10 +37,11 @@ from core.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonic
 from core.files import write_text_atomic
 from core.objections import ObjectionStore
 from core.settings import Settings
-from serving import archive
+from serving import archive, store_builder
 from serving.keys import ApiKey
 from serving.policy import DEFAULT_POLICY, OBJECTED_KEY
-from serving.scorer import InputError, Scorer, ScorerError, Snapshot
+from serving.reload_jobs import Job, ReloadJobs
+from serving.scorer import InputError, Scorer, ScorerError, Snapshot, StoreBuilder
 from training.model_source import (
     ModelHandle,
     ModelUnavailable,
@@ -93,6 +98,7 @@ class Engine:
         self._rescores_seen: set[str] = set()
         self._seen_for: Scorer | None = None
         self._rescore_lock = threading.Lock()
+        self.jobs = ReloadJobs(settings.var_dir / "reload-jobs")
 
     def _open_audit(self) -> bool:
         """Open the audit store if it is not open; while unreachable, retried at most every few seconds."""
@@ -113,19 +119,26 @@ class Engine:
         return self.audit is not None
 
     # -- loading ------------------------------------------------------------------------------
-    def build_scorer(self) -> Scorer:
-        """Resolve the champion, the newest snapshot and the policy, and build a scorer from them."""
+    def build_scorer(self, *, build_store: StoreBuilder | None = None, verify: str = "quick") -> Scorer:
+        """Resolve the champion, the newest snapshot and the policy, and open their answer store
+        (written first by ``build_store`` when missing; by default in this process)."""
         s = self.settings
         if self.bento_model:
             handle, policy_file = from_bentoml(s, self.bento_model)
         else:
             handle: ModelHandle = from_mlflow(s)
             policy_file = Path(s.policy_file or DEFAULT_POLICY)
-        snap_path = s.serving_snapshot_dir / "latest.parquet"
-        snapshot = Snapshot.load(snap_path)
-        scorer = Scorer.build(handle, snapshot, policy_file)
-        archive.keep_policy(s, policy_file, scorer.policy)
-        archive.keep_snapshot(s, snapshot.path, snapshot.sha256)
+        snapshot = Snapshot.load(s.serving_snapshot_dir / "latest.parquet")
+        scorer = Scorer.build(
+            handle,
+            snapshot,
+            policy_file,
+            answers_dir=s.answers_root,
+            pinned=s.answer_store,
+            build_store=build_store or store_builder.in_process(s.answers_root),
+            verify=verify,
+        )
+        archive.keep_policy(s, policy_file, scorer.policy)  # the snapshot's rows are kept by the answer store
         self.apply_rescores(scorer)
         return scorer
 
@@ -143,7 +156,7 @@ class Engine:
             for merchant_id, r in newest.items():
                 i = scorer.find(merchant_id)
                 if i is not None:
-                    scorer.rescore(i, feature_frame(scorer.snapshot.frame.schema, r["features"]))
+                    scorer.rescore(i, feature_frame(scorer.store.schema, r["features"]))
             return len(newest)
 
     def load(self, *, freeze_heap: bool = False) -> None:
@@ -166,8 +179,16 @@ class Engine:
             gc.freeze()
         self._loaded = True
 
-    def reload(self, *, announce: bool = True) -> dict:
-        """Build a new scorer and swap it in; on failure the old one keeps serving and this raises.
+    def reload(
+        self,
+        *,
+        announce: bool = True,
+        build_store: StoreBuilder | None = None,
+        verify: str = "quick",
+        progress: Job | None = None,
+    ) -> dict:
+        """Open the new answers beside the old ones and swap them in; on failure the old ones keep serving and
+        this raises. Requests read the scorer reference once, so each is answered wholly by one of the two.
 
         ``announce``: write the reload marker so the server's other workers follow (an admin's
         reload does; a worker's first load and a reload that follows the marker do not).
@@ -175,36 +196,61 @@ class Engine:
         with self._reload_lock:
             started = time.perf_counter()
             try:
-                scorer = self.build_scorer()
+                scorer = self.build_scorer(build_store=build_store, verify=verify)
             except (ModelUnavailable, ScorerError) as err:
                 if self._scorer is None:
                     self._state, self._problem = "failed", str(err)
                 raise
+            if progress is not None:
+                progress.update(1.0, "switching to the new answers", force=True)
             old, self._scorer = self._scorer, scorer
             self._state, self._problem = "ready", None
             if announce:
                 self._write_marker(scorer)
             seconds = round(time.perf_counter() - started, 3)
             logger.info(
-                "serving %s version %s, snapshot %s (%d merchants), policy %s; built in %.1f s",
+                "serving %s version %s, snapshot %s (%d merchants), policy %s, answer store %s; opened in %.1f s",
                 scorer.handle.name,
                 scorer.handle.version,
-                scorer.snapshot.latest_as_of,
-                len(scorer.fragments),
+                scorer.latest_as_of,
+                len(scorer),
                 scorer.policy.version,
+                scorer.store.store_id,
                 seconds,
             )
             return {
                 "model_name": scorer.handle.name,
                 "model_version": scorer.handle.version,
                 "previous_version": old.handle.version if old else None,
-                "features_as_of": scorer.snapshot.latest_as_of,
-                "merchants": len(scorer.fragments),
+                "features_as_of": scorer.latest_as_of,
+                "merchants": len(scorer),
                 "snapshot_sha256": scorer.snapshot.sha256,
                 "policy_version": scorer.policy.version,
                 "policy_hash": scorer.policy.sha256,
+                "answer_store": scorer.store.store_id,
                 "seconds": seconds,
             }
+
+    def _reload_job(self, job: Job) -> dict:
+        """An admin's reload: a missing store is written by a child process; the new store is verified in full
+        (every part's SHA-256) before it is swapped in."""
+
+        def say(fraction: float, message: str) -> None:
+            job.update(0.05 + 0.9 * fraction, f"writing the answer store: {message}")
+
+        job.update(0.01, "resolving the champion, the snapshot and the policy", force=True)
+        try:
+            return self.reload(
+                build_store=store_builder.in_child(self.settings.answers_root, say), verify="full", progress=job
+            )
+        except Exception as err:
+            current = self._scorer
+            serving = f"version {current.handle.version} ({current.store.store_id})" if current else "nothing"
+            raise RuntimeError(f"reload failed, still serving {serving}: {err}") from err
+
+    def start_reload(self) -> tuple[dict, bool]:
+        """Start an admin's reload in the background: (the job's state, whether it started now)."""
+        return self.jobs.start(self._reload_job)
 
     def _write_marker(self, scorer: Scorer) -> None:
         """Tell the other workers of this server that a reload happened (they poll the marker)."""
@@ -251,7 +297,7 @@ class Engine:
             return
         self._marker_mtime = mtime
         try:
-            self.reload(announce=False)
+            self.reload(announce=False, build_store=store_builder.in_child(self.settings.answers_root))
         except Exception as err:  # noqa: BLE001 - the worker keeps its old model
             logger.error("reload after another worker's reload failed: %s", err)
 
@@ -330,7 +376,7 @@ class Engine:
         i = scorer.find(merchant_id)
         if i is None:
             return self._unknown(scorer, merchant_id)
-        fragment = self._with_objections(scorer.fragments[i], merchant_id)
+        fragment = self._with_objections(scorer.fragment(i), merchant_id)
         rescored = scorer.rescored.get(i)
         try:
             decision_id = self._record(
@@ -340,7 +386,7 @@ class Engine:
                 RawJSON(fragment),
                 scorer,
                 merchant_id=merchant_id,
-                features_as_of=scorer.snapshot.as_of[i],
+                features_as_of=scorer.as_of(i),
                 features=rescored,
                 from_snapshot=rescored is None,
             )
@@ -370,9 +416,8 @@ class Engine:
         if scorer is None or self.audit is None:
             return self.not_ready()
         parts, errors = [], 0
-        fragments, index = scorer.fragments, scorer.snapshot.index
         for m in merchant_ids:
-            i = index.get(m)
+            i = scorer.find(m)
             if i is None:
                 errors += 1
                 parts.append(
@@ -388,9 +433,9 @@ class Engine:
                     )
                 )
             else:
-                parts.append(self._with_objections(fragments[i], m))
+                parts.append(self._with_objections(scorer.fragment(i), m))
         results = "[" + ",".join(parts) + "]"
-        as_of = scorer.snapshot.latest_as_of
+        as_of = scorer.latest_as_of
         try:
             decision_id = self._record(
                 "/score_batch",
@@ -446,7 +491,7 @@ class Engine:
                 merchant_id=merchant_id,
                 features=row,
                 decided=True,
-                features_as_of=scorer.snapshot.as_of[i],
+                features_as_of=scorer.as_of(i),
             )
         except AuditUnavailable as err:
             return self._audit_failed(err)
@@ -472,19 +517,27 @@ class Engine:
         return Response(scorer.card_json, media_type=JSON)
 
     def admin_reload(self) -> Response:
-        try:
-            info = self.reload()
-        except Exception as err:  # noqa: BLE001 - any failure leaves the old scorer serving
-            current = self._scorer
-            return error(
-                409,
-                f"reload failed, still serving {'version ' + current.handle.version if current else 'nothing'}: {err}",
-                serving_version=current.handle.version if current else None,
-            )
-        return json_response(200, {"reloaded": True, **info})
+        """202 with the reload job (a new one, or the one already running); the old answers serve meanwhile."""
+        state, started = self.start_reload()
+        current = self._scorer
+        return json_response(
+            202,
+            {
+                **state,
+                "poll": f"/admin/reload/{state['job_id']}",
+                "already_running": not started,
+                "serving_version": current.handle.version if current else None,
+            },
+        )
+
+    def reload_status(self, job_id: str) -> Response:
+        state = self.jobs.get(job_id)
+        if state is None:
+            return error(404, f"no reload job {job_id!r} on this server (ids look like RLD-20261206T101500-1a2b3c)")
+        return json_response(200, state)
 
     def _unknown_text(self, scorer: Scorer, merchant_id: str) -> str:
-        return f"unknown merchant_id {merchant_id!r}: not in the feature snapshot as of {scorer.snapshot.latest_as_of}"
+        return f"unknown merchant_id {merchant_id!r}: not in the feature snapshot as of {scorer.latest_as_of}"
 
     def _unknown(self, scorer: Scorer, merchant_id: str) -> Response:
         return error(404, self._unknown_text(scorer, merchant_id), merchant_id=merchant_id)

@@ -1,9 +1,9 @@
 """Replay an audited answer: the same model version, feature rows and policy give the same outputs.
 
 The audit record (in the SQLite or PostgreSQL store ``audit_url`` names) names the model
-(name, version, run id), the feature snapshot (SHA-256, copy kept under
-``<var_dir>/snapshots/``) or the feature row itself, and the policy (SHA-256, copy under
-``<var_dir>/policies/``). :func:`replay` reloads exactly those and
+(name, version, run id), the feature snapshot (SHA-256: its rows are read from the answer store
+computed from it, the rows the server answered from) or the feature row itself, and the policy
+(SHA-256, copy under ``<var_dir>/policies/``). :func:`replay` reloads exactly those and
 recomputes through the same code the server uses (the bundle's one result,
 :class:`training.result.Scores`, rendered by :func:`serving.scorer.results`; and
 :func:`serving.policy.decide`), then compares field by field. PDs are compared to 1e-12
@@ -18,11 +18,13 @@ from typing import Any
 
 import polars as pl
 
+from answers.render import results
+from answers.store import StoreError, open_store, stores_of_snapshot
 from core.audit import AuditLog, AuditUnavailable
 from core.settings import Settings, redacted
 from serving import archive
 from serving.policy import OBJECTED_KEY, decide
-from serving.scorer import Snapshot, results, row_frame
+from serving.scorer import ScorerError, Snapshot, row_frame
 from training.bundle import ScoringBundle
 from training.model_source import ModelHandle, from_cache, from_mlflow
 
@@ -62,13 +64,24 @@ def _model(settings: Settings, record: dict) -> ModelHandle:
 
 
 def _snapshot_rows(settings: Settings, record: dict, merchant_ids: list[str]) -> tuple[pl.DataFrame, list[bool]]:
+    """The merchants' rows of the snapshot the record names: from an answer store computed from it (the rows the
+    server answered from), else from a copy archived by a server of an earlier release."""
     sha = record.get("features_ref")
     if not sha:
         raise ReplayError(f"record {record['decision_id']} names no feature snapshot")
+    for path in stores_of_snapshot(settings.answers_root, sha):
+        try:
+            store = open_store(path)
+        except StoreError:
+            continue
+        at = [store.find(m) for m in merchant_ids]
+        return store.frame(rows=[i for i in at if i is not None]), [i is not None for i in at]
     try:
         snap = Snapshot.load(archive.archived_snapshot(settings, sha), sha256=sha)
-    except FileNotFoundError as err:
-        raise ReplayError(str(err)) from err
+    except (FileNotFoundError, ScorerError) as err:
+        raise ReplayError(
+            f"no answer store computed from snapshot {sha} under {settings.answers_root}, and no archived copy: {err}"
+        ) from err
     found = [m in snap.index for m in merchant_ids]
     rows = [snap.index[m] for m, ok in zip(merchant_ids, found, strict=True) if ok]
     return snap.frame[rows], found

@@ -1,14 +1,12 @@
-"""The scorer: one model version, one feature snapshot and one policy, loaded together and immutable.
+"""The scorer: one model version, one feature snapshot and one policy, served together and immutable.
 
-Outputs for the snapshot are a pure function of (model version, snapshot), so a scorer
-computes them for every merchant once, when it is built: PD, score, grade, class and the
-TreeSHAP reasons, vectorised over all cores. A request by merchant id is then a dictionary
-lookup of a ready JSON text (the same text goes to the audit log). A request with a full
-feature row is scored live through the same :class:`training.bundle.ScoringBundle` code.
-
-Build cost grows with merchants x trees (TreeSHAP dominates), so a large snapshot or a large
-model takes a while to build. The server reports not-ready until the build is done, and a reload
-builds the new scorer beside the old one, which keeps serving meanwhile.
+Outputs for the snapshot are a pure function of (model version, snapshot), so they are computed
+once, by ``lifecredit score-all`` (or by the server itself when no store exists yet), into an
+answer store (:mod:`answers.store`): PD, score, grade, class and the TreeSHAP reasons of every
+merchant as the JSON text the API returns, beside the feature row each came from. A scorer opens
+that store memory-mapped, so a request by merchant id is a binary search and a slice of mapped
+bytes, and start-up costs the same for ten thousand merchants or ten million. A request with a
+full feature row is scored live through the same :class:`training.bundle.ScoringBundle` code.
 """
 
 from __future__ import annotations
@@ -20,23 +18,28 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
+from answers.render import results
+from answers.store import AnswerStore, StoreError, StoreFor, open_store, store_path
 from core.audit import canonical_json
 from core.files import file_sha256
 from serving.policy import Policy, decide, load_policy
-from training.bundle import MissingFeatureError, ScoringBundle
+from training.bundle import ScoringBundle
 from training.model_source import ModelHandle
 
 SNAPSHOT_FILE = "latest.parquet"
 METADATA_FILE = "metadata.json"
-CHUNK_ROWS = 20_000
+StoreBuilder = Callable[[StoreFor, Path, Path], None]
+"""Writes the missing store for (what it is for, the model's bundle folder, the snapshot file)."""
 
 
 class ScorerError(RuntimeError):
@@ -51,20 +54,12 @@ class InputError(ValueError):
         self.detail = detail
 
 
-@dataclass
 class Snapshot:
-    """The latest feature snapshot: one row per merchant, as written by ``lifecredit features``."""
+    """The latest feature snapshot file, as written by ``lifecredit features``: its hash and schema at once,
+    its rows only when something asks for them (the merchant pages' peer context, offline reports, replay)."""
 
-    path: Path
-    sha256: str
-    frame: pl.DataFrame
-    index: dict[str, int]
-    as_of: list[str | None]
-
-    @property
-    def latest_as_of(self) -> str | None:
-        dates = [d for d in self.as_of if d]
-        return max(dates) if dates else None
+    def __init__(self, path: Path, sha256: str, schema: pl.Schema):
+        self.path, self.sha256, self.schema = path, sha256, schema
 
     @classmethod
     def load(cls, path: Path, sha256: str | None = None) -> Snapshot:
@@ -77,23 +72,37 @@ class Snapshot:
                 f"(or point --features / LIFECREDIT_SNAPSHOT_DIR at a folder holding {SNAPSHOT_FILE})"
             )
         try:
-            frame = pl.read_parquet(path)
+            schema = pl.read_parquet_schema(path)
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
         except Exception as err:
             raise ScorerError(f"cannot read feature snapshot {path}: {err}") from err
-        if "merchant_id" not in frame.columns:
+        if "merchant_id" not in schema:
             raise ScorerError(f"feature snapshot {path} has no merchant_id column")
         expected = _expected_rows(path)
-        if frame.height == 0 or (expected is not None and frame.height != expected):
+        if rows == 0 or (expected is not None and rows != expected):
             raise ScorerError(
-                f"feature snapshot {path} is partial: {frame.height} rows, its {METADATA_FILE} says "
+                f"feature snapshot {path} is partial: {rows} rows, its {METADATA_FILE} says "
                 f"{expected}; rebuild it with `lifecredit features`"
             )
-        ids = frame["merchant_id"].cast(pl.String).to_list()
+        return cls(path, sha256 or file_sha256(path), pl.Schema(schema))
+
+    @cached_property
+    def frame(self) -> pl.DataFrame:
+        return pl.read_parquet(self.path)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        ids = self.frame["merchant_id"].cast(pl.String).to_list()
         index = {m: i for i, m in enumerate(ids)}
         if len(index) != len(ids):
-            raise ScorerError(f"feature snapshot {path} repeats merchant ids ({len(ids) - len(index)} duplicates)")
-        as_of = frame["as_of"].cast(pl.String).to_list() if "as_of" in frame.columns else [None] * len(ids)
-        return cls(path, sha256 or file_sha256(path), frame, index, as_of)
+            raise ScorerError(f"feature snapshot {self.path} repeats merchant ids ({len(ids) - len(index)} duplicates)")
+        return index
+
+    @cached_property
+    def as_of(self) -> list[str | None]:
+        if "as_of" not in self.frame.columns:
+            return [None] * self.frame.height
+        return self.frame["as_of"].cast(pl.String).to_list()
 
     def row(self, i: int) -> dict[str, Any]:
         """One merchant's row as plain JSON-ready values (dates as ISO text)."""
@@ -215,56 +224,41 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
     return _RowFrame(columns)
 
 
-def results(
-    bundle: ScoringBundle,
-    X: np.ndarray,
-    merchant_ids: list[str | None],
-    as_of: list[str | None],
-    model_name: str,
-    model_version: str,
-    *,
-    threads: int = 1,
-) -> list[dict]:
-    """Response objects for the rows of ``X`` (the one code path: snapshot, live rows and replay):
-    the bundle's :class:`training.result.Scores` rendered row by row, with the ids and the model."""
-    out: list[dict] = []
-    for start in range(0, len(X), CHUNK_ROWS):
-        scores = bundle.score_encoded(X[start : start + CHUNK_ROWS], threads=threads)
-        out.extend(
-            {
-                "merchant_id": merchant_ids[start + j],
-                **scores.row(j),
-                "model_name": model_name,
-                "model_version": model_version,
-                "features_as_of": as_of[start + j],
-            }
-            for j in range(len(scores))
-        )
-    return out
-
-
 @dataclass
 class Scorer:
-    """A servable (model, snapshot, policy) with every snapshot merchant's answer precomputed."""
+    """A servable (model, snapshot, policy) answering from the answer store computed for exactly those three."""
 
     handle: ModelHandle
     bundle: ScoringBundle
     snapshot: Snapshot
     policy: Policy
     policy_file: Path
-    fragments: list[str]
+    store: AnswerStore
     card: dict
     card_json: bytes = b""
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    rescored: dict[int, dict] = field(default_factory=dict)  # snapshot row -> its re-scored feature row
+    rescored: dict[int, dict] = field(default_factory=dict)  # store row -> its re-scored feature row
+    _rescored_answers: dict[int, str] = field(default_factory=dict)  # store row -> its re-scored answer
 
     @classmethod
     def build(
-        cls, handle: ModelHandle, snapshot: Path | Snapshot, policy_file: Path, *, threads: int | None = None
+        cls,
+        handle: ModelHandle,
+        snapshot: Path | Snapshot,
+        policy_file: Path,
+        *,
+        answers_dir: Path,
+        pinned: Path | None = None,
+        build_store: StoreBuilder | None = None,
+        verify: Literal["quick", "full"] = "quick",
     ) -> Scorer:
-        """Load and check the three parts, then precompute; ScorerError says what does not fit."""
+        """Load and check the three parts, then open their answer store; ScorerError says what does not fit.
+
+        The store is ``pinned`` (a store folder the operator named: refused unless computed for exactly this
+        model version, snapshot and policy) or the one for them under ``answers_dir``; a missing one is
+        written by ``build_store`` first, or refused when there is none.
+        """
         started = time.perf_counter()
-        threads = threads or max(1, os.cpu_count() or 1)
         try:
             if (Path(handle.bundle_dir) / "model.txt").exists():  # a scorecard bundle has no booster
                 check_booster_file(Path(handle.bundle_dir) / "model.txt")
@@ -279,26 +273,33 @@ class Scorer:
             policy = load_policy(policy_file)
         except Exception as err:
             raise ScorerError(f"cannot load decision policy {policy_file}: {err}") from err
-        missing = [f for f in bundle.feature_names if f not in snap.frame.columns]
+        missing = [f for f in bundle.feature_names if f not in snap.schema]
         if missing:
             raise ScorerError(
                 f"model '{handle.name}' version {handle.version} needs {len(missing)} feature(s) the snapshot "
                 f"{snap.path} lacks ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}): rebuild the "
                 f"snapshot with `lifecredit features` or promote a model trained on this feature set"
             )
-        lacking = sorted(f for f in policy.features if f not in snap.frame.columns)
+        lacking = sorted(f for f in policy.features if f not in snap.schema)
         if lacking:
             raise ScorerError(
                 f"decision policy {policy_file} reads feature(s) {', '.join(lacking)} that the "
                 f"snapshot {snap.path} lacks"
             )
+        wanted = StoreFor(handle.name, str(handle.version), handle.run_id, snap.sha256, policy.version, policy.sha256)
+        path = Path(pinned) if pinned else store_path(answers_dir, wanted)
         try:
-            X = bundle.encode(snap.frame)
-        except (MissingFeatureError, ValueError) as err:
-            raise ScorerError(f"snapshot {snap.path} does not fit model version {handle.version}: {err}") from err
-        ids = snap.frame["merchant_id"].cast(pl.String).to_list()
-        rows = results(bundle, X, ids, snap.as_of, handle.name, handle.version, threads=threads)
-        fragments = [canonical_json(r) for r in rows]
+            if not pinned and not path.exists():
+                if build_store is None:
+                    raise StoreError(
+                        f"no answer store for model {handle.name} version {handle.version}, snapshot "
+                        f"{snap.sha256[:12]} and policy {policy.version} under {answers_dir}: write it with "
+                        "`lifecredit score-all`"
+                    )
+                build_store(wanted, Path(handle.bundle_dir), snap.path)
+            store = open_store(path, wanted=wanted, verify=verify)
+        except (StoreError, ValueError) as err:
+            raise ScorerError(str(err)) from err
         card = {
             **handle.card,
             "feature_set": {
@@ -309,36 +310,52 @@ class Scorer:
             "policy": {"version": policy.version, "sha256": policy.sha256, "file": str(policy_file)},
             "snapshot": {
                 "path": str(snap.path),
-                "as_of": snap.latest_as_of,
-                "merchants": len(ids),
+                "as_of": store.latest_as_of,
+                "merchants": len(store),
                 "sha256": snap.sha256,
             },
+            "answer_store": {"id": store.store_id, "path": str(store.path), "created_at": store.manifest["created_at"]},
             "load_seconds": round(time.perf_counter() - started, 3),
         }
-        scorer = cls(handle, bundle, snap, policy, Path(policy_file), fragments, card)
+        scorer = cls(handle, bundle, snap, policy, Path(policy_file), store, card)
         scorer.card_json = json.dumps(card, ensure_ascii=False, default=str).encode()
         return scorer
 
     # -- lookups ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.store)
+
+    @property
+    def latest_as_of(self) -> str | None:
+        return self.store.latest_as_of
+
     def find(self, merchant_id: str) -> int | None:
-        return self.snapshot.index.get(merchant_id)
+        return self.store.find(merchant_id)
+
+    def fragment(self, i: int) -> str:
+        """Merchant ``i``'s answer as canonical JSON: its re-scored one after a correction, else the store's."""
+        return self._rescored_answers.get(i) or self.store.answer(i)
 
     def result(self, i: int) -> dict:
-        return json.loads(self.fragments[i])
+        return json.loads(self.fragment(i))
+
+    def as_of(self, i: int) -> str:
+        return self.store.as_of(i)
 
     def row(self, i: int) -> dict[str, Any]:
-        """Merchant ``i``'s feature row: its re-scored row after a correction, else the snapshot's."""
-        return self.rescored.get(i) or self.snapshot.row(i)
+        """Merchant ``i``'s feature row: its re-scored row after a correction, else the store's."""
+        return self.rescored.get(i) or self.store.row(i)
 
     def rescore(self, i: int, features: pl.DataFrame) -> dict:
         """Score merchant ``i`` anew from its recomputed feature row (one row of snapshot columns) and serve
-        that answer from now on; the rest of the snapshot is untouched. Returns the new answer."""
+        that answer from now on; the store is untouched. Returns the new answer."""
         X = self.bundle.encode(features)
-        merchant_id = self.snapshot.frame["merchant_id"][i]
-        answer = results(self.bundle, X, [merchant_id], [self.snapshot.as_of[i]], self.handle.name, self.handle.version)
+        answer = results(
+            self.bundle, X, [self.store.merchant_id(i)], [self.as_of(i)], self.handle.name, self.handle.version
+        )
         row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in features.row(0, named=True).items()}
         self.rescored[i] = row
-        self.fragments[i] = canonical_json(answer[0])
+        self._rescored_answers[i] = canonical_json(answer[0])
         return answer[0]
 
     # -- live scoring of a feature row --------------------------------------------------------

@@ -95,6 +95,15 @@ async def model_card() -> Response:
 
 
 @read_api.get(
+    "/admin/reload/{job_id}",
+    tags=["lifecredit"],
+    summary="A reload job: running, succeeded or failed, its stage and progress (role: admin)",
+)
+async def reload_status(job_id: str) -> Response:
+    return _engine().reload_status(job_id)
+
+
+@read_api.get(
     "/decisions/{decision_id}", tags=["lifecredit"], summary="One audit record (bank: its own records; admin: any)"
 )
 async def decision(decision_id: str, request: Request) -> Response:
@@ -187,15 +196,16 @@ class LifeCredit:
 
     @bentoml.api(route="/admin/reload")
     async def admin_reload(self, ctx: bentoml.Context = None) -> dict:
-        """Load the current champion and the newest snapshot without a restart (role: admin).
+        """Start loading the current champion and the newest snapshot without a restart (role: admin).
 
-        In-flight requests finish on the old model; a broken version fails the reload (409) and
-        the old model keeps serving.
+        Answers 202 at once with a job id; `GET /admin/reload/{job_id}` follows its progress. The
+        old answers keep serving until the new answer store is complete and verified, then the
+        switch is atomic; a failed reload leaves the old answers serving and says why.
         """
         key = _key(ctx)
         if key is None:
             return _reply(ctx, error(401, "missing API key"))
-        return _reply(ctx, await anyio.to_thread.run_sync(self._engine.admin_reload))
+        return _reply(ctx, self._engine.admin_reload())
 
 
 def _gatekeeper(app: Any) -> AuthMiddleware:

@@ -213,3 +213,34 @@ def file_objections(
             )
     finally:
         store.close()
+
+
+def _follow_reload(started: tuple[int, dict], poll, timeout: float) -> dict:
+    status, body = started
+    assert status == 202, body
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = poll(body["job_id"])
+        if job["status"] != "running":
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"reload {body['job_id']} still running after {timeout} s")
+
+
+def reload_over_http(url: str, admin_key: str, timeout: float = 180) -> dict:
+    """POST /admin/reload (202 and a job id), then GET /admin/reload/{id} until the job ends: its last state."""
+
+    def poll(job_id: str) -> dict:
+        status, job = http("GET", f"{url}/admin/reload/{job_id}", key=admin_key)
+        assert status == 200, job
+        return job
+
+    return _follow_reload(http("POST", url + "/admin/reload", {}, admin_key), poll, timeout)
+
+
+def reload_in_process(engine, timeout: float = 180) -> dict:
+    """An admin's reload through ``Engine.admin_reload``, followed until the job ends: its last state."""
+    r = engine.admin_reload()
+    return _follow_reload(
+        (r.status_code, json.loads(r.body)), lambda job_id: json.loads(engine.reload_status(job_id).body), timeout
+    )

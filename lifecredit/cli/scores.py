@@ -14,7 +14,17 @@ from rich.table import Table
 
 from core.settings import get_settings
 from core.vocabulary import CLASSES
-from lifecredit.cli.common import app, quiet_training_logs, split_list, stderr, stop
+from lifecredit.cli.common import (
+    ENGINE_HELP,
+    SCHEDULER_HELP,
+    Engine,
+    app,
+    check_engine,
+    quiet_training_logs,
+    split_list,
+    stderr,
+    stop,
+)
 
 
 @app.command()
@@ -80,16 +90,40 @@ def score_all(
     ] = None,
     history: Annotated[Path | None, typer.Option(help="Class history folder (default: settings' history_dir).")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model whose 'champion' scores.")] = None,
+    engine: Annotated[Engine, typer.Option(help="Where the answer store is computed: " + ENGINE_HELP)] = Engine.local,
+    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="With --engine dask and no --scheduler: workers of the local cluster.")
+    ] = 2,
+    answers: Annotated[
+        Path | None, typer.Option(help="Answer stores folder (default: settings' answers_dir, <data_dir>/answers).")
+    ] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Write the answer store again even if it exists.")] = False,
 ) -> None:
     """Score every merchant (borrowers or not) with the champion and write the month(s) to the class history.
 
-    Default: the snapshot's as_of. A month already in the history is replaced, never duplicated.
-    Prints a JSON summary (months, merchants, class counts, model version) as the last stdout line.
+    For the snapshot's own as_of it first writes the answer store the server opens: every merchant's
+    answer (PD, score, grade, class, reasons) and feature row, for this champion, snapshot and decision
+    policy (<answers>/<store id>/: manifest.json and Arrow parts sorted by merchant). An existing store for
+    the same three is reused. Default month: the snapshot's as_of. A month already in the history is
+    replaced, never duplicated. Prints a JSON summary (months, merchants, class counts, model version,
+    store) as the last stdout line.
     """
     quiet_training_logs()
+    from answers.store import StoreError
+    from features.dask_engine import DaskUnavailable
     from regulator.history import HistoryError
     from regulator.history import score_all as run_score_all
+    from serving.policy import DEFAULT_POLICY, load_policy
     from training.model_source import ModelUnavailable
+
+    check_engine(engine, scheduler)
+    settings = get_settings()
+    policy_file = Path(settings.policy_file or DEFAULT_POLICY)
+    try:
+        policy = load_policy(policy_file)
+    except Exception as err:  # noqa: BLE001 - any unreadable policy stops the command with its reason
+        stop("score-all", ValueError(f"cannot load decision policy {policy_file}: {err}"))
 
     try:
         dates = [date.fromisoformat(d) for d in as_of] if as_of else None
@@ -97,7 +131,13 @@ def score_all(
         raise typer.BadParameter(str(err), param_hint="--as-of") from err
     try:
         result = run_score_all(
-            get_settings(),
+            settings,
+            policy=(policy.version, policy.sha256),
+            answers_dir=answers,
+            engine=engine.value,
+            scheduler=scheduler,
+            workers=workers,
+            rebuild=rebuild,
             as_of=dates,
             months=months,
             features_dir=features,
@@ -106,7 +146,7 @@ def score_all(
             model_name=model_name,
             progress=lambda msg: stderr.print(f"[dim]score-all:[/] {escape(msg)}"),
         )
-    except (HistoryError, ModelUnavailable, ValueError, FileNotFoundError) as err:
+    except (HistoryError, StoreError, DaskUnavailable, ModelUnavailable, ValueError, FileNotFoundError) as err:
         stop("score-all", err)
     table = Table(
         title=f"class history in {result['history_dir']} (model {result['model']['name']} "
@@ -117,6 +157,10 @@ def score_all(
     for m in result["months"]:
         table.add_row(m["month"], m["as_of"], f"{m['merchants']:,}", *(f"{m['classes'][c]:,}" for c in CLASSES))
     stderr.print(table)
+    if result["store"]:
+        store = result["store"]
+        how = "reused" if store["reused"] else f"written in {store['seconds']:.1f} s ({store['engine']})"
+        stderr.print(f"answer store {escape(store['path'])}: {store['rows']:,} merchants, {how}")
     print(json.dumps(result, ensure_ascii=False))
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from answers.render import results
 from core.audit import AuditLog, AuditRecord, AuditUnavailable
 from core.objections import DEADLINE_DAYS, ObjectionError, ObjectionStore
 from core.settings import Settings
@@ -25,7 +26,7 @@ from merchant.report import QUERY_PURPOSE, build_report, class_history, record_e
 from merchant.rescore import RescoreError, merchant_tables, rescore_features
 from serving.engine import Engine, error, feature_frame, json_response
 from serving.keys import ApiKey
-from serving.scorer import Snapshot, results
+from serving.scorer import Snapshot
 from training.bundle import ScoringBundle
 from training.master_scale import MasterScale
 from training.model_source import from_mlflow
@@ -355,7 +356,7 @@ class MerchantDesk:
             merchant_id=merchant_id,
             snapshot_sha256=scorer.snapshot.sha256,
             model_version=scorer.handle.version,
-            features_as_of=scorer.snapshot.as_of[i],
+            features_as_of=scorer.as_of(i),
             previous=previous,
             answer=answer,
             features=scorer.rescored[i],

@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 
 from benchmarks.soak import LC, ServerProcess, base_env, cli, free_port, serve, service_cmd
+from helpers import reload_over_http
 
 MODEL = "lifecredit-merchant-pd"
 
@@ -165,9 +166,11 @@ def _still_serving(site: dict, before: dict | None = None) -> dict:
 
 
 def _refused(site: dict, *needles: str) -> None:
-    r = _post(site["url"], "/admin/reload", site["keys"]["admin"])
-    assert r.status_code == 409, r.text
-    assert r.json()["serving_version"] == site["version"] and all(n in r.json()["error"] for n in needles), r.text
+    """The reload job fails, naming what is wrong, and the server stays ready on its old answers."""
+    job = reload_over_http(site["url"], site["keys"]["admin"])
+    assert job["status"] == "failed", job
+    assert all(n in job["error"] for n in needles), job
+    assert httpx.get(site["url"] + "/readyz").status_code == 200
 
 
 def _truncate(path: Path) -> None:
@@ -227,8 +230,8 @@ def test_reload_refuses_corrupt_or_partial_snapshot_and_keeps_the_old_one(reload
         _still_serving(reloadable, before)
     finally:
         latest.write_bytes(good)
-    r = _post(reloadable["url"], "/admin/reload", reloadable["keys"]["admin"])
-    assert r.status_code == 200 and r.json()["model_version"] == reloadable["version"], r.text
+    job = reload_over_http(reloadable["url"], reloadable["keys"]["admin"])
+    assert job["status"] == "succeeded" and job["result"]["model_version"] == reloadable["version"], job
 
 
 # -- audit store unwritable: no decision without a record -------------------------------------------

@@ -19,7 +19,7 @@ import httpx
 import polars as pl
 import pytest
 
-from helpers import BIN, ROOT
+from helpers import BIN, ROOT, reload_over_http
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,7 @@ def test_report_objection_correction_rescore(flow):
         cwd=ROOT,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert _call(url, "POST", "/admin/reload", admin).status_code == 200
+    assert reload_over_http(url, admin)["status"] == "succeeded"
     assert _answers(url, bank, [m])[m]["pd"] == after[m]["pd"]
 
     # the same report from the command line, as a file (and a PDF where a PDF engine is installed)

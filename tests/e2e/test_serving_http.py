@@ -88,7 +88,8 @@ def test_lifecredit_serve_every_endpoint_every_role(site):
         for role, key in keys.items():
             for name, (method, path, body) in calls.items():
                 status, payload = http(method, f"{url}{path}", body, key)
-                assert status == (200 if name in allowed[role] else 403), (role, name, payload)
+                ok = 202 if name == "reload" else 200  # a reload answers with its job at once
+                assert status == (ok if name in allowed[role] else 403), (role, name, payload)
             for bad in (None, "lck_0000_wrong"):
                 assert http("POST", f"{url}/score", {"merchant_id": m}, bad)[0] == 401
         status, scored = http("POST", f"{url}/score", {"merchant_id": m}, keys["bank"])

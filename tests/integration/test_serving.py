@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from helpers import apply_env, in_process_app
+from helpers import apply_env, in_process_app, reload_in_process
 from serving.keys import KeyStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -228,16 +228,16 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
         mlflow.log_param("note", "no artefacts")
     mv = c.create_model_version("lifecredit-merchant-pd", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
     c.set_registered_model_alias("lifecredit-merchant-pd", CHAMPION, mv.version)
-    r = engine.admin_reload()
-    assert r.status_code == 409 and "serving_bundle" in _body(r)["error"]
-    assert _body(r)["serving_version"] == served.version and engine.scorer is old
+    job = reload_in_process(engine)
+    assert job["status"] == "failed" and "serving_bundle" in job["error"]
+    assert engine.scorer is old and engine.ready()
     c.set_registered_model_alias("lifecredit-merchant-pd", CHAMPION, served.version)
 
     # a snapshot that lacks a model feature
     frame = pl.read_parquet(own_store / "latest.parquet")
     frame.drop("complaints_unresolved_share_365d").write_parquet(own_store / "latest.parquet")
-    r = engine.admin_reload()
-    assert r.status_code == 409 and "complaints_unresolved_share_365d" in _body(r)["error"]
+    job = reload_in_process(engine)
+    assert job["status"] == "failed" and "complaints_unresolved_share_365d" in job["error"]
     assert engine.scorer is old and engine.score_id(bank, m).status_code == 200
 
     # a good new snapshot, reloaded while requests keep coming: none fails, none mixes models
@@ -261,13 +261,13 @@ def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, 
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    r = engine.admin_reload()
+    job = reload_in_process(engine)
     stop.set()
     for t in threads:
         t.join()
-    assert r.status_code == 200 and _body(r)["snapshot_sha256"] != old.snapshot.sha256
+    assert job["status"] == "succeeded" and job["result"]["snapshot_sha256"] != old.snapshot.sha256
     assert statuses and set(statuses) == {200}
-    assert engine.scorer is not old and old.fragments[old.find(m)] == json.dumps(
+    assert engine.scorer is not old and old.fragment(old.find(m)) == json.dumps(
         {k: v for k, v in before.items() if k not in ("decision_id", "records_under_objection")},
         sort_keys=True,
         separators=(",", ":"),
@@ -301,7 +301,7 @@ def test_replay_reproduces_every_kind_of_record_after_the_snapshot_moves_on(serv
     frame.with_columns(pl.col("sales_net_yuan_180d") * 0.5, pl.col("complaints_365d") + 3).write_parquet(
         own_store / "latest.parquet"
     )
-    assert engine.admin_reload().status_code == 200
+    assert reload_in_process(engine)["status"] == "succeeded"
     runner = CliRunner()
     for answer in made:
         res = runner.invoke(app, ["replay", answer["decision_id"]])
@@ -546,7 +546,7 @@ def test_a_reload_in_one_worker_reaches_the_others(served, own_store):
     frame = pl.read_parquet(own_store / "latest.parquet")
     frame.with_columns(pl.col("complaints_365d") + 1).write_parquet(own_store / "latest.parquet")
     time.sleep(0.05)  # a distinct marker mtime on coarse clocks
-    assert first.admin_reload().status_code == 200
+    assert reload_in_process(first)["status"] == "succeeded"
     second.poll_marker()
     assert second.scorer is not old and second.scorer.snapshot.sha256 == first.scorer.snapshot.sha256
     followed = second.scorer

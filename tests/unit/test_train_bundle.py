@@ -104,7 +104,7 @@ def test_predict_keeps_rows_and_index_and_has_all_columns(bundle):
 
 def test_one_result_renders_as_the_frame_and_as_the_api_rows(bundle):
     """``predict``'s frame, the result's JSON rows and serving's response objects are one result, rendered."""
-    from serving.scorer import results
+    from answers.render import results
 
     frame, _ = _frame(120, 11)
     scores = bundle.score(frame)
