@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,14 @@ class Engine:
         """Resolve the champion, the newest snapshot and the policy, and open their answer store
         (written first by ``build_store`` when missing; by default in this process)."""
         s = self.settings
-        if self.bento_model:
-            handle, policy_file = from_bentoml(s, self.bento_model)
-        else:
-            handle: ModelHandle = from_mlflow(s)
-            policy_file = Path(s.policy_file or DEFAULT_POLICY)
-        snapshot = Snapshot.load(s.serving_snapshot_dir / "latest.parquet")
+        with ThreadPoolExecutor(1) as pool:  # hash the snapshot while the registry answers
+            hashed = pool.submit(Snapshot.load, s.serving_snapshot_dir / "latest.parquet")
+            if self.bento_model:
+                handle, policy_file = from_bentoml(s, self.bento_model)
+            else:
+                handle: ModelHandle = from_mlflow(s)
+                policy_file = Path(s.policy_file or DEFAULT_POLICY)
+            snapshot = hashed.result()
         scorer = Scorer.build(
             handle,
             snapshot,

@@ -6,13 +6,13 @@ answer store (:mod:`answers.store`): PD, score, grade, class and the TreeSHAP re
 merchant as the JSON text the API returns, beside the feature row each came from. A scorer opens
 that store memory-mapped, so a request by merchant id is a binary search and a slice of mapped
 bytes, and start-up costs the same for ten thousand merchants or ten million. A request with a
-full feature row is scored live through the same :class:`training.bundle.ScoringBundle` code.
+full feature row is scored live by :class:`training.fast_row.RowScorer`: the same
+:class:`training.bundle.ScoringBundle` code and answer, on LightGBM's single-row path.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -28,12 +28,13 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from answers.render import results
+from answers.render import render, results
 from answers.store import AnswerStore, StoreError, StoreFor, open_store, store_path
 from core.audit import canonical_json
 from core.files import file_sha256
 from serving.policy import Policy, decide, load_policy
 from training.bundle import ScoringBundle
+from training.fast_row import RowScorer, row_problems
 from training.model_source import ModelHandle
 
 SNAPSHOT_FILE = "latest.parquet"
@@ -118,12 +119,20 @@ def check_booster_file(path: Path) -> None:
     LightGBM's parser aborts the whole process (C++ terminate) on a truncated or corrupt
     model text, which would take the serving worker and its current model down with it; a
     child that dies instead costs one extra process start per new model file (each file is
-    checked once). Its message may quote the file's broken bytes: decoded with replacement, never an error of its own.
+    checked once; the verdict is kept beside it, so a restart does not pay again). Its message may quote the
+    file's broken bytes: decoded with replacement, never an error of its own.
     """
     stat = path.stat()
     ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    verdict = path.with_name(f".{path.name}.loads")
     if ident in _CHECKED_BOOSTERS:
         return
+    try:
+        if verdict.read_text(encoding="utf-8") == f"{stat.st_size} {stat.st_mtime_ns}":
+            _CHECKED_BOOSTERS.add(ident)
+            return
+    except OSError:
+        pass
     res = subprocess.run(
         [sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])", str(path)],
         capture_output=True,
@@ -140,6 +149,10 @@ def check_booster_file(path: Path) -> None:
             f"{': ' + lines[-1][:300] if lines else ''})"
         )
     _CHECKED_BOOSTERS.add(ident)
+    try:
+        verdict.write_text(f"{stat.st_size} {stat.st_mtime_ns}", encoding="utf-8")
+    except OSError:
+        pass  # a read-only bundle (a Bento's) is checked again at the next start
 
 
 def _expected_rows(path: Path) -> int | None:
@@ -165,62 +178,28 @@ class _RowFrame:
         return self._columns[name]
 
 
-def _finite(v: float) -> bool:
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:  # an integer beyond float range
-        return False
+def check_row(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: bool = False) -> None:
+    """Raise :class:`InputError` listing every problem with a request's feature row
+    (:func:`training.fast_row.row_problems`: numbers for numeric features, true/false for flags,
+    strings or integer codes for categories, null for missing; keys that are not model features
+    are a problem unless ``ignore_extra``, as in replay of a stored snapshot row)."""
+    detail = row_problems(bundle.features, features, ignore_extra=ignore_extra)
+    if detail:
+        raise InputError(f"{len(detail)} problem(s) with the feature row", detail)
 
 
 def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: bool = False) -> _RowFrame:
-    """Type-check a feature row against the model's features (every problem listed) and frame it for encode.
-
-    Numbers for numeric features, true/false for flags, strings (or integer codes) for
-    categories, null for missing; keys that are not model features are an error unless
-    ``ignore_extra`` (replay of a stored snapshot row, which carries ids and the label too).
-    """
-    detail: list[dict] = []
-    if not ignore_extra:
-        known = {f.name for f in bundle.features}
-        for name in sorted(set(features) - known):
-            detail.append(
-                {
-                    "loc": ["features", name],
-                    "msg": "not a feature of this model (see GET /model)",
-                    "type": "extra_forbidden",
-                }
-            )
+    """Type-check a feature row (:func:`check_row`) and frame it for ``ScoringBundle.encode``."""
+    check_row(bundle, features, ignore_extra=ignore_extra)
     columns: dict[str, np.ndarray] = {}
     for f in bundle.features:
-        if f.name not in features:
-            detail.append(
-                {"loc": ["features", f.name], "msg": f"missing ({f.dtype}; null if unknown)", "type": "missing"}
-            )
-            continue
         v = features[f.name]
         if f.is_categorical:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                detail.append(
-                    {"loc": ["features", f.name], "msg": "expected a category (string) or null", "type": "string_type"}
-                )
             columns[f.name] = np.array([None if v is None else str(v)], dtype=object)
         elif f.dtype == "bool":
-            if v is not None and not isinstance(v, bool):
-                detail.append({"loc": ["features", f.name], "msg": "expected true, false or null", "type": "bool_type"})
             columns[f.name] = np.array([np.nan if v is None else float(bool(v))])
         else:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v)):
-                detail.append(
-                    {
-                        "loc": ["features", f.name],
-                        "msg": f"expected a finite number ({f.dtype}) or null",
-                        "type": "number_type",
-                    }
-                )
-                v = None
             columns[f.name] = np.array([np.nan if v is None else float(v)])
-    if detail:
-        raise InputError(f"{len(detail)} problem(s) with the feature row", detail)
     return _RowFrame(columns)
 
 
@@ -239,6 +218,11 @@ class Scorer:
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     rescored: dict[int, dict] = field(default_factory=dict)  # store row -> its re-scored feature row
     _rescored_answers: dict[int, str] = field(default_factory=dict)  # store row -> its re-scored answer
+    row_scorer: RowScorer | None = field(default=None, repr=False)  # the live one-row path, built once per model
+
+    def __post_init__(self) -> None:
+        if self.row_scorer is None:
+            self.row_scorer = RowScorer(self.bundle)
 
     @classmethod
     def build(
@@ -263,6 +247,7 @@ class Scorer:
             if (Path(handle.bundle_dir) / "model.txt").exists():  # a scorecard bundle has no booster
                 check_booster_file(Path(handle.bundle_dir) / "model.txt")
             bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
+            row_scorer = RowScorer(bundle)
         except Exception as err:
             raise ScorerError(
                 f"model '{handle.name}' version {handle.version}: cannot load its bundle from "
@@ -317,7 +302,7 @@ class Scorer:
             "answer_store": {"id": store.store_id, "path": str(store.path), "created_at": store.manifest["created_at"]},
             "load_seconds": round(time.perf_counter() - started, 3),
         }
-        scorer = cls(handle, bundle, snap, policy, Path(policy_file), store, card)
+        scorer = cls(handle, bundle, snap, policy, Path(policy_file), store, card, row_scorer=row_scorer)
         scorer.card_json = json.dumps(card, ensure_ascii=False, default=str).encode()
         return scorer
 
@@ -360,9 +345,11 @@ class Scorer:
 
     # -- live scoring of a feature row --------------------------------------------------------
     def score_row(self, features: dict[str, Any]) -> dict:
-        """Score one feature row live (TreeSHAP on one row; its cost grows with the model's size)."""
-        X = self.bundle.encode(row_frame(self.bundle, features))
-        return results(self.bundle, X, [None], [None], self.handle.name, self.handle.version)[0]
+        """Score one feature row live: the bundle's answer for that row (TreeSHAP on one row is most of
+        the cost, and grows with the model's size)."""
+        check_row(self.bundle, features)
+        scores = self.row_scorer.score(self.row_scorer.encode(features))
+        return render(scores, [None], [None], self.handle.name, self.handle.version)[0]
 
     # -- decisions ----------------------------------------------------------------------------
     def term_problem(self, product: str, term_months: int) -> str | None:

@@ -26,6 +26,7 @@ whatever their value, as "<name> raised the risk".
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +144,8 @@ def rank_reasons(
     # one reason per group: groups ranked by the sum of their members' risk-raising contributions,
     # each shown as its largest member (several sales features do not crowd out complaints, and a
     # decline spread thin over a dozen sales windows still counts as one strong reason)
-    score = np.column_stack([np.where(contrib[:, m] > 0, contrib[:, m], 0.0).sum(axis=1) for m in members])
+    raising = np.where(contrib > 0, contrib, 0.0)  # summed in member order whatever the number of rows, so one
+    score = np.column_stack([functools.reduce(np.add, (raising[:, j] for j in m)) for m in members])  # row = a batch
     best = np.column_stack([m[np.argmax(contrib[:, m], axis=1)] for m in members])
     k = min(N_REASONS, len(members))
     rank = np.argsort(-score, axis=1, kind="stable")[:, :k]

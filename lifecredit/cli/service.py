@@ -110,11 +110,24 @@ def serve(
     features: Annotated[
         Path | None, typer.Option(help="Folder with latest.parquet (default: <data_dir>/features).")
     ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(help="Answer stores folder, as `score-all` wrote it (default: settings' answers_dir)."),
+    ] = None,
+    answer_store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve exactly this answer store folder; refused (not ready, with the reason) unless it was "
+            "computed for the champion, the snapshot and the policy."
+        ),
+    ] = None,
 ) -> None:
     """Start the scoring and decision service (BentoML) in the foreground; Ctrl-C stops it.
 
     Checks first that a champion and a feature snapshot exist (and says which command makes
-    them); the server then reports ready at /readyz once both are loaded.
+    them). The server opens the answer store `lifecredit score-all` wrote for the champion, the
+    snapshot and the policy (memory-mapped: ready in seconds whatever the book's size); without
+    one it computes the store itself first. It reports ready at /readyz once the store is open.
     """
     import os
     import shutil
@@ -126,7 +139,14 @@ def serve(
 
     overrides = {
         k: v
-        for k, v in {"host": host, "port": port, "model_name": model_name, "snapshot_dir": features}.items()
+        for k, v in {
+            "host": host,
+            "port": port,
+            "model_name": model_name,
+            "snapshot_dir": features,
+            "answers_dir": answers,
+            "answer_store": answer_store,
+        }.items()
         if v is not None
     }
     settings = Settings(**{**get_settings().model_dump(), **overrides})
