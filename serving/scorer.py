@@ -89,7 +89,24 @@ class Snapshot:
 
     @cached_property
     def frame(self) -> pl.DataFrame:
+        """Every row, read once and kept (offline commands; a server reads only what a request needs)."""
+        return self.read()
+
+    def read(self) -> pl.DataFrame:
+        """Every row, read now and not kept (a steward's re-score ranks one merchant against the whole market)."""
         return pl.read_parquet(self.path)
+
+    def peers(self, sector: Any, province: Any) -> pl.DataFrame:
+        """The rows of one sector x province (a merchant's peer group), read from the file with the filter pushed
+        down, so a merchant's report does not hold a national book in memory."""
+        return (
+            pl.scan_parquet(self.path)
+            .filter(
+                (pl.col("sector").cast(pl.String) == str(sector))
+                & (pl.col("province").cast(pl.String) == str(province))
+            )
+            .collect()
+        )
 
     @cached_property
     def index(self) -> dict[str, int]:

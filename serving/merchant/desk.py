@@ -92,7 +92,7 @@ def assemble(
         merchant_id=merchant_id,
         answer=answer,
         features=features,
-        snapshot=snapshot.frame,
+        snapshot=snapshot.peers(features.get("sector"), features.get("province")),
         tables=merchant_tables(settings.validated_dir, merchant_id, settings.corrections_folder),
         history=class_history(settings.class_history_dir, merchant_id, rescores),
         objections=store.list(merchant_id=merchant_id),
@@ -340,7 +340,7 @@ class MerchantDesk:
             frame = rescore_features(
                 self.settings.validated_dir,
                 self.settings.corrections_folder,
-                scorer.snapshot.frame,
+                scorer.snapshot.read(),
                 merchant_id,
                 self.catalog,
             )

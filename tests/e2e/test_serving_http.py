@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -145,3 +146,36 @@ def test_bento_builds_and_serves_without_the_registry(site, tmp_path):
         status, scored = http("POST", f"{url}/score", {"merchant_id": site["ids"][1]}, bank)
         assert status == 200 and scored["model_version"] == site["version"]
     assert not (tmp_path / "no-registry").exists()
+
+
+def _mapping_pids(folder) -> dict[int, set[str]]:
+    """Processes that map files of ``folder``, with the files each maps (from /proc/<pid>/maps)."""
+    found: dict[int, set[str]] = {}
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            files = {line.split(maxsplit=5)[-1] for line in maps.read_text().splitlines() if str(folder) in line}
+        except OSError:
+            continue
+        if files:
+            found[int(maps.parent.name)] = files
+    return found
+
+
+def test_two_workers_share_one_mapped_answer_store(site, tmp_path):
+    """With LIFECREDIT_SERVE_WORKERS=2 both workers map the same store files (one copy in the page cache);
+    their first loads race to write the missing store and one folder results."""
+    import time
+
+    answers = tmp_path / "answers"
+    env = {**site["env"], "LIFECREDIT_SERVE_WORKERS": "2", "LIFECREDIT_ANSWERS_DIR": str(answers)}
+    port = free_port()
+    with server([str(BIN / "lifecredit"), "serve", "--port", str(port)], env, port, site["logs"] / "two.log") as url:
+        deadline = time.monotonic() + 90
+        while len(mapping := _mapping_pids(answers)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stores = [p for p in answers.iterdir() if not p.name.startswith(".")]
+        assert len(stores) == 1 and len(mapping) == 2, (stores, mapping)
+        assert all(files == {str(stores[0] / "part-00000.arrow")} for files in mapping.values()), mapping
+        for m in site["ids"][:20]:
+            status, body = http("POST", f"{url}/score", {"merchant_id": m}, site["keys"]["bank"])
+            assert status == 200 and body["merchant_id"] == m

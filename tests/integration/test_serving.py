@@ -206,6 +206,34 @@ def own_store(served, monkeypatch, tmp_path):
     return snap
 
 
+def test_a_server_opens_the_store_score_all_wrote_and_refuses_one_for_another_policy(
+    served, own_store, tmp_path, monkeypatch
+):
+    """The server answers from the answer store of its champion, snapshot and policy (no second computation);
+    pinned to a store computed for another policy, it stays not ready and names the difference."""
+    from core.settings import get_settings
+    from serving.engine import Engine
+    from serving.policy import DEFAULT_POLICY
+
+    monkeypatch.setenv("LIFECREDIT_ANSWERS_DIR", str(tmp_path / "answers"))
+    get_settings.cache_clear()
+    written = Engine(get_settings())
+    written.load()
+    store = written.scorer.store
+    assert written.ready() and store.path.parent == tmp_path / "answers" and len(store) == len(served.ids)
+    assert written.scorer.fragment(written.scorer.find(served.ids[0])) == store.answer(store.find(served.ids[0]))
+
+    other = tmp_path / "policy.yaml"
+    other.write_text(DEFAULT_POLICY.read_text().replace('version: "', 'version: "other-', 1))
+    monkeypatch.setenv("LIFECREDIT_POLICY_FILE", str(other))
+    monkeypatch.setenv("LIFECREDIT_ANSWER_STORE", str(store.path))
+    get_settings.cache_clear()
+    pinned = Engine(get_settings())
+    pinned.load()
+    reason = pinned.not_ready().body.decode()
+    assert not pinned.ready() and "computed for another policy version" in reason and "wanted other-" in reason
+
+
 def test_reload_swaps_atomically_and_broken_versions_keep_the_old_model(served, own_store):
     import mlflow
 
