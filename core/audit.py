@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,11 +92,15 @@ class RawJSON(str):
     """Text that is canonical JSON already (built once, e.g. per merchant at model load): stored as is."""
 
 
+# One encoder for every canonical text: json.dumps with these options would build a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(obj: Any) -> str:
     """Stable JSON (sorted keys, no spaces) so equal requests hash equally."""
     if isinstance(obj, RawJSON):
         return obj
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(obj)
 
 
 def request_hash(body: Any) -> str:
@@ -132,13 +136,26 @@ class AuditRecord:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
 
     def row(self) -> tuple:
-        # a shallow copy: dataclasses.asdict deep-copies request and outputs (~10x the cost)
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["request"] = canonical_json(self.request)
-        values["request_hash"] = hashlib.sha256(values["request"].encode()).hexdigest()
-        values["outputs"] = canonical_json(self.outputs)
-        values["features"] = None if self.features is None else canonical_json(self.features)
-        return tuple(values[c] for c in COLUMNS)
+        """The stored values in :data:`COLUMNS` order (built field by field: it runs on every request)."""
+        request = canonical_json(self.request)
+        return (
+            self.decision_id,
+            self.created_at,
+            self.endpoint,
+            self.key_name,
+            self.merchant_id,
+            hashlib.sha256(request.encode()).hexdigest(),
+            self.model_name,
+            self.model_version,
+            self.features_as_of,
+            self.policy_version,
+            self.policy_hash,
+            request,
+            canonical_json(self.outputs),
+            self.model_run_id,
+            self.features_ref,
+            None if self.features is None else canonical_json(self.features),
+        )
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
@@ -232,15 +249,20 @@ def _retry_while_locked(step, *, seconds: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+SQLITE_INSERT = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# How long the checkpointer's closing step waits for other processes' readers and writers.
+CHECKPOINT_WAIT_SECONDS = 0.05
+
+
 class SqliteAuditLog(AuditLog):
     """SQLite (WAL): one connection shared by the service's threads, serialised by a lock.
 
     WAL checkpoints (copying the log into the database file, with an fsync) run in a background
     thread every ``checkpoint_seconds`` instead of inside whichever append crosses SQLite's
-    1,000-page threshold, so no append waits for a checkpoint. The fsync still slows the appends
-    around it a little (journal contention), so it runs rarely (every 10 s by default); the
-    figures are in ``benchmarks/RESULTS.md`` (``bench_audit.py``). ``None`` keeps SQLite's
-    automatic checkpoints.
+    1,000-page threshold, so appends wait for a checkpoint only in its short closing step, which
+    lets the WAL start over (see :meth:`_checkpoint`). It runs rarely (every 10 s by default);
+    the figures are in ``benchmarks/RESULTS.md`` (``bench_audit.py``, ``bench_serving.py``).
+    ``None`` keeps SQLite's automatic checkpoints.
     """
 
     def __init__(self, url: str, *, checkpoint_seconds: float | None = 10.0):
@@ -263,25 +285,37 @@ class SqliteAuditLog(AuditLog):
             self._checkpointer.start()
 
     def _checkpoint_loop(self, path: Path, every: float) -> None:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=CHECKPOINT_WAIT_SECONDS)
         try:
             while not self._stop.wait(every):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    pass  # a busy or failing store shows up on the next append
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._checkpoint(conn)
+            self._checkpoint(conn)
         except sqlite3.Error:
             pass
         finally:
             conn.close()
 
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database file, then let the next append start the WAL over.
+
+        The bulk is copied beside the appends (PASSIVE). A WAL that appends never stop writing to
+        is never wholly copied that way, so it would only grow; the few frames written meanwhile
+        are therefore copied with this worker's appends held (and other processes' writers
+        waited out for at most ``CHECKPOINT_WAIT_SECONDS``), after which the WAL restarts.
+        """
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with self._lock:  # cheap when nothing was appended meanwhile: nothing left to copy or sync
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error:
+            pass  # a busy or failing store shows up on the next append
+
     def append(self, record: AuditRecord) -> str:
         """Commit one record; return its decision_id. Raises AuditUnavailable on any store error."""
-        sql = f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        row = record.row()
         try:
             with self._lock:
-                self._conn.execute(sql, record.row())
+                self._conn.execute(SQLITE_INSERT, row)
         except sqlite3.Error as err:
             raise AuditUnavailable(f"audit store {self.url} refused the record: {err}") from err
         return record.decision_id

@@ -12,11 +12,13 @@ Speed: handlers are ``async`` and return ready JSON bytes; answers by merchant i
 texts precomputed at load (see :mod:`serving.scorer`). BentoML's access log is off by
 default (the audit log records every call), tracing is excluded for the API routes (its
 sample rate is 0 anyway) and metrics can be turned off (``LIFECREDIT_SERVE_METRICS=false``);
-``benchmarks/bench_serving.py`` measures what each costs.
+``benchmarks/bench_serving.py`` measures what each costs. BentoML's request timeout is
+replaced by :class:`PromptTimeout`, which leaves no timer behind per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -26,10 +28,11 @@ from typing import Any
 import anyio.to_thread
 import attrs
 import bentoml
+from bentoml._internal.server.http import traffic as bentoml_traffic
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from core.audit import is_postgres
 from core.settings import Settings, get_settings
@@ -63,6 +66,42 @@ def bentoml_config(settings: Settings) -> dict[str, Any]:
         "traffic": {"timeout": 60},
         "http": {"host": settings.host, "port": settings.port},
     }
+
+
+class PromptTimeout(bentoml_traffic.TimeoutMiddleware):
+    """BentoML's request timeout (504 when no response has started in time), its timer dropped when the response starts.
+
+    BentoML's own never cancels its timer: every request leaves a timer handle, a future and a
+    context alive for the whole timeout (a minute), so under load the garbage collector's oldest
+    generation fills with them and its full passes stall the event loop, which is what made the
+    by-id p99 (``benchmarks/bench_serving.py --tail``). This one also runs the app in the
+    request's own task instead of a new one.
+    """
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def relay(message: dict) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                deadline.reschedule(None)
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                await self.app(scope, receive, relay)
+        except TimeoutError:
+            if not deadline.expired() or started:
+                raise
+            message = f"Not able to process the request in {self.timeout} seconds"
+            await JSONResponse({"error": message}, status_code=504)(scope, receive, send)
+
+
+# BentoML builds its middleware stack from this module attribute when the worker starts the app.
+bentoml_traffic.TimeoutMiddleware = PromptTimeout
 
 
 read_api = FastAPI(title="lifecredit read API", docs_url=None, redoc_url=None, openapi_url=None)

@@ -2,10 +2,11 @@
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
-from core.audit import AuditLog, AuditRecord, AuditUnavailable, request_hash
+from core.audit import COLUMNS, AuditLog, AuditRecord, AuditUnavailable, RawJSON, request_hash
 from core.settings import Settings
 
 
@@ -19,6 +20,60 @@ def test_record_round_trips_and_hash_is_canonical(tmp_path):
     assert stored["request_hash"] == request_hash({"a": "x", "b": 1})
     assert log.get("missing") is None
     assert log.count() == 1 and log.count("score") == 0
+
+
+def test_every_field_is_stored_in_its_own_column(tmp_path):
+    """``row()`` lists the values by hand (it runs on every request): each must land in its column."""
+    record = AuditRecord(
+        "/decide",
+        "bank-a",
+        {"merchant_id": "M1"},
+        RawJSON('{"pd":0.1}'),
+        merchant_id="M1",
+        model_name="name",
+        model_version="7",
+        features_as_of="2025-01-01",
+        policy_version="p1",
+        policy_hash="ph",
+        model_run_id="run",
+        features_ref="ref",
+        features={"x": 1},
+    )
+    row = dict(zip(COLUMNS, record.row(), strict=True))
+    plain = {c: getattr(record, c) for c in COLUMNS if c not in ("request_hash", "request", "outputs", "features")}
+    assert {c: row[c] for c in plain} == plain
+    assert (row["request"], row["outputs"], row["features"]) == ('{"merchant_id":"M1"}', '{"pd":0.1}', '{"x":1}')
+    assert row["request_hash"] == request_hash({"merchant_id": "M1"})
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db")
+    stored = log.get(log.append(record))
+    assert {c: stored[c] for c in plain} == plain and stored["features"] == {"x": 1}
+
+
+def test_the_wal_starts_over_while_appends_never_stop(tmp_path):
+    """A checkpoint copied beside busy appends never catches up; its closing step lets the WAL restart."""
+    log = AuditLog(f"sqlite:///{tmp_path}/audit.db", checkpoint_seconds=3600)  # checkpoints driven by hand
+    stop, counts = threading.Event(), [0]
+
+    def write() -> None:
+        while not stop.is_set():
+            log.append(AuditRecord("/score", "k", {"merchant_id": "M1"}, {"pd": 0.1}, merchant_id="M1"))
+            counts[0] += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while counts[0] < 300:
+            time.sleep(0.01)
+        conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+        log._checkpoint(conn)
+        after = counts[0]
+        time.sleep(0.02)
+    finally:
+        stop.set()
+        writer.join()
+    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert frames <= 8 * (counts[0] - after + 2), (frames, after, counts[0])  # only what came after the restart
+    log.close()
 
 
 def test_updates_and_deletes_are_refused(tmp_path):
