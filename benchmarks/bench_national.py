@@ -1,7 +1,7 @@
 """National-book benchmark (issue 16): a 1,000,000-merchant market served from its answer store.
 
     .venv/bin/python benchmarks/bench_national.py --work /work/bench1m [--merchants 1000000]
-        [--stage build|score-all|serve|reload|all]
+        [--stage build|score-all|serve|reload|all, or several: serve,reload]
 
 Keep ``--work`` outside the repository: the market is a few GB. Every stage reads what the
 earlier ones left there, and writes its figures to ``<work>/results.json``; the final JSON
@@ -25,6 +25,8 @@ summary (last stdout line) holds every figure measured so far and the goals of t
   ``wrk``, ids drawn at random over the whole book; memory again after the load. Then
   ``benchmarks/starlette_ref.py`` (lookup plus a live booster call) the same way on the same
   snapshot and ids (``--no-reference`` skips it): the machine's noise floor in the same run.
+  Last, ``--soak-seconds`` at 16 connections and the memory again: a memory-mapped store's
+  pages count in RSS once touched, so RSS grows with the share of the book requested.
 - **reload**: with the server up, the other model version is promoted (``--force``: a
   benchmark switch, not a model decision) and its store written by ``score-all``; then
   ``POST /admin/reload`` and ``GET /admin/reload/{job_id}`` until done, while one connection
@@ -415,7 +417,8 @@ def create_key(work: Work, role: str) -> str:
 
 
 def server_memory(root_pid: int) -> dict:
-    """VmRSS and PSS (MB) of the server's processes (the BentoML parent and its workers) and their sums."""
+    """VmRSS (anonymous and file-backed: a memory-mapped store counts as file pages) and PSS, in MiB, of the
+    server's processes (the BentoML parent and its workers), and their sums."""
     import psutil
 
     procs = [psutil.Process(root_pid), *psutil.Process(root_pid).children(recursive=True)]
@@ -427,7 +430,9 @@ def server_memory(root_pid: int) -> dict:
             cmd = " ".join(p.cmdline())
         except (OSError, psutil.NoSuchProcess):
             continue
-        rss = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+        rss, anon, file_backed = (
+            int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) for field in ("VmRSS", "RssAnon", "RssFile")
+        )
         pss = int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1))
         role = (
             "worker"
@@ -435,12 +440,22 @@ def server_memory(root_pid: int) -> dict:
             else ("taskset" if cmd.startswith("taskset") else "parent")
         )
         rows.append(
-            {"pid": p.pid, "role": role, "cmd": cmd[:120], "rss_mb": round(rss / 1024), "pss_mb": round(pss / 1024)}
+            {
+                "pid": p.pid,
+                "role": role,
+                "cmd": cmd[:120],
+                "rss_mb": round(rss / 1024),
+                "rss_anon_mb": round(anon / 1024),
+                "rss_file_mb": round(file_backed / 1024),
+                "pss_mb": round(pss / 1024),
+            }
         )
     return {
         "processes": rows,
         "rss_sum_gb": gb(sum(r["rss_mb"] for r in rows) * 2**20),
         "pss_sum_gb": gb(sum(r["pss_mb"] for r in rows) * 2**20),
+        "rss_anon_sum_gb": gb(sum(r["rss_anon_mb"] for r in rows) * 2**20),
+        "rss_file_sum_gb": gb(sum(r["rss_file_mb"] for r in rows) * 2**20),
     }
 
 
@@ -471,17 +486,22 @@ def ids_lua(work: Work, key: str, seed: int) -> Path:
 
 
 def start_server(work: Work, name: str) -> Server:
+    """``lifecredit serve`` pinned to the server core; ``server.listening_s``: seconds until /readyz first answered
+    (any status), so that ready_s splits into process start-up and loading the answers."""
     port = free_port()
     env = {**work.env, "LIFECREDIT_ANSWERS_DIR": str(work.answers_local)}
     print(f"[{name}] starting lifecredit serve on port {port} (load average {loadavg()})", flush=True)
-    return Server(
-        name,
-        [LC, "serve", "--port", str(port)],
-        env,
-        port,
-        lambda p: http("GET", f"http://127.0.0.1:{p}/readyz")[0] == 200,
-        work.logs / f"{name}.log",
-    )
+    started, first = time.perf_counter(), []
+
+    def ready(p: int) -> bool:
+        status = http("GET", f"http://127.0.0.1:{p}/readyz")[0]
+        if not first:
+            first.append(time.perf_counter() - started)
+        return status == 200
+
+    server = Server(name, [LC, "serve", "--port", str(port)], env, port, ready, work.logs / f"{name}.log")
+    server.listening_s = round(first[0], 2)
+    return server
 
 
 def model_card(server: Server, key: str) -> dict:
@@ -490,13 +510,22 @@ def model_card(server: Server, key: str) -> dict:
 
 
 def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict) -> dict:
-    out: dict = {"load_average_before": loadavg(), "ready_s": round(server.ready_s, 2)}
+    out: dict = {
+        "load_average_before": loadavg(),
+        "ready_s": round(server.ready_s, 2),
+        "listening_s": server.listening_s,
+    }
     out["memory_ready"] = server_memory(server.proc.pid)
     card = model_card(server, keys["bank"])
     out["model_card"] = {
         k: card.get(k) for k in ("version", "run_id", "policy", "snapshot", "answer_store", "load_seconds")
     }
-    print(f"  ready after {out['ready_s']} s; memory {out['memory_ready']}", flush=True)
+    m = out["memory_ready"]
+    print(
+        f"  ready after {out['ready_s']} s (answering HTTP after {out['listening_s']} s); RSS "
+        f"{[(p['role'], p['rss_mb']) for p in m['processes']]} MiB, sum {m['rss_sum_gb']} GB, PSS {m['pss_sum_gb']} GB",
+        flush=True,
+    )
     script = ids_lua(work, keys["bank"], args.seed)
     url = f"http://127.0.0.1:{server.port}/score"
     wrk(url, script, 1, 3)  # warm-up
@@ -518,6 +547,17 @@ def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict
             f"  Starlette reference (same ids, same pinning, same run): {ref['rps']:.0f} req/s, p50 "
             f"{ref['p50_ms']:.2f} ms, p99 {ref['p99_ms']:.2f} ms; ours / reference: p99 {out['p99_over_reference']}x, "
             f"req/s {out['rps_over_reference']}x",
+            flush=True,
+        )
+    if args.soak_seconds:
+        # Pages of a memory-mapped store count in RSS once touched: random ids over a longer run touch more.
+        out["soak_c16"] = wrk(url, script, 16, args.soak_seconds)
+        out["memory_after_soak"] = server_memory(server.proc.pid)
+        m = out["memory_after_soak"]
+        print(
+            f"  after {args.soak_seconds} s more at 16 connections ({out['soak_c16']['rps']:.0f} req/s, p99 "
+            f"{out['soak_c16']['p99_ms']:.2f} ms): RSS {m['rss_sum_gb']} GB (file-backed {m['rss_file_sum_gb']} GB), "
+            f"PSS {m['pss_sum_gb']} GB",
             flush=True,
         )
     out["load_average_after"] = loadavg()
@@ -668,7 +708,7 @@ def stage_reload(work: Work, args: argparse.Namespace, server: Server, keys: dic
         deadline = t_post + args.reload_timeout
         while time.perf_counter() < deadline:
             code, job = admin(server, keys["admin"], "GET", poll, timeout=30)
-            if not stages or stages[-1][1] != job.get("stage"):
+            if not stages or stages[-1][1:] != (job.get("stage"), job.get("progress")):
                 stages.append((round(time.perf_counter() - t_post, 2), job.get("stage"), job.get("progress")))
             if code != 200 or job.get("status") != "running":
                 break
@@ -709,8 +749,14 @@ def summary(results: dict) -> dict:
         "score_all_dask_s": (sa.get("dask") or {}).get("seconds"),
         "dask_equal": (sa.get("compare") or {}).get("equal"),
         "ready_s": serve.get("ready_s"),
-        "server_rss_gb": (serve.get("memory_after_load") or {}).get("rss_sum_gb"),
-        "server_pss_gb": (serve.get("memory_after_load") or {}).get("pss_sum_gb"),
+        "server_rss_gb": max(
+            (serve.get(k, {}).get("rss_sum_gb") for k in ("memory_after_load", "memory_after_soak") if k in serve),
+            default=None,
+        ),
+        "server_pss_gb": max(
+            (serve.get(k, {}).get("pss_sum_gb") for k in ("memory_after_load", "memory_after_soak") if k in serve),
+            default=None,
+        ),
         "p50_c1_ms": (serve.get("c1") or {}).get("p50_ms"),
         "p99_c1_ms": (serve.get("c1") or {}).get("p99_ms"),
         "rps_c1": (serve.get("c1") or {}).get("rps"),
@@ -741,7 +787,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="work folder outside the repository")
     ap.add_argument("--merchants", type=int, default=1_000_000)
-    ap.add_argument("--stage", choices=["build", "score-all", "serve", "reload", "all"], default="all")
+    ap.add_argument("--stage", default="all", help="build, score-all, serve, reload, several joined by commas, or all")
     ap.add_argument("--months", type=int, default=1, help="panel months of the big market (plus 12 of history)")
     ap.add_argument("--volume-scale", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=11)
@@ -757,6 +803,9 @@ def main() -> None:
         default=True,
         help="also load benchmarks/starlette_ref.py the same way (the machine's noise floor)",
     )
+    ap.add_argument(
+        "--soak-seconds", type=int, default=60, help="then load at 16 connections this long and measure memory again"
+    )
     ap.add_argument("--reload-settle", type=float, default=3.0, help="seconds of load before and after the reload")
     ap.add_argument("--reload-timeout", type=float, default=900.0)
     args = ap.parse_args()
@@ -767,7 +816,10 @@ def main() -> None:
         sys.exit("needs two cores (server on core 0, load generator on core 1)")
 
     work = Work(args.work)
-    stages = ["build", "score-all", "serve", "reload"] if args.stage == "all" else [args.stage]
+    known = ["build", "score-all", "serve", "reload"]
+    stages = known if args.stage == "all" else args.stage.split(",")
+    if set(stages) - set(known):
+        sys.exit(f"--stage {args.stage}: use {', '.join(known)}, several joined by commas, or all")
     if "build" in stages or not (work.data / "features" / "latest.parquet").exists():
         stage_build(work, args)
     if "score-all" in stages:
