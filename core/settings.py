@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         return self.artifact_dir or self.mlruns_dir / "artifacts"
 
 
+RESOLVED_CHAMPION_ENV = "LC_SERVE_RESOLVED_CHAMPION"
+"""Set by `lifecredit serve` for the server it starts: the champion it has just resolved (JSON: model_name,
+version, run_id, at), so the server's first load takes it from the local model cache instead of asking the
+registry again. Not a setting (no LIFECREDIT_ prefix): a fact handed from one process to the next."""
+
+
 def redacted(url: str) -> str:
     """``url`` with its password (if any) shown as ``***``, for messages and model cards."""
     parts = urlsplit(url)

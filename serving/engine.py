@@ -37,7 +37,7 @@ from starlette.responses import Response
 from core.audit import AuditLog, AuditRecord, AuditUnavailable, RawJSON, canonical_json
 from core.files import write_text_atomic
 from core.objections import ObjectionStore
-from core.settings import Settings
+from core.settings import RESOLVED_CHAMPION_ENV, Settings
 from serving import archive, store_builder
 from serving.keys import ApiKey
 from serving.policy import DEFAULT_POLICY, OBJECTED_KEY
@@ -47,6 +47,7 @@ from training.model_source import (
     ModelHandle,
     ModelUnavailable,
     from_bentoml,
+    from_cache,
     from_mlflow,
 )
 
@@ -120,7 +121,9 @@ class Engine:
         return self.audit is not None
 
     # -- loading ------------------------------------------------------------------------------
-    def build_scorer(self, *, build_store: StoreBuilder | None = None, verify: str = "quick") -> Scorer:
+    def build_scorer(
+        self, *, build_store: StoreBuilder | None = None, verify: str = "quick", model_later: bool = False
+    ) -> Scorer:
         """Resolve the champion, the newest snapshot and the policy, and open their answer store
         (written first by ``build_store`` when missing; by default in this process)."""
         s = self.settings
@@ -129,7 +132,7 @@ class Engine:
             if self.bento_model:
                 handle, policy_file = from_bentoml(s, self.bento_model)
             else:
-                handle: ModelHandle = from_mlflow(s)
+                handle: ModelHandle = self._resolved_at_start() or from_mlflow(s)
                 policy_file = Path(s.policy_file or DEFAULT_POLICY)
             snapshot = hashed.result()
         scorer = Scorer.build(
@@ -140,10 +143,26 @@ class Engine:
             pinned=s.answer_store,
             build_store=build_store or store_builder.in_process(s.answers_root),
             verify=verify,
+            model_later=model_later,
         )
         archive.keep_policy(s, policy_file, scorer.policy)  # the snapshot's rows are kept by the answer store
         self.apply_rescores(scorer)
         return scorer
+
+    def _resolved_at_start(self) -> ModelHandle | None:
+        """The champion `lifecredit serve` resolved just before starting this server (``RESOLVED_CHAMPION_ENV``), from the
+        local model cache, for the first load only and only while no reload was announced since: the worker then
+        need not load MLflow's client to ask the registry the same question a second time."""
+        if self._loaded or self._scorer is not None:
+            return None
+        try:
+            resolved = json.loads(os.environ[RESOLVED_CHAMPION_ENV])
+        except (KeyError, ValueError):
+            return None
+        marker = self._marker()
+        if resolved.get("model_name") != self.settings.model_name or (marker and marker > resolved["at"]):
+            return None
+        return from_cache(self.settings, resolved["model_name"], resolved["version"], resolved["run_id"])
 
     def apply_rescores(self, scorer: Scorer) -> int:
         """Serve the merchants re-scored on this snapshot (after a correction) with their newest feature rows,
@@ -171,7 +190,7 @@ class Engine:
         """
         self._marker_mtime = self._marker() or 0.0  # reloads announced from now on are newer than this load
         try:
-            self.reload(announce=False)
+            self.reload(announce=False, model_later=True)  # by-id answers first, the model right after
         except (ModelUnavailable, ScorerError) as err:
             logger.error("not ready: %s", err)
         except Exception as err:  # noqa: BLE001 - keep the reason for /readyz and the API
@@ -189,6 +208,7 @@ class Engine:
         build_store: StoreBuilder | None = None,
         verify: str = "quick",
         progress: Job | None = None,
+        model_later: bool = False,
     ) -> dict:
         """Open the new answers beside the old ones and swap them in; on failure the old ones keep serving and
         this raises. Requests read the scorer reference once, so each is answered wholly by one of the two.
@@ -199,7 +219,7 @@ class Engine:
         with self._reload_lock:
             started = time.perf_counter()
             try:
-                scorer = self.build_scorer(build_store=build_store, verify=verify)
+                scorer = self.build_scorer(build_store=build_store, verify=verify, model_later=model_later)
             except (ModelUnavailable, ScorerError) as err:
                 if self._scorer is None:
                     self._state, self._problem = "failed", str(err)
@@ -405,6 +425,9 @@ class Engine:
             result = scorer.score_row(features)
         except InputError as err:
             return error(422, str(err), detail=err.detail)
+        except ScorerError as err:  # the model could not be loaded: answers by merchant id still serve
+            logger.error("live row refused: %s", err)
+            return error(503, f"live scoring unavailable: {err}")
         fragment = canonical_json(result)
         try:
             decision_id = self._record(

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -220,26 +221,51 @@ def row_frame(bundle: ScoringBundle, features: dict[str, Any], *, ignore_extra: 
     return _RowFrame(columns)
 
 
+_MODEL_LOADER = ThreadPoolExecutor(1, thread_name_prefix="lifecredit-model")
+
+
+def _unloadable(handle: ModelHandle, err: Exception) -> ScorerError:
+    return ScorerError(
+        f"model '{handle.name}' version {handle.version}: cannot load its bundle from {handle.bundle_dir}: {err}"
+    )
+
+
+def _load_model(handle: ModelHandle) -> tuple[ScoringBundle, RowScorer]:
+    """The model's bundle (its LightGBM file first checked in a child process) and its one-row scorer."""
+    try:
+        if (Path(handle.bundle_dir) / "model.txt").exists():  # a scorecard bundle has no booster
+            check_booster_file(Path(handle.bundle_dir) / "model.txt")
+        bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
+        return bundle, RowScorer(bundle)
+    except Exception as err:
+        raise _unloadable(handle, err) from err
+
+
 @dataclass
 class Scorer:
     """A servable (model, snapshot, policy) answering from the answer store computed for exactly those three."""
 
     handle: ModelHandle
-    bundle: ScoringBundle
     snapshot: Snapshot
     policy: Policy
     policy_file: Path
     store: AnswerStore
     card: dict
+    model: Future = field(repr=False)  # (bundle, its one-row scorer): loaded, or loading in the background
     card_json: bytes = b""
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     rescored: dict[int, dict] = field(default_factory=dict)  # store row -> its re-scored feature row
     _rescored_answers: dict[int, str] = field(default_factory=dict)  # store row -> its re-scored answer
-    row_scorer: RowScorer | None = field(default=None, repr=False)  # the live one-row path, built once per model
 
-    def __post_init__(self) -> None:
-        if self.row_scorer is None:
-            self.row_scorer = RowScorer(self.bundle)
+    @property
+    def bundle(self) -> ScoringBundle:
+        """The model (waits for it while it loads; ScorerError if it could not be loaded)."""
+        return self.model.result()[0]
+
+    @property
+    def row_scorer(self) -> RowScorer:
+        """The live one-row path, built once per model."""
+        return self.model.result()[1]
 
     @classmethod
     def build(
@@ -252,30 +278,27 @@ class Scorer:
         pinned: Path | None = None,
         build_store: StoreBuilder | None = None,
         verify: Literal["quick", "full"] = "quick",
+        model_later: bool = False,
     ) -> Scorer:
         """Load and check the three parts, then open their answer store; ScorerError says what does not fit.
 
         The store is ``pinned`` (a store folder the operator named: refused unless computed for exactly this
         model version, snapshot and policy) or the one for them under ``answers_dir``; a missing one is
-        written by ``build_store`` first, or refused when there is none.
+        written by ``build_store`` first, or refused when there is none. ``model_later``: when the store is
+        there, load the model (LightGBM, needed only for live rows and re-scores) in the background instead
+        of before answering by merchant id.
         """
         started = time.perf_counter()
         try:
-            if (Path(handle.bundle_dir) / "model.txt").exists():  # a scorecard bundle has no booster
-                check_booster_file(Path(handle.bundle_dir) / "model.txt")
-            bundle = ScoringBundle.load(handle.bundle_dir, num_threads=1)
-            row_scorer = RowScorer(bundle)
+            meta = ScoringBundle.describe(handle.bundle_dir)
         except Exception as err:
-            raise ScorerError(
-                f"model '{handle.name}' version {handle.version}: cannot load its bundle from "
-                f"{handle.bundle_dir}: {err}"
-            ) from err
+            raise _unloadable(handle, err) from err
         snap = snapshot if isinstance(snapshot, Snapshot) else Snapshot.load(snapshot)
         try:
             policy = load_policy(policy_file)
         except Exception as err:
             raise ScorerError(f"cannot load decision policy {policy_file}: {err}") from err
-        missing = [f for f in bundle.feature_names if f not in snap.schema]
+        missing = [f for f in meta["features"] if f not in snap.schema]
         if missing:
             raise ScorerError(
                 f"model '{handle.name}' version {handle.version} needs {len(missing)} feature(s) the snapshot "
@@ -290,8 +313,14 @@ class Scorer:
             )
         wanted = StoreFor(handle.name, str(handle.version), handle.run_id, snap.sha256, policy.version, policy.sha256)
         path = Path(pinned) if pinned else store_path(answers_dir, wanted)
+        missing_store = not pinned and not path.exists()
+        if model_later and not missing_store:
+            model = _MODEL_LOADER.submit(_load_model, handle)
+        else:
+            model = Future()
+            model.set_result(_load_model(handle))
         try:
-            if not pinned and not path.exists():
+            if missing_store:
                 if build_store is None:
                     raise StoreError(
                         f"no answer store for model {handle.name} version {handle.version}, snapshot "
@@ -306,8 +335,8 @@ class Scorer:
             **handle.card,
             "feature_set": {
                 **handle.card.get("feature_set", {}),
-                **bundle.feature_set,
-                "features": bundle.feature_names,
+                **meta["feature_set"],
+                "features": meta["features"],
             },
             "policy": {"version": policy.version, "sha256": policy.sha256, "file": str(policy_file)},
             "snapshot": {
@@ -319,7 +348,7 @@ class Scorer:
             "answer_store": {"id": store.store_id, "path": str(store.path), "created_at": store.manifest["created_at"]},
             "load_seconds": round(time.perf_counter() - started, 3),
         }
-        scorer = cls(handle, bundle, snap, policy, Path(policy_file), store, card, row_scorer=row_scorer)
+        scorer = cls(handle, snap, policy, Path(policy_file), store, card, model)
         scorer.card_json = json.dumps(card, ensure_ascii=False, default=str).encode()
         return scorer
 

@@ -293,6 +293,12 @@ class ScoringBundle:
         (d / "bundle.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         return d
 
+    @staticmethod
+    def describe(directory: str | Path) -> dict:
+        """``{"features": [names], "feature_set": {...}}`` from ``bundle.json`` alone, without loading the model."""
+        meta = json.loads((Path(directory) / "bundle.json").read_text(encoding="utf-8"))
+        return {"features": [f["name"] for f in meta["features"]], "feature_set": meta.get("feature_set", {})}
+
     @classmethod
     def load(cls, directory: str | Path, *, num_threads: int = 1) -> ScoringBundle:
         """Read a bundle directory written by :meth:`save`."""

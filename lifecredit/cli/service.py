@@ -134,7 +134,10 @@ def serve(
     import sys
 
     quiet_training_logs()
-    from core.settings import Settings
+    import json
+    import time
+
+    from core.settings import RESOLVED_CHAMPION_ENV, Settings
     from training.model_source import ModelUnavailable, from_mlflow
 
     overrides = {
@@ -169,6 +172,7 @@ def serve(
         f"http://{settings.host}:{settings.port} (ready at /readyz once loaded)"
     )
     sys.stdout.flush()
+    resolved = {"model_name": handle.name, "version": handle.version, "run_id": handle.run_id, "at": time.time()}
     os.execve(
         bentoml_bin,
         [
@@ -182,7 +186,7 @@ def serve(
             "--working-dir",
             str(root),
         ],
-        _serving_env(settings),
+        {**_serving_env(settings), RESOLVED_CHAMPION_ENV: json.dumps(resolved)},
     )
 
 
