@@ -148,7 +148,7 @@ def _cities(validated: Path) -> pl.DataFrame:
 def score_all(
     settings: Settings,
     *,
-    policy: tuple[str, str],
+    policy: tuple[str, str] | None = None,
     as_of: list[date] | None = None,
     months: int | None = None,
     features_dir: Path | None = None,
@@ -163,8 +163,8 @@ def score_all(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Score every merchant at each ``as_of`` with the champion and write the months to the class history;
-    for the snapshot's own ``as_of``, first write the answer store the server opens (``policy``: the decision
-    policy's version and SHA-256 it is for; ``engine`` "local" or "dask").
+    given ``policy`` (the decision policy's version and SHA-256), first write the answer store the server opens
+    for the snapshot's own ``as_of`` and read that month from it (``engine`` "local" or "dask").
 
     Returns ``{"model": {...}, "history_dir": str, "months": [{"month", "as_of", "merchants", "classes", "path"}],
     "store": {...} or None}``.
@@ -191,7 +191,7 @@ def score_all(
     frames: dict[date, pl.DataFrame] = {}
     answered: pl.DataFrame | None = None
     store = None
-    if snap_as_of in dates:
+    if snap_as_of in dates and policy is not None:
         wanted = StoreFor(handle.name, str(handle.version), handle.run_id, file_sha256(snapshot), *policy)
         store = build_store(
             Path(answers_dir or settings.answers_root),
@@ -206,6 +206,8 @@ def score_all(
         )
         answered = open_store(store["path"], wanted=wanted).frame(["merchant_id", "pd", "score", "grade", "class"])
         frames[snap_as_of] = pl.read_parquet(snapshot, columns=["merchant_id", *(c for c in SEGMENTS if c != "city")])
+    elif snap_as_of in dates:
+        frames[snap_as_of] = pl.read_parquet(snapshot)
     earlier = [d for d in dates if d not in frames]
     if earlier:
         say(f"computing features as of {len(earlier)} earlier date(s) from {validated_dir}")
