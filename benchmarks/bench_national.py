@@ -499,9 +499,29 @@ def start_server(work: Work, name: str) -> Server:
             first.append(time.perf_counter() - started)
         return status == 200
 
+    wall = time.time()
     server = Server(name, [LC, "serve", "--port", str(port)], env, port, ready, work.logs / f"{name}.log")
     server.listening_s = round(first[0], 2)
+    server.milestones = log_milestones(work.logs / f"{name}.log", wall)
     return server
+
+
+def log_milestones(log: Path, started: float) -> dict:
+    """Seconds (whole-second log stamps) from the process start to BentoML's first lines in the server log: the
+    ``lifecredit serve`` checks and BentoML's own start (``cli``), then the worker's imports and ``__init__``."""
+    from datetime import datetime
+
+    text = log.read_text(errors="replace")
+    out = {}
+    for key, pattern in (
+        ("bentoml_cli_s", r"\[cli\] Starting production"),
+        ("worker_initialized_s", r"Service \S+ initialized"),
+    ):
+        m = re.search(rf"^(\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d)([+-]\d{{4}}) .*{pattern}", text, re.M)
+        if m:
+            stamp = datetime.strptime(m.group(1) + m.group(2), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            out[key] = round(stamp - started, 1)
+    return out
 
 
 def model_card(server: Server, key: str) -> dict:
@@ -514,6 +534,7 @@ def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict
         "load_average_before": loadavg(),
         "ready_s": round(server.ready_s, 2),
         "listening_s": server.listening_s,
+        "start_milestones": server.milestones,
     }
     out["memory_ready"] = server_memory(server.proc.pid)
     card = model_card(server, keys["bank"])
@@ -522,7 +543,8 @@ def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict
     }
     m = out["memory_ready"]
     print(
-        f"  ready after {out['ready_s']} s (answering HTTP after {out['listening_s']} s); RSS "
+        f"  ready after {out['ready_s']} s (answering HTTP after {out['listening_s']} s; log: "
+        f"{server.milestones}); RSS "
         f"{[(p['role'], p['rss_mb']) for p in m['processes']]} MiB, sum {m['rss_sum_gb']} GB, PSS {m['pss_sum_gb']} GB",
         flush=True,
     )
@@ -749,6 +771,9 @@ def summary(results: dict) -> dict:
         "score_all_dask_s": (sa.get("dask") or {}).get("seconds"),
         "dask_equal": (sa.get("compare") or {}).get("equal"),
         "ready_s": serve.get("ready_s"),
+        "answering_http_s": serve.get("listening_s"),
+        "server_rss_after_c1_gb": (serve.get("memory_after_load") or {}).get("rss_sum_gb"),
+        "server_rss_after_soak_gb": (serve.get("memory_after_soak") or {}).get("rss_sum_gb"),
         "server_rss_gb": max(
             (serve.get(k, {}).get("rss_sum_gb") for k in ("memory_after_load", "memory_after_soak") if k in serve),
             default=None,
@@ -762,7 +787,10 @@ def summary(results: dict) -> dict:
         "rps_c1": (serve.get("c1") or {}).get("rps"),
         "reference_p99_c1_ms": ((serve.get("reference") or {}).get("c1") or {}).get("p99_ms"),
         "p99_over_reference": serve.get("p99_over_reference"),
+        "load_average_serve": serve.get("load_average_before"),
         "reload_s": rl.get("reload_s"),
+        "reload_store_reused": (rl.get("second_store") or {}).get("reused"),
+        "p99_before_reload_ms": (rl.get("before") or {}).get("p99_ms"),
         "reload_p99_ms": during.get("p99_ms"),
         "reload_max_ms": during.get("max_ms"),
         "reload_refused": (during.get("non_2xx") if during else None),
