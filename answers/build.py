@@ -96,10 +96,14 @@ def compute_part(
     ids = frame["merchant_id"].cast(pl.String).to_list()
     as_of = frame["as_of"].cast(pl.String).to_list()
     answers = render(scores, ids, as_of, model_name, model_version)
+    plain = (
+        {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()} for r in frame.iter_rows(named=True)
+    )
     table = pa.table(
         {
             "key": pa.array([m.encode().ljust(width, b"\0") for m in ids], type=pa.binary(width)),
             "answer": pa.array([canonical_json(a).encode() for a in answers], type=pa.binary()),
+            "features": pa.array([canonical_json(r).encode() for r in plain], type=pa.binary()),
             "pd": pa.array(np.asarray(scores.pd, dtype=np.float64)),
             "score": pa.array(np.asarray(scores.score, dtype=np.int32)),
             "grade": pa.array(scores.grade.tolist(), type=pa.string()),

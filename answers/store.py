@@ -11,18 +11,22 @@ Layout (written by :mod:`answers.build`)::
 
 Columns of a part: ``key`` (the merchant id's UTF-8 bytes, NUL-padded to a fixed width, for a
 binary search straight on the mapped bytes), ``answer`` (the answer's canonical JSON, exactly as
-the API returns it), ``pd``, ``score``, ``grade``, ``class``, then the snapshot row the answer
-came from (``merchant_id``, ``as_of`` and every feature column).
+the API returns it), ``features`` (the snapshot row the answer came from as canonical JSON: one
+merchant's row is a few adjacent bytes, for a decision), ``pd``, ``score``, ``grade``, ``class``,
+then the same snapshot row as typed columns (``merchant_id``, ``as_of``, every feature) for
+readers of whole columns (the class history, replay).
 
-Opening maps the parts and reads nothing else: a lookup is a binary search over the mapped keys
-and a slice of the mapped answers, so memory holds only the pages requests touched, and every
-worker or server on the machine that opens the same store shares one copy in the page cache.
+Opening maps the parts (advised as random access: no read-ahead around a touched page) and reads
+nothing else: a lookup is a binary search over the mapped keys and a slice of the mapped answers,
+so memory holds only the pages requests touched, and every worker or server on the machine that
+opens the same store shares one copy in the page cache.
 A store is immutable; its folder is renamed into place whole, so it exists complete or not at all.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from bisect import bisect_right
 from dataclasses import asdict, dataclass
@@ -36,9 +40,9 @@ import pyarrow as pa
 
 from core.files import file_sha256
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the features text column
 MANIFEST = "manifest.json"
-ANSWER_COLUMNS = ("key", "answer", "pd", "score", "grade", "class")
+ANSWER_COLUMNS = ("key", "answer", "features", "pd", "score", "grade", "class")
 """Columns a store adds before the snapshot's own (a snapshot column may not take one of these names)."""
 EPOCH = date(1970, 1, 1)
 
@@ -100,28 +104,37 @@ def computed_for(manifest: dict) -> StoreFor:
     return StoreFor(**manifest["computed_for"])
 
 
+class _Texts:
+    """A mapped binary column of UTF-8 texts: row ``j``'s text without copying the column."""
+
+    def __init__(self, column: pa.Array):
+        buffers = column.buffers()
+        self.offsets = np.frombuffer(buffers[1], dtype=np.int32, count=len(column) + 1, offset=column.offset * 4)
+        self.data = memoryview(buffers[2])
+
+    def __getitem__(self, j: int) -> str:
+        return str(self.data[self.offsets[j] : self.offsets[j + 1]], "utf-8")
+
+
 class _Part:
     """One mapped part: its record batch and NumPy views of the keys, answer offsets and as_of days."""
 
     def __init__(self, path: Path, width: int):
         self.path = path
-        self.source = pa.memory_map(str(path), "r")
-        reader = pa.ipc.open_file(self.source)
+        with open(path, "rb") as fh:
+            self.source = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.source.madvise(mmap.MADV_RANDOM)  # a lookup touches one page of each column it reads, not 16
+        reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(self.source)))
         if reader.num_record_batches != 1:
             raise StoreError(f"{path}: {reader.num_record_batches} record batches, a part holds one")
         self.batch = reader.get_batch(0)
         self.rows = self.batch.num_rows
         key = self.batch.column("key")
         self.keys = np.frombuffer(key.buffers()[1], dtype=f"S{width}", count=self.rows, offset=key.offset * width)
-        answer = self.batch.column("answer")
-        buffers = answer.buffers()
-        self.offsets = np.frombuffer(buffers[1], dtype=np.int32, count=self.rows + 1, offset=answer.offset * 4)
-        self.data = memoryview(buffers[2])
+        self.answers = _Texts(self.batch.column("answer"))
+        self.features = _Texts(self.batch.column("features"))
         as_of = self.batch.column("as_of")
         self.as_of = np.frombuffer(as_of.buffers()[1], dtype=np.int32, count=self.rows, offset=as_of.offset * 4)
-
-    def answer(self, j: int) -> str:
-        return str(self.data[self.offsets[j] : self.offsets[j + 1]], "utf-8")
 
 
 class AnswerStore:
@@ -140,7 +153,6 @@ class AnswerStore:
         self._starts = list(np.cumsum([0] + [p.rows for p in parts[:-1]]).tolist())
         self._firsts = [bytes(p.keys[0]) for p in parts]
         self.snapshot_columns = list(manifest["snapshot"]["columns"])
-        self._row_columns = [[p.batch.column(c) for c in self.snapshot_columns] for p in parts]
 
     def __len__(self) -> int:
         return int(self.manifest["rows"])
@@ -179,7 +191,7 @@ class AnswerStore:
     def answer(self, i: int) -> str:
         """Row ``i``'s answer, the canonical JSON text the API returns (without a decision id)."""
         part, j = self._locate(i)
-        return part.answer(j)
+        return part.answers[j]
 
     def as_of(self, i: int) -> str:
         part, j = self._locate(i)
@@ -190,14 +202,9 @@ class AnswerStore:
         return bytes(part.keys[j]).decode()
 
     def row(self, i: int) -> dict[str, Any]:
-        """Row ``i``'s snapshot row as plain JSON-ready values (dates as ISO text)."""
-        p = bisect_right(self._starts, i) - 1
-        j = i - self._starts[p]
-        values = (column[j].as_py() for column in self._row_columns[p])
-        return {
-            k: (v.isoformat() if hasattr(v, "isoformat") else v)
-            for k, v in zip(self.snapshot_columns, values, strict=True)
-        }
+        """Row ``i``'s snapshot row as plain JSON values (dates as ISO text), read from its few mapped bytes."""
+        part, j = self._locate(i)
+        return json.loads(part.features[j])
 
     def frame(self, columns: list[str] | None = None, rows: list[int] | None = None) -> pl.DataFrame:
         """Columns (default: the snapshot row's) of the given rows (default: all), in merchant order or as given."""
@@ -206,11 +213,6 @@ class AnswerStore:
         if rows is not None:
             table = table.take(pa.array(rows, type=pa.int64()))
         return pl.from_arrow(table)
-
-    def close(self) -> None:
-        """Unmap the parts (only once no request can still read them: the server lets them go by reference)."""
-        for part in self.parts:
-            part.source.close()
 
 
 def stores_of_snapshot(root: Path, snapshot_sha256: str) -> list[Path]:
@@ -257,7 +259,7 @@ def open_store(
             raise StoreError(f"answer store {path}: {meta['file']} does not hash to its manifest's SHA-256 (altered)")
         try:
             part = _Part(file, int(manifest["key_width"]))
-        except (OSError, pa.ArrowException, KeyError) as err:
+        except (OSError, ValueError, pa.ArrowException, KeyError) as err:
             raise StoreError(f"answer store {path}: cannot map {meta['file']}: {err}") from err
         if part.rows != meta["rows"] or part.rows == 0:
             raise StoreError(

@@ -122,7 +122,12 @@ class Engine:
 
     # -- loading ------------------------------------------------------------------------------
     def build_scorer(
-        self, *, build_store: StoreBuilder | None = None, verify: str = "quick", model_later: bool = False
+        self,
+        *,
+        build_store: StoreBuilder | None = None,
+        verify: str = "quick",
+        model_later: bool = False,
+        progress: Job | None = None,
     ) -> Scorer:
         """Resolve the champion, the newest snapshot and the policy, and open their answer store
         (written first by ``build_store`` when missing; by default in this process)."""
@@ -144,6 +149,7 @@ class Engine:
             build_store=build_store or store_builder.in_process(s.answers_root),
             verify=verify,
             model_later=model_later,
+            progress=progress.update if progress else None,
         )
         archive.keep_policy(s, policy_file, scorer.policy)  # the snapshot's rows are kept by the answer store
         self.apply_rescores(scorer)
@@ -219,7 +225,9 @@ class Engine:
         with self._reload_lock:
             started = time.perf_counter()
             try:
-                scorer = self.build_scorer(build_store=build_store, verify=verify, model_later=model_later)
+                scorer = self.build_scorer(
+                    build_store=build_store, verify=verify, model_later=model_later, progress=progress
+                )
             except (ModelUnavailable, ScorerError) as err:
                 if self._scorer is None:
                     self._state, self._problem = "failed", str(err)

@@ -279,6 +279,7 @@ class Scorer:
         build_store: StoreBuilder | None = None,
         verify: Literal["quick", "full"] = "quick",
         model_later: bool = False,
+        progress: Callable[[float, str], None] | None = None,
     ) -> Scorer:
         """Load and check the three parts, then open their answer store; ScorerError says what does not fit.
 
@@ -286,8 +287,9 @@ class Scorer:
         model version, snapshot and policy) or the one for them under ``answers_dir``; a missing one is
         written by ``build_store`` first, or refused when there is none. ``model_later``: when the store is
         there, load the model (LightGBM, needed only for live rows and re-scores) in the background instead
-        of before answering by merchant id.
+        of before answering by merchant id. ``progress(fraction, stage)`` hears of each step.
         """
+        say = progress or (lambda fraction, stage: None)
         started = time.perf_counter()
         try:
             meta = ScoringBundle.describe(handle.bundle_dir)
@@ -317,6 +319,7 @@ class Scorer:
         if model_later and not missing_store:
             model = _MODEL_LOADER.submit(_load_model, handle)
         else:
+            say(0.03, f"loading model version {handle.version}")
             model = Future()
             model.set_result(_load_model(handle))
         try:
@@ -328,6 +331,11 @@ class Scorer:
                         "`lifecredit score-all`"
                     )
                 build_store(wanted, Path(handle.bundle_dir), snap.path)
+            say(
+                0.96,
+                f"opening and checking answer store {path.name}"
+                + (" (every part's SHA-256)" if verify == "full" else ""),
+            )
             store = open_store(path, wanted=wanted, verify=verify)
         except (StoreError, ValueError) as err:
             raise ScorerError(str(err)) from err
