@@ -66,6 +66,12 @@ def _arrow_frame(frame: pl.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+def _texts(values: list[bytes]) -> pa.Array:
+    """UTF-8 texts as one binary column (64-bit offsets only when a part holds over 2 GiB of them)."""
+    large = sum(map(len, values)) >= 2**31 - 1
+    return pa.array(values, type=pa.large_binary() if large else pa.binary())
+
+
 def compute_part(
     bundle_dir: str,
     snapshot: str,
@@ -102,8 +108,8 @@ def compute_part(
     table = pa.table(
         {
             "key": pa.array([m.encode().ljust(width, b"\0") for m in ids], type=pa.binary(width)),
-            "answer": pa.array([canonical_json(a).encode() for a in answers], type=pa.binary()),
-            "features": pa.array([canonical_json(r).encode() for r in plain], type=pa.binary()),
+            "answer": _texts([canonical_json(a).encode() for a in answers]),
+            "features": _texts([canonical_json(r).encode() for r in plain]),
             "pd": pa.array(np.asarray(scores.pd, dtype=np.float64)),
             "score": pa.array(np.asarray(scores.score, dtype=np.int32)),
             "grade": pa.array(scores.grade.tolist(), type=pa.string()),

@@ -109,7 +109,10 @@ class _Texts:
 
     def __init__(self, column: pa.Array):
         buffers = column.buffers()
-        self.offsets = np.frombuffer(buffers[1], dtype=np.int32, count=len(column) + 1, offset=column.offset * 4)
+        width = 8 if pa.types.is_large_binary(column.type) else 4  # 64-bit offsets past 2 GiB of text in a part
+        self.offsets = np.frombuffer(
+            buffers[1], dtype=np.int64 if width == 8 else np.int32, count=len(column) + 1, offset=column.offset * width
+        )
         self.data = memoryview(buffers[2])
 
     def __getitem__(self, j: int) -> str:

@@ -485,12 +485,15 @@ def ids_lua(work: Work, key: str, seed: int) -> Path:
     return script
 
 
-def start_server(work: Work, name: str) -> Server:
+def start_server(work: Work, name: str, workers: int = 1) -> Server:
     """``lifecredit serve`` pinned to the server core; ``server.listening_s``: seconds until /readyz first answered
     (any status), so that ready_s splits into process start-up and loading the answers."""
     port = free_port()
-    env = {**work.env, "LIFECREDIT_ANSWERS_DIR": str(work.answers_local)}
-    print(f"[{name}] starting lifecredit serve on port {port} (load average {loadavg()})", flush=True)
+    env = {**work.env, "LIFECREDIT_ANSWERS_DIR": str(work.answers_local), "LIFECREDIT_SERVE_WORKERS": str(workers)}
+    print(
+        f"[{name}] starting lifecredit serve ({workers} worker(s)) on port {port} (load average {loadavg()})",
+        flush=True,
+    )
     started, first = time.perf_counter(), []
 
     def ready(p: int) -> bool:
@@ -583,7 +586,7 @@ def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict
             flush=True,
         )
     out["load_average_after"] = loadavg()
-    work.save("serve", out)
+    work.save("serve" if args.workers == 1 else f"serve-{args.workers}-workers", out)
     return out
 
 
@@ -834,6 +837,9 @@ def main() -> None:
     ap.add_argument(
         "--soak-seconds", type=int, default=60, help="then load at 16 connections this long and measure memory again"
     )
+    ap.add_argument(
+        "--workers", type=int, default=1, help="server workers (LIFECREDIT_SERVE_WORKERS): what each extra one costs"
+    )
     ap.add_argument("--reload-settle", type=float, default=3.0, help="seconds of load before and after the reload")
     ap.add_argument("--reload-timeout", type=float, default=900.0)
     args = ap.parse_args()
@@ -854,7 +860,7 @@ def main() -> None:
         stage_score_all(work, args)
     if "serve" in stages or "reload" in stages:
         keys = {role: create_key(work, role) for role in ("bank", "admin")}
-        server = start_server(work, "serve")
+        server = start_server(work, "serve", args.workers)
         os.sched_setaffinity(0, {int(CLIENT_CORE)})
         try:
             if "serve" in stages:

@@ -8,8 +8,8 @@ every route in one place, and the two GET routes (``/model``, ``/decisions/{deci
 live in a small FastAPI router mounted into the same service (BentoML API methods are
 POST-only), so they share the middleware and appear in the same OpenAPI document.
 
-Speed: handlers are ``async`` and return ready JSON bytes; answers by merchant id come from
-texts precomputed at load (see :mod:`serving.scorer`). BentoML's access log is off by
+Speed: handlers are ``async`` and return ready JSON bytes; answers by merchant id come from the
+memory-mapped answer store ``lifecredit score-all`` wrote (see :mod:`serving.scorer`). BentoML's access log is off by
 default (the audit log records every call), tracing is excluded for the API routes (its
 sample rate is 0 anyway) and metrics can be turned off (``LIFECREDIT_SERVE_METRICS=false``);
 ``benchmarks/bench_serving.py`` measures what each costs. BentoML's request timeout is
