@@ -154,8 +154,11 @@ def build_store(
     started = time.perf_counter()
     if (target / MANIFEST).exists() and not rebuild:
         manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
-        say(1.0, f"answer store {target.name} is there already")
-        return _summary(target, manifest, 0.0, engine, reused=True)
+        if manifest.get("format_version") == FORMAT_VERSION:
+            say(1.0, f"answer store {target.name} is there already")
+            return _summary(target, manifest, 0.0, engine, reused=True)
+        say(0.0, f"answer store {target.name} has format {manifest.get('format_version')}: writing it again")
+        rebuild = True
     plan, width = plan_parts(snapshot, part_rows)
     rows = sum(n for _, _, n in plan)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import re
 from bisect import bisect_right
 from dataclasses import asdict, dataclass
@@ -105,37 +106,41 @@ def computed_for(manifest: dict) -> StoreFor:
 
 
 class _Texts:
-    """A mapped binary column of UTF-8 texts: row ``j``'s text without copying the column."""
+    """A binary column of UTF-8 texts: its offsets mapped, row ``j``'s bytes read with ``pread`` from the page cache
+    (a mapped page would stay in the process's memory once touched, with its neighbours: a book's worth, in time)."""
 
-    def __init__(self, column: pa.Array):
+    def __init__(self, column: pa.Array, fd: int, mapped_at: int):
         buffers = column.buffers()
         width = 8 if pa.types.is_large_binary(column.type) else 4  # 64-bit offsets past 2 GiB of text in a part
         self.offsets = np.frombuffer(
             buffers[1], dtype=np.int64 if width == 8 else np.int32, count=len(column) + 1, offset=column.offset * width
         )
-        self.data = memoryview(buffers[2])
+        self.fd, self.start = fd, buffers[2].address - mapped_at  # where the text bytes begin in the file
 
     def __getitem__(self, j: int) -> str:
-        return str(self.data[self.offsets[j] : self.offsets[j + 1]], "utf-8")
+        begin, end = int(self.offsets[j]), int(self.offsets[j + 1])
+        return str(os.pread(self.fd, end - begin, self.start + begin), "utf-8")
 
 
 class _Part:
-    """One mapped part: its record batch and NumPy views of the keys, answer offsets and as_of days."""
+    """One part: the file mapped (keys, offsets, as_of days and the typed columns as NumPy and Arrow views) and open
+    for reading its texts."""
 
     def __init__(self, path: Path, width: int):
         self.path = path
-        with open(path, "rb") as fh:
-            self.source = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.source.madvise(mmap.MADV_RANDOM)  # a lookup touches one page of each column it reads, not 16
-        reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(self.source)))
+        self.file = open(path, "rb")  # open as long as the part is served
+        self.source = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
+        self.source.madvise(mmap.MADV_RANDOM)  # no read-ahead around the pages a lookup touches
+        whole = pa.py_buffer(self.source)
+        reader = pa.ipc.open_file(pa.BufferReader(whole))
         if reader.num_record_batches != 1:
             raise StoreError(f"{path}: {reader.num_record_batches} record batches, a part holds one")
         self.batch = reader.get_batch(0)
         self.rows = self.batch.num_rows
         key = self.batch.column("key")
         self.keys = np.frombuffer(key.buffers()[1], dtype=f"S{width}", count=self.rows, offset=key.offset * width)
-        self.answers = _Texts(self.batch.column("answer"))
-        self.features = _Texts(self.batch.column("features"))
+        self.answers = _Texts(self.batch.column("answer"), self.file.fileno(), whole.address)
+        self.features = _Texts(self.batch.column("features"), self.file.fileno(), whole.address)
         as_of = self.batch.column("as_of")
         self.as_of = np.frombuffer(as_of.buffers()[1], dtype=np.int32, count=self.rows, offset=as_of.offset * 4)
 

@@ -493,7 +493,12 @@ def start_server(work: Work, name: str, workers: int = 1) -> Server:
     """``lifecredit serve`` pinned to the server core; ``server.listening_s``: seconds until /readyz first answered
     (any status), so that ready_s splits into process start-up and loading the answers."""
     port = free_port()
-    env = {**work.env, "LIFECREDIT_ANSWERS_DIR": str(work.answers_local), "LIFECREDIT_SERVE_WORKERS": str(workers)}
+    env = {
+        **work.env,
+        "LIFECREDIT_ANSWERS_DIR": str(work.answers_local),
+        "LIFECREDIT_SERVE_WORKERS": str(workers),
+        "LIFECREDIT_RATE_LIMIT_PER_MINUTE": "1000000000",  # out of reach: a 429 is a cheap answer, not a score
+    }
     print(
         f"[{name}] starting lifecredit serve ({workers} worker(s)) on port {port} (load average {loadavg()})",
         flush=True,

@@ -70,6 +70,12 @@ def feature_frame(schema: pl.Schema, row: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(values, schema=schema)
 
 
+def _freeze() -> None:
+    """Collect once, then keep everything alive out of later collections (a long-lived heap, scanned for nothing)."""
+    gc.collect()
+    gc.freeze()
+
+
 def json_response(status: int, body: Any) -> Response:
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
     return Response(text.encode(), status_code=status, media_type=JSON)
@@ -191,8 +197,9 @@ class Engine:
         """First load (run in a background thread by the service): readiness follows its outcome.
 
         ``freeze_heap``: move everything alive after the load (imports, the scorer) out of the
-        cyclic garbage collector's reach before reporting ready; its full passes over that large,
-        long-lived heap would otherwise pause requests now and then.
+        cyclic garbage collector's reach before reporting ready, and again once the model has loaded
+        in the background; its full passes over that large, long-lived heap would otherwise pause
+        requests now and then.
         """
         self._marker_mtime = self._marker() or 0.0  # reloads announced from now on are newer than this load
         try:
@@ -203,8 +210,9 @@ class Engine:
             self._state, self._problem = "failed", f"unexpected error while loading: {err!r}"
             logger.exception("not ready")
         if freeze_heap:
-            gc.collect()
-            gc.freeze()
+            _freeze()
+            if self._scorer is not None:
+                self._scorer.model.add_done_callback(lambda _: _freeze())
         self._loaded = True
 
     def reload(

@@ -73,6 +73,10 @@ def test_a_store_is_reused_and_found_by_its_snapshot(made, tmp_path):
     assert stores_of_snapshot(tmp_path / "answers", "ef" * 32) == []
     rebuilt = _build(made, tmp_path, rebuild=True)
     assert not rebuilt["reused"] and open_store(rebuilt["path"], verify="full")
+    manifest = Path(rebuilt["path"]) / MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 1}))
+    assert not _build(made, tmp_path)["reused"]  # a store of an older format is written again, not reused
+    assert open_store(rebuilt["path"], verify="full")
 
 
 def test_a_store_for_something_else_is_refused_naming_the_difference(made, tmp_path):
