@@ -541,6 +541,25 @@ def model_card(server: Server, key: str) -> dict:
     return json.loads(body) if status == 200 else {"status": status, "body": body[:300].decode(errors="replace")}
 
 
+def live_row(server: Server, key: str, card: dict) -> float:
+    """Seconds from now until one live /score with a full feature row answers (it waits for the model)."""
+    import pyarrow.parquet as pq
+
+    features = card["feature_set"]["features"]
+    row = pq.read_table(card["snapshot"]["path"], columns=features).slice(0, 1).to_pylist()[0]
+    row = {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+    started = time.perf_counter()
+    status, body = http(
+        "POST",
+        f"http://127.0.0.1:{server.port}/score",
+        json.dumps({"features": row}, default=str).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    if status != 200:
+        sys.exit(f"live /score answered {status}: {body[:300]!r}")
+    return time.perf_counter() - started
+
+
 def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict) -> dict:
     out: dict = {
         "load_average_before": loadavg(),
@@ -562,6 +581,10 @@ def stage_serve(work: Work, args: argparse.Namespace, server: Server, keys: dict
     )
     script = ids_lua(work, keys["bank"], args.seed)
     url = f"http://127.0.0.1:{server.port}/score"
+    # The server answers by id as soon as the store is open and loads the model (live rows) in the background
+    # right after: measured once straight after ready, then in steady state, after one live row has waited for it.
+    out["c1_first_after_ready"] = wrk(url, script, 1, args.seconds)
+    out["model_loaded_s"] = round(live_row(server, keys["bank"], card) + server.ready_s, 2)
     wrk(url, script, 1, 3)  # warm-up
     out["c1"] = wrk(url, script, 1, args.seconds)
     out["memory_after_load"] = server_memory(server.proc.pid)
