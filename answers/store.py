@@ -101,6 +101,14 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
+def is_current(path: Path) -> bool:
+    """Whether a complete store of this format is at ``path`` (an older format is written again, like a missing one)."""
+    try:
+        return read_manifest(path) is not None
+    except StoreError:
+        return False
+
+
 def computed_for(manifest: dict) -> StoreFor:
     return StoreFor(**manifest["computed_for"])
 

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from answers.render import render, results
-from answers.store import AnswerStore, StoreError, StoreFor, open_store, store_path
+from answers.store import AnswerStore, StoreError, StoreFor, is_current, open_store, store_path
 from core.audit import canonical_json
 from core.files import file_sha256
 from serving.policy import Policy, decide, load_policy
@@ -315,7 +315,7 @@ class Scorer:
             )
         wanted = StoreFor(handle.name, str(handle.version), handle.run_id, snap.sha256, policy.version, policy.sha256)
         path = Path(pinned) if pinned else store_path(answers_dir, wanted)
-        missing_store = not pinned and not path.exists()
+        missing_store = not pinned and not is_current(path)
         if model_later and not missing_store:
             model = _MODEL_LOADER.submit(_load_model, handle)
         else:
