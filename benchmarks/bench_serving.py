@@ -14,7 +14,7 @@ Servers run pinned to core 0 and wrk (one thread) to core 1, one at a time:
 a. this service, ``lifecredit serve`` (BentoML, default settings: access log off, metrics on), by
    merchant id and, live, with the merchant's full feature row (the same rows (b) is sent);
 b. ``mlflow models serve --env-manager local -m models:/<name>@champion`` (one worker), sent
-   the merchant's feature row as ``dataframe_split`` (it scores with reasons, like ours);
+   the merchant's feature row as ``inputs`` (it scores with reasons, like ours);
 c. ``benchmarks/starlette_ref.py`` under uvicorn: the snapshot lookup and a live call of the
    same native booster, no auth, audit, reasons or input model.
 
@@ -394,9 +394,9 @@ def main() -> None:
         work / "ref.lua", [json.dumps({"merchant_id": m}) for m in ids], {"Content-Type": "application/json"}, "/score"
     )
     rows = snap.head(200).drop("bad", strict=False)
-    mlflow_bodies = [
-        json.dumps({"dataframe_split": {"columns": rows.columns, "data": [list(r)]}}, default=str)
-        for r in rows.iter_rows()
+    mlflow_bodies = [  # the pyfunc's predict is typed (a DataFrame): MLflow 3 takes such a model's rows as "inputs"
+        json.dumps({"inputs": [{k: None if isinstance(v, float) and v != v else v for k, v in r.items()}]}, default=str)
+        for r in rows.iter_rows(named=True)
     ]
     mlflow_lua = lua_rotating(work / "mlflow.lua", mlflow_bodies, {"Content-Type": "application/json"}, "/invocations")
     from training.bundle import ScoringBundle
