@@ -13,10 +13,6 @@ full feature row is scored live by :class:`training.fast_row.RowScorer`: the sam
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +29,7 @@ from answers.render import render, results
 from answers.store import AnswerStore, StoreError, StoreFor, is_current, open_store, store_path
 from core.audit import canonical_json
 from core.files import file_sha256
+from serving.booster_check import check_booster_file
 from serving.policy import Policy, decide, load_policy
 from training.bundle import ScoringBundle
 from training.fast_row import RowScorer, row_problems
@@ -126,51 +123,6 @@ class Snapshot:
     def row(self, i: int) -> dict[str, Any]:
         """One merchant's row as plain JSON-ready values (dates as ISO text)."""
         return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in self.frame.row(i, named=True).items()}
-
-
-_CHECKED_BOOSTERS: set[tuple[str, int, int]] = set()
-
-
-def check_booster_file(path: Path) -> None:
-    """Load a LightGBM model file once in a child process first; raise if it cannot be loaded.
-
-    LightGBM's parser aborts the whole process (C++ terminate) on a truncated or corrupt
-    model text, which would take the serving worker and its current model down with it; a
-    child that dies instead costs one extra process start per new model file (each file is
-    checked once; the verdict is kept beside it, so a restart does not pay again). Its message may quote the
-    file's broken bytes: decoded with replacement, never an error of its own.
-    """
-    stat = path.stat()
-    ident = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    verdict = path.with_name(f".{path.name}.loads")
-    if ident in _CHECKED_BOOSTERS:
-        return
-    try:
-        if verdict.read_text(encoding="utf-8") == f"{stat.st_size} {stat.st_mtime_ns}":
-            _CHECKED_BOOSTERS.add(ident)
-            return
-    except OSError:
-        pass
-    res = subprocess.run(
-        [sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])", str(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    if res.returncode != 0:
-        lines = [line.strip() for line in res.stderr.splitlines() if line.strip()]
-        how = f"killed by {signal.Signals(-res.returncode).name}" if res.returncode < 0 else f"exit {res.returncode}"
-        raise ValueError(
-            f"model file {path} is corrupt or truncated: LightGBM cannot load it ({how}"
-            f"{': ' + lines[-1][:300] if lines else ''})"
-        )
-    _CHECKED_BOOSTERS.add(ident)
-    try:
-        verdict.write_text(f"{stat.st_size} {stat.st_mtime_ns}", encoding="utf-8")
-    except OSError:
-        pass  # a read-only bundle (a Bento's) is checked again at the next start
 
 
 def _expected_rows(path: Path) -> int | None:

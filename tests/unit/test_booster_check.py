@@ -1,4 +1,4 @@
-"""The child-process check of a new model file before the server loads it (serving.scorer)."""
+"""The child-process check of a new model file before the server loads it (serving.booster_check)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from serving import scorer
+from serving import booster_check
 
 
 def _fake_python(tmp_path, script: str):
@@ -28,7 +28,7 @@ def test_a_model_file_the_child_cannot_load_is_reported_as_corrupt(tmp_path, mon
     verdict is "corrupt or truncated", never a decoding error of the check itself."""
     model = tmp_path / "model.txt"
     model.write_text("tree\n")
-    monkeypatch.setattr(scorer.sys, "executable", _fake_python(tmp_path, script))
+    monkeypatch.setattr(booster_check.sys, "executable", _fake_python(tmp_path, script))
     with pytest.raises(ValueError, match="corrupt or truncated") as err:
-        scorer.check_booster_file(model)
+        booster_check.check_booster_file(model)
     assert how in str(err.value)
